@@ -1,0 +1,261 @@
+//! The sixteen Web API methods.
+
+use super::{ApiError, ApiState, Params};
+use crate::hub::{HubError, Origin};
+use crate::webhook::Hook;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+type Outcome = Result<Value, ApiError>;
+type Call = fn(Arc<ApiState>, Params) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Parameters that are never channel or user options.
+const RESERVED: [&str; 3] = ["security_token", "channel_name", "send_hook"];
+
+macro_rules! boxed {
+    ($f:ident) => {
+        |api, params| Box::pin($f(api, params))
+    };
+}
+
+pub fn lookup(name: &str) -> Option<Call> {
+    Some(match name {
+        "get_server_info" => boxed!(get_server_info),
+        "publish" => boxed!(publish),
+        "publish_multi" => boxed!(publish_multi),
+        "subscribe" => boxed!(subscribe),
+        "unsubscribe" => boxed!(unsubscribe),
+        "message" => boxed!(message),
+        "create_channel" => boxed!(create_channel),
+        "destroy_channel" => boxed!(destroy_channel),
+        "set_channel_options" => boxed!(set_channel_options),
+        "get_channel_info" => boxed!(get_channel_info),
+        "state_set_key" => boxed!(state_set_key),
+        "state_delete_key" => boxed!(state_delete_key),
+        "set_user_options" => boxed!(set_user_options),
+        "get_user_info" => boxed!(get_user_info),
+        "set_config" => boxed!(set_config),
+        "disconnect" => boxed!(disconnect),
+        _ => return None,
+    })
+}
+
+async fn get_server_info(api: Arc<ApiState>, _: Params) -> Outcome {
+    Ok(json!({"channels": api.hub.channel_names(), "connections": api.hub.connection_ids()}))
+}
+
+/// Publishes to one existing channel; the frame's `user` is `originator` or JSON null.
+async fn publish_one(api: &Arc<ApiState>, params: &Params, channel: &str, payload: Value) -> Result<(), ApiError> {
+    let originator = params.get("originator");
+    let hooks = params.send_hook();
+    let result = api
+        .hub
+        .publish(None, originator, &Origin::default(), channel, payload, hooks)
+        .await;
+    Ok(result?)
+}
+
+async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    let payload = params.payload()?;
+    match publish_one(&api, &params, channel, payload).await {
+        Err(ApiError::Hub(HubError::NoChannel(_))) if api.ignore_publish_non_existing => Ok(json!({})),
+        other => other.map(|()| json!({})),
+    }
+}
+
+async fn publish_multi(api: Arc<ApiState>, params: Params) -> Outcome {
+    let names = params.required("channel_names")?;
+    let payload = params.payload()?;
+    for channel in names.split(',').filter(|c| !c.is_empty()) {
+        match publish_one(&api, &params, channel, payload.clone()).await {
+            Ok(()) | Err(ApiError::Hub(HubError::NoChannel(_))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json!({}))
+}
+
+/// The user named by `key`, and an origin carrying the user's remembered cookie.
+fn user_param(api: &ApiState, params: &Params, key: &'static str) -> Result<(Arc<crate::hub::User>, Origin), ApiError> {
+    let name = params.required(key)?;
+    let user = api.hub.user(name).ok_or_else(|| HubError::NoUser(name.to_owned()))?;
+    let cookie = user.state.lock().temp_cookie.clone();
+    Ok((user, Origin::api(cookie)))
+}
+
+async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    let (user, origin) = user_param(&api, &params, "name")?;
+    api.hub.subscribe(&user, &origin, channel, params.send_hook()).await?;
+    Ok(json!({}))
+}
+
+async fn unsubscribe(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    if !api.hub.channel_exists(channel) {
+        return Err(HubError::NoChannel(channel.to_owned()).into());
+    }
+    let (user, origin) = user_param(&api, &params, "name")?;
+    api.hub
+        .unsubscribe(&user, &origin, channel, params.send_hook(), false)
+        .await?;
+    Ok(json!({}))
+}
+
+async fn message(api: Arc<ApiState>, params: Params) -> Outcome {
+    let recipient = params.required("recipient_name")?;
+    let (sender, origin) = user_param(&api, &params, "sender_name")?;
+    let payload = params.payload()?;
+    api.hub
+        .message(&sender, &origin, recipient, payload, params.send_hook())
+        .await?;
+    Ok(json!({}))
+}
+
+async fn create_channel(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    let options = params.options(&RESERVED)?;
+    api.hub.create_channel(channel, &options, params.send_hook()).await?;
+    Ok(json!({}))
+}
+
+async fn destroy_channel(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    api.hub.destroy_channel(channel, params.send_hook()).await?;
+    Ok(json!({}))
+}
+
+async fn set_channel_options(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    let options = params.options(&RESERVED)?;
+    api.hub.set_channel_options(channel, &options)?;
+    Ok(json!({}))
+}
+
+async fn get_channel_info(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    Ok(api.hub.channel_info(channel)?)
+}
+
+async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    let key = params.required("key")?;
+    let val = params.get("val").ok_or(ApiError::Missing("'val' argument"))?;
+    let val: Value = serde_json::from_str(val).map_err(|_| ApiError::Invalid("Invalid json for val".to_owned()))?;
+    api.hub.state_set_key(channel, key, val)?;
+    Ok(json!({}))
+}
+
+async fn state_delete_key(api: Arc<ApiState>, params: Params) -> Outcome {
+    let channel = params.required("channel_name")?;
+    let key = params.required("key")?;
+    api.hub.state_delete_key(channel, key)?;
+    Ok(json!({}))
+}
+
+async fn set_user_options(api: Arc<ApiState>, params: Params) -> Outcome {
+    let name = params.required("user_name")?;
+    let options = params.options(&["security_token", "user_name"])?;
+    api.hub.set_user_options(name, &options)?;
+    Ok(json!({}))
+}
+
+async fn get_user_info(api: Arc<ApiState>, params: Params) -> Outcome {
+    let name = params.required("user_name")?;
+    Ok(api.hub.user_info(name)?)
+}
+
+/// Closes every connection of a user (`name`; `user_name` and `identifier` are accepted too).
+async fn disconnect(api: Arc<ApiState>, params: Params) -> Outcome {
+    let name = ["name", "user_name", "identifier"]
+        .iter()
+        .find_map(|k| params.get(k).filter(|v| !v.is_empty()))
+        .ok_or(ApiError::Missing("name"))?;
+    let closed = api.hub.kick(name)?;
+    Ok(json!({"connections": closed}))
+}
+
+/// Changes webhook addressing and secrets at run time. Values may be JSON (`cbport=8000`) or
+/// plain text (`cbhost=example.org`). All keys are validated before any is applied.
+async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
+    enum Change {
+        Hooks(Box<dyn FnOnce(&mut crate::webhook::WebhookSettings) + Send>),
+        Token(Option<String>),
+        Admin(Option<String>),
+    }
+    let mut changes = Vec::new();
+    for (key, raw) in params.keys() {
+        if key == "security_token" {
+            continue;
+        }
+        let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        let text = || match &value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Null => Ok(String::new()),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(ApiError::Invalid(format!("Invalid value for {key} (should be a string)"))),
+        };
+        let optional = |s: String| (!s.is_empty()).then_some(s);
+        let change = match key.as_str() {
+            "cbhost" => {
+                let v = text()?;
+                Change::Hooks(Box::new(move |s| s.cbhost = v))
+            }
+            "cbpath" => {
+                let v = text()?;
+                Change::Hooks(Box::new(move |s| s.cbpath = v))
+            }
+            "cbport" => {
+                let port = text()?
+                    .parse::<u16>()
+                    .map_err(|_| ApiError::Invalid(format!("Invalid value for cbport: {raw}")))?;
+                Change::Hooks(Box::new(move |s| s.cbport = port))
+            }
+            "cbhttps" | "cbtrailingslash" | "cbsendhookboxversion" => {
+                let on = value
+                    .as_bool()
+                    .ok_or_else(|| ApiError::Invalid(format!("Invalid type for {key} (should be bool)")))?;
+                match key.as_str() {
+                    "cbhttps" => Change::Hooks(Box::new(move |s| s.cbhttps = on)),
+                    "cbtrailingslash" => Change::Hooks(Box::new(move |s| s.cbtrailingslash = on)),
+                    _ => Change::Hooks(Box::new(move |s| s.cbsendhookboxversion = on)),
+                }
+            }
+            "cb_single_url" => {
+                let v = optional(text()?);
+                if let Some(url) = &v {
+                    let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                    if !ok {
+                        return Err(ApiError::Invalid(format!("Invalid value for cb_single_url: {url}")));
+                    }
+                }
+                Change::Hooks(Box::new(move |s| s.cb_single_url = v))
+            }
+            "webhook_secret" => {
+                let v = optional(text()?);
+                Change::Hooks(Box::new(move |s| s.webhook_secret = v))
+            }
+            "api_security_token" => Change::Token(optional(text()?)),
+            "admin_password" => Change::Admin(optional(text()?)),
+            other => match Hook::ALL.iter().find(|h| other.strip_prefix("cb_") == Some(h.action())) {
+                Some(&hook) => {
+                    let v = text()?;
+                    Change::Hooks(Box::new(move |s| *s.cb_path_mut(hook) = v))
+                }
+                None => return Err(ApiError::Invalid(format!("Invalid config key {other}"))),
+            },
+        };
+        changes.push(change);
+    }
+    for change in changes {
+        match change {
+            Change::Hooks(f) => api.hub.webhooks().update_settings(f),
+            Change::Token(t) => *api.token.write() = t,
+            Change::Admin(p) => *api.admin_password.write() = p,
+        }
+    }
+    Ok(json!({}))
+}

@@ -1,0 +1,163 @@
+//! Wires the server together: listeners, routes, the hub, and shutdown.
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::transport::websocket;
+use crate::webhook::WebhookClient;
+use crate::{demo, static_files};
+use axum::routing::{any, get};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by every transport handler.
+pub struct AppState {
+    pub hub: Arc<Hub>,
+    pub config: Arc<Config>,
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}: {err}")]
+    Bind { addr: String, err: std::io::Error },
+}
+
+/// A bound, not yet serving, hookbox server.
+pub struct App {
+    state: Arc<AppState>,
+    api: Arc<ApiState>,
+    listener: TcpListener,
+    api_listener: Option<TcpListener>,
+    demo_listener: Option<TcpListener>,
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener, AppError> {
+    let addr = format!("{host}:{port}");
+    TcpListener::bind(&addr).await.map_err(|err| AppError::Bind { addr, err })
+}
+
+impl App {
+    /// Binds every listener the configuration asks for. `shutdown` stops everything.
+    pub async fn bind(mut config: Config, shutdown: CancellationToken) -> Result<App, AppError> {
+        let listener = bind(&config.interface, config.port).await?;
+        let api_listener = match &config.web_api {
+            Some((host, port)) => Some(bind(host, *port).await?),
+            None => None,
+        };
+        let demo_listener = match config.demo_port {
+            Some(port) => {
+                let l = bind("127.0.0.1", port).await?;
+                let port = l.local_addr().map_err(|err| AppError::Bind { addr: "demo".into(), err })?.port();
+                config.webhooks.cbport = port;
+                config.demo_port = Some(port);
+                Some(l)
+            }
+            None => None,
+        };
+        let webhooks = WebhookClient::new(
+            config.webhooks.clone(),
+            config.webhook_timeout,
+            config.webhook_max_concurrency,
+        );
+        let hub = Hub::new(webhooks, shutdown.clone());
+        let api = Arc::new(ApiState {
+            hub: hub.clone(),
+            token: config.api_security_token.clone().into(),
+            admin_password: config.admin_password.clone().into(),
+            ignore_publish_non_existing: config.ignore_publish_non_existing,
+        });
+        let state = Arc::new(AppState {
+            hub,
+            config: Arc::new(config),
+            shutdown,
+        });
+        Ok(App {
+            state,
+            api,
+            listener,
+            api_listener,
+            demo_listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_listener.as_ref().map(|l| l.local_addr().expect("bound"))
+    }
+
+    pub fn demo_addr(&self) -> Option<SocketAddr> {
+        self.demo_listener.as_ref().map(|l| l.local_addr().expect("bound"))
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.state.hub
+    }
+
+    /// The main listener's routes.
+    fn main_router(&self) -> Router {
+        let mut router = Router::new()
+            .route("/ws", get(websocket::upgrade))
+            .route("/static/hookbox.js", get(static_files::hookbox_js))
+            .route("/static/hookbox.min.js", get(static_files::hookbox_js))
+            .with_state(self.state.clone());
+        if self.api_listener.is_none() {
+            router = router.merge(Router::new().route("/web/{method}", any(api::handle)).with_state(self.api.clone()));
+        }
+        router
+    }
+
+    /// Serves until `shutdown` is cancelled. Logs the startup line once the sockets are bound.
+    pub async fn serve(self) -> std::io::Result<()> {
+        let config = self.state.config.clone();
+        let shutdown = self.state.shutdown.clone();
+        let port = self.local_addr().port();
+        tracing::info!(
+            "Listening to hookbox on http://{}:{}",
+            config.interface,
+            port
+        );
+        let tasks = TaskTracker::new();
+        let main = self.main_router().into_make_service_with_connect_info::<SocketAddr>();
+        tasks.spawn(serve_one(self.listener, main, shutdown.clone()));
+        if let Some(listener) = self.api_listener {
+            let (host, port) = config.web_api.clone().unwrap_or_default();
+            tracing::info!("Listening to hookbox/webapi on http://{host}:{port}");
+            let api = Router::new()
+                .route("/web/{method}", any(api::handle))
+                .route("/{method}", any(api::handle))
+                .with_state(self.api.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
+            tasks.spawn(serve_one(listener, api, shutdown.clone()));
+        }
+        if let Some(listener) = self.demo_listener {
+            let demo_port = listener.local_addr()?.port();
+            tracing::info!("Demo chat: open http://127.0.0.1:{demo_port}/ in two browser tabs");
+            let demo = demo::router(port).into_make_service_with_connect_info::<SocketAddr>();
+            tasks.spawn(serve_one(listener, demo, shutdown.clone()));
+        }
+        tasks.close();
+        tasks.wait().await;
+        Ok(())
+    }
+}
+
+async fn serve_one(
+    listener: TcpListener,
+    service: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::error!("server error: {e}");
+    }
+}

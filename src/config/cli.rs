@@ -1,0 +1,168 @@
+//! The command line (HookBox 0.3.4a1's flags, plus ours) and the TOML config file, which share
+//! one set of keys: a file key is the long flag name without its dashes (`web-api-port = 8002`).
+//!
+//! Every field is optional here so that the three sources can be merged with the precedence
+//! command line > `HOOKBOX_*` environment > config file > defaults.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[command(
+    name = "hookbox",
+    version,
+    about = "hookbox: a real-time messaging server, drop-in compatible with HookBox 0.3.4a1",
+    args_override_self = true,
+    disable_version_flag = true
+)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Options {
+    /// Read settings from a TOML file (keys are the long option names)
+    #[arg(long, value_name = "FILE", env = "HOOKBOX_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Also log warnings and errors to FILE
+    #[arg(short = 'E', long, value_name = "FILE", env = "HOOKBOX_LOG_FILE_ERRORS")]
+    pub log_file_errors: Option<PathBuf>,
+    /// Also write the access log to FILE
+    #[arg(short = 'A', long, value_name = "FILE", env = "HOOKBOX_LOG_FILE_ACCESS")]
+    pub log_file_access: Option<PathBuf>,
+    /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL
+    #[arg(short = 'L', long, value_name = "LEVEL", env = "HOOKBOX_LOG_LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Interface to listen on [default: 0.0.0.0]
+    #[arg(short = 'i', long, value_name = "IFACE", env = "HOOKBOX_INTERFACE")]
+    pub interface: Option<String>,
+    /// Port to listen on [default: 8001]
+    #[arg(short = 'p', long, value_name = "PORT", env = "HOOKBOX_PORT")]
+    pub port: Option<u16>,
+    /// Serve the Web API on a separate port
+    #[arg(short = 'w', long, value_name = "PORT", env = "HOOKBOX_WEB_API_PORT")]
+    pub web_api_port: Option<u16>,
+    /// Serve the Web API on a separate interface
+    #[arg(short = 'W', long, value_name = "IFACE", env = "HOOKBOX_WEB_API_INTERFACE")]
+    pub web_api_interface: Option<String>,
+    /// Any non-empty VALUE makes /web/publish to a missing channel succeed silently
+    #[arg(short = 'x', long, value_name = "VALUE", env = "HOOKBOX_IGNORE_PUBLISH_NON_EXISTING_CHANNELS")]
+    pub ignore_publish_non_existing_channels: Option<String>,
+
+    /// Webhook port [default: 80]
+    #[arg(long, value_name = "PORT", env = "HOOKBOX_CBPORT")]
+    pub cbport: Option<u16>,
+    /// Webhook host [default: 127.0.0.1]
+    #[arg(long, value_name = "HOST", env = "HOOKBOX_CBHOST")]
+    pub cbhost: Option<String>,
+    /// Webhook path prefix [default: /hookbox]
+    #[arg(long, value_name = "PATH", env = "HOOKBOX_CBPATH")]
+    pub cbpath: Option<String>,
+    /// Name of the session cookie (accepted for compatibility; cookies are forwarded whole)
+    #[arg(short = 'c', long, value_name = "NAME", env = "HOOKBOX_COOKIE_IDENTIFIER")]
+    pub cookie_identifier: Option<String>,
+    /// Sent as the form field `secret` with every webhook
+    #[arg(short = 's', long, value_name = "SECRET", env = "HOOKBOX_WEBHOOK_SECRET")]
+    pub webhook_secret: Option<String>,
+    /// Call webhooks over https
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBHTTPS")]
+    pub cbhttps: Option<bool>,
+    /// Append a slash to webhook paths
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBTRAILINGSLASH")]
+    pub cbtrailingslash: Option<bool>,
+    /// Send X-Hookbox-Version with every webhook
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBSENDHOOKBOXVERSION")]
+    pub cbsendhookboxversion: Option<bool>,
+    /// Path of the connect webhook [default: connect]
+    #[arg(long = "cb-connect", value_name = "PATH", env = "HOOKBOX_CB_CONNECT")]
+    #[serde(rename = "cb-connect")]
+    pub cb_connect: Option<String>,
+    /// Path of the disconnect webhook [default: disconnect]
+    #[arg(long = "cb-disconnect", value_name = "PATH", env = "HOOKBOX_CB_DISCONNECT")]
+    #[serde(rename = "cb-disconnect")]
+    pub cb_disconnect: Option<String>,
+    /// Path of the create_channel webhook [default: create_channel]
+    #[arg(long = "cb-create_channel", value_name = "PATH", env = "HOOKBOX_CB_CREATE_CHANNEL")]
+    #[serde(rename = "cb-create_channel")]
+    pub cb_create_channel: Option<String>,
+    /// Path of the destroy_channel webhook [default: destroy_channel]
+    #[arg(long = "cb-destroy_channel", value_name = "PATH", env = "HOOKBOX_CB_DESTROY_CHANNEL")]
+    #[serde(rename = "cb-destroy_channel")]
+    pub cb_destroy_channel: Option<String>,
+    /// Path of the subscribe webhook [default: subscribe]
+    #[arg(long = "cb-subscribe", value_name = "PATH", env = "HOOKBOX_CB_SUBSCRIBE")]
+    #[serde(rename = "cb-subscribe")]
+    pub cb_subscribe: Option<String>,
+    /// Path of the unsubscribe webhook [default: unsubscribe]
+    #[arg(long = "cb-unsubscribe", value_name = "PATH", env = "HOOKBOX_CB_UNSUBSCRIBE")]
+    #[serde(rename = "cb-unsubscribe")]
+    pub cb_unsubscribe: Option<String>,
+    /// Path of the publish webhook [default: publish]
+    #[arg(long = "cb-publish", value_name = "PATH", env = "HOOKBOX_CB_PUBLISH")]
+    #[serde(rename = "cb-publish")]
+    pub cb_publish: Option<String>,
+    /// Path of the message webhook [default: message]
+    #[arg(long = "cb-message", value_name = "PATH", env = "HOOKBOX_CB_MESSAGE")]
+    #[serde(rename = "cb-message")]
+    pub cb_message: Option<String>,
+    /// Send every webhook to this absolute URL (the `action` field tells them apart)
+    #[arg(long = "cb-single-url", value_name = "URL", env = "HOOKBOX_CB_SINGLE_URL")]
+    #[serde(rename = "cb-single-url")]
+    pub cb_single_url: Option<String>,
+
+    /// Enables the Web API; callers send it as the form field `security_token`
+    #[arg(short = 'r', long, value_name = "SECRET", env = "HOOKBOX_API_SECURITY_TOKEN")]
+    pub api_security_token: Option<String>,
+    /// Admin console password
+    #[arg(short = 'a', long, value_name = "PW", env = "HOOKBOX_ADMIN_PASSWORD")]
+    pub admin_password: Option<String>,
+    /// Accepted for compatibility; has no effect
+    #[arg(short = 'd', long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub debug: Option<bool>,
+    /// Accepted for compatibility; has no effect
+    #[arg(short = 'o', long, value_name = "N")]
+    pub objgraph: Option<u64>,
+
+    /// Seconds to wait for a webhook reply [default: 10]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<f64>,
+    /// Most webhook calls in flight at once [default: 256]
+    #[arg(long, value_name = "N", env = "HOOKBOX_WEBHOOK_MAX_CONCURRENCY")]
+    pub webhook_max_concurrency: Option<usize>,
+    /// Largest inbound client message in bytes [default: 65536]
+    #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Bytes queued for one slow client before it is disconnected [default: 1048576]
+    #[arg(long, value_name = "BYTES", env = "HOOKBOX_OUTBOX_BYTES")]
+    pub outbox_bytes: Option<usize>,
+    /// Also run the built-in demo web app (chat) and point the webhooks at it
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_DEMO")]
+    pub demo: Option<bool>,
+    /// Port of the demo web app [default: 8000]
+    #[arg(long, value_name = "PORT", env = "HOOKBOX_DEMO_PORT")]
+    pub demo_port: Option<u16>,
+
+    /// Stray positional arguments are ignored, as the original did
+    #[arg(hide = true, num_args = 0..)]
+    #[serde(skip)]
+    pub ignored: Vec<String>,
+}
+
+macro_rules! merge_fields {
+    ($a:ident, $b:ident; $($f:ident),* $(,)?) => { $( if $a.$f.is_none() { $a.$f = $b.$f; } )* };
+}
+
+impl Options {
+    /// Fills every option not given here from `file`.
+    pub fn or_file(mut self, file: Options) -> Options {
+        merge_fields!(self, file;
+            log_file_errors, log_file_access, log_level, interface, port, web_api_port,
+            web_api_interface, ignore_publish_non_existing_channels, cbport, cbhost, cbpath,
+            cookie_identifier, webhook_secret, cbhttps, cbtrailingslash, cbsendhookboxversion,
+            cb_connect, cb_disconnect, cb_create_channel, cb_destroy_channel, cb_subscribe,
+            cb_unsubscribe, cb_publish, cb_message, cb_single_url, api_security_token,
+            admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
+            max_message_size, outbox_bytes, demo, demo_port);
+        self
+    }
+}

@@ -1,0 +1,266 @@
+//! One validated, immutable [`Config`], built from the command line, the environment and an
+//! optional TOML file, then passed by value into the app.
+
+mod cli;
+
+pub use cli::Options;
+
+use crate::webhook::{Hook, WebhookSettings};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Cli(String),
+    #[error("cannot read config file {path}: {err}")]
+    FileRead { path: PathBuf, err: std::io::Error },
+    #[error("invalid config file {path}: {msg}")]
+    FileParse { path: PathBuf, msg: String },
+    #[error("invalid value for {option}: {why}")]
+    Invalid { option: &'static str, why: String },
+}
+
+fn invalid(option: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        option,
+        why: why.into(),
+    }
+}
+
+/// Log verbosity, with Python's level names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub interface: String,
+    pub port: u16,
+    /// The separate Web API listener (`-w/-W`), when its address differs from the main one.
+    pub web_api: Option<(String, u16)>,
+    pub ignore_publish_non_existing: bool,
+    pub webhooks: WebhookSettings,
+    pub webhook_timeout: Duration,
+    pub webhook_max_concurrency: usize,
+    /// `None` disables the Web API.
+    pub api_security_token: Option<String>,
+    pub admin_password: Option<String>,
+    pub log_level: LogLevel,
+    pub log_file_errors: Option<PathBuf>,
+    pub log_file_access: Option<PathBuf>,
+    pub max_message_size: usize,
+    pub outbox_bytes: usize,
+    /// Port of the built-in demo web app, when `--demo` is on.
+    pub demo_port: Option<u16>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interface: "0.0.0.0".to_owned(),
+            port: 8001,
+            web_api: None,
+            ignore_publish_non_existing: false,
+            webhooks: WebhookSettings::default(),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_max_concurrency: 256,
+            api_security_token: None,
+            admin_password: None,
+            log_level: LogLevel::Info,
+            log_file_errors: None,
+            log_file_access: None,
+            max_message_size: 64 * 1024,
+            outbox_bytes: 1024 * 1024,
+            demo_port: None,
+        }
+    }
+}
+
+impl Config {
+    /// Parses `args` (with the program name first), the `HOOKBOX_*` environment and `--config`.
+    pub fn from_args<I, T>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Options::try_parse_from(args).map_err(|e| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => e.exit(),
+            _ => ConfigError::Cli(first_line(&e.to_string())),
+        })?;
+        let opts = match cli.config.clone() {
+            Some(path) => cli.or_file(read_file(&path)?),
+            None => cli,
+        };
+        Config::from_options(opts)
+    }
+
+    /// Validates merged options into a config.
+    pub fn from_options(o: Options) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let interface = o.interface.unwrap_or(d.interface);
+        let port = o.port.unwrap_or(d.port);
+        let api_interface = o.web_api_interface.unwrap_or_else(|| interface.clone());
+        let api_port = o.web_api_port.unwrap_or(port);
+        let web_api = (api_interface != interface || api_port != port).then_some((api_interface, api_port));
+
+        let mut webhooks = WebhookSettings::default();
+        if let Some(v) = o.cbhost {
+            webhooks.cbhost = v;
+        }
+        if let Some(v) = o.cbport {
+            webhooks.cbport = v;
+        }
+        if let Some(v) = o.cbpath {
+            webhooks.cbpath = v;
+        }
+        webhooks.cbhttps = o.cbhttps.unwrap_or(false);
+        webhooks.cbtrailingslash = o.cbtrailingslash.unwrap_or(false);
+        webhooks.cbsendhookboxversion = o.cbsendhookboxversion.unwrap_or(false);
+        let per_hook = [
+            (Hook::Connect, o.cb_connect),
+            (Hook::Disconnect, o.cb_disconnect),
+            (Hook::CreateChannel, o.cb_create_channel),
+            (Hook::DestroyChannel, o.cb_destroy_channel),
+            (Hook::Subscribe, o.cb_subscribe),
+            (Hook::Unsubscribe, o.cb_unsubscribe),
+            (Hook::Publish, o.cb_publish),
+            (Hook::Message, o.cb_message),
+        ];
+        for (hook, path) in per_hook {
+            if let Some(p) = path {
+                *webhooks.cb_path_mut(hook) = p;
+            }
+        }
+        if let Some(url) = o.cb_single_url.filter(|u| !u.is_empty()) {
+            validate_url(&url).map_err(|why| invalid("--cb-single-url", why))?;
+            webhooks.cb_single_url = Some(url);
+        }
+        webhooks.webhook_secret = o.webhook_secret;
+
+        let webhook_timeout = match o.webhook_timeout {
+            None => d.webhook_timeout,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+            Some(s) => return Err(invalid("--webhook-timeout", format!("{s} (must be > 0 and ≤ 3600 seconds)"))),
+        };
+        let webhook_max_concurrency = match o.webhook_max_concurrency {
+            None => d.webhook_max_concurrency,
+            Some(0) => return Err(invalid("--webhook-max-concurrency", "must be at least 1")),
+            Some(n) => n,
+        };
+        let max_message_size = match o.max_message_size {
+            None => d.max_message_size,
+            Some(n) if n >= 256 => n,
+            Some(n) => return Err(invalid("--max-message-size", format!("{n} (must be at least 256)"))),
+        };
+        let outbox_bytes = match o.outbox_bytes {
+            None => d.outbox_bytes,
+            Some(n) if n >= 4096 => n,
+            Some(n) => return Err(invalid("--outbox-bytes", format!("{n} (must be at least 4096)"))),
+        };
+        let log_level = match o.log_level.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("INFO") => LogLevel::Info,
+            Some("DEBUG") | Some("NOTSET") => LogLevel::Debug,
+            Some("WARNING") | Some("WARN") => LogLevel::Warning,
+            Some("ERROR") | Some("CRITICAL") | Some("FATAL") => LogLevel::Error,
+            Some(other) => {
+                return Err(invalid(
+                    "--log-level",
+                    format!("{other} (expected DEBUG, INFO, WARNING, ERROR or CRITICAL)"),
+                ))
+            }
+        };
+        let demo_port = o.demo.unwrap_or(false).then(|| o.demo_port.unwrap_or(8000));
+        if let Some(port) = demo_port {
+            // The demo web app answers the webhooks itself.
+            webhooks.cbhost = "127.0.0.1".to_owned();
+            webhooks.cbport = port;
+            webhooks.cbpath = "/hookbox".to_owned();
+            webhooks.cb_single_url = None;
+        }
+        Ok(Config {
+            interface,
+            port,
+            web_api,
+            ignore_publish_non_existing: o.ignore_publish_non_existing_channels.is_some_and(|v| !v.is_empty()),
+            webhooks,
+            webhook_timeout,
+            webhook_max_concurrency,
+            api_security_token: o.api_security_token,
+            admin_password: o.admin_password,
+            log_level,
+            log_file_errors: o.log_file_errors,
+            log_file_access: o.log_file_access,
+            max_message_size,
+            outbox_bytes,
+            demo_port,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Options, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::FileRead {
+        path: path.to_owned(),
+        err,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::FileParse {
+        path: path.to_owned(),
+        msg: first_line(e.message()),
+    })
+}
+
+fn validate_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" => Ok(()),
+        other => Err(format!("{url}: scheme {other} is not http or https")),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        Config::from_args(std::iter::once("hookbox").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_and_last_wins() {
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.interface.as_str(), c.port), ("0.0.0.0", 8001));
+        let c = parse(&["--port", "9000", "-p=9001", "--port=9002", "stray"]).unwrap();
+        assert_eq!(c.port, 9002);
+    }
+
+    #[test]
+    fn webhook_flags() {
+        let c = parse(&["--cbhost", "h", "--cbport=81", "--cbpath=", "--cb-create_channel", "cc.php", "--cbhttps"]).unwrap();
+        assert_eq!(c.webhooks.url(Hook::CreateChannel), "https://h:81/cc.php");
+        assert!(parse(&["--cb-single-url", "ftp://x"]).is_err());
+    }
+
+    #[test]
+    fn x_takes_a_value_and_api_listener() {
+        let c = parse(&["-x", "1", "-w", "8002"]).unwrap();
+        assert!(c.ignore_publish_non_existing);
+        assert_eq!(c.web_api, Some(("0.0.0.0".to_owned(), 8002)));
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let e = parse(&["--bogus"]).unwrap_err().to_string();
+        assert!(!e.contains('\n') && e.contains("--bogus"), "{e}");
+        let e = parse(&["--port", "abc"]).unwrap_err().to_string();
+        assert!(!e.contains('\n') && e.contains("--port"), "{e}");
+    }
+}

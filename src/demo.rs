@@ -1,0 +1,102 @@
+//! The built-in demo: a tiny web application that answers hookbox's webhooks and serves a chat
+//! page, so that `hookbox --demo` shows the whole loop (browser → hookbox → webhook → web app)
+//! on one machine. It is an ordinary HookBox web app, just embedded in the binary.
+
+use crate::protocol::to_ascii_string;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const PAGE: &str = include_str!("../static/demo/index.html");
+const COOKIE: &str = "demo_user";
+const ADJECTIVES: [&str; 12] = [
+    "amber", "brave", "calm", "deft", "eager", "fuzzy", "gentle", "happy", "jolly", "keen", "lucky", "merry",
+];
+const ANIMALS: [&str; 12] = [
+    "otter", "fox", "heron", "lynx", "panda", "koala", "badger", "falcon", "gecko", "ibis", "moose", "wren",
+];
+
+struct Demo {
+    /// Port of the hookbox server the page connects to.
+    hookbox_port: u16,
+}
+
+pub fn router(hookbox_port: u16) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/hookbox/{hook}", post(webhook))
+        .with_state(Arc::new(Demo { hookbox_port }))
+}
+
+fn cookie_name(headers: &HeaderMap) -> Option<String> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    cookies.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == COOKIE && !v.is_empty()).then(|| v.to_owned())
+    })
+}
+
+/// The chat page. A visitor without a name cookie gets one (readable by the page's script, so
+/// that `hookbox.connect` forwards it to hookbox, which forwards it to our connect webhook).
+async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
+        .unwrap_or("127.0.0.1");
+    let url = format!("http://{host}:{}", demo.hookbox_port);
+    let html = Html(PAGE.replace("{{HOOKBOX_URL}}", &url));
+    if cookie_name(&headers).is_some() {
+        return html.into_response();
+    }
+    let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 100);
+    let name = format!(
+        "{}-{}-{}",
+        ADJECTIVES[n % ADJECTIVES.len()],
+        ANIMALS[(n / ADJECTIVES.len()) % ANIMALS.len()],
+        n % 100
+    );
+    let cookie = format!("{COOKIE}={name}; Path=/; SameSite=Lax");
+    ([(header::SET_COOKIE, cookie)], html).into_response()
+}
+
+fn answer(ok: bool, options: Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        to_ascii_string(&json!([ok, options])),
+    )
+        .into_response()
+}
+
+/// Answers every webhook: names come from the cookie, channels get history and presence, and
+/// publishes are checked (non-empty text, at most 500 characters).
+async fn webhook(Path(hook): Path<String>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    match hook.as_str() {
+        "connect" => match cookie_name(&headers) {
+            Some(name) => answer(true, json!({"name": name})),
+            None => answer(false, json!({"error": "No demo_user cookie: open the demo page first"})),
+        },
+        "create_channel" => answer(
+            true,
+            json!({"history_size": 50, "presenceful": true, "reflective": true,
+                   "moderated": false, "moderated_publish": true}),
+        ),
+        "publish" => {
+            let payload: Value = form.get("payload").and_then(|p| serde_json::from_str(p).ok()).unwrap_or(Value::Null);
+            let text = payload.get("text").and_then(Value::as_str).unwrap_or("").trim().to_owned();
+            if text.is_empty() {
+                answer(false, json!({"error": "Empty message"}))
+            } else {
+                let text: String = text.chars().take(500).collect();
+                answer(true, json!({"override_payload": {"text": text}}))
+            }
+        }
+        _ => answer(true, json!({})),
+    }
+}

@@ -1,0 +1,469 @@
+//! The actions of §2.4: connect, subscribe, unsubscribe, publish, private message, and the
+//! cascade when a user's last connection closes. Each action awaits its webhooks with no lock
+//! held, then applies its effect under the channel's shard lock so that every subscriber sees the
+//! same order of frames.
+
+use super::history::{now_stamp, record};
+use super::options::{want_names, ChannelOptions, UserOptions};
+use super::{Conn, Hub, HubError, Origin, User};
+use crate::protocol::{args, to_ascii_string, OutFrame};
+use crate::webhook::{json_truthy, Decision, Hook};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+impl Hub {
+    /// CONNECT: asks the `connect` webhook, then registers the connection under the user name it
+    /// returned, sends CONNECTED, replays the user's subscriptions to this new connection and runs
+    /// the reply's auto_subscribe / auto_unsubscribe lists — in that order.
+    pub async fn connect(self: &Arc<Self>, conn: &Arc<Conn>, payload_text: String) -> Result<Arc<User>, HubError> {
+        let origin = Origin::client(conn);
+        let decision = self
+            .hook(Hook::Connect, vec![("conn_id", conn.id.to_string()), ("payload", payload_text.clone())], &origin)
+            .await;
+        if !decision.success {
+            return Err(HubError::Denied(decision.error_msg()));
+        }
+        let name = match decision.options.get("name") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(HubError::Denied("Unauthorized (missing name parameter in server response)".into())),
+        };
+        let mut options = UserOptions::default();
+        options.apply(&decision.options, false)?;
+
+        self.conns.lock().insert(conn.id.clone(), conn.clone());
+        let user = self.attach(&name, conn, options);
+
+        let payload = decision
+            .options
+            .get("override_payload")
+            .cloned()
+            .unwrap_or(Value::String(payload_text));
+        conn.send(&OutFrame::new("CONNECTED", &args([("name", json!(name)), ("payload", payload)])));
+
+        // Other tabs of this user: the new connection hears about every channel already joined.
+        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
+        for channel in channels {
+            if let Some(frame) = self.with_channel(&channel, |ch| ch.own_subscribe_frame(&name, None)) {
+                conn.send(&frame);
+            }
+        }
+        self.run_auto_lists(&user, &origin, &decision).await;
+        Ok(user)
+    }
+
+    /// Gets or creates user `name` and attaches `conn` to it, replacing the user's options.
+    fn attach(&self, name: &str, conn: &Arc<Conn>, options: UserOptions) -> Arc<User> {
+        loop {
+            let (user, created) = {
+                let mut users = self.users.lock();
+                match users.get(name) {
+                    Some(u) => (u.clone(), false),
+                    None => {
+                        let u = Arc::new(User::new(Arc::from(name)));
+                        users.insert(u.name.clone(), u.clone());
+                        (u, true)
+                    }
+                }
+            };
+            {
+                let mut st = user.state.lock();
+                if st.gone {
+                    // Lost a race with the user's removal: take a fresh user.
+                    continue;
+                }
+                st.options = options.clone();
+                st.conns.push(conn.clone());
+            }
+            if created {
+                self.server_presence(name, true);
+            }
+            return user;
+        }
+    }
+
+    /// Executes a reply's `auto_subscribe` and `auto_unsubscribe` lists without subscribe /
+    /// unsubscribe webhooks (channels are still created through create_channel). Failures are
+    /// logged: the action that carried the lists has already been decided.
+    fn run_auto_lists<'a>(
+        self: &'a Arc<Self>,
+        user: &'a Arc<User>,
+        origin: &'a Origin,
+        decision: &'a Decision,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            for (key, subscribe) in [("auto_subscribe", true), ("auto_unsubscribe", false)] {
+                let Some(list) = decision.options.get(key) else { continue };
+                let names = match want_names(key, list) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!("ignoring webhook reply's {key}: {e}");
+                        continue;
+                    }
+                };
+                for channel in names {
+                    let result = if subscribe {
+                        self.subscribe(user, origin, &channel, false).await
+                    } else {
+                        self.unsubscribe(user, origin, &channel, false, false).await
+                    };
+                    if let Err(e) = result {
+                        tracing::info!("{key} of {} to {channel} failed: {e}", user.name);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Creates `name` if it is unknown, asking the create_channel webhook for its options.
+    pub async fn ensure_channel(self: &Arc<Self>, name: &str, origin: &Origin) -> Result<(), HubError> {
+        if self.channel_exists(name) {
+            return Ok(());
+        }
+        let decision = self.hook(Hook::CreateChannel, vec![("channel_name", name.to_owned())], origin).await;
+        if !decision.success {
+            return Err(HubError::Denied(decision.error_msg()));
+        }
+        let mut options = ChannelOptions::default();
+        options.apply(&decision.options)?;
+        self.insert_channel(name, options);
+        Ok(())
+    }
+
+    /// SUBSCRIBE. `hooks` is false for auto lists and REST calls without `send_hook`.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        user: &Arc<User>,
+        origin: &Origin,
+        channel: &str,
+        hooks: bool,
+    ) -> Result<(), HubError> {
+        self.ensure_channel(channel, origin).await?;
+        let moderated = self
+            .with_channel(channel, |ch| {
+                if ch.is_subscribed(&user.name) {
+                    user.state.lock().record(&ch.name, origin.conn_id());
+                    None
+                } else {
+                    Some(ch.options.is_moderated_subscribe())
+                }
+            })
+            .ok_or_else(|| HubError::NoChannel(channel.to_owned()))?;
+        let Some(moderated) = moderated else {
+            return Ok(()); // already a subscriber: no webhook, no frame
+        };
+        let mut initial_data = None;
+        if moderated && hooks {
+            let decision = self
+                .hook(
+                    Hook::Subscribe,
+                    vec![("channel_name", channel.to_owned()), ("user", user.name.to_string())],
+                    origin,
+                )
+                .await;
+            if !decision.success {
+                return Err(HubError::Denied(decision.error_msg()));
+            }
+            self.run_auto_lists(user, origin, &decision).await;
+            initial_data = decision.options.get("initial_data").filter(|v| json_truthy(v)).cloned();
+        }
+        self.with_channel(channel, |ch| {
+            // One user lock at a time: holding two could deadlock against a fan-out on another
+            // shard that takes them in the other order.
+            user.state.lock().record(&ch.name, origin.conn_id());
+            if ch.is_subscribed(&user.name) {
+                return;
+            }
+            ch.subscribers.push(user.clone());
+            let stamp = now_stamp();
+            if ch.options.presenceful {
+                let presence = OutFrame::new(
+                    "SUBSCRIBE",
+                    &args([
+                        ("channel_name", json!(&*ch.name)),
+                        ("user", json!(&*user.name)),
+                        ("datetime", json!(stamp)),
+                    ]),
+                );
+                ch.broadcast(&presence, Some(&user.name), None);
+            }
+            let own = ch.own_subscribe_frame(&user.name, initial_data.as_ref());
+            user.state.lock().send_channel(&ch.name, &own, None);
+            if !ch.options.history_publish_only {
+                record(&mut ch.options, "SUBSCRIBE", json!({"user": &*user.name, "datetime": stamp}));
+            }
+        })
+        .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
+    }
+
+    /// UNSUBSCRIBE. With `forced` (the disconnect cascade) a denial is ignored.
+    /// An unknown channel is a silent no-op: unlike the original, it is not created first.
+    pub async fn unsubscribe(
+        self: &Arc<Self>,
+        user: &Arc<User>,
+        origin: &Origin,
+        channel: &str,
+        hooks: bool,
+        forced: bool,
+    ) -> Result<(), HubError> {
+        let Some(Some(moderated)) = self.with_channel(channel, |ch| {
+            ch.is_subscribed(&user.name).then(|| ch.options.is_moderated_unsubscribe())
+        }) else {
+            return Ok(());
+        };
+        if moderated && hooks {
+            let decision = self
+                .hook(
+                    Hook::Unsubscribe,
+                    vec![("channel_name", channel.to_owned()), ("user", user.name.to_string())],
+                    origin,
+                )
+                .await;
+            if !forced {
+                if !decision.success {
+                    return Err(HubError::Denied(decision.error_msg()));
+                }
+                self.run_auto_lists(user, origin, &decision).await;
+            }
+        }
+        if self.remove_subscriber(channel, user, true) == Some(true) {
+            self.try_destroy(channel).await;
+        }
+        Ok(())
+    }
+
+    /// Removes `user` from `channel` with its frames and history. Returns whether the channel is
+    /// now empty, or `None` if the user was not subscribed (or the channel is gone).
+    pub(super) fn remove_subscriber(&self, channel: &str, user: &Arc<User>, presence: bool) -> Option<bool> {
+        self.with_channel(channel, |ch| {
+            let pos = ch.subscribers.iter().position(|u| Arc::ptr_eq(u, user))?;
+            let stamp = now_stamp();
+            let frame = OutFrame::new(
+                "UNSUBSCRIBE",
+                &args([
+                    ("channel_name", json!(&*ch.name)),
+                    ("user", json!(&*user.name)),
+                    ("datetime", json!(stamp)),
+                ]),
+            );
+            if presence && ch.options.presenceful {
+                ch.broadcast(&frame, Some(&user.name), None);
+            }
+            {
+                let mut st = user.state.lock();
+                st.send_all(&frame);
+                st.channels.shift_remove(&*ch.name);
+            }
+            ch.subscribers.remove(pos);
+            if !ch.options.history_publish_only {
+                record(&mut ch.options, "UNSUBSCRIBE", json!({"user": &*user.name, "datetime": stamp}));
+            }
+            Some(ch.subscribers.is_empty())
+        })
+        .flatten()
+    }
+
+    /// The destroy attempt after the last subscriber left: the channel goes only if the
+    /// destroy_channel webhook agrees and nobody joined meanwhile.
+    async fn try_destroy(&self, channel: &str) {
+        let decision = self
+            .hook(Hook::DestroyChannel, vec![("channel_name", channel.to_owned())], &Origin::default())
+            .await;
+        if !decision.success {
+            return;
+        }
+        let shard = self.shard(channel).lock();
+        if shard.get(channel).is_some_and(|ch| ch.subscribers.is_empty()) {
+            drop(shard);
+            self.remove_channel(channel);
+        }
+    }
+
+    /// PUBLISH from a client (`publisher` set, channel auto-created) or from the web application.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn publish(
+        self: &Arc<Self>,
+        publisher: Option<&Arc<User>>,
+        originator: Option<&str>,
+        origin: &Origin,
+        channel: &str,
+        payload: Value,
+        hooks: bool,
+    ) -> Result<(), HubError> {
+        if publisher.is_some() {
+            self.ensure_channel(channel, origin).await?;
+        }
+        let (moderated, anonymous) = self
+            .with_channel(channel, |ch| (ch.options.is_moderated_publish(), ch.options.anonymous))
+            .ok_or_else(|| HubError::NoChannel(channel.to_owned()))?;
+        let mut payload = payload;
+        let mut only_to_sender = false;
+        if moderated && hooks {
+            let mut form = vec![("channel_name", channel.to_owned()), ("payload", to_ascii_string(&payload))];
+            if let (Some(name), false) = (originator, anonymous) {
+                form.push(("originator", name.to_owned()));
+            }
+            let decision = self.hook(Hook::Publish, form, origin).await;
+            if let Some(user) = publisher {
+                // The original runs the reply's auto lists even when it denies the publish.
+                self.run_auto_lists(user, origin, &decision).await;
+            }
+            if !decision.success {
+                return Err(HubError::Denied(decision.error_msg()));
+            }
+            if let Some(p) = decision.options.get("override_payload") {
+                payload = p.clone();
+            }
+            only_to_sender = decision.options.get("only_to_sender").is_some_and(json_truthy);
+        }
+        let skip_conn = origin.conn_id().cloned();
+        self.with_channel(channel, |ch| {
+            let stamp = now_stamp();
+            let mut frame_args = args([
+                ("channel_name", json!(&*ch.name)),
+                ("payload", payload.clone()),
+                ("datetime", json!(stamp)),
+            ]);
+            let mut entry = args([("payload", payload), ("datetime", json!(stamp))]);
+            if !ch.options.anonymous {
+                let user = originator.map_or(Value::Null, Value::from);
+                frame_args.insert("user".to_owned(), user.clone());
+                entry.insert("user".to_owned(), user);
+            }
+            let frame = OutFrame::new("PUBLISH", &frame_args);
+            let skip = if ch.options.reflective { None } else { skip_conn.as_deref() };
+            match (only_to_sender, publisher) {
+                (true, Some(user)) => user.state.lock().send_channel_or_all(&ch.name, &frame, skip),
+                (true, None) => {}
+                (false, _) => ch.broadcast(&frame, None, skip),
+            }
+            record(&mut ch.options, "PUBLISH", Value::Object(entry));
+        })
+        .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
+    }
+
+    /// A private MESSAGE from `sender` to user `recipient`.
+    pub async fn message(
+        self: &Arc<Self>,
+        sender: &Arc<User>,
+        origin: &Origin,
+        recipient: &str,
+        payload: Value,
+        hooks: bool,
+    ) -> Result<(), HubError> {
+        let (moderated, reflective) = {
+            let st = sender.state.lock();
+            (st.options.moderated_message, st.options.reflective)
+        };
+        let mut recipient = recipient.to_owned();
+        let mut payload = payload;
+        if moderated && hooks {
+            let exists = self.user(&recipient).is_some();
+            let form = vec![
+                ("sender", sender.name.to_string()),
+                ("recipient", recipient.clone()),
+                ("recipient_exists", if exists { "True" } else { "False" }.to_owned()),
+                ("payload", to_ascii_string(&payload)),
+            ];
+            let decision = self.hook(Hook::Message, form, origin).await;
+            if !decision.success {
+                return Err(HubError::Denied(decision.error_msg()));
+            }
+            self.run_auto_lists(sender, origin, &decision).await;
+            if let Some(p) = decision.options.get("override_payload") {
+                payload = p.clone();
+            }
+            if let Some(Value::String(name)) = decision.options.get("override_recipient_name") {
+                recipient = name.clone();
+            }
+        }
+        let target = self.user(&recipient);
+        if target.is_none() && !(moderated && hooks) {
+            return Err(HubError::InvalidUserName);
+        }
+        let frame = OutFrame::new(
+            "MESSAGE",
+            &args([
+                ("sender", json!(&*sender.name)),
+                ("recipient", json!(if target.is_some() { recipient.as_str() } else { "null" })),
+                ("payload", payload),
+                ("datetime", json!(now_stamp())),
+            ]),
+        );
+        if let Some(target) = &target {
+            target.state.lock().send_all(&frame);
+        }
+        let same_user = target.as_ref().is_some_and(|t| Arc::ptr_eq(t, sender));
+        if reflective && !same_user {
+            sender.state.lock().send_all(&frame);
+        }
+        Ok(())
+    }
+
+    /// A connection went away: detach it, apply the per-connection / global unsubscription rules,
+    /// and if it was the user's last connection run the cascade — forced unsubscribes (with
+    /// destroy attempts), then removal of the user, then the disconnect webhook.
+    pub async fn connection_closed(self: &Arc<Self>, user: &Arc<User>, conn: &Arc<Conn>) {
+        self.conns.lock().shift_remove(&conn.id);
+        let (emptied, last) = {
+            let mut st = user.state.lock();
+            st.conns.retain(|c| !Arc::ptr_eq(c, conn));
+            let per_conn = st.options.per_connection_subscriptions;
+            let global = st.options.global_unsubscriptions;
+            let mut emptied = Vec::new();
+            for (channel, ids) in st.channels.iter_mut() {
+                let Some(pos) = ids.iter().position(|id| *id == conn.id) else { continue };
+                if global {
+                    ids.clear();
+                } else {
+                    ids.remove(pos);
+                }
+                if (per_conn || global) && ids.is_empty() {
+                    emptied.push(channel.clone());
+                }
+            }
+            let last = st.conns.is_empty();
+            if last {
+                st.temp_cookie = conn.cookie.clone();
+            }
+            (emptied, last)
+        };
+        let origin = Origin::api(conn.cookie.clone());
+        for channel in emptied {
+            let _ = self.unsubscribe(user, &origin, &channel, true, true).await;
+        }
+        if !last {
+            return;
+        }
+        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
+        for channel in channels {
+            let _ = self.unsubscribe(user, &origin, &channel, true, true).await;
+        }
+        {
+            let mut users = self.users.lock();
+            let mut st = user.state.lock();
+            if !st.conns.is_empty() {
+                return; // a new tab attached during the cascade: the user lives on
+            }
+            st.gone = true;
+            users.remove(&user.name);
+        }
+        self.server_presence(&user.name, false);
+        self.hook(Hook::Disconnect, vec![("name", user.name.to_string())], &origin).await;
+    }
+}
+
+impl super::UserState {
+    /// `only_to_sender`: the publisher's connections for this channel if subscribed, else all.
+    fn send_channel_or_all(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
+        if self.channels.contains_key(channel) {
+            self.send_channel(channel, frame, skip_conn);
+        } else {
+            for conn in self.conns.iter().filter(|c| Some(&*c.id) != skip_conn) {
+                conn.send(frame);
+            }
+        }
+    }
+}
+

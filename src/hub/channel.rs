@@ -1,0 +1,90 @@
+//! A channel: subscribers (users, in subscription order), options, history and state.
+
+use super::options::ChannelOptions;
+use super::user::User;
+use crate::protocol::{args, OutFrame};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug)]
+pub struct Channel {
+    pub name: Arc<str>,
+    pub options: ChannelOptions,
+    pub subscribers: Vec<Arc<User>>,
+    /// Cancels this channel's poller, if one runs.
+    pub poller: Option<CancellationToken>,
+}
+
+impl Channel {
+    pub fn new(name: Arc<str>, options: ChannelOptions) -> Channel {
+        Channel {
+            name,
+            options,
+            subscribers: Vec::new(),
+            poller: None,
+        }
+    }
+
+    pub fn is_subscribed(&self, user: &str) -> bool {
+        self.subscribers.iter().any(|u| *u.name == *user)
+    }
+
+    pub fn subscriber_names(&self) -> Vec<Value> {
+        self.subscribers.iter().map(|u| Value::from(&*u.name)).collect()
+    }
+
+    /// Sends a frame to every subscriber's connections for this channel.
+    pub fn broadcast(&self, frame: &OutFrame, skip_user: Option<&str>, skip_conn: Option<&str>) {
+        for user in &self.subscribers {
+            if skip_user == Some(&*user.name) {
+                continue;
+            }
+            user.state.lock().send_channel(&self.name, frame, skip_conn);
+        }
+    }
+
+    /// The own-SUBSCRIBE frame for `user` (history before the event, presence including the user).
+    pub fn own_subscribe_frame(&self, user: &str, initial_data: Option<&Value>) -> OutFrame {
+        let presence = if self.options.presenceful {
+            self.subscriber_names()
+        } else {
+            Vec::new()
+        };
+        let mut a = args([
+            ("channel_name", json!(&*self.name)),
+            ("user", json!(user)),
+            ("history", Value::Array(self.options.history.clone())),
+            ("history_size", json!(self.options.history_size)),
+            ("history_duration", json!(self.options.history_duration)),
+            ("state", Value::Object(self.options.state.clone())),
+            ("presence", Value::Array(presence)),
+        ]);
+        if let Some(data) = initial_data {
+            a.insert("initial_data".to_owned(), data.clone());
+        }
+        OutFrame::new("SUBSCRIBE", &a)
+    }
+
+    /// Broadcasts a STATE_UPDATE for a state change.
+    pub fn broadcast_state(&self, updates: Map<String, Value>, deletes: Vec<String>) {
+        let frame = OutFrame::new(
+            "STATE_UPDATE",
+            &args([
+                ("channel_name", json!(&*self.name)),
+                ("updates", Value::Object(updates)),
+                ("deletes", json!(deletes)),
+            ]),
+        );
+        self.broadcast(&frame, None, None);
+    }
+
+    /// `/web/get_channel_info`'s body.
+    pub fn info(&self) -> Value {
+        json!({
+            "name": &*self.name,
+            "options": self.options.to_json(),
+            "subscribers": self.subscriber_names(),
+        })
+    }
+}

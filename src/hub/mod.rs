@@ -1,0 +1,252 @@
+//! The hub: channels, users and connections, and every rule of §2.4–§2.5 of the spec.
+//!
+//! This is the in-memory engine. State is split so that no global lock is taken per message:
+//! channels live in [`SHARDS`] independently locked maps (a publication locks only its channel's
+//! shard, then each subscriber's user lock for a few pointer moves); the user and connection maps
+//! are touched only on connect/disconnect. Webhooks are awaited with no lock held, so a slow web
+//! application delays only the actions that wait for it.
+
+mod actions;
+mod channel;
+mod history;
+mod manage;
+mod options;
+mod polling;
+mod user;
+
+pub use channel::Channel;
+pub use history::now_stamp;
+pub use options::{ChannelOptions, OptionError, UserOptions, CHANNEL_OPTION_KEYS};
+pub use user::{Conn, User, UserState};
+
+use crate::protocol::{args, OutFrame};
+use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Number of channel shards. A power of two well above the core count keeps two publications on
+/// different channels from contending.
+const SHARDS: usize = 32;
+
+/// Errors a hub action reports to whoever asked (an ERROR frame or a `[false, {"msg"}]` body).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HubError {
+    /// The web application said no (or could not be asked); the text explains why.
+    #[error("{0}")]
+    Denied(String),
+    #[error("Channel {0} doesn't exist")]
+    NoChannel(String),
+    #[error("Channel {0} already exists")]
+    ChannelExists(String),
+    #[error("User {0} doesn't exist")]
+    NoUser(String),
+    #[error("Invalid user name")]
+    InvalidUserName,
+    #[error(transparent)]
+    Option(#[from] OptionError),
+}
+
+/// Who is behind an action: whose cookie and address the webhooks carry, and which connection
+/// receives SET_COOKIE frames and is recorded for subscriptions.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub conn: Option<Arc<Conn>>,
+    pub cookie: String,
+    pub real_ip: Option<String>,
+}
+
+impl Origin {
+    pub fn client(conn: &Arc<Conn>) -> Origin {
+        Origin {
+            conn: Some(conn.clone()),
+            cookie: conn.cookie.clone(),
+            real_ip: Some(conn.remote_addr.clone()),
+        }
+    }
+
+    /// An action of the web application (REST) on behalf of a user, using the user's remembered
+    /// cookie, with no live connection behind it.
+    pub fn api(cookie: String) -> Origin {
+        Origin {
+            conn: None,
+            cookie,
+            real_ip: None,
+        }
+    }
+
+    fn conn_id(&self) -> Option<&Arc<str>> {
+        self.conn.as_ref().map(|c| &c.id)
+    }
+}
+
+/// One lock's worth of channels.
+type Shard = Mutex<HashMap<Arc<str>, Channel>>;
+
+pub struct Hub {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    users: Mutex<HashMap<Arc<str>, Arc<User>>>,
+    /// Connected connections by id, in connection order (`/web/get_server_info`).
+    conns: Mutex<IndexMap<Arc<str>, Arc<Conn>>>,
+    /// Server presence (§9.3): user name → channels that track whether that user is online.
+    presence_watch: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    webhooks: WebhookClient,
+    /// Parent of every poller's token: cancelled at shutdown.
+    shutdown: CancellationToken,
+}
+
+impl Hub {
+    pub fn new(webhooks: WebhookClient, shutdown: CancellationToken) -> Arc<Hub> {
+        Arc::new(Hub {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            users: Mutex::new(HashMap::new()),
+            conns: Mutex::new(IndexMap::new()),
+            presence_watch: Mutex::new(HashMap::new()),
+            webhooks,
+            shutdown,
+        })
+    }
+
+    pub fn webhooks(&self) -> &WebhookClient {
+        &self.webhooks
+    }
+
+    fn shard(&self, channel: &str) -> &Shard {
+        let i = self.hasher.hash_one(channel) as usize % SHARDS;
+        &self.shards[i]
+    }
+
+    /// Runs `f` on a channel under its shard lock. `None` if the channel does not exist.
+    pub fn with_channel<R>(&self, name: &str, f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
+        self.shard(name).lock().get_mut(name).map(f)
+    }
+
+    pub fn channel_exists(&self, name: &str) -> bool {
+        self.shard(name).lock().contains_key(name)
+    }
+
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.users.lock().get(name).cloned()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.lock().len()
+    }
+
+    pub fn channel_names(&self) -> Vec<Value> {
+        let mut names = Vec::new();
+        for shard in self.shards.iter() {
+            names.extend(shard.lock().keys().map(|k| Value::from(&**k)));
+        }
+        names
+    }
+
+    pub fn connection_ids(&self) -> Vec<Value> {
+        self.conns.lock().keys().map(|k| Value::from(&**k)).collect()
+    }
+
+    /// Calls a webhook on behalf of `origin`. For hooks that act for a connection (connect,
+    /// subscribe, unsubscribe, publish, message), a `Set-Cookie` in the reply is relayed to that
+    /// connection as SET_COOKIE before anything else the action produces.
+    async fn hook(&self, hook: Hook, form: Vec<(&'static str, String)>, origin: &Origin) -> Decision {
+        let acts_for_connection = !matches!(hook, Hook::CreateChannel | Hook::DestroyChannel | Hook::Disconnect);
+        let call = HookCall {
+            hook,
+            form,
+            cookie: if hook == Hook::DestroyChannel {
+                String::new()
+            } else {
+                origin.cookie.clone()
+            },
+            real_ip: if acts_for_connection { origin.real_ip.clone() } else { None },
+        };
+        let decision = self.webhooks.call(call).await;
+        if acts_for_connection {
+            if let (Some(cookie), Some(conn)) = (&decision.set_cookie, &origin.conn) {
+                conn.send(&OutFrame::new("SET_COOKIE", &args([("cookie", json!(cookie))])));
+            }
+        }
+        decision
+    }
+
+    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
+    fn server_presence(&self, user: &str, online: bool) {
+        let channels = match self.presence_watch.lock().get(user) {
+            Some(chs) => chs.clone(),
+            None => return,
+        };
+        for channel in channels {
+            self.with_channel(&channel, |ch| {
+                if ch.options.state.get(user) != Some(&Value::Bool(online)) {
+                    ch.options.state.insert(user.to_owned(), Value::Bool(online));
+                    let mut updates = serde_json::Map::new();
+                    updates.insert(user.to_owned(), Value::Bool(online));
+                    ch.broadcast_state(updates, Vec::new());
+                }
+            });
+        }
+    }
+
+    /// Inserts a new channel (unless one appeared meanwhile), registering server presence and
+    /// starting its poller. Returns false if the channel already existed.
+    fn insert_channel(self: &Arc<Self>, name: &str, mut options: ChannelOptions) -> bool {
+        let name: Arc<str> = Arc::from(name);
+        if options.server_presenceful {
+            let users = self.users.lock();
+            for u in &options.server_user_presence {
+                options.state.insert(u.clone(), Value::Bool(users.contains_key(u.as_str())));
+            }
+        }
+        let watch: Vec<String> = if options.server_presenceful {
+            options.server_user_presence.clone()
+        } else {
+            Vec::new()
+        };
+        let polling = options.polling.is_active();
+        {
+            let mut shard = self.shard(&name).lock();
+            if shard.contains_key(&name) {
+                return false;
+            }
+            shard.insert(name.clone(), Channel::new(name.clone(), options));
+        }
+        if !watch.is_empty() {
+            let mut pw = self.presence_watch.lock();
+            for u in watch {
+                pw.entry(Arc::from(u)).or_default().push(name.clone());
+            }
+        }
+        if polling {
+            self.restart_poller(&name);
+        }
+        tracing::debug!("created channel {name}");
+        true
+    }
+
+    /// Removes a channel, stopping its poller and server-presence registrations.
+    fn remove_channel(&self, name: &str) -> Option<Channel> {
+        let ch = self.shard(name).lock().remove(name)?;
+        if let Some(token) = &ch.poller {
+            token.cancel();
+        }
+        if ch.options.server_presenceful {
+            let mut pw = self.presence_watch.lock();
+            for u in &ch.options.server_user_presence {
+                if let Some(list) = pw.get_mut(u.as_str()) {
+                    list.retain(|c| **c != *name);
+                    if list.is_empty() {
+                        pw.remove(u.as_str());
+                    }
+                }
+            }
+        }
+        tracing::debug!("destroyed channel {name}");
+        Some(ch)
+    }
+}

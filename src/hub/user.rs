@@ -1,0 +1,95 @@
+//! Users and their connections.
+//!
+//! A user exists while at least one connection is attached; several connections (browser tabs)
+//! can share one user. Subscriptions belong to the user; each channel also records which of the
+//! user's connections asked for it (used by `per_connection_subscriptions`).
+
+use super::options::UserOptions;
+use crate::protocol::OutFrame;
+use crate::session::Outbox;
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+/// A connected client (a WebSocket or a CSP session) that completed CONNECT.
+#[derive(Debug)]
+pub struct Conn {
+    /// 32 lowercase hex characters, like a uuid4 without dashes.
+    pub id: Arc<str>,
+    /// The client's `cookie_string`, forwarded verbatim to webhooks.
+    pub cookie: String,
+    /// The client's X-Forwarded-For if present, else the socket's peer address.
+    pub remote_addr: String,
+    pub outbox: Arc<Outbox>,
+}
+
+impl Conn {
+    pub fn send(&self, frame: &OutFrame) {
+        // A full outbox closes itself; the transport then ends the connection.
+        self.outbox.push(frame);
+    }
+}
+
+#[derive(Debug)]
+pub struct User {
+    pub name: Arc<str>,
+    // Lock order: a channel shard lock may be held while taking this lock, never the reverse.
+    pub state: Mutex<UserState>,
+}
+
+#[derive(Debug, Default)]
+pub struct UserState {
+    pub conns: Vec<Arc<Conn>>,
+    /// Channel name → ids of the connections recorded for it, in subscription order.
+    pub channels: IndexMap<Arc<str>, Vec<Arc<str>>>,
+    pub options: UserOptions,
+    /// The cookie of the last connection that left, used for the disconnect cascade's webhooks.
+    pub temp_cookie: String,
+    /// Set when the user was removed from the server; a connection must not attach to it then.
+    pub gone: bool,
+}
+
+impl User {
+    pub fn new(name: Arc<str>) -> User {
+        User {
+            name,
+            state: Mutex::new(UserState::default()),
+        }
+    }
+}
+
+impl UserState {
+    /// Sends to every connection of the user.
+    pub fn send_all(&self, frame: &OutFrame) {
+        for conn in &self.conns {
+            conn.send(frame);
+        }
+    }
+
+    /// Sends a channel's frame to the connections that receive that channel's traffic: all of
+    /// them normally, only the recorded ones with `per_connection_subscriptions`.
+    pub fn send_channel(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
+        let recorded = self.channels.get(channel);
+        for conn in &self.conns {
+            if skip_conn == Some(&*conn.id) {
+                continue;
+            }
+            if self.options.per_connection_subscriptions
+                && !recorded.is_some_and(|ids| ids.iter().any(|id| *id == conn.id))
+            {
+                continue;
+            }
+            conn.send(frame);
+        }
+    }
+
+    /// Records `conn_id` as one of the connections that subscribed to `channel`.
+    pub fn record(&mut self, channel: &Arc<str>, conn_id: Option<&Arc<str>>) {
+        let ids = self.channels.entry(channel.clone()).or_default();
+        if let Some(id) = conn_id {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+    }
+}

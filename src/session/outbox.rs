@@ -1,0 +1,165 @@
+//! A connection's outgoing queue: byte-bounded, never blocking the producer.
+//!
+//! Fan-out pushes encoded frames here synchronously while holding a channel lock, so a push must
+//! never wait. Instead every outbox has a byte budget: a subscriber that falls that far behind is
+//! closed with a reason rather than slowing everyone else down or growing memory without limit.
+//! The transport's writer task drains everything queued at once and writes it as one message.
+
+use crate::protocol::OutFrame;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use tokio::sync::Notify;
+
+/// Why an outbox stopped accepting frames; the transport reports it to the peer when closing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer did not read fast enough and its queue passed the byte budget.
+    Overflow { limit: usize },
+    /// The web application asked for this user to be disconnected (`/web/disconnect`).
+    Kicked,
+    /// The server is shutting down.
+    Shutdown,
+    /// The peer sent a message larger than the configured limit.
+    MessageTooLarge { limit: usize },
+}
+
+impl CloseReason {
+    /// Human-readable reason, sent in WebSocket close frames.
+    pub fn text(&self) -> String {
+        match self {
+            CloseReason::Overflow { limit } => format!("outbox overflow: client fell more than {limit} bytes behind"),
+            CloseReason::Kicked => "disconnected by the web application".to_owned(),
+            CloseReason::Shutdown => "server shutting down".to_owned(),
+            CloseReason::MessageTooLarge { limit } => format!("message larger than {limit} bytes"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: VecDeque<OutFrame>,
+    bytes: usize,
+    next_id: u64,
+    closed: Option<CloseReason>,
+}
+
+/// What a drain produced: frames to write (already numbered) and whether to close afterwards.
+#[derive(Debug, Default)]
+pub struct Drained {
+    pub data: Vec<u8>,
+    pub frames: usize,
+    pub close: Option<CloseReason>,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    // A plain mutex: every critical section is a few pointer moves, and it is never held across
+    // an await point.
+    inner: Mutex<Inner>,
+    notify: Notify,
+    limit: usize,
+}
+
+impl Outbox {
+    pub fn new(limit: usize) -> Outbox {
+        Outbox {
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                ..Inner::default()
+            }),
+            notify: Notify::new(),
+            limit,
+        }
+    }
+
+    /// Queues a frame. Returns false if the outbox is closed (the frame is dropped) — including
+    /// when this push is the one that passed the byte budget.
+    pub fn push(&self, frame: &OutFrame) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.closed.is_some() {
+            return false;
+        }
+        if inner.bytes + frame.len() > self.limit {
+            inner.closed = Some(CloseReason::Overflow { limit: self.limit });
+            inner.queue.clear();
+            inner.bytes = 0;
+            drop(inner);
+            self.notify.notify_one();
+            return false;
+        }
+        inner.bytes += frame.len();
+        inner.queue.push_back(frame.clone());
+        drop(inner);
+        // `notify_one` stores a permit when the writer is busy, so no wake-up is lost.
+        self.notify.notify_one();
+        true
+    }
+
+    /// Stops accepting frames; the writer flushes what is queued, then closes with `reason`.
+    /// The first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        let mut inner = self.inner.lock();
+        if inner.closed.is_none() {
+            inner.closed = Some(reason);
+        }
+        drop(inner);
+        self.notify.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed.is_some()
+    }
+
+    /// Takes everything queued, numbering the frames. Empty when nothing is pending.
+    pub fn drain(&self) -> Drained {
+        let mut inner = self.inner.lock();
+        let mut out = Drained {
+            data: Vec::with_capacity(inner.bytes),
+            frames: inner.queue.len(),
+            close: inner.closed.clone(),
+        };
+        let mut id = inner.next_id;
+        for frame in inner.queue.drain(..) {
+            frame.write_with_id(id, &mut out.data);
+            id += 1;
+        }
+        inner.next_id = id;
+        inner.bytes = 0;
+        out
+    }
+
+    /// Waits until frames are queued or the outbox is closed.
+    pub async fn ready(&self) {
+        self.notify.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::args;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_frames_in_order_across_drains() {
+        let ob = Outbox::new(1 << 20);
+        let f = OutFrame::new("X", &args([("a", json!(1))]));
+        ob.push(&f);
+        ob.push(&f);
+        let d = ob.drain();
+        assert_eq!(d.frames, 2);
+        assert!(String::from_utf8(d.data).unwrap().starts_with("[1, \"X\""));
+        ob.push(&f);
+        assert!(String::from_utf8(ob.drain().data).unwrap().starts_with("[3, \"X\""));
+    }
+
+    #[test]
+    fn overflow_closes() {
+        let f = OutFrame::new("X", &args([("a", json!("x".repeat(100)))]));
+        let ob = Outbox::new(250);
+        assert!(ob.push(&f));
+        assert!(ob.push(&f) || ob.is_closed());
+        assert!(!ob.push(&f));
+        assert_eq!(ob.drain().close, Some(CloseReason::Overflow { limit: 250 }));
+    }
+}

@@ -1,0 +1,126 @@
+//! RTJP over RFC 6455 WebSocket at `/ws`, in text frames.
+//!
+//! Two tasks per connection: this reader, which feeds the session and so handles the client's
+//! frames one after another, and a writer, which drains the outbox and sends everything queued as
+//! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
+//! keep idle connections cheap.
+
+use super::client_address;
+use crate::app::AppState;
+use crate::session::{CloseReason, Outbox, Session};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Socket read buffer per connection: RTJP frames are small, and idle connections are many.
+const READ_BUFFER: usize = 4 * 1024;
+/// Socket write buffer per connection (the outbox holds the backlog, not this buffer).
+const WRITE_BUFFER: usize = 8 * 1024;
+
+pub async fn upgrade(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let remote = client_address(&headers, peer);
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+    tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{host}", peer.ip());
+    let limit = app.config.max_message_size;
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        // Let a message somewhat over the limit through so that we can refuse it with a close
+        // frame that names the limit; anything larger is refused by the WebSocket layer itself.
+        .max_message_size(limit * 2)
+        .max_frame_size(limit * 2)
+        .on_upgrade(move |socket| run(app, socket, remote))
+}
+
+async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
+    let limit = app.config.max_message_size;
+    let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
+    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), limit);
+    let (sink, mut stream) = socket.split();
+    let done = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(sink, outbox.clone(), done.clone(), app.shutdown.clone()));
+
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            _ = done.cancelled() => break,
+        };
+        let data = match msg {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
+                Ok(s) => s.into(),
+                Err(_) => break,
+            },
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Err(e)) if is_capacity_error(&e) => {
+                outbox.close(CloseReason::MessageTooLarge { limit });
+                break;
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+        };
+        if data.len() > limit || session.receive(data.as_bytes()).await.is_err() {
+            outbox.close(CloseReason::MessageTooLarge { limit });
+            break;
+        }
+    }
+    // Let the writer flush a close reason if one is set; otherwise stop it now.
+    if !outbox.is_closed() {
+        done.cancel();
+    }
+    let _ = writer.await;
+    tracing::debug!("connection {} closed", session.id());
+    session.close().await;
+}
+
+fn is_capacity_error(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    outbox: Arc<Outbox>,
+    done: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = outbox.ready() => {}
+            _ = done.cancelled() => break,
+            _ = shutdown.cancelled() => outbox.close(CloseReason::Shutdown),
+        }
+        let drained = outbox.drain();
+        if !drained.data.is_empty() {
+            // The encoder only ever produces ASCII.
+            let text = String::from_utf8(drained.data).expect("frames are ASCII");
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        if let Some(reason) = drained.close {
+            let code = match reason {
+                CloseReason::Overflow { .. } => 1008,
+                CloseReason::Kicked => 1000,
+                CloseReason::Shutdown => 1001,
+                CloseReason::MessageTooLarge { .. } => 1009,
+            };
+            let frame = CloseFrame {
+                code,
+                reason: reason.text().into(),
+            };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            break;
+        }
+    }
+    done.cancel();
+}

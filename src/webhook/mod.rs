@@ -1,0 +1,14 @@
+//! Asking the web application: HookBox's eight webhooks, and channel polling fetches.
+//!
+//! Every hook is a `POST` with an urlencoded form (always `action` and, if configured, `secret`),
+//! the browser's cookie string verbatim in `Cookie`, and `X-Real-IP` when a live connection is
+//! behind the call. The reply must be `200` with `[success, {options}]`; every other outcome is
+//! turned into a denial whose `error` option explains it (§5.2 of the spec).
+
+mod client;
+mod decision;
+mod settings;
+
+pub use client::{HookCall, WebhookClient};
+pub use decision::{json_truthy, Decision};
+pub use settings::{Hook, WebhookSettings};

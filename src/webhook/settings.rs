@@ -1,0 +1,112 @@
+//! Where hooks are sent. These settings can change at run time (`/web/set_config`).
+
+use serde::{Deserialize, Serialize};
+
+/// The eight webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    Connect,
+    Disconnect,
+    CreateChannel,
+    DestroyChannel,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    Message,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 8] = [
+        Hook::Connect,
+        Hook::Disconnect,
+        Hook::CreateChannel,
+        Hook::DestroyChannel,
+        Hook::Subscribe,
+        Hook::Unsubscribe,
+        Hook::Publish,
+        Hook::Message,
+    ];
+
+    /// The `action` form field, and the default path segment.
+    pub fn action(self) -> &'static str {
+        match self {
+            Hook::Connect => "connect",
+            Hook::Disconnect => "disconnect",
+            Hook::CreateChannel => "create_channel",
+            Hook::DestroyChannel => "destroy_channel",
+            Hook::Subscribe => "subscribe",
+            Hook::Unsubscribe => "unsubscribe",
+            Hook::Publish => "publish",
+            Hook::Message => "message",
+        }
+    }
+}
+
+/// Webhook addressing and identity, as given by `--cb*` and `-s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    pub cbhost: String,
+    pub cbport: u16,
+    pub cbpath: String,
+    pub cbhttps: bool,
+    pub cbtrailingslash: bool,
+    pub cbsendhookboxversion: bool,
+    /// Per-hook path segment, indexed like [`Hook::ALL`].
+    pub cb_paths: [String; 8],
+    pub cb_single_url: Option<String>,
+    pub webhook_secret: Option<String>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            cbhost: "127.0.0.1".to_owned(),
+            cbport: 80,
+            cbpath: "/hookbox".to_owned(),
+            cbhttps: false,
+            cbtrailingslash: false,
+            cbsendhookboxversion: false,
+            cb_paths: Hook::ALL.map(|h| h.action().to_owned()),
+            cb_single_url: None,
+            webhook_secret: None,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The full URL of `hook`.
+    pub fn url(&self, hook: Hook) -> String {
+        if let Some(url) = &self.cb_single_url {
+            return url.clone();
+        }
+        let scheme = if self.cbhttps { "https" } else { "http" };
+        let name = &self.cb_paths[hook as usize];
+        let mut url = format!("{scheme}://{}:{}{}/{}", self.cbhost, self.cbport, self.cbpath, name);
+        if self.cbtrailingslash && !url.ends_with('/') {
+            url.push('/');
+        }
+        url
+    }
+
+    pub fn cb_path_mut(&mut self, hook: Hook) -> &mut String {
+        &mut self.cb_paths[hook as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_building() {
+        let mut s = WebhookSettings::default();
+        assert_eq!(s.url(Hook::Connect), "http://127.0.0.1:80/hookbox/connect");
+        s.cbpath = String::new();
+        s.cbhttps = true;
+        s.cbtrailingslash = true;
+        *s.cb_path_mut(Hook::CreateChannel) = "create.php".into();
+        assert_eq!(s.url(Hook::CreateChannel), "https://127.0.0.1:80/create.php/");
+        s.cb_single_url = Some("https://app.example/hooks?x=1".into());
+        assert_eq!(s.url(Hook::Publish), "https://app.example/hooks?x=1");
+    }
+}
