@@ -91,7 +91,7 @@ impl Config {
     {
         let cli = Options::try_parse_from(args).map_err(|e| match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => e.exit(),
-            _ => ConfigError::Cli(first_line(&e.to_string())),
+            _ => ConfigError::Cli(first_line(&e.to_string()).trim_start_matches("error: ").to_owned()),
         })?;
         let opts = match cli.config.clone() {
             Some(path) => cli.or_file(read_file(&path)?),

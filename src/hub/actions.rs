@@ -317,28 +317,28 @@ impl Hub {
             }
             only_to_sender = decision.options.get("only_to_sender").is_some_and(json_truthy);
         }
+        // Encode once, outside the channel lock; every recipient shares these bytes.
+        let mut frame_args = args([
+            ("channel_name", json!(channel)),
+            ("payload", payload),
+            ("datetime", json!(now_stamp())),
+        ]);
+        if !anonymous {
+            frame_args.insert("user".to_owned(), originator.map_or(Value::Null, Value::from));
+        }
+        let frame = OutFrame::new("PUBLISH", &frame_args);
         let skip_conn = origin.conn_id().cloned();
         self.with_channel(channel, |ch| {
-            let stamp = now_stamp();
-            let mut frame_args = args([
-                ("channel_name", json!(&*ch.name)),
-                ("payload", payload.clone()),
-                ("datetime", json!(stamp)),
-            ]);
-            let mut entry = args([("payload", payload), ("datetime", json!(stamp))]);
-            if !ch.options.anonymous {
-                let user = originator.map_or(Value::Null, Value::from);
-                frame_args.insert("user".to_owned(), user.clone());
-                entry.insert("user".to_owned(), user);
-            }
-            let frame = OutFrame::new("PUBLISH", &frame_args);
             let skip = if ch.options.reflective { None } else { skip_conn.as_deref() };
             match (only_to_sender, publisher) {
                 (true, Some(user)) => user.state.lock().send_channel_or_all(&ch.name, &frame, skip),
                 (true, None) => {}
                 (false, _) => ch.broadcast(&frame, None, skip),
             }
-            record(&mut ch.options, "PUBLISH", Value::Object(entry));
+            if ch.options.history_size > 0 {
+                frame_args.shift_remove("channel_name");
+                record(&mut ch.options, "PUBLISH", Value::Object(frame_args));
+            }
         })
         .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
     }
