@@ -3,7 +3,7 @@
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::transport::websocket;
+use crate::transport::{csp, websocket};
 use crate::webhook::WebhookClient;
 use crate::{demo, static_files};
 use axum::routing::{any, get};
@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 /// Shared by every transport handler.
 pub struct AppState {
     pub hub: Arc<Hub>,
+    pub csp: Arc<csp::Registry>,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
 }
@@ -71,8 +72,18 @@ impl App {
             admin_password: config.admin_password.clone().into(),
             ignore_publish_non_existing: config.ignore_publish_non_existing,
         });
+        let csp = csp::Registry::new(
+            csp::Limits {
+                max_sessions: config.csp_max_sessions,
+                idle_timeout: config.csp_session_timeout,
+                outbox_bytes: config.outbox_bytes,
+                max_message: config.max_message_size,
+            },
+            shutdown.clone(),
+        );
         let state = Arc::new(AppState {
             hub,
+            csp,
             config: Arc::new(config),
             shutdown,
         });
@@ -105,6 +116,7 @@ impl App {
     fn main_router(&self) -> Router {
         let mut router = Router::new()
             .route("/ws", get(websocket::upgrade))
+            .route("/csp/{endpoint}", any(csp::handle))
             .route("/static/hookbox.js", get(static_files::hookbox_js))
             .route("/static/hookbox.min.js", get(static_files::hookbox_js))
             .with_state(self.state.clone());

@@ -135,6 +135,15 @@ pub struct Options {
     /// Bytes queued for one slow client before it is disconnected [default: 1048576]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_OUTBOX_BYTES")]
     pub outbox_bytes: Option<usize>,
+    /// Longest a CSP comet request is held open, in seconds [default: 30]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_POLL_TIMEOUT")]
+    pub csp_poll_timeout: Option<f64>,
+    /// A CSP session with no request for this many seconds is closed [default: 60]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_SESSION_TIMEOUT")]
+    pub csp_session_timeout: Option<f64>,
+    /// Most CSP sessions alive at once [default: 10000]
+    #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS")]
+    pub csp_max_sessions: Option<usize>,
     /// Also run the built-in demo web app (chat) and point the webhooks at it
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_DEMO")]
     pub demo: Option<bool>,
@@ -162,7 +171,8 @@ impl Options {
             cb_connect, cb_disconnect, cb_create_channel, cb_destroy_channel, cb_subscribe,
             cb_unsubscribe, cb_publish, cb_message, cb_single_url, api_security_token,
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
-            max_message_size, outbox_bytes, demo, demo_port);
+            max_message_size, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
+            demo, demo_port);
         self
     }
 }

@@ -6,7 +6,7 @@ mod cli;
 pub use cli::Options;
 
 use crate::webhook::{Hook, WebhookSettings};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,6 +56,11 @@ pub struct Config {
     pub log_file_access: Option<PathBuf>,
     pub max_message_size: usize,
     pub outbox_bytes: usize,
+    /// Longest a CSP comet request waits for data (the client's `du` is capped at this).
+    pub csp_poll_timeout: Duration,
+    /// Idle time after which a CSP session is closed.
+    pub csp_session_timeout: Duration,
+    pub csp_max_sessions: usize,
     /// Port of the built-in demo web app, when `--demo` is on.
     pub demo_port: Option<u16>,
 }
@@ -77,6 +82,9 @@ impl Default for Config {
             log_file_access: None,
             max_message_size: 64 * 1024,
             outbox_bytes: 1024 * 1024,
+            csp_poll_timeout: Duration::from_secs(30),
+            csp_session_timeout: Duration::from_secs(60),
+            csp_max_sessions: 10_000,
             demo_port: None,
         }
     }
@@ -89,7 +97,17 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let cli = Options::try_parse_from(args).map_err(|e| match e.kind() {
+        // As optparse did, an option that takes a value takes the next argument even when it
+        // starts with '-' (`-s -secret`, `--cbport -5` is then an invalid port, not a stray flag).
+        let command = Options::command().mut_args(|a| {
+            if !a.is_positional() && !a.is_require_equals_set() && a.get_action().takes_values() {
+                a.allow_hyphen_values(true)
+            } else {
+                a
+            }
+        });
+        let matches = command.try_get_matches_from(args);
+        let cli = matches.and_then(|m| Options::from_arg_matches(&m)).map_err(|e| match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => e.exit(),
             _ => ConfigError::Cli(first_line(&e.to_string()).trim_start_matches("error: ").to_owned()),
         })?;
@@ -143,11 +161,12 @@ impl Config {
         }
         webhooks.webhook_secret = o.webhook_secret;
 
-        let webhook_timeout = match o.webhook_timeout {
-            None => d.webhook_timeout,
-            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
-            Some(s) => return Err(invalid("--webhook-timeout", format!("{s} (must be > 0 and ≤ 3600 seconds)"))),
+        let seconds = |v: Option<f64>, option: &'static str, default: Duration| match v {
+            None => Ok(default),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+            Some(s) => Err(invalid(option, format!("{s} (must be > 0 and ≤ 3600 seconds)"))),
         };
+        let webhook_timeout = seconds(o.webhook_timeout, "--webhook-timeout", d.webhook_timeout)?;
         let webhook_max_concurrency = match o.webhook_max_concurrency {
             None => d.webhook_max_concurrency,
             Some(0) => return Err(invalid("--webhook-max-concurrency", "must be at least 1")),
@@ -162,6 +181,13 @@ impl Config {
             None => d.outbox_bytes,
             Some(n) if n >= 4096 => n,
             Some(n) => return Err(invalid("--outbox-bytes", format!("{n} (must be at least 4096)"))),
+        };
+        let csp_poll_timeout = seconds(o.csp_poll_timeout, "--csp-poll-timeout", d.csp_poll_timeout)?;
+        let csp_session_timeout = seconds(o.csp_session_timeout, "--csp-session-timeout", d.csp_session_timeout)?;
+        let csp_max_sessions = match o.csp_max_sessions {
+            None => d.csp_max_sessions,
+            Some(0) => return Err(invalid("--csp-max-sessions", "must be at least 1")),
+            Some(n) => n,
         };
         let log_level = match o.log_level.as_deref().map(str::to_ascii_uppercase).as_deref() {
             None | Some("INFO") => LogLevel::Info,
@@ -198,6 +224,9 @@ impl Config {
             log_file_access: o.log_file_access,
             max_message_size,
             outbox_bytes,
+            csp_poll_timeout,
+            csp_session_timeout,
+            csp_max_sessions,
             demo_port,
         })
     }

@@ -9,6 +9,7 @@ use crate::protocol::OutFrame;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Why an outbox stopped accepting frames; the transport reports it to the peer when closing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,9 @@ pub struct Outbox {
     // an await point.
     inner: Mutex<Inner>,
     notify: Notify,
+    /// Cancelled when the outbox closes, for tasks that must react to a close without
+    /// consuming the writer's wake-ups.
+    closed_signal: CancellationToken,
     limit: usize,
 }
 
@@ -68,6 +72,7 @@ impl Outbox {
                 ..Inner::default()
             }),
             notify: Notify::new(),
+            closed_signal: CancellationToken::new(),
             limit,
         }
     }
@@ -85,6 +90,7 @@ impl Outbox {
             inner.bytes = 0;
             drop(inner);
             self.notify.notify_one();
+            self.closed_signal.cancel();
             return false;
         }
         inner.bytes += frame.len();
@@ -104,6 +110,12 @@ impl Outbox {
         }
         drop(inner);
         self.notify.notify_one();
+        self.closed_signal.cancel();
+    }
+
+    /// Resolves once the outbox is closed, for whatever reason.
+    pub async fn closed(&self) {
+        self.closed_signal.cancelled().await;
     }
 
     pub fn is_closed(&self) -> bool {

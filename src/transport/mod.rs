@@ -1,6 +1,8 @@
 //! Transports carry RTJP bytes between a client and its [`Session`](crate::session::Session).
 //! They know nothing about channels or users.
 
+pub mod csp;
+pub mod hixie;
 pub mod websocket;
 
 use axum::http::HeaderMap;

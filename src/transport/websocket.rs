@@ -5,13 +5,14 @@
 //! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
 //! keep idle connections cheap.
 
-use super::client_address;
+use super::{client_address, hixie};
 use crate::app::AppState;
 use crate::session::{CloseReason, Outbox, Session};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::Request;
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -26,12 +27,19 @@ const WRITE_BUFFER: usize = 8 * 1024;
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    req: Request<Body>,
 ) -> Response {
-    let remote = client_address(&headers, peer);
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+    let remote = client_address(req.headers(), peer);
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
     tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{host}", peer.ip());
+    if hixie::is_hixie75(req.headers()) {
+        return hixie::upgrade(app, req, remote);
+    }
+    let (mut parts, _body) = req.into_parts();
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     let limit = app.config.max_message_size;
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)

@@ -41,8 +41,9 @@ pub struct WebhookClient {
 impl WebhookClient {
     pub fn new(settings: WebhookSettings, timeout: Duration, max_concurrency: usize) -> WebhookClient {
         let http = reqwest::Client::builder()
+            // No whole-request timeout here: `send` bounds each call itself, so that a slow web
+            // app always gets the same "no reply within" message naming the limit.
             .connect_timeout(timeout)
-            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("hookbox/", env!("CARGO_PKG_VERSION")))
@@ -104,7 +105,13 @@ impl WebhookClient {
     /// A polling fetch in `simple` mode: `GET url`, body returned as text.
     pub async fn poll_get(&self, url: &str) -> Result<String, String> {
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
-        let resp = self.http.get(url).send().await.map_err(|e| error_chain(&e))?;
+        let resp = self
+            .http
+            .get(url)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
         let status = resp.status();
         let body = read_capped(resp).await?;
         if status != reqwest::StatusCode::OK {

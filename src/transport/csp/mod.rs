@@ -1,0 +1,143 @@
+//! The Comet Session Protocol at `/csp` (§3.2): what the original `hookbox.js` falls back to
+//! when WebSocket is unavailable. Plain HTTP requests: `handshake` creates a session, `comet`
+//! long-polls for server packets, `send` delivers client packets, `close` ends the session.
+//!
+//! Every response carries `Access-Control-Allow-Origin: *` (pages live on other origins) and a
+//! body that is a JavaScript expression, because the client `eval`s it.
+
+mod packets;
+mod session;
+
+pub use session::{Limits, Registry};
+
+use super::client_address;
+use crate::app::AppState;
+use crate::protocol::to_ascii_string;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use packets::decode_packets;
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The request form: the query string, with a POST body as `d`.
+struct Form(HashMap<String, String>);
+
+impl Form {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+}
+
+fn respond(status: StatusCode, reason: Option<&'static str>, content_type: &str, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(ct) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(reason) = reason {
+        resp.extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+    }
+    resp
+}
+
+/// An error answer: a JS string literal, so that `eval` of the body yields the message.
+fn fail(status: StatusCode, reason: Option<&'static str>, msg: &str) -> Response {
+    respond(status, reason, "text/html", format!("'{}'", msg.replace('\\', "\\\\").replace('\'', "\\'")))
+}
+
+fn session_not_found() -> Response {
+    fail(StatusCode::NOT_FOUND, Some("Session not found"), "Session not found")
+}
+
+/// `/csp/{endpoint}`.
+pub async fn handle(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(endpoint): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method == Method::OPTIONS {
+        let mut resp = respond(StatusCode::OK, None, "text/plain", String::new());
+        resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+        resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+        return resp;
+    }
+    if !matches!(endpoint.as_str(), "handshake" | "comet" | "send" | "close" | "reflect") {
+        return respond(StatusCode::NOT_FOUND, None, "text/html", String::new());
+    }
+    let mut form = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        form.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    if method == Method::POST {
+        // A packet batch is at most a few frames; the limit leaves room for base64 and JSON.
+        let limit = app.config.max_message_size * 2 + 1024;
+        match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) if !bytes.is_empty() => {
+                let Ok(text) = String::from_utf8(bytes.to_vec()) else {
+                    return fail(StatusCode::BAD_REQUEST, None, "Request body is not UTF-8");
+                };
+                form.insert("d".to_owned(), text);
+            }
+            Ok(_) => {}
+            Err(_) => return fail(StatusCode::PAYLOAD_TOO_LARGE, None, "Request body too large"),
+        }
+    }
+    let form = Form(form);
+    let csp = &app.csp;
+    if endpoint == "handshake" {
+        let remote = client_address(&headers, peer);
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{host}");
+        let Ok(session) = csp.create(app.hub.clone(), remote) else {
+            return fail(StatusCode::SERVICE_UNAVAILABLE, None, "Too many sessions");
+        };
+        session.begin_request(|k| form.get(k));
+        let vars = session.vars();
+        session.end_request();
+        let body = vars.request_body(&to_ascii_string(&json!({"session": &*session.key})));
+        return respond(StatusCode::OK, None, vars.ct, body);
+    }
+    let Some(session) = form.get("s").and_then(|s| csp.get(&s)) else {
+        return session_not_found();
+    };
+    session.begin_request(|k| form.get(k));
+    let resp = match endpoint.as_str() {
+        "comet" => {
+            let body = session.comet(app.config.csp_poll_timeout).await;
+            respond(StatusCode::OK, None, session.vars().ct, body)
+        }
+        "send" => match form.get("d") {
+            None => fail(StatusCode::BAD_REQUEST, None, "Missing packet data (d)"),
+            Some(d) => match decode_packets(&d, session.last_client_packet()) {
+                Ok(packets) => {
+                    session.deliver(packets).await;
+                    let vars = session.vars();
+                    respond(StatusCode::OK, None, vars.ct, vars.request_body("\"OK\""))
+                }
+                Err(e) => fail(StatusCode::BAD_REQUEST, None, &e.to_string()),
+            },
+        },
+        "close" => {
+            session.close(None);
+            let vars = session.vars();
+            respond(StatusCode::OK, None, vars.ct, vars.request_body("\"OK\""))
+        }
+        _ => {
+            // reflect: echo `d` back as plain text (a debugging aid of the protocol).
+            respond(StatusCode::OK, None, "text/plain", form.get("d").unwrap_or_default())
+        }
+    };
+    session.end_request();
+    resp
+}

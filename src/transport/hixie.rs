@@ -1,0 +1,206 @@
+//! The 2010 "hixie-75" WebSocket handshake and framing, still spoken by python-hookboxclient.
+//!
+//! Handshake: `GET /ws` with `Upgrade: WebSocket` and no `Sec-WebSocket-Key`; we answer
+//! `101 Web Socket Protocol Handshake`. Frames are `0x00` + UTF-8 text + `0xFF`; `0xFF 0x00`
+//! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
+//! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
+
+use crate::app::AppState;
+use crate::session::{Outbox, Session};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// A hixie-75 request: an upgrade to "WebSocket" without any of RFC 6455's headers.
+pub fn is_hixie75(headers: &HeaderMap) -> bool {
+    let has = |name: header::HeaderName, want: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains(want))
+    };
+    has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
+        && !headers.contains_key(header::SEC_WEBSOCKET_KEY)
+        && !headers.contains_key("sec-websocket-key1")
+}
+
+/// Answers the handshake and runs the connection once hyper hands over the socket.
+pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let location = format!("ws://{host}{}", req.uri().path_and_query().map_or("/ws", |p| p.as_str()));
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run(app, TokioIo::new(upgraded), remote).await,
+            Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),
+        }
+    });
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"Web Socket Protocol Handshake"));
+    let headers = resp.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Some(origin) = origin {
+        headers.insert("WebSocket-Origin", origin);
+    }
+    if let Ok(loc) = HeaderValue::from_str(&location) {
+        headers.insert("WebSocket-Location", loc);
+    }
+    resp
+}
+
+async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<AppState>, io: S, remote: String) {
+    let limit = app.config.max_message_size;
+    let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
+    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), limit);
+    let (mut reader, writer) = tokio::io::split(io);
+    let done = CancellationToken::new();
+    let writer = tokio::spawn(write_loop(writer, outbox.clone(), done.clone(), app.shutdown.clone()));
+
+    let mut decoder = Deframer::new(limit);
+    let mut buf = vec![0u8; READ_CHUNK];
+    'read: loop {
+        let n = tokio::select! {
+            r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
+            _ = done.cancelled() => break,
+        };
+        for event in decoder.push(&buf[..n]) {
+            match event {
+                Event::Text(text) => {
+                    if session.receive(&text).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Event::Close | Event::TooLarge => break 'read,
+            }
+        }
+    }
+    done.cancel();
+    let _ = writer.await;
+    session.close().await;
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    outbox: Arc<Outbox>,
+    done: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = outbox.ready() => {}
+            _ = done.cancelled() => break,
+            _ = shutdown.cancelled() => outbox.close(crate::session::CloseReason::Shutdown),
+        }
+        let drained = outbox.drain();
+        let mut out = Vec::with_capacity(drained.data.len() + 2 * drained.frames);
+        for frame in drained.data.split_inclusive(|b| *b == b'\n') {
+            out.push(0x00);
+            out.extend_from_slice(frame);
+            out.push(0xFF);
+        }
+        if drained.close.is_some() {
+            out.extend_from_slice(&[0xFF, 0x00]);
+        }
+        if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() || drained.close.is_some() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+    done.cancel();
+}
+
+#[derive(Debug, PartialEq)]
+enum Event {
+    Text(Vec<u8>),
+    Close,
+    TooLarge,
+}
+
+/// Splits a hixie-75 byte stream into frames.
+struct Deframer {
+    in_frame: bool,
+    /// The previous byte outside a frame was 0xFF (a close may follow).
+    saw_ff: bool,
+    current: Vec<u8>,
+    limit: usize,
+}
+
+impl Deframer {
+    fn new(limit: usize) -> Deframer {
+        Deframer {
+            in_frame: false,
+            saw_ff: false,
+            current: Vec::new(),
+            limit,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for &b in data {
+            if self.in_frame {
+                if b == 0xFF {
+                    self.in_frame = false;
+                    events.push(Event::Text(std::mem::take(&mut self.current)));
+                } else if self.current.len() >= self.limit {
+                    events.push(Event::TooLarge);
+                    return events;
+                } else {
+                    self.current.push(b);
+                }
+            } else if b == 0x00 {
+                if self.saw_ff {
+                    events.push(Event::Close);
+                    return events;
+                }
+                self.in_frame = true;
+            } else {
+                // Stray bytes between frames (the client's extra CRLF) are skipped.
+                self.saw_ff = b == 0xFF;
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_stray_bytes_and_splits_frames() {
+        let mut d = Deframer::new(100);
+        let mut events = d.push(b"\r\n\x00[1, \"A\", {}]\r\n\xff\x00[2");
+        events.extend(d.push(b", \"B\", {}]\r\n\xff\xff\x00"));
+        assert_eq!(
+            events,
+            vec![
+                Event::Text(b"[1, \"A\", {}]\r\n".to_vec()),
+                Event::Text(b"[2, \"B\", {}]\r\n".to_vec()),
+                Event::Close
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_oversized_frames() {
+        let mut d = Deframer::new(4);
+        assert_eq!(d.push(b"\x00123456"), vec![Event::TooLarge]);
+    }
+}
