@@ -1,0 +1,381 @@
+//! The real `hookbox` binary: the startup line, option syntax (§7), `--config` and `HOOKBOX_*`
+//! precedence, one-line errors with a non-zero exit, and clean exits on SIGTERM/SIGINT.
+//!
+//! Child output is read with bounded waits (hang guards only); a child still running when a test
+//! ends is killed.
+
+mod common;
+use common::{WebApp, GUARD};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn command(program: &str, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOOKBOX_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(envs.iter().copied());
+    cmd
+}
+
+/// A running server whose stdout and stderr are one stream, read line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    exited: bool,
+}
+
+impl Running {
+    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Running {
+        // `exec` keeps the pid the server's own, and `2>&1` merges the streams in output order.
+        let mut child = command("sh", envs)
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 2>&1")
+            .arg(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn hookbox");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            exited: false,
+        }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines.recv_timeout(GUARD).expect("timed out waiting for a line of output")
+    }
+
+    /// The startup line's port, checking the line's exact shape.
+    fn startup_port(&self, host: &str) -> u16 {
+        let line = self.next_line();
+        parse_listening(&line, "hookbox", host).unwrap_or_else(|| panic!("bad startup line: {line:?}"))
+    }
+
+    /// Sends `signal` and waits for the exit (output closes when the process ends).
+    fn signal(mut self, signal: &str) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            match self.lines.recv_timeout(GUARD) {
+                Ok(_) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("hookbox did not exit after SIG{signal}"),
+            }
+        }
+        self.exited = true;
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Checks `<YYYY-MM-DD HH:MM:SS,mmm> - hookbox - INFO - Listening to <what> on http://<host>:<port>`
+/// and returns the port.
+fn parse_listening(line: &str, what: &str, host: &str) -> Option<u16> {
+    let shape = "dddd-dd-dd dd:dd:dd,ddd";
+    if line.len() < shape.len() || !line.is_char_boundary(shape.len()) {
+        return None;
+    }
+    let (stamp, rest) = line.split_at(shape.len());
+    let stamp_ok = stamp
+        .chars()
+        .zip(shape.chars())
+        .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s });
+    if !stamp_ok || chrono::NaiveDateTime::parse_from_str(&stamp[..19], "%Y-%m-%d %H:%M:%S").is_err() {
+        return None;
+    }
+    let port = rest.strip_prefix(&format!(" - hookbox - INFO - Listening to {what} on http://{host}:"))?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// Runs the binary to its exit: status, stdout, stderr.
+fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let child = command(BIN, envs)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hookbox");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(GUARD) {
+        Ok(out) => {
+            let out = out.unwrap();
+            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+            (out.status, text(out.stdout), text(out.stderr))
+        }
+        Err(_) => {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            panic!("hookbox {args:?} did not exit");
+        }
+    }
+}
+
+/// Runs the binary expecting a startup failure: a non-zero exit and one line on stderr that
+/// contains every one of `names`.
+fn assert_fails(args: &[&str], envs: &[(&str, &str)], names: &[&str]) {
+    let (status, stdout, stderr) = run_to_exit(args, envs);
+    assert!(!status.success(), "{args:?} should fail; stderr: {stderr}");
+    assert!(status.code().is_some_and(|c| c != 0), "{status:?}");
+    assert_eq!(stdout, "", "{args:?}");
+    let text = stderr.strip_suffix('\n').unwrap_or(&stderr);
+    assert!(!text.is_empty() && !text.contains('\n'), "{args:?}: not a single line: {stderr:?}");
+    for name in names {
+        assert!(text.contains(name), "{args:?}: {text:?} does not name {name}");
+    }
+}
+
+async fn api_post(port: u16, method: &str, form: &[(&str, &str)]) -> Value {
+    let text = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/web/{method}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+#[test]
+fn parse_listening_is_strict() {
+    let good = "2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001";
+    assert_eq!(parse_listening(good, "hookbox", "127.0.0.1"), Some(8001));
+    for bad in [
+        "2026-11-27 23:28:09.648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001",
+        "2026-11-27T23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001",
+        "2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001 ",
+        "2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://0.0.0.0:8001",
+        "2026-13-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001",
+        "x 2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001",
+    ] {
+        assert_eq!(parse_listening(bad, "hookbox", "127.0.0.1"), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn startup_line_then_websocket_then_sigterm() {
+    let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0"], &[]);
+    let port = server.startup_port("127.0.0.1");
+    assert_ne!(port, 0, "the bound port is printed");
+    let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?x=1"))
+        .await
+        .expect("the printed port accepts a WebSocket");
+    assert_eq!(resp.status().as_u16(), 101);
+    drop(ws);
+    let status = server.signal("TERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn sigint_exits_cleanly() {
+    let server = Running::spawn(&["--interface", "127.0.0.1", "--port", "0"], &[]);
+    server.startup_port("127.0.0.1");
+    let status = server.signal("INT");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn last_occurrence_wins_in_both_syntaxes() {
+    let p = free_port();
+    let server = Running::spawn(
+        &["-i", "0.0.0.0", "--interface=127.0.0.1", "--port", "0", "stray", &format!("--port={p}")],
+        &[],
+    );
+    assert_eq!(server.startup_port("127.0.0.1"), p);
+    assert_eq!(server.signal("TERM").code(), Some(0));
+
+    let p = free_port();
+    let server = Running::spawn(
+        &["--interface", "127.0.0.1", "--port=0", "-p", "1", &format!("-p{p}")],
+        &[],
+    );
+    assert_eq!(server.startup_port("127.0.0.1"), p);
+    assert_eq!(server.signal("TERM").code(), Some(0));
+}
+
+#[tokio::test]
+async fn x_takes_a_value() {
+    let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "-r", "tok", "-x", "1"], &[]);
+    let port = server.startup_port("127.0.0.1");
+    let body = api_post(port, "publish", &[("security_token", "tok"), ("channel_name", "ghost")]).await;
+    assert_eq!(body, json!([true, {}]));
+    server.signal("TERM");
+
+    // An empty value leaves it off.
+    let server = Running::spawn(
+        &["-i", "127.0.0.1", "-p", "0", "--api-security-token=tok", "--ignore-publish-non-existing-channels", ""],
+        &[],
+    );
+    let port = server.startup_port("127.0.0.1");
+    let body = api_post(port, "publish", &[("security_token", "tok"), ("channel_name", "ghost")]).await;
+    assert_eq!(body, json!([false, {"msg": "Channel ghost doesn't exist"}]));
+    server.signal("TERM");
+
+    // Without a value it is an error.
+    assert_fails(&["-i", "127.0.0.1", "-p", "0", "-x"], &[], &["ignore-publish-non-existing-channels"]);
+}
+
+#[tokio::test]
+async fn config_file_env_and_command_line_precedence() {
+    let web = WebApp::start().await;
+    let (file_port, env_port, api_port) = (free_port(), free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("hookbox-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("precedence.toml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    writeln!(
+        f,
+        "interface = \"0.0.0.0\"\nport = {file_port}\nweb-api-port = {api_port}\ncbhost = \"127.0.0.1\"\n\
+         cbport = {}\ncbpath = \"/fromfile\"\napi-security-token = \"filetok\"",
+        web.addr.port()
+    )
+    .unwrap();
+    drop(f);
+
+    let env_port_s = env_port.to_string();
+    let server = Running::spawn(
+        &["--config", path.to_str().unwrap(), "-i", "127.0.0.1", "--api-security-token", "clitok"],
+        &[("HOOKBOX_PORT", &env_port_s), ("HOOKBOX_API_SECURITY_TOKEN", "envtok")],
+    );
+    // port: env over file; interface: command line over file.
+    assert_eq!(server.startup_port("127.0.0.1"), env_port);
+    // web-api-port from the file: a separate API listener.
+    let line = server.next_line();
+    assert_eq!(parse_listening(&line, "hookbox/webapi", "127.0.0.1"), Some(api_port), "{line}");
+
+    // api-security-token: command line over env over file.
+    let ok = api_post(api_port, "get_server_info", &[("security_token", "clitok")]).await;
+    assert_eq!(ok, json!([true, {"channels": [], "connections": []}]));
+    for stale in ["envtok", "filetok"] {
+        let body = api_post(api_port, "get_server_info", &[("security_token", stale)]).await;
+        assert_eq!(body, json!([false, {"msg": "Invalid Security Token"}]), "{stale}");
+    }
+
+    // cbhost/cbport/cbpath from the file.
+    let mut c = common::Client::open(&format!("ws://127.0.0.1:{env_port}/ws")).await;
+    c.send("CONNECT", json!({"cookie_string": "user=filed"})).await;
+    let hook = web.expect("connect").await;
+    assert_eq!(hook.path, "/fromfile/connect");
+    assert_eq!(c.expect("CONNECTED").await["name"], "filed");
+
+    assert_eq!(server.signal("TERM").code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_file_named_by_environment() {
+    let dir = std::env::temp_dir().join(format!("hookbox-cli-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("env.toml");
+    let p = free_port();
+    std::fs::write(&path, format!("interface = \"127.0.0.1\"\nport = {p}\n")).unwrap();
+    let server = Running::spawn(&[], &[("HOOKBOX_CONFIG", path.to_str().unwrap())]);
+    assert_eq!(server.startup_port("127.0.0.1"), p);
+    assert_eq!(server.signal("TERM").code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn invalid_options_are_one_line_errors() {
+    assert_fails(&["-i", "127.0.0.1", "-p", "0", "--bogus"], &[], &["--bogus"]);
+    assert_fails(&["-i", "127.0.0.1", "--port", "abc"], &[], &["--port", "abc"]);
+    assert_fails(&["-i", "127.0.0.1", "--port=70000"], &[], &["--port"]);
+    assert_fails(&["-i", "127.0.0.1", "-p", "0", "-L", "LOUD"], &[], &["--log-level", "LOUD"]);
+    assert_fails(&["-i", "127.0.0.1", "-p", "0", "--cbport", "-5"], &[], &["--cbport", "-5"]);
+    assert_fails(&["-i", "127.0.0.1", "-p", "0", "--cb-single-url", "ftp://x/"], &[], &["--cb-single-url"]);
+    assert_fails(&["-i", "127.0.0.1"], &[("HOOKBOX_PORT", "abc")], &["--port"]);
+}
+
+#[test]
+fn bad_config_files_are_one_line_errors() {
+    let dir = std::env::temp_dir().join(format!("hookbox-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.toml");
+    assert_fails(&["-p", "0", "--config", missing.to_str().unwrap()], &[], &[missing.to_str().unwrap()]);
+
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("syntax.toml", "port = \n", &[]),
+        ("unknown.toml", "port = 0\nbogus-key = 1\n", &["bogus-key"]),
+        ("type.toml", "port = \"eighty\"\n", &[]),
+        ("bad-value.toml", "port = 0\ncb-single-url = \"gopher://x\"\n", &["--cb-single-url"]),
+    ];
+    for (name, text, extra) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let p = path.to_str().unwrap();
+        // A file that does not parse is named; a value that is invalid names its option.
+        let mut names = extra.to_vec();
+        if name != "bad-value.toml" {
+            names.push(p);
+        }
+        assert_fails(&["-i", "127.0.0.1", "--config", p], &[], &names);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn port_in_use_is_a_one_line_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, _out, stderr) = run_to_exit(&["-i", "127.0.0.1", "-p", &port], &[]);
+    assert!(status.code().is_some_and(|c| c != 0), "{status:?}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
+
+#[tokio::test]
+async fn option_values_may_start_with_a_dash() {
+    let web = WebApp::start().await;
+    let cbport = web.addr.port().to_string();
+    let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "--cbport", &cbport, "-s", "-dashing"], &[]);
+    let port = server.startup_port("127.0.0.1");
+    let mut c = common::Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
+    c.send("CONNECT", json!({"cookie_string": "user=dash"})).await;
+    assert_eq!(web.expect("connect").await.field("secret"), Some("-dashing"));
+    c.expect("CONNECTED").await;
+    assert_eq!(server.signal("TERM").code(), Some(0));
+}
