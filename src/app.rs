@@ -39,7 +39,9 @@ pub struct App {
 
 async fn bind(host: &str, port: u16) -> Result<TcpListener, AppError> {
     let addr = format!("{host}:{port}");
-    TcpListener::bind(&addr).await.map_err(|err| AppError::Bind { addr, err })
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|err| AppError::Bind { addr, err })
 }
 
 impl App {
@@ -53,7 +55,13 @@ impl App {
         let demo_listener = match config.demo_port {
             Some(port) => {
                 let l = bind("127.0.0.1", port).await?;
-                let port = l.local_addr().map_err(|err| AppError::Bind { addr: "demo".into(), err })?.port();
+                let port = l
+                    .local_addr()
+                    .map_err(|err| AppError::Bind {
+                        addr: "demo".into(),
+                        err,
+                    })?
+                    .port();
                 config.webhooks.cbport = port;
                 config.demo_port = Some(port);
                 Some(l)
@@ -97,15 +105,21 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn api_addr(&self) -> Option<SocketAddr> {
-        self.api_listener.as_ref().map(|l| l.local_addr().expect("bound"))
+        self.api_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound"))
     }
 
     pub fn demo_addr(&self) -> Option<SocketAddr> {
-        self.demo_listener.as_ref().map(|l| l.local_addr().expect("bound"))
+        self.demo_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound"))
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -121,7 +135,11 @@ impl App {
             .route("/static/hookbox.min.js", get(static_files::hookbox_js))
             .with_state(self.state.clone());
         if self.api_listener.is_none() {
-            router = router.merge(Router::new().route("/web/{method}", any(api::handle)).with_state(self.api.clone()));
+            router = router.merge(
+                Router::new()
+                    .route("/web/{method}", any(api::handle))
+                    .with_state(self.api.clone()),
+            );
         }
         router
     }
@@ -137,10 +155,13 @@ impl App {
             port
         );
         let tasks = TaskTracker::new();
-        let main = self.main_router().into_make_service_with_connect_info::<SocketAddr>();
+        let main = self
+            .main_router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         tasks.spawn(serve_one(self.listener, main, shutdown.clone()));
         if let Some(listener) = self.api_listener {
-            let (host, port) = config.web_api.clone().unwrap_or_default();
+            let (host, _) = config.web_api.clone().unwrap_or_default();
+            let port = listener.local_addr()?.port();
             tracing::info!("Listening to hookbox/webapi on http://{host}:{port}");
             let api = Router::new()
                 .route("/web/{method}", any(api::handle))

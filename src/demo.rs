@@ -15,10 +15,12 @@ use std::sync::Arc;
 const PAGE: &str = include_str!("../static/demo/index.html");
 const COOKIE: &str = "demo_user";
 const ADJECTIVES: [&str; 12] = [
-    "amber", "brave", "calm", "deft", "eager", "fuzzy", "gentle", "happy", "jolly", "keen", "lucky", "merry",
+    "amber", "brave", "calm", "deft", "eager", "fuzzy", "gentle", "happy", "jolly", "keen",
+    "lucky", "merry",
 ];
 const ANIMALS: [&str; 12] = [
-    "otter", "fox", "heron", "lynx", "panda", "koala", "badger", "falcon", "gecko", "ibis", "moose", "wren",
+    "otter", "fox", "heron", "lynx", "panda", "koala", "badger", "falcon", "gecko", "ibis",
+    "moose", "wren",
 ];
 
 struct Demo {
@@ -76,11 +78,18 @@ fn answer(ok: bool, options: Value) -> Response {
 
 /// Answers every webhook: names come from the cookie, channels get history and presence, and
 /// publishes are checked (non-empty text, at most 500 characters).
-async fn webhook(Path(hook): Path<String>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn webhook(
+    Path(hook): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     match hook.as_str() {
         "connect" => match cookie_name(&headers) {
             Some(name) => answer(true, json!({"name": name})),
-            None => answer(false, json!({"error": "No demo_user cookie: open the demo page first"})),
+            None => answer(
+                false,
+                json!({"error": "No demo_user cookie: open the demo page first"}),
+            ),
         },
         "create_channel" => answer(
             true,
@@ -88,8 +97,16 @@ async fn webhook(Path(hook): Path<String>, headers: HeaderMap, Form(form): Form<
                    "moderated": false, "moderated_publish": true}),
         ),
         "publish" => {
-            let payload: Value = form.get("payload").and_then(|p| serde_json::from_str(p).ok()).unwrap_or(Value::Null);
-            let text = payload.get("text").and_then(Value::as_str).unwrap_or("").trim().to_owned();
+            let payload: Value = form
+                .get("payload")
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or(Value::Null);
+            let text = payload
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim()
+                .to_owned();
             if text.is_empty() {
                 answer(false, json!({"error": "Empty message"}))
             } else {

@@ -22,9 +22,18 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let meta = event.metadata();
-        let name = if meta.target() == "access" { "access" } else { "hookbox" };
+        let name = if meta.target() == "access" {
+            "access"
+        } else {
+            "hookbox"
+        };
         let level = match *meta.level() {
             Level::ERROR => "ERROR",
             Level::WARN => "WARNING",
@@ -82,6 +91,10 @@ pub fn init(config: &Config) -> std::io::Result<()> {
         }
         None => None,
     };
-    tracing_subscriber::registry().with(stderr).with(errors).with(access).init();
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(errors)
+        .with(access)
+        .init();
     Ok(())
 }

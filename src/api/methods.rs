@@ -47,12 +47,24 @@ async fn get_server_info(api: Arc<ApiState>, _: Params) -> Outcome {
 }
 
 /// Publishes to one existing channel; the frame's `user` is `originator` or JSON null.
-async fn publish_one(api: &Arc<ApiState>, params: &Params, channel: &str, payload: Value) -> Result<(), ApiError> {
+async fn publish_one(
+    api: &Arc<ApiState>,
+    params: &Params,
+    channel: &str,
+    payload: Value,
+) -> Result<(), ApiError> {
     let originator = params.get("originator");
     let hooks = params.send_hook();
     let result = api
         .hub
-        .publish(None, originator, &Origin::default(), channel, payload, hooks)
+        .publish(
+            None,
+            originator,
+            &Origin::default(),
+            channel,
+            payload,
+            hooks,
+        )
         .await;
     Ok(result?)
 }
@@ -61,7 +73,9 @@ async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let payload = params.payload()?;
     match publish_one(&api, &params, channel, payload).await {
-        Err(ApiError::Hub(HubError::NoChannel(_))) if api.ignore_publish_non_existing => Ok(json!({})),
+        Err(ApiError::Hub(HubError::NoChannel(_))) if api.ignore_publish_non_existing => {
+            Ok(json!({}))
+        }
         other => other.map(|()| json!({})),
     }
 }
@@ -79,9 +93,16 @@ async fn publish_multi(api: Arc<ApiState>, params: Params) -> Outcome {
 }
 
 /// The user named by `key`, and an origin carrying the user's remembered cookie.
-fn user_param(api: &ApiState, params: &Params, key: &'static str) -> Result<(Arc<crate::hub::User>, Origin), ApiError> {
+fn user_param(
+    api: &ApiState,
+    params: &Params,
+    key: &'static str,
+) -> Result<(Arc<crate::hub::User>, Origin), ApiError> {
     let name = params.required(key)?;
-    let user = api.hub.user(name).ok_or_else(|| HubError::NoUser(name.to_owned()))?;
+    let user = api
+        .hub
+        .user(name)
+        .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
     let cookie = user.state.lock().temp_cookie.clone();
     Ok((user, Origin::api(cookie)))
 }
@@ -89,7 +110,9 @@ fn user_param(api: &ApiState, params: &Params, key: &'static str) -> Result<(Arc
 async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let (user, origin) = user_param(&api, &params, "name")?;
-    api.hub.subscribe(&user, &origin, channel, params.send_hook()).await?;
+    api.hub
+        .subscribe(&user, &origin, channel, params.send_hook())
+        .await?;
     Ok(json!({}))
 }
 
@@ -118,7 +141,9 @@ async fn message(api: Arc<ApiState>, params: Params) -> Outcome {
 async fn create_channel(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let options = params.options(&RESERVED)?;
-    api.hub.create_channel(channel, &options, params.send_hook()).await?;
+    api.hub
+        .create_channel(channel, &options, params.send_hook())
+        .await?;
     Ok(json!({}))
 }
 
@@ -143,8 +168,11 @@ async fn get_channel_info(api: Arc<ApiState>, params: Params) -> Outcome {
 async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let key = params.required("key")?;
-    let val = params.get("val").ok_or(ApiError::Missing("'val' argument"))?;
-    let val: Value = serde_json::from_str(val).map_err(|_| ApiError::Invalid("Invalid json for val".to_owned()))?;
+    let val = params
+        .get("val")
+        .ok_or(ApiError::Missing("'val' argument"))?;
+    let val: Value = serde_json::from_str(val)
+        .map_err(|_| ApiError::Invalid("Invalid json for val".to_owned()))?;
     api.hub.state_set_key(channel, key, val)?;
     Ok(json!({}))
 }
@@ -196,7 +224,9 @@ async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
             Value::String(s) => Ok(s.clone()),
             Value::Null => Ok(String::new()),
             Value::Number(n) => Ok(n.to_string()),
-            _ => Err(ApiError::Invalid(format!("Invalid value for {key} (should be a string)"))),
+            _ => Err(ApiError::Invalid(format!(
+                "Invalid value for {key} (should be a string)"
+            ))),
         };
         let optional = |s: String| (!s.is_empty()).then_some(s);
         let change = match key.as_str() {
@@ -215,9 +245,9 @@ async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
                 Change::Hooks(Box::new(move |s| s.cbport = port))
             }
             "cbhttps" | "cbtrailingslash" | "cbsendhookboxversion" => {
-                let on = value
-                    .as_bool()
-                    .ok_or_else(|| ApiError::Invalid(format!("Invalid type for {key} (should be bool)")))?;
+                let on = value.as_bool().ok_or_else(|| {
+                    ApiError::Invalid(format!("Invalid type for {key} (should be bool)"))
+                })?;
                 match key.as_str() {
                     "cbhttps" => Change::Hooks(Box::new(move |s| s.cbhttps = on)),
                     "cbtrailingslash" => Change::Hooks(Box::new(move |s| s.cbtrailingslash = on)),
@@ -227,9 +257,12 @@ async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
             "cb_single_url" => {
                 let v = optional(text()?);
                 if let Some(url) = &v {
-                    let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+                    let ok =
+                        url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
                     if !ok {
-                        return Err(ApiError::Invalid(format!("Invalid value for cb_single_url: {url}")));
+                        return Err(ApiError::Invalid(format!(
+                            "Invalid value for cb_single_url: {url}"
+                        )));
                     }
                 }
                 Change::Hooks(Box::new(move |s| s.cb_single_url = v))
@@ -238,9 +271,20 @@ async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
                 let v = optional(text()?);
                 Change::Hooks(Box::new(move |s| s.webhook_secret = v))
             }
-            "api_security_token" => Change::Token(optional(text()?)),
+            "api_security_token" => match optional(text()?) {
+                // An empty token would switch the API off with no way back in.
+                None => {
+                    return Err(ApiError::Invalid(
+                        "api_security_token must not be empty".to_owned(),
+                    ))
+                }
+                token => Change::Token(token),
+            },
             "admin_password" => Change::Admin(optional(text()?)),
-            other => match Hook::ALL.iter().find(|h| other.strip_prefix("cb_") == Some(h.action())) {
+            other => match Hook::ALL
+                .iter()
+                .find(|h| other.strip_prefix("cb_") == Some(h.action()))
+            {
                 Some(&hook) => {
                     let v = text()?;
                     Change::Hooks(Box::new(move |s| *s.cb_path_mut(hook) = v))

@@ -62,7 +62,9 @@ impl Params {
 
     /// A required, non-empty parameter.
     pub fn required(&self, key: &'static str) -> Result<&str, ApiError> {
-        self.get(key).filter(|v| !v.is_empty()).ok_or(ApiError::Missing(key))
+        self.get(key)
+            .filter(|v| !v.is_empty())
+            .ok_or(ApiError::Missing(key))
     }
 
     /// `send_hook=1` (only the string `1` counts, as in the original).
@@ -80,7 +82,11 @@ impl Params {
 
     /// Every parameter except `skip`, each parsed as JSON: channel or user options.
     pub fn options(&self, skip: &[&str]) -> Result<Map<String, Value>, ApiError> {
-        let mut keys: Vec<&String> = self.0.keys().filter(|k| !skip.contains(&k.as_str())).collect();
+        let mut keys: Vec<&String> = self
+            .0
+            .keys()
+            .filter(|k| !skip.contains(&k.as_str()))
+            .collect();
         keys.sort();
         keys.into_iter()
             .map(|k| {
@@ -98,7 +104,12 @@ impl Params {
 
 fn reply(ok: bool, body: Value) -> Response {
     let text = to_ascii_string(&json!([ok, body]));
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response()
 }
 
 /// `/web/{method}` (and `/{method}` on a separate API listener).

@@ -24,10 +24,20 @@ pub struct Options {
     pub config: Option<PathBuf>,
 
     /// Also log warnings and errors to FILE
-    #[arg(short = 'E', long, value_name = "FILE", env = "HOOKBOX_LOG_FILE_ERRORS")]
+    #[arg(
+        short = 'E',
+        long,
+        value_name = "FILE",
+        env = "HOOKBOX_LOG_FILE_ERRORS"
+    )]
     pub log_file_errors: Option<PathBuf>,
     /// Also write the access log to FILE
-    #[arg(short = 'A', long, value_name = "FILE", env = "HOOKBOX_LOG_FILE_ACCESS")]
+    #[arg(
+        short = 'A',
+        long,
+        value_name = "FILE",
+        env = "HOOKBOX_LOG_FILE_ACCESS"
+    )]
     pub log_file_access: Option<PathBuf>,
     /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL
     #[arg(short = 'L', long, value_name = "LEVEL", env = "HOOKBOX_LOG_LEVEL")]
@@ -43,10 +53,20 @@ pub struct Options {
     #[arg(short = 'w', long, value_name = "PORT", env = "HOOKBOX_WEB_API_PORT")]
     pub web_api_port: Option<u16>,
     /// Serve the Web API on a separate interface
-    #[arg(short = 'W', long, value_name = "IFACE", env = "HOOKBOX_WEB_API_INTERFACE")]
+    #[arg(
+        short = 'W',
+        long,
+        value_name = "IFACE",
+        env = "HOOKBOX_WEB_API_INTERFACE"
+    )]
     pub web_api_interface: Option<String>,
     /// Any non-empty VALUE makes /web/publish to a missing channel succeed silently
-    #[arg(short = 'x', long, value_name = "VALUE", env = "HOOKBOX_IGNORE_PUBLISH_NON_EXISTING_CHANNELS")]
+    #[arg(
+        short = 'x',
+        long,
+        value_name = "VALUE",
+        env = "HOOKBOX_IGNORE_PUBLISH_NON_EXISTING_CHANNELS"
+    )]
     pub ignore_publish_non_existing_channels: Option<String>,
 
     /// Webhook port [default: 80]
@@ -59,10 +79,20 @@ pub struct Options {
     #[arg(long, value_name = "PATH", env = "HOOKBOX_CBPATH")]
     pub cbpath: Option<String>,
     /// Name of the session cookie (accepted for compatibility; cookies are forwarded whole)
-    #[arg(short = 'c', long, value_name = "NAME", env = "HOOKBOX_COOKIE_IDENTIFIER")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "NAME",
+        env = "HOOKBOX_COOKIE_IDENTIFIER"
+    )]
     pub cookie_identifier: Option<String>,
     /// Sent as the form field `secret` with every webhook
-    #[arg(short = 's', long, value_name = "SECRET", env = "HOOKBOX_WEBHOOK_SECRET")]
+    #[arg(
+        short = 's',
+        long,
+        value_name = "SECRET",
+        env = "HOOKBOX_WEBHOOK_SECRET"
+    )]
     pub webhook_secret: Option<String>,
     /// Call webhooks over https
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBHTTPS")]
@@ -78,23 +108,43 @@ pub struct Options {
     #[serde(rename = "cb-connect")]
     pub cb_connect: Option<String>,
     /// Path of the disconnect webhook [default: disconnect]
-    #[arg(long = "cb-disconnect", value_name = "PATH", env = "HOOKBOX_CB_DISCONNECT")]
+    #[arg(
+        long = "cb-disconnect",
+        value_name = "PATH",
+        env = "HOOKBOX_CB_DISCONNECT"
+    )]
     #[serde(rename = "cb-disconnect")]
     pub cb_disconnect: Option<String>,
     /// Path of the create_channel webhook [default: create_channel]
-    #[arg(long = "cb-create_channel", value_name = "PATH", env = "HOOKBOX_CB_CREATE_CHANNEL")]
+    #[arg(
+        long = "cb-create_channel",
+        value_name = "PATH",
+        env = "HOOKBOX_CB_CREATE_CHANNEL"
+    )]
     #[serde(rename = "cb-create_channel")]
     pub cb_create_channel: Option<String>,
     /// Path of the destroy_channel webhook [default: destroy_channel]
-    #[arg(long = "cb-destroy_channel", value_name = "PATH", env = "HOOKBOX_CB_DESTROY_CHANNEL")]
+    #[arg(
+        long = "cb-destroy_channel",
+        value_name = "PATH",
+        env = "HOOKBOX_CB_DESTROY_CHANNEL"
+    )]
     #[serde(rename = "cb-destroy_channel")]
     pub cb_destroy_channel: Option<String>,
     /// Path of the subscribe webhook [default: subscribe]
-    #[arg(long = "cb-subscribe", value_name = "PATH", env = "HOOKBOX_CB_SUBSCRIBE")]
+    #[arg(
+        long = "cb-subscribe",
+        value_name = "PATH",
+        env = "HOOKBOX_CB_SUBSCRIBE"
+    )]
     #[serde(rename = "cb-subscribe")]
     pub cb_subscribe: Option<String>,
     /// Path of the unsubscribe webhook [default: unsubscribe]
-    #[arg(long = "cb-unsubscribe", value_name = "PATH", env = "HOOKBOX_CB_UNSUBSCRIBE")]
+    #[arg(
+        long = "cb-unsubscribe",
+        value_name = "PATH",
+        env = "HOOKBOX_CB_UNSUBSCRIBE"
+    )]
     #[serde(rename = "cb-unsubscribe")]
     pub cb_unsubscribe: Option<String>,
     /// Path of the publish webhook [default: publish]
@@ -106,12 +156,21 @@ pub struct Options {
     #[serde(rename = "cb-message")]
     pub cb_message: Option<String>,
     /// Send every webhook to this absolute URL (the `action` field tells them apart)
-    #[arg(long = "cb-single-url", value_name = "URL", env = "HOOKBOX_CB_SINGLE_URL")]
+    #[arg(
+        long = "cb-single-url",
+        value_name = "URL",
+        env = "HOOKBOX_CB_SINGLE_URL"
+    )]
     #[serde(rename = "cb-single-url")]
     pub cb_single_url: Option<String>,
 
     /// Enables the Web API; callers send it as the form field `security_token`
-    #[arg(short = 'r', long, value_name = "SECRET", env = "HOOKBOX_API_SECURITY_TOKEN")]
+    #[arg(
+        short = 'r',
+        long,
+        value_name = "SECRET",
+        env = "HOOKBOX_API_SECURITY_TOKEN"
+    )]
     pub api_security_token: Option<String>,
     /// Admin console password
     #[arg(short = 'a', long, value_name = "PW", env = "HOOKBOX_ADMIN_PASSWORD")]

@@ -107,10 +107,18 @@ impl Config {
             }
         });
         let matches = command.try_get_matches_from(args);
-        let cli = matches.and_then(|m| Options::from_arg_matches(&m)).map_err(|e| match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => e.exit(),
-            _ => ConfigError::Cli(first_line(&e.to_string()).trim_start_matches("error: ").to_owned()),
-        })?;
+        let cli = matches
+            .and_then(|m| Options::from_arg_matches(&m))
+            .map_err(|e| match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    e.exit()
+                }
+                _ => ConfigError::Cli(
+                    first_line(&e.to_string())
+                        .trim_start_matches("error: ")
+                        .to_owned(),
+                ),
+            })?;
         let opts = match cli.config.clone() {
             Some(path) => cli.or_file(read_file(&path)?),
             None => cli,
@@ -125,7 +133,8 @@ impl Config {
         let port = o.port.unwrap_or(d.port);
         let api_interface = o.web_api_interface.unwrap_or_else(|| interface.clone());
         let api_port = o.web_api_port.unwrap_or(port);
-        let web_api = (api_interface != interface || api_port != port).then_some((api_interface, api_port));
+        let web_api =
+            (api_interface != interface || api_port != port).then_some((api_interface, api_port));
 
         let mut webhooks = WebhookSettings::default();
         if let Some(v) = o.cbhost {
@@ -164,7 +173,10 @@ impl Config {
         let seconds = |v: Option<f64>, option: &'static str, default: Duration| match v {
             None => Ok(default),
             Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
-            Some(s) => Err(invalid(option, format!("{s} (must be > 0 and ≤ 3600 seconds)"))),
+            Some(s) => Err(invalid(
+                option,
+                format!("{s} (must be > 0 and ≤ 3600 seconds)"),
+            )),
         };
         let webhook_timeout = seconds(o.webhook_timeout, "--webhook-timeout", d.webhook_timeout)?;
         let webhook_max_concurrency = match o.webhook_max_concurrency {
@@ -175,21 +187,41 @@ impl Config {
         let max_message_size = match o.max_message_size {
             None => d.max_message_size,
             Some(n) if n >= 256 => n,
-            Some(n) => return Err(invalid("--max-message-size", format!("{n} (must be at least 256)"))),
+            Some(n) => {
+                return Err(invalid(
+                    "--max-message-size",
+                    format!("{n} (must be at least 256)"),
+                ))
+            }
         };
         let outbox_bytes = match o.outbox_bytes {
             None => d.outbox_bytes,
             Some(n) if n >= 4096 => n,
-            Some(n) => return Err(invalid("--outbox-bytes", format!("{n} (must be at least 4096)"))),
+            Some(n) => {
+                return Err(invalid(
+                    "--outbox-bytes",
+                    format!("{n} (must be at least 4096)"),
+                ))
+            }
         };
-        let csp_poll_timeout = seconds(o.csp_poll_timeout, "--csp-poll-timeout", d.csp_poll_timeout)?;
-        let csp_session_timeout = seconds(o.csp_session_timeout, "--csp-session-timeout", d.csp_session_timeout)?;
+        let csp_poll_timeout =
+            seconds(o.csp_poll_timeout, "--csp-poll-timeout", d.csp_poll_timeout)?;
+        let csp_session_timeout = seconds(
+            o.csp_session_timeout,
+            "--csp-session-timeout",
+            d.csp_session_timeout,
+        )?;
         let csp_max_sessions = match o.csp_max_sessions {
             None => d.csp_max_sessions,
             Some(0) => return Err(invalid("--csp-max-sessions", "must be at least 1")),
             Some(n) => n,
         };
-        let log_level = match o.log_level.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        let log_level = match o
+            .log_level
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
             None | Some("INFO") => LogLevel::Info,
             Some("DEBUG") | Some("NOTSET") => LogLevel::Debug,
             Some("WARNING") | Some("WARN") => LogLevel::Warning,
@@ -213,7 +245,9 @@ impl Config {
             interface,
             port,
             web_api,
-            ignore_publish_non_existing: o.ignore_publish_non_existing_channels.is_some_and(|v| !v.is_empty()),
+            ignore_publish_non_existing: o
+                .ignore_publish_non_existing_channels
+                .is_some_and(|v| !v.is_empty()),
             webhooks,
             webhook_timeout,
             webhook_max_concurrency,
@@ -252,7 +286,11 @@ fn validate_url(url: &str) -> Result<(), String> {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim().to_owned()
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -273,7 +311,16 @@ mod tests {
 
     #[test]
     fn webhook_flags() {
-        let c = parse(&["--cbhost", "h", "--cbport=81", "--cbpath=", "--cb-create_channel", "cc.php", "--cbhttps"]).unwrap();
+        let c = parse(&[
+            "--cbhost",
+            "h",
+            "--cbport=81",
+            "--cbpath=",
+            "--cb-create_channel",
+            "cc.php",
+            "--cbhttps",
+        ])
+        .unwrap();
         assert_eq!(c.webhooks.url(Hook::CreateChannel), "https://h:81/cc.php");
         assert!(parse(&["--cb-single-url", "ftp://x"]).is_err());
     }

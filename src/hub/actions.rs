@@ -17,35 +17,57 @@ impl Hub {
     /// CONNECT: asks the `connect` webhook, then registers the connection under the user name it
     /// returned, sends CONNECTED, replays the user's subscriptions to this new connection and runs
     /// the reply's auto_subscribe / auto_unsubscribe lists — in that order.
-    pub async fn connect(self: &Arc<Self>, conn: &Arc<Conn>, payload_text: String) -> Result<Arc<User>, HubError> {
+    pub async fn connect(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        payload_text: String,
+    ) -> Result<Arc<User>, HubError> {
         let origin = Origin::client(conn);
         let decision = self
-            .hook(Hook::Connect, vec![("conn_id", conn.id.to_string()), ("payload", payload_text.clone())], &origin)
+            .hook(
+                Hook::Connect,
+                vec![
+                    ("conn_id", conn.id.to_string()),
+                    ("payload", payload_text.clone()),
+                ],
+                &origin,
+            )
             .await;
         if !decision.success {
             return Err(HubError::Denied(decision.error_msg()));
         }
         let name = match decision.options.get("name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(HubError::Denied("Unauthorized (missing name parameter in server response)".into())),
+            _ => {
+                return Err(HubError::Denied(
+                    "Unauthorized (missing name parameter in server response)".into(),
+                ))
+            }
         };
         let mut options = UserOptions::default();
         options.apply(&decision.options, false)?;
 
-        self.conns.lock().insert(conn.id.clone(), conn.clone());
-        let user = self.attach(&name, conn, options);
-
+        // CONNECTED is queued before the connection joins its user, so that no channel frame
+        // fanned out to the user's connections can overtake it.
         let payload = decision
             .options
             .get("override_payload")
             .cloned()
             .unwrap_or(Value::String(payload_text));
-        conn.send(&OutFrame::new("CONNECTED", &args([("name", json!(name)), ("payload", payload)])));
+        conn.send(&OutFrame::new(
+            "CONNECTED",
+            &args([("name", json!(name)), ("payload", payload)]),
+        ));
+
+        self.conns.lock().insert(conn.id.clone(), conn.clone());
+        let user = self.attach(&name, conn, options);
 
         // Other tabs of this user: the new connection hears about every channel already joined.
         let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
         for channel in channels {
-            if let Some(frame) = self.with_channel(&channel, |ch| ch.own_subscribe_frame(&name, None)) {
+            if let Some(frame) =
+                self.with_channel(&channel, |ch| ch.own_subscribe_frame(&name, None))
+            {
                 conn.send(&frame);
             }
         }
@@ -94,7 +116,9 @@ impl Hub {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             for (key, subscribe) in [("auto_subscribe", true), ("auto_unsubscribe", false)] {
-                let Some(list) = decision.options.get(key) else { continue };
+                let Some(list) = decision.options.get(key) else {
+                    continue;
+                };
                 let names = match want_names(key, list) {
                     Ok(n) => n,
                     Err(e) => {
@@ -117,11 +141,21 @@ impl Hub {
     }
 
     /// Creates `name` if it is unknown, asking the create_channel webhook for its options.
-    pub async fn ensure_channel(self: &Arc<Self>, name: &str, origin: &Origin) -> Result<(), HubError> {
+    pub async fn ensure_channel(
+        self: &Arc<Self>,
+        name: &str,
+        origin: &Origin,
+    ) -> Result<(), HubError> {
         if self.channel_exists(name) {
             return Ok(());
         }
-        let decision = self.hook(Hook::CreateChannel, vec![("channel_name", name.to_owned())], origin).await;
+        let decision = self
+            .hook(
+                Hook::CreateChannel,
+                vec![("channel_name", name.to_owned())],
+                origin,
+            )
+            .await;
         if !decision.success {
             return Err(HubError::Denied(decision.error_msg()));
         }
@@ -158,7 +192,10 @@ impl Hub {
             let decision = self
                 .hook(
                     Hook::Subscribe,
-                    vec![("channel_name", channel.to_owned()), ("user", user.name.to_string())],
+                    vec![
+                        ("channel_name", channel.to_owned()),
+                        ("user", user.name.to_string()),
+                    ],
                     origin,
                 )
                 .await;
@@ -166,7 +203,11 @@ impl Hub {
                 return Err(HubError::Denied(decision.error_msg()));
             }
             self.run_auto_lists(user, origin, &decision).await;
-            initial_data = decision.options.get("initial_data").filter(|v| json_truthy(v)).cloned();
+            initial_data = decision
+                .options
+                .get("initial_data")
+                .filter(|v| json_truthy(v))
+                .cloned();
         }
         self.with_channel(channel, |ch| {
             // One user lock at a time: holding two could deadlock against a fan-out on another
@@ -191,7 +232,11 @@ impl Hub {
             let own = ch.own_subscribe_frame(&user.name, initial_data.as_ref());
             user.state.lock().send_channel(&ch.name, &own, None);
             if !ch.options.history_publish_only {
-                record(&mut ch.options, "SUBSCRIBE", json!({"user": &*user.name, "datetime": stamp}));
+                record(
+                    &mut ch.options,
+                    "SUBSCRIBE",
+                    json!({"user": &*user.name, "datetime": stamp}),
+                );
             }
         })
         .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
@@ -208,7 +253,8 @@ impl Hub {
         forced: bool,
     ) -> Result<(), HubError> {
         let Some(Some(moderated)) = self.with_channel(channel, |ch| {
-            ch.is_subscribed(&user.name).then(|| ch.options.is_moderated_unsubscribe())
+            ch.is_subscribed(&user.name)
+                .then(|| ch.options.is_moderated_unsubscribe())
         }) else {
             return Ok(());
         };
@@ -216,7 +262,10 @@ impl Hub {
             let decision = self
                 .hook(
                     Hook::Unsubscribe,
-                    vec![("channel_name", channel.to_owned()), ("user", user.name.to_string())],
+                    vec![
+                        ("channel_name", channel.to_owned()),
+                        ("user", user.name.to_string()),
+                    ],
                     origin,
                 )
                 .await;
@@ -235,7 +284,12 @@ impl Hub {
 
     /// Removes `user` from `channel` with its frames and history. Returns whether the channel is
     /// now empty, or `None` if the user was not subscribed (or the channel is gone).
-    pub(super) fn remove_subscriber(&self, channel: &str, user: &Arc<User>, presence: bool) -> Option<bool> {
+    pub(super) fn remove_subscriber(
+        &self,
+        channel: &str,
+        user: &Arc<User>,
+        presence: bool,
+    ) -> Option<bool> {
         self.with_channel(channel, |ch| {
             let pos = ch.subscribers.iter().position(|u| Arc::ptr_eq(u, user))?;
             let stamp = now_stamp();
@@ -257,7 +311,11 @@ impl Hub {
             }
             ch.subscribers.remove(pos);
             if !ch.options.history_publish_only {
-                record(&mut ch.options, "UNSUBSCRIBE", json!({"user": &*user.name, "datetime": stamp}));
+                record(
+                    &mut ch.options,
+                    "UNSUBSCRIBE",
+                    json!({"user": &*user.name, "datetime": stamp}),
+                );
             }
             Some(ch.subscribers.is_empty())
         })
@@ -268,13 +326,20 @@ impl Hub {
     /// destroy_channel webhook agrees and nobody joined meanwhile.
     async fn try_destroy(&self, channel: &str) {
         let decision = self
-            .hook(Hook::DestroyChannel, vec![("channel_name", channel.to_owned())], &Origin::default())
+            .hook(
+                Hook::DestroyChannel,
+                vec![("channel_name", channel.to_owned())],
+                &Origin::default(),
+            )
             .await;
         if !decision.success {
             return;
         }
         let shard = self.shard(channel).lock();
-        if shard.get(channel).is_some_and(|ch| ch.subscribers.is_empty()) {
+        if shard
+            .get(channel)
+            .is_some_and(|ch| ch.subscribers.is_empty())
+        {
             drop(shard);
             self.remove_channel(channel);
         }
@@ -295,12 +360,17 @@ impl Hub {
             self.ensure_channel(channel, origin).await?;
         }
         let (moderated, anonymous) = self
-            .with_channel(channel, |ch| (ch.options.is_moderated_publish(), ch.options.anonymous))
+            .with_channel(channel, |ch| {
+                (ch.options.is_moderated_publish(), ch.options.anonymous)
+            })
             .ok_or_else(|| HubError::NoChannel(channel.to_owned()))?;
         let mut payload = payload;
         let mut only_to_sender = false;
         if moderated && hooks {
-            let mut form = vec![("channel_name", channel.to_owned()), ("payload", to_ascii_string(&payload))];
+            let mut form = vec![
+                ("channel_name", channel.to_owned()),
+                ("payload", to_ascii_string(&payload)),
+            ];
             if let (Some(name), false) = (originator, anonymous) {
                 form.push(("originator", name.to_owned()));
             }
@@ -315,7 +385,10 @@ impl Hub {
             if let Some(p) = decision.options.get("override_payload") {
                 payload = p.clone();
             }
-            only_to_sender = decision.options.get("only_to_sender").is_some_and(json_truthy);
+            only_to_sender = decision
+                .options
+                .get("only_to_sender")
+                .is_some_and(json_truthy);
         }
         // Encode once, outside the channel lock; every recipient shares these bytes.
         let mut frame_args = args([
@@ -324,14 +397,24 @@ impl Hub {
             ("datetime", json!(now_stamp())),
         ]);
         if !anonymous {
-            frame_args.insert("user".to_owned(), originator.map_or(Value::Null, Value::from));
+            frame_args.insert(
+                "user".to_owned(),
+                originator.map_or(Value::Null, Value::from),
+            );
         }
         let frame = OutFrame::new("PUBLISH", &frame_args);
         let skip_conn = origin.conn_id().cloned();
         self.with_channel(channel, |ch| {
-            let skip = if ch.options.reflective { None } else { skip_conn.as_deref() };
+            let skip = if ch.options.reflective {
+                None
+            } else {
+                skip_conn.as_deref()
+            };
             match (only_to_sender, publisher) {
-                (true, Some(user)) => user.state.lock().send_channel_or_all(&ch.name, &frame, skip),
+                (true, Some(user)) => user
+                    .state
+                    .lock()
+                    .send_channel_or_all(&ch.name, &frame, skip),
                 (true, None) => {}
                 (false, _) => ch.broadcast(&frame, None, skip),
             }
@@ -363,7 +446,10 @@ impl Hub {
             let form = vec![
                 ("sender", sender.name.to_string()),
                 ("recipient", recipient.clone()),
-                ("recipient_exists", if exists { "True" } else { "False" }.to_owned()),
+                (
+                    "recipient_exists",
+                    if exists { "True" } else { "False" }.to_owned(),
+                ),
                 ("payload", to_ascii_string(&payload)),
             ];
             let decision = self.hook(Hook::Message, form, origin).await;
@@ -386,7 +472,14 @@ impl Hub {
             "MESSAGE",
             &args([
                 ("sender", json!(&*sender.name)),
-                ("recipient", json!(if target.is_some() { recipient.as_str() } else { "null" })),
+                (
+                    "recipient",
+                    json!(if target.is_some() {
+                        recipient.as_str()
+                    } else {
+                        "null"
+                    }),
+                ),
                 ("payload", payload),
                 ("datetime", json!(now_stamp())),
             ]),
@@ -413,7 +506,9 @@ impl Hub {
             let global = st.options.global_unsubscriptions;
             let mut emptied = Vec::new();
             for (channel, ids) in st.channels.iter_mut() {
-                let Some(pos) = ids.iter().position(|id| *id == conn.id) else { continue };
+                let Some(pos) = ids.iter().position(|id| *id == conn.id) else {
+                    continue;
+                };
                 if global {
                     ids.clear();
                 } else {
@@ -450,7 +545,12 @@ impl Hub {
             users.remove(&user.name);
         }
         self.server_presence(&user.name, false);
-        self.hook(Hook::Disconnect, vec![("name", user.name.to_string())], &origin).await;
+        self.hook(
+            Hook::Disconnect,
+            vec![("name", user.name.to_string())],
+            &origin,
+        )
+        .await;
     }
 }
 
@@ -466,4 +566,3 @@ impl super::UserState {
         }
     }
 }
-

@@ -14,15 +14,18 @@ pub struct Channel {
     pub subscribers: Vec<Arc<User>>,
     /// Cancels this channel's poller, if one runs.
     pub poller: Option<CancellationToken>,
+    /// Users whose presence this channel tracks (§9.3), fixed at creation like the original.
+    pub watched: Vec<String>,
 }
 
 impl Channel {
-    pub fn new(name: Arc<str>, options: ChannelOptions) -> Channel {
+    pub fn new(name: Arc<str>, options: ChannelOptions, watched: Vec<String>) -> Channel {
         Channel {
             name,
             options,
             subscribers: Vec::new(),
             poller: None,
+            watched,
         }
     }
 
@@ -31,7 +34,10 @@ impl Channel {
     }
 
     pub fn subscriber_names(&self) -> Vec<Value> {
-        self.subscribers.iter().map(|u| Value::from(&*u.name)).collect()
+        self.subscribers
+            .iter()
+            .map(|u| Value::from(&*u.name))
+            .collect()
     }
 
     /// Sends a frame to every subscriber's connections for this channel.

@@ -13,7 +13,8 @@ pub fn record(opts: &mut ChannelOptions, kind: &str, body: Value) {
     if opts.history_size == 0 {
         return;
     }
-    opts.history.push(Value::Array(vec![Value::String(kind.to_owned()), body]));
+    opts.history
+        .push(Value::Array(vec![Value::String(kind.to_owned()), body]));
     prune(opts);
 }
 
@@ -22,11 +23,16 @@ pub fn record(opts: &mut ChannelOptions, kind: &str, body: Value) {
 /// `history`) are kept by age and only pruned by count (the original crashed on them).
 pub fn prune(opts: &mut ChannelOptions) {
     if opts.history_duration > 0 {
-        let cutoff = (chrono::Local::now() - chrono::Duration::seconds(opts.history_duration as i64))
-            .format("%Y-%m-%dT%H:%M:%S")
-            .to_string();
+        let cutoff = (chrono::Local::now()
+            - chrono::Duration::seconds(opts.history_duration as i64))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
         opts.history.retain(|entry| {
-            match entry.get(1).and_then(|b| b.get("datetime")).and_then(Value::as_str) {
+            match entry
+                .get(1)
+                .and_then(|b| b.get("datetime"))
+                .and_then(Value::as_str)
+            {
                 // Same-format local stamps compare correctly as strings.
                 Some(stamp) => stamp >= cutoff.as_str(),
                 None => true,
@@ -54,7 +60,13 @@ mod tests {
         for i in 0..3 {
             record(&mut o, "PUBLISH", json!({"payload": i}));
         }
-        assert_eq!(o.history, vec![json!(["PUBLISH", {"payload": 1}]), json!(["PUBLISH", {"payload": 2}])]);
+        assert_eq!(
+            o.history,
+            vec![
+                json!(["PUBLISH", {"payload": 1}]),
+                json!(["PUBLISH", {"payload": 2}])
+            ]
+        );
     }
 
     #[test]
@@ -62,7 +74,10 @@ mod tests {
         let mut o = ChannelOptions {
             history_size: 10,
             history_duration: 60,
-            history: vec![json!(["PUBLISH", {"payload": 0}]), json!(["PUBLISH", {"datetime": "2000-01-01T00:00:00"}])],
+            history: vec![
+                json!(["PUBLISH", {"payload": 0}]),
+                json!(["PUBLISH", {"datetime": "2000-01-01T00:00:00"}]),
+            ],
             ..ChannelOptions::default()
         };
         record(&mut o, "PUBLISH", json!({"datetime": now_stamp()}));

@@ -24,7 +24,11 @@ impl Hub {
         options.apply(given)?;
         if send_hook {
             let decision = self
-                .hook(Hook::CreateChannel, vec![("channel_name", name.to_owned())], &Origin::default())
+                .hook(
+                    Hook::CreateChannel,
+                    vec![("channel_name", name.to_owned())],
+                    &Origin::default(),
+                )
                 .await;
             if !decision.success {
                 return Err(HubError::Denied(decision.error_msg()));
@@ -41,10 +45,21 @@ impl Hub {
     /// `/web/destroy_channel`: every subscriber gets its UNSUBSCRIBE (no presence broadcast),
     /// then the channel is deleted. With `send_hook`, unsubscribe webhooks are called for each
     /// subscriber and the destroy_channel webhook may veto.
-    pub async fn destroy_channel(self: &Arc<Self>, name: &str, send_hook: bool) -> Result<(), HubError> {
+    pub async fn destroy_channel(
+        self: &Arc<Self>,
+        name: &str,
+        send_hook: bool,
+    ) -> Result<(), HubError> {
+        if !self.channel_exists(name) {
+            return Err(HubError::NoChannel(name.to_owned()));
+        }
         if send_hook {
             let decision = self
-                .hook(Hook::DestroyChannel, vec![("channel_name", name.to_owned())], &Origin::default())
+                .hook(
+                    Hook::DestroyChannel,
+                    vec![("channel_name", name.to_owned())],
+                    &Origin::default(),
+                )
                 .await;
             if !decision.success {
                 return Err(HubError::Denied(decision.error_msg()));
@@ -57,8 +72,12 @@ impl Hub {
         for user in subscribers {
             if send_hook {
                 let cookie = user.state.lock().temp_cookie.clone();
-                let form = vec![("channel_name", name.to_owned()), ("user", user.name.to_string())];
-                self.hook(Hook::Unsubscribe, form, &Origin::api(cookie)).await;
+                let form = vec![
+                    ("channel_name", name.to_owned()),
+                    ("user", user.name.to_string()),
+                ];
+                self.hook(Hook::Unsubscribe, form, &Origin::api(cookie))
+                    .await;
             }
             self.remove_subscriber(name, &user, false);
         }
@@ -68,7 +87,11 @@ impl Hub {
 
     /// `/web/set_channel_options`: merges options; state changes are broadcast as a diff and a
     /// new `polling` option restarts the poller.
-    pub fn set_channel_options(self: &Arc<Self>, name: &str, opts: &Map<String, Value>) -> Result<(), HubError> {
+    pub fn set_channel_options(
+        self: &Arc<Self>,
+        name: &str,
+        opts: &Map<String, Value>,
+    ) -> Result<(), HubError> {
         let applied = self
             .with_channel(name, |ch| {
                 let applied = ch.options.apply(opts)?;
@@ -108,13 +131,17 @@ impl Hub {
     }
 
     pub fn set_user_options(&self, name: &str, opts: &Map<String, Value>) -> Result<(), HubError> {
-        let user = self.user(name).ok_or_else(|| HubError::NoUser(name.to_owned()))?;
+        let user = self
+            .user(name)
+            .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
         user.state.lock().options.apply(opts, true)?;
         Ok(())
     }
 
     pub fn user_info(&self, name: &str) -> Result<Value, HubError> {
-        let user = self.user(name).ok_or_else(|| HubError::NoUser(name.to_owned()))?;
+        let user = self
+            .user(name)
+            .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
         let st = user.state.lock();
         Ok(json!({
             "name": &*user.name,
@@ -132,7 +159,9 @@ impl Hub {
     /// `/web/disconnect`: closes every connection of the user. Each transport then ends and the
     /// usual close handling (unsubscribes, destroy attempts, disconnect webhook) follows.
     pub fn kick(&self, name: &str) -> Result<usize, HubError> {
-        let user = self.user(name).ok_or_else(|| HubError::NoUser(name.to_owned()))?;
+        let user = self
+            .user(name)
+            .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
         let st = user.state.lock();
         for conn in &st.conns {
             conn.outbox.close(CloseReason::Kicked);

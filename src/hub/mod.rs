@@ -148,14 +148,26 @@ impl Hub {
     }
 
     pub fn connection_ids(&self) -> Vec<Value> {
-        self.conns.lock().keys().map(|k| Value::from(&**k)).collect()
+        self.conns
+            .lock()
+            .keys()
+            .map(|k| Value::from(&**k))
+            .collect()
     }
 
     /// Calls a webhook on behalf of `origin`. For hooks that act for a connection (connect,
     /// subscribe, unsubscribe, publish, message), a `Set-Cookie` in the reply is relayed to that
     /// connection as SET_COOKIE before anything else the action produces.
-    async fn hook(&self, hook: Hook, form: Vec<(&'static str, String)>, origin: &Origin) -> Decision {
-        let acts_for_connection = !matches!(hook, Hook::CreateChannel | Hook::DestroyChannel | Hook::Disconnect);
+    async fn hook(
+        &self,
+        hook: Hook,
+        form: Vec<(&'static str, String)>,
+        origin: &Origin,
+    ) -> Decision {
+        let acts_for_connection = !matches!(
+            hook,
+            Hook::CreateChannel | Hook::DestroyChannel | Hook::Disconnect
+        );
         let call = HookCall {
             hook,
             form,
@@ -164,12 +176,19 @@ impl Hub {
             } else {
                 origin.cookie.clone()
             },
-            real_ip: if acts_for_connection { origin.real_ip.clone() } else { None },
+            real_ip: if acts_for_connection {
+                origin.real_ip.clone()
+            } else {
+                None
+            },
         };
         let decision = self.webhooks.call(call).await;
         if acts_for_connection {
             if let (Some(cookie), Some(conn)) = (&decision.set_cookie, &origin.conn) {
-                conn.send(&OutFrame::new("SET_COOKIE", &args([("cookie", json!(cookie))])));
+                conn.send(&OutFrame::new(
+                    "SET_COOKIE",
+                    &args([("cookie", json!(cookie))]),
+                ));
             }
         }
         decision
@@ -184,7 +203,9 @@ impl Hub {
         for channel in channels {
             self.with_channel(&channel, |ch| {
                 if ch.options.state.get(user) != Some(&Value::Bool(online)) {
-                    ch.options.state.insert(user.to_owned(), Value::Bool(online));
+                    ch.options
+                        .state
+                        .insert(user.to_owned(), Value::Bool(online));
                     let mut updates = serde_json::Map::new();
                     updates.insert(user.to_owned(), Value::Bool(online));
                     ch.broadcast_state(updates, Vec::new());
@@ -200,7 +221,9 @@ impl Hub {
         if options.server_presenceful {
             let users = self.users.lock();
             for u in &options.server_user_presence {
-                options.state.insert(u.clone(), Value::Bool(users.contains_key(u.as_str())));
+                options
+                    .state
+                    .insert(u.clone(), Value::Bool(users.contains_key(u.as_str())));
             }
         }
         let watch: Vec<String> = if options.server_presenceful {
@@ -214,7 +237,10 @@ impl Hub {
             if shard.contains_key(&name) {
                 return false;
             }
-            shard.insert(name.clone(), Channel::new(name.clone(), options));
+            shard.insert(
+                name.clone(),
+                Channel::new(name.clone(), options, watch.clone()),
+            );
         }
         if !watch.is_empty() {
             let mut pw = self.presence_watch.lock();
@@ -235,9 +261,9 @@ impl Hub {
         if let Some(token) = &ch.poller {
             token.cancel();
         }
-        if ch.options.server_presenceful {
+        if !ch.watched.is_empty() {
             let mut pw = self.presence_watch.lock();
-            for u in &ch.options.server_user_presence {
+            for u in &ch.watched {
                 if let Some(list) = pw.get_mut(u.as_str()) {
                     list.retain(|c| **c != *name);
                     if list.is_empty() {

@@ -44,7 +44,11 @@ pub(crate) fn want_names(key: &str, v: &Value) -> Result<Vec<String>, OptionErro
     };
     items
         .iter()
-        .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| wrong(key, "list of strings")))
+        .map(|i| {
+            i.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| wrong(key, "list of strings"))
+        })
         .collect()
 }
 
@@ -99,7 +103,9 @@ impl Polling {
                     p.mode = mode.to_owned();
                 }
                 "interval" => {
-                    let i = v.as_f64().ok_or_else(|| wrong("polling.interval", "number"))?;
+                    let i = v
+                        .as_f64()
+                        .ok_or_else(|| wrong("polling.interval", "number"))?;
                     if !(i.is_finite() && i > 0.0) {
                         return Err(OptionError::BadValue {
                             key: "polling.interval".to_owned(),
@@ -108,11 +114,24 @@ impl Polling {
                     }
                     p.interval = i;
                 }
-                "url" => p.url = v.as_str().ok_or_else(|| wrong("polling.url", "str"))?.to_owned(),
-                "originator" => {
-                    p.originator = v.as_str().ok_or_else(|| wrong("polling.originator", "str"))?.to_owned()
+                "url" => {
+                    p.url = v
+                        .as_str()
+                        .ok_or_else(|| wrong("polling.url", "str"))?
+                        .to_owned()
                 }
-                "form" => p.form = v.as_object().ok_or_else(|| wrong("polling.form", "dict"))?.clone(),
+                "originator" => {
+                    p.originator = v
+                        .as_str()
+                        .ok_or_else(|| wrong("polling.originator", "str"))?
+                        .to_owned()
+                }
+                "form" => {
+                    p.form = v
+                        .as_object()
+                        .ok_or_else(|| wrong("polling.form", "dict"))?
+                        .clone()
+                }
                 other => return Err(OptionError::UnknownKey(format!("polling.{other}"))),
             }
         }
@@ -294,13 +313,20 @@ fn validate_history(v: &Value) -> Result<Vec<Value>, OptionError> {
 }
 
 /// `(updates, deletes)` turning `old` into `new`.
-pub fn state_diff(old: &Map<String, Value>, new: &Map<String, Value>) -> (Map<String, Value>, Vec<String>) {
+pub fn state_diff(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> (Map<String, Value>, Vec<String>) {
     let updates = new
         .iter()
         .filter(|(k, v)| old.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let deletes = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+    let deletes = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
     (updates, deletes)
 }
 
@@ -335,7 +361,9 @@ impl UserOptions {
             match key.as_str() {
                 "reflective" => next.reflective = want_bool(key, v)?,
                 "moderated_message" => next.moderated_message = want_bool(key, v)?,
-                "per_connection_subscriptions" => next.per_connection_subscriptions = want_bool(key, v)?,
+                "per_connection_subscriptions" => {
+                    next.per_connection_subscriptions = want_bool(key, v)?
+                }
                 "global_unsubscriptions" => next.global_unsubscriptions = want_bool(key, v)?,
                 "auto_subscribe" => next.auto_subscribe = want_names(key, v)?,
                 _ if strict => return Err(OptionError::UnknownKey(key.clone())),
@@ -368,15 +396,22 @@ mod tests {
     #[test]
     fn strict_types_and_all_or_nothing() {
         let mut o = ChannelOptions::default();
-        let e = o.apply(&obj(json!({"reflective": false, "history_size": 5.0}))).unwrap_err();
-        assert_eq!(e.to_string(), "Invalid type for history_size (should be int)");
+        let e = o
+            .apply(&obj(json!({"reflective": false, "history_size": 5.0})))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid type for history_size (should be int)"
+        );
         assert!(o.reflective, "nothing applied when one key is bad");
         assert_eq!(
             o.apply(&obj(json!({"bogus": 1}))).unwrap_err().to_string(),
             "Invalid keyword argument bogus"
         );
         assert_eq!(
-            o.apply(&obj(json!({"presenceful": 1}))).unwrap_err().to_string(),
+            o.apply(&obj(json!({"presenceful": 1})))
+                .unwrap_err()
+                .to_string(),
             "Invalid type for presenceful (should be bool)"
         );
     }
@@ -386,13 +421,19 @@ mod tests {
         let mut o = ChannelOptions::default();
         o.apply(&obj(json!({"state": {"a": 1, "b": 2}}))).unwrap();
         let a = o.apply(&obj(json!({"state": {"a": 1, "c": 3}}))).unwrap();
-        assert_eq!(a.state_diff, Some((obj(json!({"c": 3})), vec!["b".to_owned()])));
+        assert_eq!(
+            a.state_diff,
+            Some((obj(json!({"c": 3})), vec!["b".to_owned()]))
+        );
     }
 
     #[test]
     fn polling_merges_and_validates() {
         let mut o = ChannelOptions::default();
-        o.apply(&obj(json!({"polling": {"mode": "simple", "url": "http://x/"}}))).unwrap();
+        o.apply(&obj(
+            json!({"polling": {"mode": "simple", "url": "http://x/"}}),
+        ))
+        .unwrap();
         o.apply(&obj(json!({"polling": {"interval": 1}}))).unwrap();
         assert_eq!(o.polling.mode, "simple");
         assert_eq!(o.polling.interval, 1.0);

@@ -61,19 +61,30 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
         tokio::time::sleep(delay.take().unwrap_or(interval)).await;
         let Some(h) = hub.upgrade() else { return };
         let fetched = match polling.mode.as_str() {
-            "simple" => h.webhooks().poll_get(&polling.url).await.map(|body| Fetched {
-                payload: serde_json::from_str(&body).unwrap_or(Value::String(body)),
-                options: Map::new(),
-            }),
+            "simple" => h
+                .webhooks()
+                .poll_get(&polling.url)
+                .await
+                .map(|body| Fetched {
+                    payload: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+                    options: Map::new(),
+                }),
             _ => {
                 let form = polling
                     .form
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                        )
+                    })
                     .collect();
                 let d = h.webhooks().poll_post(&polling.url, form).await;
                 match d.options.get("error") {
-                    Some(_) if !d.success && !d.options.contains_key("payload") => Err(d.error_msg()),
+                    Some(_) if !d.success && !d.options.contains_key("payload") => {
+                        Err(d.error_msg())
+                    }
                     _ => {
                         let mut options = d.options;
                         let payload = options.shift_remove("payload").unwrap_or(Value::Null);
@@ -99,10 +110,16 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
             }
         }
         let originator = Some(polling.originator.as_str());
-        if h
-            .publish(None, originator, &Origin::default(), &channel, fetched.payload, false)
-            .await
-            .is_err()
+        if h.publish(
+            None,
+            originator,
+            &Origin::default(),
+            &channel,
+            fetched.payload,
+            false,
+        )
+        .await
+        .is_err()
         {
             return; // the channel is gone
         }

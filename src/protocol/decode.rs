@@ -90,7 +90,10 @@ pub fn parse_frame(line: &[u8]) -> Result<InFrame, FrameError> {
         return Err(err(Some(id), "Invalid frame name (must be string)"));
     };
     let Value::Object(args) = args else {
-        return Err(err(Some(id), "Invalid frame keyword arguments (must be dictionary)"));
+        return Err(err(
+            Some(id),
+            "Invalid frame keyword arguments (must be dictionary)",
+        ));
     };
     Ok(InFrame { id, name, args })
 }
@@ -116,12 +119,24 @@ mod tests {
     fn error_texts() {
         assert_eq!(one("nope").unwrap_err().msg, "Invalid json");
         assert_eq!(one("{}").unwrap_err().msg, "Invalid frame (not a list)");
-        assert_eq!(one("[1, \"A\"]").unwrap_err(), err(Some(1), "Invalid frame length"));
-        assert_eq!(one("[\"x\", \"A\", {}]").unwrap_err(), err(None, "Invalid frame id (must be int)"));
-        assert_eq!(one("[3, 4, {}]").unwrap_err(), err(Some(3), "Invalid frame name (must be string)"));
+        assert_eq!(
+            one("[1, \"A\"]").unwrap_err(),
+            err(Some(1), "Invalid frame length")
+        );
+        assert_eq!(
+            one("[\"x\", \"A\", {}]").unwrap_err(),
+            err(None, "Invalid frame id (must be int)")
+        );
+        assert_eq!(
+            one("[3, 4, {}]").unwrap_err(),
+            err(Some(3), "Invalid frame name (must be string)")
+        );
         assert_eq!(
             one("[3, \"A\", []]").unwrap_err(),
-            err(Some(3), "Invalid frame keyword arguments (must be dictionary)")
+            err(
+                Some(3),
+                "Invalid frame keyword arguments (must be dictionary)"
+            )
         );
     }
 

@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn frame_with_id() {
-        let f = OutFrame::new("ERROR", &args([("id", json!(4)), ("msg", json!("Invalid json for payload"))]));
+        let f = OutFrame::new(
+            "ERROR",
+            &args([("id", json!(4)), ("msg", json!("Invalid json for payload"))]),
+        );
         let mut out = Vec::new();
         f.write_with_id(5, &mut out);
         assert_eq!(

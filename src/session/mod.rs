@@ -42,7 +42,12 @@ pub fn new_connection_id() -> Arc<str> {
 
 impl Session {
     /// `max_frame` bounds the bytes buffered for one unfinished frame.
-    pub fn new(hub: Arc<Hub>, remote_addr: String, outbox: Arc<Outbox>, max_frame: usize) -> Session {
+    pub fn new(
+        hub: Arc<Hub>,
+        remote_addr: String,
+        outbox: Arc<Outbox>,
+        max_frame: usize,
+    ) -> Session {
         Session {
             hub,
             id: new_connection_id(),
@@ -74,8 +79,10 @@ impl Session {
     }
 
     fn error(&self, id: Option<i64>, msg: &str) {
-        self.outbox
-            .push(&OutFrame::new("ERROR", &args([("id", json!(id)), ("msg", json!(msg))])));
+        self.outbox.push(&OutFrame::new(
+            "ERROR",
+            &args([("id", json!(id)), ("msg", json!(msg))]),
+        ));
     }
 
     async fn handle(&mut self, frame: InFrame) -> Result<(), FrameFault> {
@@ -83,7 +90,10 @@ impl Session {
         if frame.name == "CONNECT" {
             return self.connect(a).await;
         }
-        if !matches!(frame.name.as_str(), "SUBSCRIBE" | "UNSUBSCRIBE" | "PUBLISH" | "MESSAGE") {
+        if !matches!(
+            frame.name.as_str(),
+            "SUBSCRIBE" | "UNSUBSCRIBE" | "PUBLISH" | "MESSAGE"
+        ) {
             return Err(FrameFault::Unknown(frame.name));
         }
         let Some((conn, user)) = &self.connected else {
@@ -97,13 +107,22 @@ impl Session {
             }
             "UNSUBSCRIBE" => {
                 let channel = name_arg(a.get("channel_name"), "channel_name required")?;
-                self.hub.unsubscribe(user, &origin, channel, true, false).await?;
+                self.hub
+                    .unsubscribe(user, &origin, channel, true, false)
+                    .await?;
             }
             "PUBLISH" => {
                 let channel = name_arg(a.get("channel_name"), "channel_name required")?;
                 let payload = payload_arg(a.get("payload"))?;
                 self.hub
-                    .publish(Some(user), Some(&user.name), &origin, channel, payload, true)
+                    .publish(
+                        Some(user),
+                        Some(&user.name),
+                        &origin,
+                        channel,
+                        payload,
+                        true,
+                    )
                     .await?;
             }
             _ => {
@@ -161,7 +180,9 @@ fn name_arg<'a>(v: Option<&'a Value>, missing: &'static str) -> Result<&'a str, 
 fn payload_arg(v: Option<&Value>) -> Result<Value, FrameFault> {
     match v {
         None | Some(Value::Null) => Ok(Value::Null),
-        Some(Value::String(s)) => serde_json::from_str(s).map_err(|_| FrameFault::Bad("Invalid json for payload")),
+        Some(Value::String(s)) => {
+            serde_json::from_str(s).map_err(|_| FrameFault::Bad("Invalid json for payload"))
+        }
         Some(_) => Err(FrameFault::Bad("Invalid json for payload")),
     }
 }

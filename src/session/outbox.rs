@@ -28,7 +28,9 @@ impl CloseReason {
     /// Human-readable reason, sent in WebSocket close frames.
     pub fn text(&self) -> String {
         match self {
-            CloseReason::Overflow { limit } => format!("outbox overflow: client fell more than {limit} bytes behind"),
+            CloseReason::Overflow { limit } => {
+                format!("outbox overflow: client fell more than {limit} bytes behind")
+            }
             CloseReason::Kicked => "disconnected by the web application".to_owned(),
             CloseReason::Shutdown => "server shutting down".to_owned(),
             CloseReason::MessageTooLarge { limit } => format!("message larger than {limit} bytes"),
@@ -162,7 +164,9 @@ mod tests {
         assert_eq!(d.frames, 2);
         assert!(String::from_utf8(d.data).unwrap().starts_with("[1, \"X\""));
         ob.push(&f);
-        assert!(String::from_utf8(ob.drain().data).unwrap().starts_with("[3, \"X\""));
+        assert!(String::from_utf8(ob.drain().data)
+            .unwrap()
+            .starts_with("[3, \"X\""));
     }
 
     #[test]

@@ -40,7 +40,10 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Re
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_owned();
-    let location = format!("ws://{host}{}", req.uri().path_and_query().map_or("/ws", |p| p.as_str()));
+    let location = format!(
+        "ws://{host}{}",
+        req.uri().path_and_query().map_or("/ws", |p| p.as_str())
+    );
     let origin = req.headers().get(header::ORIGIN).cloned();
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -51,7 +54,9 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Re
     });
     let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
     resp.extensions_mut()
-        .insert(hyper::ext::ReasonPhrase::from_static(b"Web Socket Protocol Handshake"));
+        .insert(hyper::ext::ReasonPhrase::from_static(
+            b"Web Socket Protocol Handshake",
+        ));
     let headers = resp.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -64,13 +69,22 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Re
     resp
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<AppState>, io: S, remote: String) {
+async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
+    app: Arc<AppState>,
+    io: S,
+    remote: String,
+) {
     let limit = app.config.max_message_size;
     let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
     let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), limit);
     let (mut reader, writer) = tokio::io::split(io);
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(writer, outbox.clone(), done.clone(), app.shutdown.clone()));
+    let writer = tokio::spawn(write_loop(
+        writer,
+        outbox.clone(),
+        done.clone(),
+        app.shutdown.clone(),
+    ));
 
     let mut decoder = Deframer::new(limit);
     let mut buf = vec![0u8; READ_CHUNK];
@@ -117,7 +131,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if drained.close.is_some() {
             out.extend_from_slice(&[0xFF, 0x00]);
         }
-        if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() || drained.close.is_some() {
+        if writer.write_all(&out).await.is_err()
+            || writer.flush().await.is_err()
+            || drained.close.is_some()
+        {
             break;
         }
     }

@@ -8,8 +8,8 @@
 use super::{client_address, hixie};
 use crate::app::AppState;
 use crate::session::{CloseReason, Outbox, Session};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,12 @@ pub async fn upgrade(
     req: Request<Body>,
 ) -> Response {
     let remote = client_address(req.headers(), peer);
-    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{host}", peer.ip());
     if hixie::is_hixie75(req.headers()) {
         return hixie::upgrade(app, req, remote);
@@ -56,7 +61,12 @@ async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
     let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), limit);
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, outbox.clone(), done.clone(), app.shutdown.clone()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbox.clone(),
+        done.clone(),
+        app.shutdown.clone(),
+    ));
 
     loop {
         let msg = tokio::select! {

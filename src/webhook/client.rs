@@ -39,7 +39,11 @@ pub struct WebhookClient {
 }
 
 impl WebhookClient {
-    pub fn new(settings: WebhookSettings, timeout: Duration, max_concurrency: usize) -> WebhookClient {
+    pub fn new(
+        settings: WebhookSettings,
+        timeout: Duration,
+        max_concurrency: usize,
+    ) -> WebhookClient {
         let http = reqwest::Client::builder()
             // No whole-request timeout here: `send` bounds each call itself, so that a slow web
             // app always gets the same "no reply within" message naming the limit.
@@ -69,7 +73,11 @@ impl WebhookClient {
     pub async fn call(&self, call: HookCall) -> Decision {
         let (url, secret, send_version) = {
             let s = self.settings.read();
-            (s.url(call.hook), s.webhook_secret.clone(), s.cbsendhookboxversion)
+            (
+                s.url(call.hook),
+                s.webhook_secret.clone(),
+                s.cbsendhookboxversion,
+            )
         };
         let mut form = Vec::with_capacity(call.form.len() + 2);
         form.push(("action", call.hook.action().to_owned()));
@@ -144,11 +152,17 @@ impl WebhookClient {
             Ok(Ok((200, set_cookie, body))) => Decision::parse(&body, set_cookie),
             Ok(Ok((status, _, body))) if status >= 400 => {
                 let body = quote(&body);
-                let text = if body.is_empty() { format!("HTTP {status}") } else { body };
+                let text = if body.is_empty() {
+                    format!("HTTP {status}")
+                } else {
+                    body
+                };
                 Decision::failure(format!("failure: {text}"))
             }
             Ok(Ok((status, _, body))) => {
-                let path = reqwest::Url::parse(url).map(|u| u.path().to_owned()).unwrap_or_default();
+                let path = reqwest::Url::parse(url)
+                    .map(|u| u.path().to_owned())
+                    .unwrap_or_default();
                 Decision::failure(format!(
                     "Invalid callback response, status={status} ({path}), body: {}",
                     quote(&body)

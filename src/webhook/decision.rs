@@ -28,16 +28,27 @@ impl Decision {
     pub fn parse(body: &[u8], set_cookie: Option<String>) -> Decision {
         let value: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(_) => return Decision::failure(format!("Invalid json: {}", String::from_utf8_lossy(body))),
+            Err(_) => {
+                return Decision::failure(format!(
+                    "Invalid json: {}",
+                    String::from_utf8_lossy(body)
+                ))
+            }
         };
         let Value::Array(mut items) = value else {
-            return Decision::failure("Invalid response (expected json list of length 2)".to_owned());
+            return Decision::failure(
+                "Invalid response (expected json list of length 2)".to_owned(),
+            );
         };
         if items.len() != 2 {
-            return Decision::failure("Invalid response (expected json list of length 2)".to_owned());
+            return Decision::failure(
+                "Invalid response (expected json list of length 2)".to_owned(),
+            );
         }
         let Value::Object(options) = items.pop().expect("length checked") else {
-            return Decision::failure("Invalid response (expected json object in response index 1)".to_owned());
+            return Decision::failure(
+                "Invalid response (expected json object in response index 1)".to_owned(),
+            );
         };
         Decision {
             success: json_truthy(&items[0]),
@@ -77,7 +88,10 @@ mod tests {
         let d = Decision::parse(br#"[true, {"name": "a"}]"#, None);
         assert!(d.success);
         assert_eq!(d.options["name"], "a");
-        assert_eq!(Decision::parse(b"nope", None).error_msg(), "Invalid json: nope");
+        assert_eq!(
+            Decision::parse(b"nope", None).error_msg(),
+            "Invalid json: nope"
+        );
         assert_eq!(
             Decision::parse(b"[true]", None).error_msg(),
             "Invalid response (expected json list of length 2)"

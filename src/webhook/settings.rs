@@ -81,7 +81,10 @@ impl WebhookSettings {
         }
         let scheme = if self.cbhttps { "https" } else { "http" };
         let name = &self.cb_paths[hook as usize];
-        let mut url = format!("{scheme}://{}:{}{}/{}", self.cbhost, self.cbport, self.cbpath, name);
+        let mut url = format!(
+            "{scheme}://{}:{}{}/{}",
+            self.cbhost, self.cbport, self.cbpath, name
+        );
         if self.cbtrailingslash && !url.ends_with('/') {
             url.push('/');
         }
@@ -105,7 +108,10 @@ mod tests {
         s.cbhttps = true;
         s.cbtrailingslash = true;
         *s.cb_path_mut(Hook::CreateChannel) = "create.php".into();
-        assert_eq!(s.url(Hook::CreateChannel), "https://127.0.0.1:80/create.php/");
+        assert_eq!(
+            s.url(Hook::CreateChannel),
+            "https://127.0.0.1:80/create.php/"
+        );
         s.cb_single_url = Some("https://app.example/hooks?x=1".into());
         assert_eq!(s.url(Hook::Publish), "https://app.example/hooks?x=1");
     }

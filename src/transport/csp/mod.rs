@@ -32,10 +32,18 @@ impl Form {
     }
 }
 
-fn respond(status: StatusCode, reason: Option<&'static str>, content_type: &str, body: String) -> Response {
+fn respond(
+    status: StatusCode,
+    reason: Option<&'static str>,
+    content_type: &str,
+    body: String,
+) -> Response {
     let mut resp = (status, body).into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(ct) = HeaderValue::from_str(content_type) {
         headers.insert(header::CONTENT_TYPE, ct);
@@ -49,11 +57,20 @@ fn respond(status: StatusCode, reason: Option<&'static str>, content_type: &str,
 
 /// An error answer: a JS string literal, so that `eval` of the body yields the message.
 fn fail(status: StatusCode, reason: Option<&'static str>, msg: &str) -> Response {
-    respond(status, reason, "text/html", format!("'{}'", msg.replace('\\', "\\\\").replace('\'', "\\'")))
+    respond(
+        status,
+        reason,
+        "text/html",
+        format!("'{}'", msg.replace('\\', "\\\\").replace('\'', "\\'")),
+    )
 }
 
 fn session_not_found() -> Response {
-    fail(StatusCode::NOT_FOUND, Some("Session not found"), "Session not found")
+    fail(
+        StatusCode::NOT_FOUND,
+        Some("Session not found"),
+        "Session not found",
+    )
 }
 
 /// `/csp/{endpoint}`.
@@ -68,11 +85,20 @@ pub async fn handle(
 ) -> Response {
     if method == Method::OPTIONS {
         let mut resp = respond(StatusCode::OK, None, "text/plain", String::new());
-        resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
-        resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+        resp.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("*"),
+        );
+        resp.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
         return resp;
     }
-    if !matches!(endpoint.as_str(), "handshake" | "comet" | "send" | "close" | "reflect") {
+    if !matches!(
+        endpoint.as_str(),
+        "handshake" | "comet" | "send" | "close" | "reflect"
+    ) {
         return respond(StatusCode::NOT_FOUND, None, "text/html", String::new());
     }
     let mut form = HashMap::new();
@@ -90,14 +116,23 @@ pub async fn handle(
                 form.insert("d".to_owned(), text);
             }
             Ok(_) => {}
-            Err(_) => return fail(StatusCode::PAYLOAD_TOO_LARGE, None, "Request body too large"),
+            Err(_) => {
+                return fail(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    "Request body too large",
+                )
+            }
         }
     }
     let form = Form(form);
     let csp = &app.csp;
     if endpoint == "handshake" {
         let remote = client_address(&headers, peer);
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
         tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{host}");
         let Ok(session) = csp.create(app.hub.clone(), remote) else {
             return fail(StatusCode::SERVICE_UNAVAILABLE, None, "Too many sessions");
@@ -135,7 +170,12 @@ pub async fn handle(
         }
         _ => {
             // reflect: echo `d` back as plain text (a debugging aid of the protocol).
-            respond(StatusCode::OK, None, "text/plain", form.get("d").unwrap_or_default())
+            respond(
+                StatusCode::OK,
+                None,
+                "text/plain",
+                form.get("d").unwrap_or_default(),
+            )
         }
     };
     session.end_request();

@@ -56,26 +56,37 @@ const MAX_PADDING: usize = 4096;
 /// covers every callback name and `;` suffix the clients send and cannot inject markup.
 fn safe_wrapper(v: &str) -> bool {
     v.len() <= 128
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_$.;[]() ".contains(&b))
 }
 
 impl Vars {
     /// Applies the variables present in a request form.
     pub fn update(&mut self, get: impl Fn(&str) -> Option<String>) {
-        for (key, slot) in [("rp", &mut self.rp), ("rs", &mut self.rs), ("bp", &mut self.bp), ("bs", &mut self.bs), ("p", &mut self.p)] {
+        for (key, slot) in [
+            ("rp", &mut self.rp),
+            ("rs", &mut self.rs),
+            ("bp", &mut self.bp),
+            ("bs", &mut self.bs),
+            ("p", &mut self.p),
+        ] {
             if let Some(v) = get(key).filter(|v| safe_wrapper(v)) {
                 *slot = v;
             }
         }
-        if let Some(du) = get("du").and_then(|v| v.parse::<f64>().ok()).filter(|d| d.is_finite() && *d >= 0.0) {
+        if let Some(du) = get("du")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d >= 0.0)
+        {
             self.du = du;
         }
         if let Some(ct) = get("ct").and_then(|v| CONTENT_TYPES.iter().find(|c| **c == v)) {
             self.ct = ct;
         }
-        if let Some(ps) = get("ps").and_then(|v| v.parse::<usize>().ok()).filter(|p| *p <= MAX_PADDING) {
+        if let Some(ps) = get("ps")
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|p| *p <= MAX_PADDING)
+        {
             self.ps = ps;
         }
         if let Some(se) = get("se").and_then(|v| v.parse::<u8>().ok()) {
@@ -149,7 +160,10 @@ pub fn decode_packets(d: &str, last_id: u64) -> Result<Vec<(u64, ClientPacket)>,
     let mut out = Vec::new();
     let mut expected = last_id + 1;
     for (i, item) in items.iter().enumerate() {
-        let Some([id, enc, data]) = item.as_array().and_then(|a| <&[Value; 3]>::try_from(a.as_slice()).ok()) else {
+        let Some([id, enc, data]) = item
+            .as_array()
+            .and_then(|a| <&[Value; 3]>::try_from(a.as_slice()).ok())
+        else {
             return Err(PacketError::BadPacket(i));
         };
         let id = id.as_u64().ok_or(PacketError::BadPacket(i))?;
@@ -163,7 +177,9 @@ pub fn decode_packets(d: &str, last_id: u64) -> Result<Vec<(u64, ClientPacket)>,
         let packet = match (enc.as_u64(), data) {
             (_, Value::Null) => ClientPacket::Close,
             (Some(0), Value::String(s)) => ClientPacket::Data(s.as_bytes().to_vec()),
-            (Some(1), Value::String(s)) => ClientPacket::Data(decode_base64(s).ok_or(PacketError::BadBase64(id))?),
+            (Some(1), Value::String(s)) => {
+                ClientPacket::Data(decode_base64(s).ok_or(PacketError::BadBase64(id))?)
+            }
             _ => return Err(PacketError::BadPacket(i)),
         };
         out.push((id, packet));
@@ -195,12 +211,24 @@ mod tests {
         let encoded = URL_SAFE_NO_PAD.encode(frame);
         let d = format!("[[1, 1, \"{encoded}\"], [2, 0, \"x\"], [3, 0, null]]");
         let got = decode_packets(&d, 1).unwrap();
-        assert_eq!(got, vec![(2, ClientPacket::Data(b"x".to_vec())), (3, ClientPacket::Close)]);
+        assert_eq!(
+            got,
+            vec![
+                (2, ClientPacket::Data(b"x".to_vec())),
+                (3, ClientPacket::Close)
+            ]
+        );
         assert_eq!(
             decode_packets("[[5, 0, \"x\"]]", 1).unwrap_err(),
-            PacketError::OutOfOrder { got: 5, expected: 2 }
+            PacketError::OutOfOrder {
+                got: 5,
+                expected: 2
+            }
         );
-        assert_eq!(decode_packets("[[1, 1, \"!!\"]]", 0).unwrap_err(), PacketError::BadBase64(1));
+        assert_eq!(
+            decode_packets("[[1, 1, \"!!\"]]", 0).unwrap_err(),
+            PacketError::BadBase64(1)
+        );
         assert_eq!(decode_packets("{}", 0).unwrap_err(), PacketError::NotAList);
     }
 
@@ -215,8 +243,14 @@ mod tests {
             "du" => Some("5".into()),
             _ => None,
         });
-        assert_eq!((v.rp.as_str(), v.rs.as_str(), v.bp.as_str(), v.ct, v.du), ("cb1", ";", "", "text/html", 5.0));
+        assert_eq!(
+            (v.rp.as_str(), v.rs.as_str(), v.bp.as_str(), v.ct, v.du),
+            ("cb1", ";", "", "text/html", 5.0)
+        );
         assert_eq!(v.request_body("\"OK\""), "cb1(\"OK\");");
-        assert_eq!(v.comet_body(&["[1, 0, null]".into()], 1), "([[1, 0, null]])");
+        assert_eq!(
+            v.comet_body(&["[1, 0, null]".into()], 1),
+            "([[1, 0, null]])"
+        );
     }
 }

@@ -130,7 +130,11 @@ impl CspSession {
         }
         let drained = self.outbox.drain();
         // Frames end in "\r\n", which never occurs inside our ASCII-escaped JSON.
-        for frame in drained.data.split_inclusive(|b| *b == b'\n').filter(|f| !f.is_empty()) {
+        for frame in drained
+            .data
+            .split_inclusive(|b| *b == b'\n')
+            .filter(|f| !f.is_empty())
+        {
             let id = st.next_packet;
             st.next_packet += 1;
             let packet = encode_packet(id, frame);
@@ -193,7 +197,12 @@ impl CspSession {
 }
 
 /// Drives the RTJP session of one CSP session until the client or the server closes it.
-async fn run_session(mut session: Session, outbox: Arc<Outbox>, mut inbound: mpsc::Receiver<Inbound>, limit: usize) {
+async fn run_session(
+    mut session: Session,
+    outbox: Arc<Outbox>,
+    mut inbound: mpsc::Receiver<Inbound>,
+    limit: usize,
+) {
     loop {
         let msg = tokio::select! {
             m = inbound.recv() => m,
@@ -242,7 +251,8 @@ impl Registry {
         });
         let weak = Arc::downgrade(&registry);
         // Check a few times per timeout, so a session lives at most ~1.25 × the timeout.
-        let tick = (limits.idle_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let tick =
+            (limits.idle_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             loop {
@@ -257,7 +267,9 @@ impl Registry {
                         return;
                     }
                 }
-                let Some(registry) = weak.upgrade() else { return };
+                let Some(registry) = weak.upgrade() else {
+                    return;
+                };
                 registry.reap();
             }
         });
@@ -293,7 +305,11 @@ impl Registry {
     }
 
     /// Creates a session and its RTJP session task.
-    pub fn create(&self, hub: Arc<crate::hub::Hub>, remote: String) -> Result<Arc<CspSession>, TooManySessions> {
+    pub fn create(
+        &self,
+        hub: Arc<crate::hub::Hub>,
+        remote: String,
+    ) -> Result<Arc<CspSession>, TooManySessions> {
         let mut sessions = self.sessions.lock();
         if sessions.len() >= self.limits.max_sessions {
             return Err(TooManySessions);
