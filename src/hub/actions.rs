@@ -59,20 +59,32 @@ impl Hub {
             &args([("name", json!(name)), ("payload", payload)]),
         ));
 
+        // Other tabs of this user: the new connection hears about every channel already joined,
+        // before it is attached, so that no traffic of those channels can overtake the frames.
+        let replayed = match self.user(&name) {
+            Some(existing) => self.replay_subscriptions(&existing, conn, &[]),
+            None => Vec::new(),
+        };
         self.conns.lock().insert(conn.id.clone(), conn.clone());
         let user = self.attach(&name, conn, options);
-
-        // Other tabs of this user: the new connection hears about every channel already joined.
-        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
-        for channel in channels {
-            if let Some(frame) =
-                self.with_channel(&channel, |ch| ch.own_subscribe_frame(&name, None))
-            {
-                conn.send(&frame);
-            }
-        }
+        // Channels joined by another tab in the meantime.
+        self.replay_subscriptions(&user, conn, &replayed);
         self.run_auto_lists(&user, &origin, &decision).await;
         Ok(user)
+    }
+
+    /// Sends `conn` an own-SUBSCRIBE frame (without initial_data) for each channel `user` is in,
+    /// except those in `skip`; returns the channels covered.
+    fn replay_subscriptions(&self, user: &User, conn: &Conn, skip: &[Arc<str>]) -> Vec<Arc<str>> {
+        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
+        for channel in channels.iter().filter(|c| !skip.contains(c)) {
+            self.with_channel(channel, |ch| {
+                if ch.is_subscribed(&user.name) {
+                    conn.send(&ch.own_subscribe_frame(&user.name, None));
+                }
+            });
+        }
+        channels
     }
 
     /// Gets or creates user `name` and attaches `conn` to it, replacing the user's options.

@@ -73,12 +73,11 @@ async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
             m = stream.next() => m,
             _ = done.cancelled() => break,
         };
-        let data = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                Ok(s) => s.into(),
-                Err(_) => break,
-            },
+        let data: axum::body::Bytes = match msg {
+            Some(Ok(Message::Text(t))) => t.into(),
+            // Binary messages carry UTF-8 text too. The frame decoder works on bytes, so a
+            // character split across two messages is fine, like a frame split across two.
+            Some(Ok(Message::Binary(b))) => b,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Err(e)) if is_capacity_error(&e) => {
                 outbox.close(CloseReason::MessageTooLarge { limit });
@@ -86,7 +85,7 @@ async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
             }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
         };
-        if data.len() > limit || session.receive(data.as_bytes()).await.is_err() {
+        if data.len() > limit || session.receive(&data).await.is_err() {
             outbox.close(CloseReason::MessageTooLarge { limit });
             break;
         }
