@@ -15,7 +15,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn command(program: &str, envs: &[(&str, &str)]) -> Command {
@@ -66,13 +70,16 @@ impl Running {
     }
 
     fn next_line(&self) -> String {
-        self.lines.recv_timeout(GUARD).expect("timed out waiting for a line of output")
+        self.lines
+            .recv_timeout(GUARD)
+            .expect("timed out waiting for a line of output")
     }
 
     /// The startup line's port, checking the line's exact shape.
     fn startup_port(&self, host: &str) -> u16 {
         let line = self.next_line();
-        parse_listening(&line, "hookbox", host).unwrap_or_else(|| panic!("bad startup line: {line:?}"))
+        parse_listening(&line, "hookbox", host)
+            .unwrap_or_else(|| panic!("bad startup line: {line:?}"))
     }
 
     /// Sends `signal` and waits for the exit (output closes when the process ends).
@@ -87,7 +94,9 @@ impl Running {
             match self.lines.recv_timeout(GUARD) {
                 Ok(_) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("hookbox did not exit after SIG{signal}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("hookbox did not exit after SIG{signal}")
+                }
             }
         }
         self.exited = true;
@@ -112,14 +121,19 @@ fn parse_listening(line: &str, what: &str, host: &str) -> Option<u16> {
         return None;
     }
     let (stamp, rest) = line.split_at(shape.len());
-    let stamp_ok = stamp
-        .chars()
-        .zip(shape.chars())
-        .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s });
-    if !stamp_ok || chrono::NaiveDateTime::parse_from_str(&stamp[..19], "%Y-%m-%d %H:%M:%S").is_err() {
+    let stamp_ok =
+        stamp
+            .chars()
+            .zip(shape.chars())
+            .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s });
+    if !stamp_ok
+        || chrono::NaiveDateTime::parse_from_str(&stamp[..19], "%Y-%m-%d %H:%M:%S").is_err()
+    {
         return None;
     }
-    let port = rest.strip_prefix(&format!(" - hookbox - INFO - Listening to {what} on http://{host}:"))?;
+    let port = rest.strip_prefix(&format!(
+        " - hookbox - INFO - Listening to {what} on http://{host}:"
+    ))?;
     if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -147,7 +161,10 @@ fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, Str
             (out.status, text(out.stdout), text(out.stderr))
         }
         Err(_) => {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
             panic!("hookbox {args:?} did not exit");
         }
     }
@@ -161,9 +178,15 @@ fn assert_fails(args: &[&str], envs: &[(&str, &str)], names: &[&str]) {
     assert!(status.code().is_some_and(|c| c != 0), "{status:?}");
     assert_eq!(stdout, "", "{args:?}");
     let text = stderr.strip_suffix('\n').unwrap_or(&stderr);
-    assert!(!text.is_empty() && !text.contains('\n'), "{args:?}: not a single line: {stderr:?}");
+    assert!(
+        !text.is_empty() && !text.contains('\n'),
+        "{args:?}: not a single line: {stderr:?}"
+    );
     for name in names {
-        assert!(text.contains(name), "{args:?}: {text:?} does not name {name}");
+        assert!(
+            text.contains(name),
+            "{args:?}: {text:?} does not name {name}"
+        );
     }
 }
 
@@ -182,7 +205,8 @@ async fn api_post(port: u16, method: &str, form: &[(&str, &str)]) -> Value {
 
 #[test]
 fn parse_listening_is_strict() {
-    let good = "2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001";
+    let good =
+        "2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001";
     assert_eq!(parse_listening(good, "hookbox", "127.0.0.1"), Some(8001));
     for bad in [
         "2026-11-27 23:28:09.648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001",
@@ -222,7 +246,15 @@ fn sigint_exits_cleanly() {
 fn last_occurrence_wins_in_both_syntaxes() {
     let p = free_port();
     let server = Running::spawn(
-        &["-i", "0.0.0.0", "--interface=127.0.0.1", "--port", "0", "stray", &format!("--port={p}")],
+        &[
+            "-i",
+            "0.0.0.0",
+            "--interface=127.0.0.1",
+            "--port",
+            "0",
+            "stray",
+            &format!("--port={p}"),
+        ],
         &[],
     );
     assert_eq!(server.startup_port("127.0.0.1"), p);
@@ -230,7 +262,14 @@ fn last_occurrence_wins_in_both_syntaxes() {
 
     let p = free_port();
     let server = Running::spawn(
-        &["--interface", "127.0.0.1", "--port=0", "-p", "1", &format!("-p{p}")],
+        &[
+            "--interface",
+            "127.0.0.1",
+            "--port=0",
+            "-p",
+            "1",
+            &format!("-p{p}"),
+        ],
         &[],
     );
     assert_eq!(server.startup_port("127.0.0.1"), p);
@@ -241,22 +280,44 @@ fn last_occurrence_wins_in_both_syntaxes() {
 async fn x_takes_a_value() {
     let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "-r", "tok", "-x", "1"], &[]);
     let port = server.startup_port("127.0.0.1");
-    let body = api_post(port, "publish", &[("security_token", "tok"), ("channel_name", "ghost")]).await;
+    let body = api_post(
+        port,
+        "publish",
+        &[("security_token", "tok"), ("channel_name", "ghost")],
+    )
+    .await;
     assert_eq!(body, json!([true, {}]));
     server.signal("TERM");
 
     // An empty value leaves it off.
     let server = Running::spawn(
-        &["-i", "127.0.0.1", "-p", "0", "--api-security-token=tok", "--ignore-publish-non-existing-channels", ""],
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--api-security-token=tok",
+            "--ignore-publish-non-existing-channels",
+            "",
+        ],
         &[],
     );
     let port = server.startup_port("127.0.0.1");
-    let body = api_post(port, "publish", &[("security_token", "tok"), ("channel_name", "ghost")]).await;
+    let body = api_post(
+        port,
+        "publish",
+        &[("security_token", "tok"), ("channel_name", "ghost")],
+    )
+    .await;
     assert_eq!(body, json!([false, {"msg": "Channel ghost doesn't exist"}]));
     server.signal("TERM");
 
     // Without a value it is an error.
-    assert_fails(&["-i", "127.0.0.1", "-p", "0", "-x"], &[], &["ignore-publish-non-existing-channels"]);
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0", "-x"],
+        &[],
+        &["ignore-publish-non-existing-channels"],
+    );
 }
 
 #[tokio::test]
@@ -278,26 +339,45 @@ async fn config_file_env_and_command_line_precedence() {
 
     let env_port_s = env_port.to_string();
     let server = Running::spawn(
-        &["--config", path.to_str().unwrap(), "-i", "127.0.0.1", "--api-security-token", "clitok"],
-        &[("HOOKBOX_PORT", &env_port_s), ("HOOKBOX_API_SECURITY_TOKEN", "envtok")],
+        &[
+            "--config",
+            path.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "--api-security-token",
+            "clitok",
+        ],
+        &[
+            ("HOOKBOX_PORT", &env_port_s),
+            ("HOOKBOX_API_SECURITY_TOKEN", "envtok"),
+        ],
     );
     // port: env over file; interface: command line over file.
     assert_eq!(server.startup_port("127.0.0.1"), env_port);
     // web-api-port from the file: a separate API listener.
     let line = server.next_line();
-    assert_eq!(parse_listening(&line, "hookbox/webapi", "127.0.0.1"), Some(api_port), "{line}");
+    assert_eq!(
+        parse_listening(&line, "hookbox/webapi", "127.0.0.1"),
+        Some(api_port),
+        "{line}"
+    );
 
     // api-security-token: command line over env over file.
     let ok = api_post(api_port, "get_server_info", &[("security_token", "clitok")]).await;
     assert_eq!(ok, json!([true, {"channels": [], "connections": []}]));
     for stale in ["envtok", "filetok"] {
         let body = api_post(api_port, "get_server_info", &[("security_token", stale)]).await;
-        assert_eq!(body, json!([false, {"msg": "Invalid Security Token"}]), "{stale}");
+        assert_eq!(
+            body,
+            json!([false, {"msg": "Invalid Security Token"}]),
+            "{stale}"
+        );
     }
 
     // cbhost/cbport/cbpath from the file.
     let mut c = common::Client::open(&format!("ws://127.0.0.1:{env_port}/ws")).await;
-    c.send("CONNECT", json!({"cookie_string": "user=filed"})).await;
+    c.send("CONNECT", json!({"cookie_string": "user=filed"}))
+        .await;
     let hook = web.expect("connect").await;
     assert_eq!(hook.path, "/fromfile/connect");
     assert_eq!(c.expect("CONNECTED").await["name"], "filed");
@@ -321,13 +401,37 @@ fn config_file_named_by_environment() {
 
 #[test]
 fn invalid_options_are_one_line_errors() {
-    assert_fails(&["-i", "127.0.0.1", "-p", "0", "--bogus"], &[], &["--bogus"]);
-    assert_fails(&["-i", "127.0.0.1", "--port", "abc"], &[], &["--port", "abc"]);
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0", "--bogus"],
+        &[],
+        &["--bogus"],
+    );
+    assert_fails(
+        &["-i", "127.0.0.1", "--port", "abc"],
+        &[],
+        &["--port", "abc"],
+    );
     assert_fails(&["-i", "127.0.0.1", "--port=70000"], &[], &["--port"]);
-    assert_fails(&["-i", "127.0.0.1", "-p", "0", "-L", "LOUD"], &[], &["--log-level", "LOUD"]);
-    assert_fails(&["-i", "127.0.0.1", "-p", "0", "--cbport", "-5"], &[], &["--cbport", "-5"]);
-    assert_fails(&["-i", "127.0.0.1", "-p", "0", "--cb-single-url", "ftp://x/"], &[], &["--cb-single-url"]);
-    assert_fails(&["-i", "127.0.0.1"], &[("HOOKBOX_PORT", "abc")], &["--port"]);
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0", "-L", "LOUD"],
+        &[],
+        &["--log-level", "LOUD"],
+    );
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0", "--cbport", "-5"],
+        &[],
+        &["--cbport", "-5"],
+    );
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0", "--cb-single-url", "ftp://x/"],
+        &[],
+        &["--cb-single-url"],
+    );
+    assert_fails(
+        &["-i", "127.0.0.1"],
+        &[("HOOKBOX_PORT", "abc")],
+        &["--port"],
+    );
 }
 
 #[test]
@@ -335,13 +439,21 @@ fn bad_config_files_are_one_line_errors() {
     let dir = std::env::temp_dir().join(format!("hookbox-cli-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let missing = dir.join("missing.toml");
-    assert_fails(&["-p", "0", "--config", missing.to_str().unwrap()], &[], &[missing.to_str().unwrap()]);
+    assert_fails(
+        &["-p", "0", "--config", missing.to_str().unwrap()],
+        &[],
+        &[missing.to_str().unwrap()],
+    );
 
     let cases: [(&str, &str, &[&str]); 4] = [
         ("syntax.toml", "port = \n", &[]),
         ("unknown.toml", "port = 0\nbogus-key = 1\n", &["bogus-key"]),
         ("type.toml", "port = \"eighty\"\n", &[]),
-        ("bad-value.toml", "port = 0\ncb-single-url = \"gopher://x\"\n", &["--cb-single-url"]),
+        (
+            "bad-value.toml",
+            "port = 0\ncb-single-url = \"gopher://x\"\n",
+            &["--cb-single-url"],
+        ),
     ];
     for (name, text, extra) in cases {
         let path = dir.join(name);
@@ -371,11 +483,27 @@ fn port_in_use_is_a_one_line_error() {
 async fn option_values_may_start_with_a_dash() {
     let web = WebApp::start().await;
     let cbport = web.addr.port().to_string();
-    let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "--cbport", &cbport, "-s", "-dashing"], &[]);
+    let server = Running::spawn(
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--cbport",
+            &cbport,
+            "-s",
+            "-dashing",
+        ],
+        &[],
+    );
     let port = server.startup_port("127.0.0.1");
     let mut c = common::Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
-    c.send("CONNECT", json!({"cookie_string": "user=dash"})).await;
-    assert_eq!(web.expect("connect").await.field("secret"), Some("-dashing"));
+    c.send("CONNECT", json!({"cookie_string": "user=dash"}))
+        .await;
+    assert_eq!(
+        web.expect("connect").await.field("secret"),
+        Some("-dashing")
+    );
     c.expect("CONNECTED").await;
     assert_eq!(server.signal("TERM").code(), Some(0));
 }

@@ -8,7 +8,11 @@ use serde_json::json;
 async fn connect_handshake_and_keys() {
     let s = Server::start().await;
     let mut c = s.client().await;
-    c.send("CONNECT", json!({"cookie_string": "user=alice", "payload": "{\"hello\": \"w\u{e9}\"}"})).await;
+    c.send(
+        "CONNECT",
+        json!({"cookie_string": "user=alice", "payload": "{\"hello\": \"w\u{e9}\"}"}),
+    )
+    .await;
     let hook = s.web.expect("connect").await;
     assert_eq!(hook.keys(), ["action", "conn_id", "payload"]);
     assert_eq!(hook.field("payload"), Some("{\"hello\": \"w\u{e9}\"}"));
@@ -19,7 +23,11 @@ async fn connect_handshake_and_keys() {
     assert_eq!(args["name"], "alice");
     // CONNECTED.payload is the client's JSON text, not a parsed value.
     assert_eq!(args["payload"], "{\"hello\": \"w\u{e9}\"}");
-    assert!(c.raw.last().unwrap().contains("w\\u00e9"), "non-ASCII escaped: {:?}", c.raw);
+    assert!(
+        c.raw.last().unwrap().contains("w\\u00e9"),
+        "non-ASCII escaped: {:?}",
+        c.raw
+    );
 }
 
 #[tokio::test]
@@ -27,7 +35,8 @@ async fn frames_split_and_joined() {
     let s = Server::start().await;
     let mut c = s.client().await;
     c.send_text("[1, \"CONNECT\", {\"cookie_st").await;
-    c.send_text("ring\": \"user=bob\"}]\r\n[2, \"NOPE\", {}]\r\n").await;
+    c.send_text("ring\": \"user=bob\"}]\r\n[2, \"NOPE\", {}]\r\n")
+        .await;
     assert_eq!(c.expect("CONNECTED").await["name"], "bob");
     let id = c.expect_error("Unknown frame type NOPE").await;
     assert_eq!(id, 2);
@@ -41,15 +50,28 @@ async fn malformed_frames_get_exact_errors_and_connection_survives() {
         ("not json\r\n", json!(null), "Invalid json"),
         ("{\"a\": 1}\r\n", json!(null), "Invalid frame (not a list)"),
         ("[7, \"CONNECT\"]\r\n", json!(7), "Invalid frame length"),
-        ("[\"x\", \"CONNECT\", {}]\r\n", json!(null), "Invalid frame id (must be int)"),
-        ("[8, 5, {}]\r\n", json!(8), "Invalid frame name (must be string)"),
-        ("[9, \"CONNECT\", [1]]\r\n", json!(9), "Invalid frame keyword arguments (must be dictionary)"),
+        (
+            "[\"x\", \"CONNECT\", {}]\r\n",
+            json!(null),
+            "Invalid frame id (must be int)",
+        ),
+        (
+            "[8, 5, {}]\r\n",
+            json!(8),
+            "Invalid frame name (must be string)",
+        ),
+        (
+            "[9, \"CONNECT\", [1]]\r\n",
+            json!(9),
+            "Invalid frame keyword arguments (must be dictionary)",
+        ),
     ];
     for (text, id, msg) in cases {
         c.send_text(text).await;
         assert_eq!(c.expect_error(msg).await, id, "{text}");
     }
-    c.send("CONNECT", json!({"cookie_string": "user=carol"})).await;
+    c.send("CONNECT", json!({"cookie_string": "user=carol"}))
+        .await;
     assert_eq!(c.expect("CONNECTED").await["name"], "carol");
 }
 
@@ -60,8 +82,16 @@ async fn astral_characters_are_surrogate_pairs() {
     let mut c = s.connected("dave").await;
     c.send("SUBSCRIBE", json!({"channel_name": "emoji"})).await;
     c.expect("SUBSCRIBE").await;
-    c.send("PUBLISH", json!({"channel_name": "emoji", "payload": "\"\u{1F600}\u{2603}\""})).await;
+    c.send(
+        "PUBLISH",
+        json!({"channel_name": "emoji", "payload": "\"\u{1F600}\u{2603}\""}),
+    )
+    .await;
     let args = c.expect("PUBLISH").await;
     assert_eq!(args["payload"], "\u{1F600}\u{2603}");
-    assert!(c.raw.last().unwrap().contains("\\ud83d\\ude00\\u2603"), "{:?}", c.raw.last());
+    assert!(
+        c.raw.last().unwrap().contains("\\ud83d\\ude00\\u2603"),
+        "{:?}",
+        c.raw.last()
+    );
 }

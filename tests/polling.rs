@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 /// `polling` option JSON for a URL on the test web app.
 fn polling(s: &Server, mode: &str, path: &str, extra: Value) -> String {
-    let mut p = json!({"mode": mode, "url": format!("http://{}{path}", s.web.addr), "interval": 0.05});
+    let mut p =
+        json!({"mode": mode, "url": format!("http://{}{path}", s.web.addr), "interval": 0.05});
     for (k, v) in extra.as_object().unwrap() {
         p[k] = v.clone();
     }
@@ -21,14 +22,19 @@ fn polling(s: &Server, mode: &str, path: &str, extra: Value) -> String {
 async fn create_polling(s: &Server, channel: &str, polling: &str) {
     s.api_ok(
         "create_channel",
-        &[("channel_name", channel), ("moderated", "false"), ("polling", polling)],
+        &[
+            ("channel_name", channel),
+            ("moderated", "false"),
+            ("polling", polling),
+        ],
     )
     .await;
 }
 
 /// Subscribes a connected user through the API (no webhook) and takes the own SUBSCRIBE.
 async fn subscribe(s: &Server, c: &mut Client, name: &str, channel: &str) {
-    s.api_ok("subscribe", &[("channel_name", channel), ("name", name)]).await;
+    s.api_ok("subscribe", &[("channel_name", channel), ("name", name)])
+        .await;
     assert_eq!(c.expect("SUBSCRIBE").await["channel_name"], channel);
 }
 
@@ -47,7 +53,10 @@ async fn assert_stopped(s: &Server, stopped: &str, witness: &str) {
     }
     for _ in 0..5 {
         let r = s.web.next().await;
-        assert_eq!(r.path, witness, "{stopped} was polled after it should have stopped");
+        assert_eq!(
+            r.path, witness,
+            "{stopped} was polled after it should have stopped"
+        );
     }
 }
 
@@ -56,9 +65,22 @@ async fn simple_mode_publishes_the_fetched_body() {
     let s = Server::start().await;
     let mut a = s.connected("alice").await;
     s.web.set("", Reply::json(json!({"temp": 21})));
-    create_polling(&s, "weather", &polling(&s, "simple", "/feed?city=x", json!({"originator": "feeder"}))).await;
+    create_polling(
+        &s,
+        "weather",
+        &polling(
+            &s,
+            "simple",
+            "/feed?city=x",
+            json!({"originator": "feeder"}),
+        ),
+    )
+    .await;
     let poll = s.web.next().await;
-    assert_eq!((poll.method.as_str(), poll.path.as_str()), ("GET", "/feed?city=x"));
+    assert_eq!(
+        (poll.method.as_str(), poll.path.as_str()),
+        ("GET", "/feed?city=x")
+    );
     assert!(poll.form.is_empty(), "{poll:?}");
     assert_eq!(poll.header("cookie"), None);
 
@@ -88,34 +110,70 @@ async fn simple_mode_default_originator_is_empty() {
     s.web.set("", Reply::raw(200, "[1, 2]"));
     // Polling set by the create_channel webhook when a client subscribes.
     let p: Value = serde_json::from_str(&polling(&s, "simple", "/feed", json!({}))).unwrap();
-    s.web.channel_options(json!({"moderated": false, "polling": p}));
+    s.web
+        .channel_options(json!({"moderated": false, "polling": p}));
     a.send("SUBSCRIBE", json!({"channel_name": "nums"})).await;
     a.expect("SUBSCRIBE").await;
     let args = a.expect("PUBLISH").await;
-    assert_eq!((args["payload"].clone(), args["user"].clone()), (json!([1, 2]), json!("")));
+    assert_eq!(
+        (args["payload"].clone(), args["user"].clone()),
+        (json!([1, 2]), json!(""))
+    );
 }
 
 #[tokio::test]
 async fn persistent_mode_publishes_payload_and_applies_other_options() {
     let s = Server::start_with(|c| c.webhooks.webhook_secret = Some("wsecret".into())).await;
     let mut a = s.connected("alice").await;
-    s.web.set("", Reply::ok(json!({"payload": {"n": 1}, "history_size": 3, "state": {"k": 1}})));
-    s.api_ok("create_channel", &[("channel_name", "p"), ("moderated", "false")]).await;
+    s.web.set(
+        "",
+        Reply::ok(json!({"payload": {"n": 1}, "history_size": 3, "state": {"k": 1}})),
+    );
+    s.api_ok(
+        "create_channel",
+        &[("channel_name", "p"), ("moderated", "false")],
+    )
+    .await;
     subscribe(&s, &mut a, "alice", "p").await;
     // Polling started by set_channel_options on an existing channel.
-    let p = polling(&s, "persistent", "/poll", json!({"form": {"k": "v", "n": 5}, "originator": "bot"}));
-    s.api_ok("set_channel_options", &[("channel_name", "p"), ("polling", &p)]).await;
+    let p = polling(
+        &s,
+        "persistent",
+        "/poll",
+        json!({"form": {"k": "v", "n": 5}, "originator": "bot"}),
+    );
+    s.api_ok(
+        "set_channel_options",
+        &[("channel_name", "p"), ("polling", &p)],
+    )
+    .await;
 
     let poll = s.web.next().await;
-    assert_eq!((poll.method.as_str(), poll.path.as_str()), ("POST", "/poll"));
-    assert_eq!(poll.keys(), ["k", "n", "secret"], "no action field: {poll:?}");
-    assert_eq!((poll.field("k"), poll.field("n"), poll.field("secret")), (Some("v"), Some("5"), Some("wsecret")));
+    assert_eq!(
+        (poll.method.as_str(), poll.path.as_str()),
+        ("POST", "/poll")
+    );
+    assert_eq!(
+        poll.keys(),
+        ["k", "n", "secret"],
+        "no action field: {poll:?}"
+    );
+    assert_eq!(
+        (poll.field("k"), poll.field("n"), poll.field("secret")),
+        (Some("v"), Some("5"), Some("wsecret"))
+    );
 
     // The other options are applied (state → STATE_UPDATE) before the payload is published.
     let args = a.expect("STATE_UPDATE").await;
-    assert_eq!(Value::Object(args), json!({"channel_name": "p", "updates": {"k": 1}, "deletes": []}));
+    assert_eq!(
+        Value::Object(args),
+        json!({"channel_name": "p", "updates": {"k": 1}, "deletes": []})
+    );
     let args = a.expect("PUBLISH").await;
-    assert_eq!((args["payload"].clone(), args["user"].clone()), (json!({"n": 1}), json!("bot")));
+    assert_eq!(
+        (args["payload"].clone(), args["user"].clone()),
+        (json!({"n": 1}), json!("bot"))
+    );
     let opts = &s.api_ok("get_channel_info", &[("channel_name", "p")]).await["options"];
     assert_eq!(opts["history_size"], 3);
     assert_eq!(opts["history"][0][0], "PUBLISH");
@@ -130,22 +188,39 @@ async fn once_mode_stops_after_one_fetch() {
     let s = Server::start().await;
     let mut a = s.connected("alice").await;
     s.web.set("", Reply::ok(json!({"payload": "only once"})));
-    s.api_ok("create_channel", &[("channel_name", "one"), ("moderated", "false")]).await;
+    s.api_ok(
+        "create_channel",
+        &[("channel_name", "one"), ("moderated", "false")],
+    )
+    .await;
     subscribe(&s, &mut a, "alice", "one").await;
     s.api_ok(
         "set_channel_options",
-        &[("channel_name", "one"), ("polling", &polling(&s, "once", "/once", json!({})))],
+        &[
+            ("channel_name", "one"),
+            ("polling", &polling(&s, "once", "/once", json!({}))),
+        ],
     )
     .await;
     let poll = s.web.next().await;
-    assert_eq!((poll.method.as_str(), poll.path.as_str()), ("POST", "/once"));
+    assert_eq!(
+        (poll.method.as_str(), poll.path.as_str()),
+        ("POST", "/once")
+    );
     assert_eq!(poll.action(), "");
     let args = a.expect("PUBLISH").await;
-    assert_eq!((args["payload"].clone(), args["user"].clone()), (json!("only once"), json!("")));
+    assert_eq!(
+        (args["payload"].clone(), args["user"].clone()),
+        (json!("only once"), json!(""))
+    );
 
     create_polling(&s, "clock", &polling(&s, "simple", "/clock", json!({}))).await;
     for _ in 0..5 {
-        assert_eq!(s.web.next().await.path, "/clock", "the once poller fetched again");
+        assert_eq!(
+            s.web.next().await.path,
+            "/clock",
+            "the once poller fetched again"
+        );
     }
     a.assert_quiet().await;
 }
@@ -156,11 +231,18 @@ async fn failing_url_backs_off_and_recovers() {
     let mut a = s.connected("alice").await;
     s.web.once("", Reply::raw(500, "boom"));
     s.web.set("", Reply::json(json!("recovered")));
-    s.api_ok("create_channel", &[("channel_name", "flaky"), ("moderated", "false")]).await;
+    s.api_ok(
+        "create_channel",
+        &[("channel_name", "flaky"), ("moderated", "false")],
+    )
+    .await;
     subscribe(&s, &mut a, "alice", "flaky").await;
     s.api_ok(
         "set_channel_options",
-        &[("channel_name", "flaky"), ("polling", &polling(&s, "simple", "/flaky", json!({})))],
+        &[
+            ("channel_name", "flaky"),
+            ("polling", &polling(&s, "simple", "/flaky", json!({}))),
+        ],
     )
     .await;
     assert_eq!(s.web.next().await.path, "/flaky");
@@ -176,11 +258,18 @@ async fn persistent_mode_failure_is_retried() {
     let mut a = s.connected("alice").await;
     s.web.once("", Reply::deny(json!({"error": "not yet"})));
     s.web.set("", Reply::ok(json!({"payload": 2})));
-    s.api_ok("create_channel", &[("channel_name", "pf"), ("moderated", "false")]).await;
+    s.api_ok(
+        "create_channel",
+        &[("channel_name", "pf"), ("moderated", "false")],
+    )
+    .await;
     subscribe(&s, &mut a, "alice", "pf").await;
     s.api_ok(
         "set_channel_options",
-        &[("channel_name", "pf"), ("polling", &polling(&s, "persistent", "/pf", json!({})))],
+        &[
+            ("channel_name", "pf"),
+            ("polling", &polling(&s, "persistent", "/pf", json!({}))),
+        ],
     )
     .await;
     s.web.next().await;
@@ -198,7 +287,8 @@ async fn destroying_the_channel_stops_the_poller() {
     assert_eq!(a.expect("PUBLISH").await["payload"], "tick");
     create_polling(&s, "witness", &polling(&s, "simple", "/witness", json!({}))).await;
 
-    s.api_ok("destroy_channel", &[("channel_name", "doomed")]).await;
+    s.api_ok("destroy_channel", &[("channel_name", "doomed")])
+        .await;
     loop {
         let (_, name, _) = a.recv().await;
         if name == "UNSUBSCRIBE" {
@@ -218,7 +308,11 @@ async fn destroy_on_last_leave_stops_the_poller() {
     create_polling(&s, "room", &polling(&s, "simple", "/room", json!({}))).await;
     create_polling(&s, "witness", &polling(&s, "simple", "/witness", json!({}))).await;
     subscribe(&s, &mut a, "alice", "room").await;
-    s.api_ok("unsubscribe", &[("channel_name", "room"), ("name", "alice")]).await;
+    s.api_ok(
+        "unsubscribe",
+        &[("channel_name", "room"), ("name", "alice")],
+    )
+    .await;
     // The destroy_channel webhook (answered `[true, {}]`) destroys the emptied channel.
     loop {
         let r = s.web.next().await;
@@ -226,7 +320,11 @@ async fn destroy_on_last_leave_stops_the_poller() {
             break;
         }
     }
-    assert_eq!(s.api_err("get_channel_info", &[("channel_name", "room")]).await, "Channel room doesn't exist");
+    assert_eq!(
+        s.api_err("get_channel_info", &[("channel_name", "room")])
+            .await,
+        "Channel room doesn't exist"
+    );
     assert_stopped(&s, "/room", "/witness").await;
 }
 
@@ -238,14 +336,31 @@ async fn polling_mode_empty_stops_the_poller_and_a_new_mode_restarts_it() {
     assert_eq!(s.web.next().await.path, "/switch");
     create_polling(&s, "witness", &polling(&s, "simple", "/witness", json!({}))).await;
 
-    s.api_ok("set_channel_options", &[("channel_name", "switch"), ("polling", "{\"mode\": \"\"}")]).await;
+    s.api_ok(
+        "set_channel_options",
+        &[("channel_name", "switch"), ("polling", "{\"mode\": \"\"}")],
+    )
+    .await;
     assert_stopped(&s, "/switch", "/witness").await;
-    let opts = &s.api_ok("get_channel_info", &[("channel_name", "switch")]).await["options"];
+    let opts = &s
+        .api_ok("get_channel_info", &[("channel_name", "switch")])
+        .await["options"];
     assert_eq!(opts["polling"]["mode"], "");
-    assert_eq!(opts["polling"]["url"], format!("http://{}/switch", s.web.addr), "merged key-wise");
+    assert_eq!(
+        opts["polling"]["url"],
+        format!("http://{}/switch", s.web.addr),
+        "merged key-wise"
+    );
 
     // Switching it back on starts a poller again (with the merged url).
-    s.api_ok("set_channel_options", &[("channel_name", "switch"), ("polling", "{\"mode\": \"simple\"}")]).await;
+    s.api_ok(
+        "set_channel_options",
+        &[
+            ("channel_name", "switch"),
+            ("polling", "{\"mode\": \"simple\"}"),
+        ],
+    )
+    .await;
     loop {
         if s.web.next().await.path == "/switch" {
             break;
@@ -261,7 +376,11 @@ async fn replacing_polling_runs_a_single_poller() {
     assert_eq!(s.web.next().await.path, "/old");
     create_polling(&s, "witness", &polling(&s, "simple", "/witness", json!({}))).await;
     let p = json!({"url": format!("http://{}/new", s.web.addr)}).to_string();
-    s.api_ok("set_channel_options", &[("channel_name", "moved"), ("polling", &p)]).await;
+    s.api_ok(
+        "set_channel_options",
+        &[("channel_name", "moved"), ("polling", &p)],
+    )
+    .await;
     // The old poller stops: after the barrier only /new and the witness are fetched.
     let mut witness = 0;
     while witness < 2 {

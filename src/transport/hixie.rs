@@ -5,6 +5,7 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
+use super::{next_batch, write_within};
 use crate::app::AppState;
 use crate::session::{Outbox, Session};
 use axum::body::Body;
@@ -115,13 +116,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     done: CancellationToken,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = outbox.ready() => {}
-            _ = done.cancelled() => break,
-            _ = shutdown.cancelled() => outbox.close(crate::session::CloseReason::Shutdown),
-        }
-        let drained = outbox.drain();
+    while let Some(drained) = next_batch(&outbox, &done, &shutdown).await {
         let mut out = Vec::with_capacity(drained.data.len() + 2 * drained.frames);
         for frame in drained.data.split_inclusive(|b| *b == b'\n') {
             out.push(0x00);
@@ -131,10 +126,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if drained.close.is_some() {
             out.extend_from_slice(&[0xFF, 0x00]);
         }
-        if writer.write_all(&out).await.is_err()
-            || writer.flush().await.is_err()
-            || drained.close.is_some()
-        {
+        let written = write_within(async {
+            writer.write_all(&out).await?;
+            writer.flush().await
+        })
+        .await;
+        if !written || drained.close.is_some() {
             break;
         }
     }

@@ -5,8 +5,36 @@ pub mod csp;
 pub mod hixie;
 pub mod websocket;
 
+use crate::session::{CloseReason, Drained, Outbox};
 use axum::http::HeaderMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A peer that accepts no bytes for this long is treated as gone. Without it, a client that
+/// stopped reading would hold its connection (and user) forever once its outbox overflowed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until the outbox has something to write (or closes), then takes all of it.
+/// `None` once the connection is done; at shutdown the outbox is closed so its close is written.
+pub(crate) async fn next_batch(
+    outbox: &Outbox,
+    done: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> Option<Drained> {
+    tokio::select! {
+        _ = outbox.ready() => {}
+        _ = done.cancelled() => return None,
+        _ = shutdown.cancelled() => outbox.close(CloseReason::Shutdown),
+    }
+    Some(outbox.drain())
+}
+
+/// Runs one socket write under [`WRITE_TIMEOUT`]; false if it failed or timed out.
+pub(crate) async fn write_within<E>(write: impl Future<Output = Result<(), E>>) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
+}
 
 /// The client address given to webhooks as X-Real-IP: the request's X-Forwarded-For if present
 /// (a proxy in front of hookbox), else the socket's peer address.

@@ -5,7 +5,7 @@
 //! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
 //! keep idle connections cheap.
 
-use super::{client_address, hixie};
+use super::{client_address, hixie, next_batch, write_within};
 use crate::app::AppState;
 use crate::session::{CloseReason, Outbox, Session};
 use axum::body::Body;
@@ -110,17 +110,11 @@ async fn write_loop(
     done: CancellationToken,
     shutdown: CancellationToken,
 ) {
-    loop {
-        tokio::select! {
-            _ = outbox.ready() => {}
-            _ = done.cancelled() => break,
-            _ = shutdown.cancelled() => outbox.close(CloseReason::Shutdown),
-        }
-        let drained = outbox.drain();
+    while let Some(drained) = next_batch(&outbox, &done, &shutdown).await {
         if !drained.data.is_empty() {
             // The encoder only ever produces ASCII.
             let text = String::from_utf8(drained.data).expect("frames are ASCII");
-            if sink.send(Message::Text(text.into())).await.is_err() {
+            if !write_within(sink.send(Message::Text(text.into()))).await {
                 break;
             }
         }
@@ -135,7 +129,7 @@ async fn write_loop(
                 code,
                 reason: reason.text().into(),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            write_within(sink.send(Message::Close(Some(frame)))).await;
             break;
         }
     }

@@ -44,7 +44,10 @@ impl HookRecord {
         self.field("action").unwrap_or("")
     }
     pub fn field(&self, key: &str) -> Option<&str> {
-        self.form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.form
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -121,7 +124,13 @@ pub struct WebApp {
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<HookRecord>>,
 }
 
-async fn webapp_handler(State(st): State<WebAppState>, uri: Uri, method: axum::http::Method, headers: HeaderMap, body: Bytes) -> Response {
+async fn webapp_handler(
+    State(st): State<WebAppState>,
+    uri: Uri,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -170,7 +179,9 @@ impl WebApp {
             inner: Arc::default(),
             tx,
         };
-        let app = axum::Router::new().fallback(webapp_handler).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(webapp_handler)
+            .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         WebApp {
             addr,
@@ -181,7 +192,11 @@ impl WebApp {
 
     /// The reply for every later call of `action`.
     pub fn set(&self, action: &str, reply: Reply) {
-        self.state.inner.lock().defaults.insert(action.to_owned(), reply);
+        self.state
+            .inner
+            .lock()
+            .defaults
+            .insert(action.to_owned(), reply);
     }
 
     /// A one-time reply for the next call of `action` (queued after earlier ones).
@@ -294,7 +309,8 @@ impl Server {
     /// A client that sent CONNECT with cookie `user=<name>` and got CONNECTED.
     pub async fn connected(&self, name: &str) -> Client {
         let mut c = self.client().await;
-        c.send("CONNECT", json!({"cookie_string": format!("user={name}")})).await;
+        c.send("CONNECT", json!({"cookie_string": format!("user={name}")}))
+            .await;
         let args = c.expect("CONNECTED").await;
         assert_eq!(args["name"], name);
         self.web.expect("connect").await;
@@ -319,7 +335,10 @@ impl Server {
             .unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Calls the API and asserts `[true, …]`, returning the object.
@@ -343,7 +362,9 @@ impl Server {
 // A WebSocket RTJP client
 
 pub struct Client {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next_id: i64,
     buf: String,
     frames: VecDeque<(i64, String, Map<String, Value>)>,
@@ -354,7 +375,9 @@ pub struct Client {
 
 impl Client {
     pub async fn open(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
         Client {
             ws,
             next_id: 1,
@@ -369,12 +392,16 @@ impl Client {
     pub async fn send(&mut self, name: &str, args: Value) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.send_text(&format!("{}\r\n", json!([id, name, args]))).await;
+        self.send_text(&format!("{}\r\n", json!([id, name, args])))
+            .await;
         id
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.to_owned().into())).await.expect("ws send");
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("ws send");
     }
 
     /// The next frame `(id, name, args)`, checking that server ids count up by one.
@@ -398,7 +425,11 @@ impl Client {
                 let line: String = self.buf.drain(..pos + 2).collect();
                 let v: Value = serde_json::from_str(&line[..pos]).expect("server frame is JSON");
                 let id = v[0].as_i64().expect("frame id");
-                assert_eq!(id, self.last_server_id + 1, "server frame ids count up by one");
+                assert_eq!(
+                    id,
+                    self.last_server_id + 1,
+                    "server frame ids count up by one"
+                );
                 self.last_server_id = id;
                 let name = v[1].as_str().expect("frame name").to_owned();
                 let args = v[2].as_object().expect("frame args").clone();
@@ -434,9 +465,13 @@ impl Client {
     /// Waits for the server to close the socket; returns the close frame's code and reason.
     pub async fn expect_close(&mut self) -> Option<(u16, String)> {
         loop {
-            let msg = tokio::time::timeout(GUARD, self.ws.next()).await.expect("timed out waiting for close");
+            let msg = tokio::time::timeout(GUARD, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
             match msg {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,
             }
@@ -461,5 +496,8 @@ pub fn keys(args: &Map<String, Value>) -> Vec<&str> {
 pub fn assert_datetime(v: &Value) {
     let s = v.as_str().expect("datetime is a string");
     assert_eq!(s.len(), 19, "{s}");
-    assert!(chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok(), "{s}");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok(),
+        "{s}"
+    );
 }
