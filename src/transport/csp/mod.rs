@@ -17,7 +17,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use packets::decode_packets;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -137,26 +136,25 @@ pub async fn handle(
         let Ok(session) = csp.create(app.hub.clone(), remote) else {
             return fail(StatusCode::SERVICE_UNAVAILABLE, None, "Too many sessions");
         };
-        session.begin_request(|k| form.get(k));
+        let request = session.begin_request(|k| form.get(k));
         let vars = session.vars();
-        session.end_request();
+        drop(request);
         let body = vars.request_body(&to_ascii_string(&json!({"session": &*session.key})));
         return respond(StatusCode::OK, None, vars.ct, body);
     }
     let Some(session) = form.get("s").and_then(|s| csp.get(&s)) else {
         return session_not_found();
     };
-    session.begin_request(|k| form.get(k));
-    let resp = match endpoint.as_str() {
+    let _request = session.begin_request(|k| form.get(k));
+    match endpoint.as_str() {
         "comet" => {
             let body = session.comet(app.config.csp_poll_timeout).await;
             respond(StatusCode::OK, None, session.vars().ct, body)
         }
         "send" => match form.get("d") {
             None => fail(StatusCode::BAD_REQUEST, None, "Missing packet data (d)"),
-            Some(d) => match decode_packets(&d, session.last_client_packet()) {
-                Ok(packets) => {
-                    session.deliver(packets).await;
+            Some(d) => match session.deliver(&d).await {
+                Ok(()) => {
                     let vars = session.vars();
                     respond(StatusCode::OK, None, vars.ct, vars.request_body("\"OK\""))
                 }
@@ -177,7 +175,5 @@ pub async fn handle(
                 form.get("d").unwrap_or_default(),
             )
         }
-    };
-    session.end_request();
-    resp
+    }
 }

@@ -4,7 +4,9 @@
 //! order, as on a WebSocket). Outgoing frames become numbered packets that stay queued until the
 //! client acknowledges them (`a`), so a comet response lost on the way is delivered again.
 
-use super::packets::{close_packet, encode_packet, ClientPacket, Vars};
+use super::packets::{
+    close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
+};
 use crate::session::{CloseReason, Outbox, Session};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -47,6 +49,8 @@ pub struct CspSession {
     state: Mutex<State>,
     /// Releases a waiting comet (a newer comet arrived, or the session closed).
     wake: Notify,
+    /// Serialises `send` requests of this session.
+    deliver_lock: tokio::sync::Mutex<()>,
     /// Budget for unacknowledged packets, in bytes.
     max_unacked: usize,
 }
@@ -58,8 +62,11 @@ impl CspSession {
         st.requests_in_flight == 0 && st.last_activity.elapsed() >= idle
     }
 
-    /// Marks the start of a request: applies its variables and acknowledgement.
-    pub fn begin_request(&self, get: impl Fn(&str) -> Option<String>) {
+    /// Marks the start of a request: applies its variables and acknowledgement. The request
+    /// lasts until the guard drops, also when the client goes away mid-request and the handler
+    /// is dropped at an await (otherwise the session would never count as idle again).
+    #[must_use = "the request ends when the guard drops"]
+    pub fn begin_request(&self, get: impl Fn(&str) -> Option<String>) -> RequestGuard<'_> {
         let mut st = self.state.lock();
         st.requests_in_flight += 1;
         st.last_activity = Instant::now();
@@ -70,9 +77,10 @@ impl CspSession {
                 st.unacked_bytes -= packet.len();
             }
         }
+        RequestGuard(self)
     }
 
-    pub fn end_request(&self) {
+    fn end_request(&self) {
         let mut st = self.state.lock();
         st.requests_in_flight -= 1;
         st.last_activity = Instant::now();
@@ -82,27 +90,31 @@ impl CspSession {
         self.state.lock().vars.clone()
     }
 
-    /// The newest client packet id received.
-    pub fn last_client_packet(&self) -> u64 {
-        self.state.lock().last_client_packet
-    }
-
     /// Hands decoded client packets to the session task, in order.
-    pub async fn deliver(&self, packets: Vec<(u64, ClientPacket)>) {
+    pub async fn deliver(&self, d: &str) -> Result<(), PacketError> {
+        // One `send` at a time per session, so that two concurrent sends of the same packets
+        // cannot both deliver them, and packet order is kept.
+        let _one_at_a_time = self.deliver_lock.lock().await;
+        let last = self.state.lock().last_client_packet;
+        let packets = decode_packets(d, last)?;
         for (id, packet) in packets {
-            self.state.lock().last_client_packet = id;
             let msg = match packet {
                 ClientPacket::Data(d) => Inbound::Data(d),
                 ClientPacket::Close => {
+                    self.state.lock().last_client_packet = id;
                     self.close(None);
-                    return;
+                    return Ok(());
                 }
             };
             // The task is gone only once the session closed; later packets are moot then.
             if self.inbound.send(msg).await.is_err() {
-                return;
+                return Ok(());
             }
+            // Recorded only once handed over: if this request is dropped while waiting, the
+            // client's re-sent packet is delivered, not skipped.
+            self.state.lock().last_client_packet = id;
         }
+        Ok(())
     }
 
     /// Closes the session: queues the close packet and ends the RTJP session.
@@ -114,10 +126,7 @@ impl CspSession {
         let mut st = self.state.lock();
         self.pull(&mut st);
         if !st.closing {
-            st.closing = true;
-            let id = st.next_packet;
-            st.next_packet += 1;
-            st.unacked.push_back((id, close_packet(id)));
+            queue_close_packet(&mut st);
         }
         drop(st);
         self.wake.notify_waiters();
@@ -149,10 +158,7 @@ impl CspSession {
                 st.unacked_bytes = 0;
             }
             let _ = self.inbound.try_send(Inbound::Close);
-            st.closing = true;
-            let id = st.next_packet;
-            st.next_packet += 1;
-            st.unacked.push_back((id, close_packet(id)));
+            queue_close_packet(st);
         }
     }
 
@@ -194,6 +200,26 @@ impl CspSession {
         let last = st.unacked.back().map_or(0, |(id, _)| *id);
         st.vars.comet_body(&packets, last)
     }
+}
+
+/// One request in flight on a session; see [`CspSession::begin_request`].
+pub struct RequestGuard<'a>(&'a CspSession);
+
+impl Drop for RequestGuard<'_> {
+    fn drop(&mut self) {
+        self.0.end_request();
+    }
+}
+
+/// Queues the server's null packet, counted in `unacked_bytes` like every packet (acking it
+/// subtracts its length).
+fn queue_close_packet(st: &mut State) {
+    st.closing = true;
+    let id = st.next_packet;
+    st.next_packet += 1;
+    let packet = close_packet(id);
+    st.unacked_bytes += packet.len();
+    st.unacked.push_back((id, packet));
 }
 
 /// Drives the RTJP session of one CSP session until the client or the server closes it.
@@ -334,6 +360,7 @@ impl Registry {
                 closing: false,
             }),
             wake: Notify::new(),
+            deliver_lock: tokio::sync::Mutex::new(()),
             max_unacked: self.limits.outbox_bytes,
         });
         sessions.insert(key, csp.clone());
