@@ -44,6 +44,9 @@ impl WebhookClient {
         timeout: Duration,
         max_concurrency: usize,
     ) -> WebhookClient {
+        // https webhooks (`--cbhttps`, an https `--cb-single-url`) use rustls with the ring
+        // provider and the system's trusted certificates. Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             // No whole-request timeout here: `send` bounds each call itself, so that a slow web
             // app always gets the same "no reply within" message naming the limit.
