@@ -43,8 +43,10 @@ fn cookie_name(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-/// The chat page. A visitor without a name cookie gets one (readable by the page's script, so
-/// that `hookbox.connect` forwards it to hookbox, which forwards it to our connect webhook).
+/// The chat page. Every page load gets a fresh name in a cookie (readable by the page's script,
+/// so that `hookbox.connect` forwards it to hookbox, which forwards it to our connect webhook).
+/// The page connects as soon as it loads, so each tab becomes its own user and a newcomer can
+/// chat between two tabs.
 async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
@@ -53,9 +55,6 @@ async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
         .unwrap_or("127.0.0.1");
     let url = format!("http://{host}:{}", demo.hookbox_port);
     let html = Html(PAGE.replace("{{HOOKBOX_URL}}", &url));
-    if cookie_name(&headers).is_some() {
-        return html.into_response();
-    }
     let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 100);
     let name = format!(
         "{}-{}-{}",

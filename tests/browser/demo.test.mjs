@@ -22,15 +22,11 @@ test('two tabs chat with presence and history', async () => {
   const context = await browser.newContext();
   const alice = await context.newPage();
   await alice.goto(demo);
-  // The first visit sets the name cookie; reload so that this tab connects with it, like a
-  // newcomer's second tab would.
   await alice.waitForFunction(() => document.getElementById('me').textContent.includes('-'));
   const name = await alice.textContent('#me');
 
-  // Tabs of one browser share the cookie, hence the user: use a second browser context for a
-  // second person.
-  const other = await browser.newContext();
-  const bob = await other.newPage();
+  // A second tab of the same browser, as a newcomer would open it, is a second user.
+  const bob = await context.newPage();
   await bob.goto(demo);
   await bob.waitForFunction(() => document.getElementById('me').textContent.includes('-'));
   const bobName = await bob.textContent('#me');
