@@ -2,6 +2,7 @@
 
 use hookbox::app::App;
 use hookbox::config::Config;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 fn main() {
@@ -21,22 +22,20 @@ fn main() {
 #[tokio::main]
 async fn run(config: Config) -> anyhow::Result<()> {
     hookbox::log::init(&config)?;
+    // Signal handlers are in place before the startup line is printed, so a supervisor that
+    // signals as soon as it sees the line gets a clean exit.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let shutdown = CancellationToken::new();
     let app = App::bind(config, shutdown.clone()).await?;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         tracing::info!("shutting down");
         shutdown.cancel();
     });
     app.serve().await?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -5,140 +5,12 @@
 //! ends is killed.
 
 mod common;
-use common::{WebApp, GUARD};
+use common::binary::{api_post, command, parse_listening, Running, BIN};
+use common::{free_port, Client, WebApp, GUARD};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Write;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn command(program: &str, envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HOOKBOX_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(envs.iter().copied());
-    cmd
-}
-
-/// A running server whose stdout and stderr are one stream, read line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    exited: bool,
-}
-
-impl Running {
-    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Running {
-        // `exec` keeps the pid the server's own, and `2>&1` merges the streams in output order.
-        let mut child = command("sh", envs)
-            .arg("-c")
-            .arg("exec \"$0\" \"$@\" 2>&1")
-            .arg(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn hookbox");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            exited: false,
-        }
-    }
-
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(GUARD)
-            .expect("timed out waiting for a line of output")
-    }
-
-    /// The startup line's port, checking the line's exact shape.
-    fn startup_port(&self, host: &str) -> u16 {
-        let line = self.next_line();
-        parse_listening(&line, "hookbox", host)
-            .unwrap_or_else(|| panic!("bad startup line: {line:?}"))
-    }
-
-    /// Sends `signal` and waits for the exit (output closes when the process ends).
-    fn signal(mut self, signal: &str) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        loop {
-            match self.lines.recv_timeout(GUARD) {
-                Ok(_) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!("hookbox did not exit after SIG{signal}")
-                }
-            }
-        }
-        self.exited = true;
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Checks `<YYYY-MM-DD HH:MM:SS,mmm> - hookbox - INFO - Listening to <what> on http://<host>:<port>`
-/// and returns the port.
-fn parse_listening(line: &str, what: &str, host: &str) -> Option<u16> {
-    let shape = "dddd-dd-dd dd:dd:dd,ddd";
-    if line.len() < shape.len() || !line.is_char_boundary(shape.len()) {
-        return None;
-    }
-    let (stamp, rest) = line.split_at(shape.len());
-    let stamp_ok =
-        stamp
-            .chars()
-            .zip(shape.chars())
-            .all(|(c, s)| if s == 'd' { c.is_ascii_digit() } else { c == s });
-    if !stamp_ok
-        || chrono::NaiveDateTime::parse_from_str(&stamp[..19], "%Y-%m-%d %H:%M:%S").is_err()
-    {
-        return None;
-    }
-    let port = rest.strip_prefix(&format!(
-        " - hookbox - INFO - Listening to {what} on http://{host}:"
-    ))?;
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    port.parse().ok()
-}
 
 /// Runs the binary to its exit: status, stdout, stderr.
 fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, String) {
@@ -170,6 +42,20 @@ fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (ExitStatus, String, Str
     }
 }
 
+/// Starts the binary, checks that it listens on `127.0.0.1:<port>`, and stops it with SIGTERM,
+/// expecting a clean exit.
+fn assert_starts_on(args: &[&str], envs: &[(&str, &str)], port: u16) {
+    let server = Running::spawn(args, envs);
+    assert_eq!(server.startup_port("127.0.0.1"), port);
+    assert_eq!(server.signal("TERM").code(), Some(0));
+}
+
+/// Publishes through the Web API (token `tok`) to "ghost", a channel that does not exist.
+async fn publish_to_ghost(port: u16) -> Value {
+    let form = [("security_token", "tok"), ("channel_name", "ghost")];
+    api_post(port, "publish", &form).await
+}
+
 /// Runs the binary expecting a startup failure: a non-zero exit and one line on stderr that
 /// contains every one of `names`.
 fn assert_fails(args: &[&str], envs: &[(&str, &str)], names: &[&str]) {
@@ -188,19 +74,6 @@ fn assert_fails(args: &[&str], envs: &[(&str, &str)], names: &[&str]) {
             "{args:?}: {text:?} does not name {name}"
         );
     }
-}
-
-async fn api_post(port: u16, method: &str, form: &[(&str, &str)]) -> Value {
-    let text = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/web/{method}"))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
 #[test]
@@ -245,7 +118,7 @@ fn sigint_exits_cleanly() {
 #[test]
 fn last_occurrence_wins_in_both_syntaxes() {
     let p = free_port();
-    let server = Running::spawn(
+    assert_starts_on(
         &[
             "-i",
             "0.0.0.0",
@@ -256,12 +129,11 @@ fn last_occurrence_wins_in_both_syntaxes() {
             &format!("--port={p}"),
         ],
         &[],
+        p,
     );
-    assert_eq!(server.startup_port("127.0.0.1"), p);
-    assert_eq!(server.signal("TERM").code(), Some(0));
 
     let p = free_port();
-    let server = Running::spawn(
+    assert_starts_on(
         &[
             "--interface",
             "127.0.0.1",
@@ -271,21 +143,15 @@ fn last_occurrence_wins_in_both_syntaxes() {
             &format!("-p{p}"),
         ],
         &[],
+        p,
     );
-    assert_eq!(server.startup_port("127.0.0.1"), p);
-    assert_eq!(server.signal("TERM").code(), Some(0));
 }
 
 #[tokio::test]
 async fn x_takes_a_value() {
     let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "-r", "tok", "-x", "1"], &[]);
     let port = server.startup_port("127.0.0.1");
-    let body = api_post(
-        port,
-        "publish",
-        &[("security_token", "tok"), ("channel_name", "ghost")],
-    )
-    .await;
+    let body = publish_to_ghost(port).await;
     assert_eq!(body, json!([true, {}]));
     server.signal("TERM");
 
@@ -303,12 +169,7 @@ async fn x_takes_a_value() {
         &[],
     );
     let port = server.startup_port("127.0.0.1");
-    let body = api_post(
-        port,
-        "publish",
-        &[("security_token", "tok"), ("channel_name", "ghost")],
-    )
-    .await;
+    let body = publish_to_ghost(port).await;
     assert_eq!(body, json!([false, {"msg": "Channel ghost doesn't exist"}]));
     server.signal("TERM");
 
@@ -375,7 +236,7 @@ async fn config_file_env_and_command_line_precedence() {
     }
 
     // cbhost/cbport/cbpath from the file.
-    let mut c = common::Client::open(&format!("ws://127.0.0.1:{env_port}/ws")).await;
+    let mut c = Client::open(&format!("ws://127.0.0.1:{env_port}/ws")).await;
     c.send("CONNECT", json!({"cookie_string": "user=filed"}))
         .await;
     let hook = web.expect("connect").await;
@@ -393,9 +254,7 @@ fn config_file_named_by_environment() {
     let path = dir.join("env.toml");
     let p = free_port();
     std::fs::write(&path, format!("interface = \"127.0.0.1\"\nport = {p}\n")).unwrap();
-    let server = Running::spawn(&[], &[("HOOKBOX_CONFIG", path.to_str().unwrap())]);
-    assert_eq!(server.startup_port("127.0.0.1"), p);
-    assert_eq!(server.signal("TERM").code(), Some(0));
+    assert_starts_on(&[], &[("HOOKBOX_CONFIG", path.to_str().unwrap())], p);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -497,7 +356,7 @@ async fn option_values_may_start_with_a_dash() {
         &[],
     );
     let port = server.startup_port("127.0.0.1");
-    let mut c = common::Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
+    let mut c = Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
     c.send("CONNECT", json!({"cookie_string": "user=dash"}))
         .await;
     assert_eq!(

@@ -5,31 +5,17 @@
 //! and stop the server with SIGTERM.
 
 mod common;
-use common::{Client, WebApp, GUARD};
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use tokio::sync::mpsc;
+use common::binary::{api_post, Running};
+use common::{free_port, Client, WebApp};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hookbox");
 const SECRET: &str = "hook-secret";
 const TOKEN: &str = "api-token";
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A hookbox started like `manage.py runhookbox`, its stdout and stderr merged into one stream.
 struct Hookbox {
-    child: Child,
+    run: Running,
     port: u16,
-    output: mpsc::UnboundedReceiver<String>,
-    exited: bool,
 }
 
 impl Hookbox {
@@ -59,85 +45,9 @@ impl Hookbox {
             "--admin-password",
             "admin-pw",
         ];
-        let mut cmd = Command::new("sh");
-        // `exec` keeps the pid hookbox's own; `2>&1` merges both streams in output order.
-        cmd.arg("-c")
-            .arg("exec \"$0\" \"$@\" 2>&1")
-            .arg(BIN)
-            .args(args);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("HOOKBOX_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn hookbox");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, output) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Hookbox {
-            child,
+            run: Running::spawn(&args, &[]),
             port,
-            output,
-            exited: false,
-        }
-    }
-
-    async fn first_line(&mut self) -> String {
-        tokio::time::timeout(GUARD, self.output.recv())
-            .await
-            .expect("timed out waiting for the startup line")
-            .expect("hookbox exited without output")
-    }
-
-    /// POSTs a urlencoded form to `/web/<method>` as djhookbox does; returns the JSON body.
-    async fn web(&self, method: &str, form: &[(&str, &str)]) -> Value {
-        let resp = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/web/{method}", self.port))
-            .form(form)
-            .send()
-            .await
-            .expect("web api request");
-        assert_eq!(resp.status().as_u16(), 200);
-        let text = resp.text().await.unwrap();
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("undecodable body {text:?}"))
-    }
-
-    /// SIGTERM, then the exit status once the output has closed.
-    async fn terminate(mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        loop {
-            match tokio::time::timeout(GUARD, self.output.recv()).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => break,
-                Err(_) => panic!("hookbox did not exit after SIGTERM"),
-            }
-        }
-        self.exited = true;
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Hookbox {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
@@ -178,8 +88,8 @@ fn startup_pattern_matcher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_then_publish_with_the_security_token() {
     let web = WebApp::start().await;
-    let mut hb = Hookbox::start(&web);
-    let line = hb.first_line().await;
+    let hb = Hookbox::start(&web);
+    let line = hb.run.next_line();
     assert_eq!(
         match_startup(&line),
         Some(("127.0.0.1".to_owned(), hb.port)),
@@ -198,28 +108,28 @@ async fn create_then_publish_with_the_security_token() {
     assert_eq!(client.expect("CONNECTED").await["name"], "anonymous");
 
     // test_create: publishing to a missing channel fails; create + publish succeed.
-    let body = hb
-        .web(
-            "publish",
-            &[
-                ("security_token", TOKEN),
-                ("channel_name", "news"),
-                ("payload", "\"hi\""),
-            ],
-        )
-        .await;
+    let body = api_post(
+        hb.port,
+        "publish",
+        &[
+            ("security_token", TOKEN),
+            ("channel_name", "news"),
+            ("payload", "\"hi\""),
+        ],
+    )
+    .await;
     assert_eq!(body[0], false, "{body}");
     assert!(
         body[1]["msg"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
 
-    let body = hb
-        .web(
-            "create_channel",
-            &[("security_token", TOKEN), ("channel_name", "news")],
-        )
-        .await;
+    let body = api_post(
+        hb.port,
+        "create_channel",
+        &[("security_token", TOKEN), ("channel_name", "news")],
+    )
+    .await;
     assert_eq!(body, json!([true, {}]));
 
     client
@@ -230,45 +140,45 @@ async fn create_then_publish_with_the_security_token() {
     assert_eq!(client.expect("SUBSCRIBE").await["channel_name"], "news");
 
     let payload = json!({"headline": "caf\u{e9}"}).to_string();
-    let body = hb
-        .web(
-            "publish",
-            &[
-                ("security_token", TOKEN),
-                ("channel_name", "news"),
-                ("payload", &payload),
-            ],
-        )
-        .await;
+    let body = api_post(
+        hb.port,
+        "publish",
+        &[
+            ("security_token", TOKEN),
+            ("channel_name", "news"),
+            ("payload", &payload),
+        ],
+    )
+    .await;
     assert_eq!(body, json!([true, {}]));
     let args = client.expect("PUBLISH").await;
     assert_eq!(args["payload"], json!({"headline": "caf\u{e9}"}));
 
-    let status = hb.terminate().await;
+    let status = hb.run.signal("TERM");
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_security_token_fails() {
     let web = WebApp::start().await;
-    let mut hb = Hookbox::start(&web);
-    let line = hb.first_line().await;
+    let hb = Hookbox::start(&web);
+    let line = hb.run.next_line();
     assert!(
         match_startup(&line).is_some(),
         "first line of output: {line:?}"
     );
 
     for method in ["create_channel", "publish"] {
-        let body = hb
-            .web(
-                method,
-                &[
-                    ("security_token", "wrong"),
-                    ("channel_name", "x"),
-                    ("payload", "1"),
-                ],
-            )
-            .await;
+        let body = api_post(
+            hb.port,
+            method,
+            &[
+                ("security_token", "wrong"),
+                ("channel_name", "x"),
+                ("payload", "1"),
+            ],
+        )
+        .await;
         assert_eq!(
             body,
             json!([false, {"msg": "Invalid Security Token"}]),
@@ -276,18 +186,18 @@ async fn a_wrong_security_token_fails() {
         );
     }
     // Without any token at all, too.
-    let body = hb.web("create_channel", &[("channel_name", "x")]).await;
+    let body = api_post(hb.port, "create_channel", &[("channel_name", "x")]).await;
     assert_eq!(body, json!([false, {"msg": "Invalid Security Token"}]));
     // The right token still works: the refusals changed nothing.
-    let body = hb
-        .web(
-            "create_channel",
-            &[("security_token", TOKEN), ("channel_name", "x")],
-        )
-        .await;
+    let body = api_post(
+        hb.port,
+        "create_channel",
+        &[("security_token", TOKEN), ("channel_name", "x")],
+    )
+    .await;
     assert_eq!(body, json!([true, {}]));
     assert!(web.drain().await.is_empty(), "no webhooks from the Web API");
 
-    let status = hb.terminate().await;
+    let status = hb.run.signal("TERM");
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }

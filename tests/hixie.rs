@@ -110,14 +110,14 @@ impl Hixie {
         let id = self.next_id;
         self.next_id += 1;
         let mut bytes = vec![0x00];
-        bytes.extend_from_slice(format!("{}\r\n", json!([id, name, args])).as_bytes());
+        bytes.extend_from_slice(frame(id, name, args).as_bytes());
         bytes.push(0xff);
         self.write(&bytes).await;
         id
     }
 
     /// The next server frame: `\x00` + one RTJP line ending in `\r\n` + `\xff`, ASCII only.
-    async fn recv(&mut self) -> (i64, String, Map<String, Value>) {
+    async fn recv(&mut self) -> Frame {
         let end = loop {
             if let Some(pos) = self.buf.iter().position(|b| *b == 0xff) {
                 break pos;
@@ -141,20 +141,9 @@ impl Hixie {
             1,
             "one RTJP frame per WebSocket frame: {text:?}"
         );
-        let v: Value = serde_json::from_str(&text[..text.len() - 2]).expect("frame is JSON");
-        let id = v[0].as_i64().expect("frame id");
-        assert_eq!(
-            id,
-            self.last_server_id + 1,
-            "server frame ids count up by one"
-        );
-        self.last_server_id = id;
+        let f = parse_server_frame(&text, &mut self.last_server_id);
         self.raw.push(text);
-        (
-            id,
-            v[1].as_str().unwrap().to_owned(),
-            v[2].as_object().unwrap().clone(),
-        )
+        f
     }
 
     async fn expect(&mut self, name: &str) -> Map<String, Value> {

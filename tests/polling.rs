@@ -38,6 +38,23 @@ async fn subscribe(s: &Server, c: &mut Client, name: &str, channel: &str) {
     assert_eq!(c.expect("SUBSCRIBE").await["channel_name"], channel);
 }
 
+/// Creates `channel` without polling through the API (no webhook) with `moderated: false`,
+/// subscribes alice's client `c`, then starts `polling` on the existing channel through
+/// set_channel_options.
+async fn poll_existing(s: &Server, c: &mut Client, channel: &str, polling: &str) {
+    s.api_ok(
+        "create_channel",
+        &[("channel_name", channel), ("moderated", "false")],
+    )
+    .await;
+    subscribe(s, c, "alice", channel).await;
+    s.api_ok(
+        "set_channel_options",
+        &[("channel_name", channel), ("polling", polling)],
+    )
+    .await;
+}
+
 /// Proves no poll of `stopped` reaches the web app any more, using a second poller on `witness`
 /// (same interval) as the clock: first lets two witness polls pass (absorbing a `stopped` poll
 /// that was already in flight), then requires five more witness polls with no `stopped` poll.
@@ -87,7 +104,7 @@ async fn simple_mode_publishes_the_fetched_body() {
     subscribe(&s, &mut a, "alice", "weather").await;
     for _ in 0..2 {
         let args = a.expect("PUBLISH").await;
-        assert_eq!(keys(&args), ["channel_name", "datetime", "payload", "user"]);
+        assert_eq!(keys(&args), PUBLISH_KEYS);
         assert_eq!(args["channel_name"], "weather");
         assert_eq!(args["payload"], json!({"temp": 21}));
         assert_eq!(args["user"], "feeder");
@@ -129,12 +146,6 @@ async fn persistent_mode_publishes_payload_and_applies_other_options() {
         "",
         Reply::ok(json!({"payload": {"n": 1}, "history_size": 3, "state": {"k": 1}})),
     );
-    s.api_ok(
-        "create_channel",
-        &[("channel_name", "p"), ("moderated", "false")],
-    )
-    .await;
-    subscribe(&s, &mut a, "alice", "p").await;
     // Polling started by set_channel_options on an existing channel.
     let p = polling(
         &s,
@@ -142,11 +153,7 @@ async fn persistent_mode_publishes_payload_and_applies_other_options() {
         "/poll",
         json!({"form": {"k": "v", "n": 5}, "originator": "bot"}),
     );
-    s.api_ok(
-        "set_channel_options",
-        &[("channel_name", "p"), ("polling", &p)],
-    )
-    .await;
+    poll_existing(&s, &mut a, "p", &p).await;
 
     let poll = s.web.next().await;
     assert_eq!(
@@ -188,20 +195,7 @@ async fn once_mode_stops_after_one_fetch() {
     let s = Server::start().await;
     let mut a = s.connected("alice").await;
     s.web.set("", Reply::ok(json!({"payload": "only once"})));
-    s.api_ok(
-        "create_channel",
-        &[("channel_name", "one"), ("moderated", "false")],
-    )
-    .await;
-    subscribe(&s, &mut a, "alice", "one").await;
-    s.api_ok(
-        "set_channel_options",
-        &[
-            ("channel_name", "one"),
-            ("polling", &polling(&s, "once", "/once", json!({}))),
-        ],
-    )
-    .await;
+    poll_existing(&s, &mut a, "one", &polling(&s, "once", "/once", json!({}))).await;
     let poll = s.web.next().await;
     assert_eq!(
         (poll.method.as_str(), poll.path.as_str()),
@@ -231,18 +225,11 @@ async fn failing_url_backs_off_and_recovers() {
     let mut a = s.connected("alice").await;
     s.web.once("", Reply::raw(500, "boom"));
     s.web.set("", Reply::json(json!("recovered")));
-    s.api_ok(
-        "create_channel",
-        &[("channel_name", "flaky"), ("moderated", "false")],
-    )
-    .await;
-    subscribe(&s, &mut a, "alice", "flaky").await;
-    s.api_ok(
-        "set_channel_options",
-        &[
-            ("channel_name", "flaky"),
-            ("polling", &polling(&s, "simple", "/flaky", json!({}))),
-        ],
+    poll_existing(
+        &s,
+        &mut a,
+        "flaky",
+        &polling(&s, "simple", "/flaky", json!({})),
     )
     .await;
     assert_eq!(s.web.next().await.path, "/flaky");
@@ -258,18 +245,11 @@ async fn persistent_mode_failure_is_retried() {
     let mut a = s.connected("alice").await;
     s.web.once("", Reply::deny(json!({"error": "not yet"})));
     s.web.set("", Reply::ok(json!({"payload": 2})));
-    s.api_ok(
-        "create_channel",
-        &[("channel_name", "pf"), ("moderated", "false")],
-    )
-    .await;
-    subscribe(&s, &mut a, "alice", "pf").await;
-    s.api_ok(
-        "set_channel_options",
-        &[
-            ("channel_name", "pf"),
-            ("polling", &polling(&s, "persistent", "/pf", json!({}))),
-        ],
+    poll_existing(
+        &s,
+        &mut a,
+        "pf",
+        &polling(&s, "persistent", "/pf", json!({})),
     )
     .await;
     s.web.next().await;

@@ -4,61 +4,32 @@
 
 mod common;
 use common::*;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-const OWN_SUBSCRIBE_KEYS: [&str; 7] = [
-    "channel_name",
-    "history",
-    "history_duration",
-    "history_size",
-    "presence",
-    "state",
-    "user",
-];
-const MESSAGE_KEYS: [&str; 4] = ["datetime", "payload", "recipient", "sender"];
-
-/// A client that sent CONNECT with `cookie` and was named `name` by the connect reply `reply`
-/// (the default reply names the `user=` cookie).
-async fn connect_with(s: &Server, cookie: &str, reply: Option<Value>) -> Client {
-    if let Some(r) = reply {
-        s.web.once("connect", Reply::ok(r));
-    }
-    let mut c = s.client().await;
-    c.send("CONNECT", json!({"cookie_string": cookie})).await;
-    c.expect("CONNECTED").await;
-    let hook = s.web.expect("connect").await;
-    assert_eq!(hook.header("cookie"), Some(cookie));
-    c
+/// A server with `channel_options`, bob, and two tabs of alice (cookies `user=alice; tab=1` and
+/// `user=alice; tab=2`), named by the connect reply `[true, alice]` when given.
+async fn bob_and_two_tabs_of_alice(
+    channel_options: Value,
+    alice: Option<Value>,
+) -> (Server, Client, Client, Client) {
+    let s = Server::start().await;
+    s.web.channel_options(channel_options);
+    let bob = s.connected("bob").await;
+    let tab1 = s.connect_with("user=alice; tab=1", alice.clone()).await;
+    let tab2 = s.connect_with("user=alice; tab=2", alice).await;
+    (s, bob, tab1, tab2)
 }
 
-/// Sends SUBSCRIBE and returns the own SUBSCRIBE frame (hooks are left to the caller).
-async fn join(c: &mut Client, channel: &str) -> Map<String, Value> {
-    c.send("SUBSCRIBE", json!({"channel_name": channel})).await;
-    let args = c.expect("SUBSCRIBE").await;
-    assert_eq!(args["channel_name"], channel);
-    args
-}
-
-/// After a barrier on the connection that triggered them, no webhook call is pending.
-async fn assert_no_hooks(s: &Server) {
-    let left = s.web.drain().await;
-    assert!(left.is_empty(), "unexpected webhooks: {left:?}");
-}
-
-async fn publish(c: &mut Client, channel: &str, payload: &str) {
-    c.send(
-        "PUBLISH",
-        json!({"channel_name": channel, "payload": payload}),
-    )
-    .await;
-}
-
-async fn server_info(s: &Server) -> (Vec<Value>, Vec<Value>) {
-    let info = s.api_ok("get_server_info", &[]).await;
-    (
-        info["channels"].as_array().unwrap().clone(),
-        info["connections"].as_array().unwrap().clone(),
-    )
+/// bob creates and joins "room", then alice's tab1 joins it; tab2 and bob hear about it.
+async fn alice_joins_bobs_room(s: &Server, bob: &mut Client, tab1: &mut Client, tab2: &mut Client) {
+    join(bob, "room").await;
+    s.web.expect("create_channel").await;
+    s.web.expect("subscribe").await;
+    // Only tab1 subscribes (and is recorded); tab2 just hears about it.
+    join(tab1, "room").await;
+    s.web.expect("subscribe").await;
+    tab2.expect("SUBSCRIBE").await;
+    assert_eq!(bob.expect("SUBSCRIBE").await["user"], "alice");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,19 +165,9 @@ async fn connected_comes_before_auto_subscribed_channels() {
 
 #[tokio::test]
 async fn closing_one_of_two_tabs_does_not_unsubscribe() {
-    let s = Server::start().await;
-    s.web.channel_options(json!({"presenceful": true}));
-    let mut bob = s.connected("bob").await;
-    let mut tab1 = connect_with(&s, "user=alice; tab=1", None).await;
-    let mut tab2 = connect_with(&s, "user=alice; tab=2", None).await;
-    join(&mut bob, "room").await;
-    s.web.expect("create_channel").await;
-    s.web.expect("subscribe").await;
-    // Only tab1 subscribes (and is recorded); tab2 just hears about it.
-    join(&mut tab1, "room").await;
-    s.web.expect("subscribe").await;
-    tab2.expect("SUBSCRIBE").await;
-    assert_eq!(bob.expect("SUBSCRIBE").await["user"], "alice");
+    let (s, mut bob, mut tab1, mut tab2) =
+        bob_and_two_tabs_of_alice(json!({"presenceful": true}), None).await;
+    alice_joins_bobs_room(&s, &mut bob, &mut tab1, &mut tab2).await;
 
     tab1.close().await;
     publish(&mut bob, "room", "1").await;
@@ -231,12 +192,9 @@ async fn closing_one_of_two_tabs_does_not_unsubscribe() {
 
 #[tokio::test]
 async fn per_connection_subscriptions_route_traffic_to_the_subscribing_tab() {
-    let s = Server::start().await;
-    s.web.channel_options(json!({"presenceful": true}));
     let opts = json!({"name": "alice", "per_connection_subscriptions": true});
-    let mut bob = s.connected("bob").await;
-    let mut tab1 = connect_with(&s, "user=alice; tab=1", Some(opts.clone())).await;
-    let mut tab2 = connect_with(&s, "user=alice; tab=2", Some(opts.clone())).await;
+    let (s, mut bob, mut tab1, mut tab2) =
+        bob_and_two_tabs_of_alice(json!({"presenceful": true}), Some(opts.clone())).await;
 
     join(&mut bob, "room").await;
     s.web.expect("create_channel").await;
@@ -254,7 +212,9 @@ async fn per_connection_subscriptions_route_traffic_to_the_subscribing_tab() {
     tab2.assert_quiet().await;
 
     // A later tab still gets the own SUBSCRIBE frames (quirk) but no channel traffic.
-    let mut tab3 = connect_with(&s, "user=alice; tab=3", Some(opts.clone())).await;
+    let mut tab3 = s
+        .connect_with("user=alice; tab=3", Some(opts.clone()))
+        .await;
     assert_eq!(tab3.expect("SUBSCRIBE").await["channel_name"], "room");
     publish(&mut bob, "room", "2").await;
     s.web.expect("publish").await;
@@ -286,12 +246,9 @@ async fn per_connection_subscriptions_route_traffic_to_the_subscribing_tab() {
 
 #[tokio::test]
 async fn per_connection_subscriptions_keep_the_user_while_a_recorded_tab_remains() {
-    let s = Server::start().await;
-    s.web.channel_options(json!({"moderated": false}));
     let opts = json!({"name": "alice", "per_connection_subscriptions": true});
-    let mut bob = s.connected("bob").await;
-    let mut tab1 = connect_with(&s, "user=alice; tab=1", Some(opts.clone())).await;
-    let mut tab2 = connect_with(&s, "user=alice; tab=2", Some(opts.clone())).await;
+    let (s, mut bob, mut tab1, mut tab2) =
+        bob_and_two_tabs_of_alice(json!({"moderated": false}), Some(opts.clone())).await;
     join(&mut bob, "room").await;
     s.web.expect("create_channel").await;
     join(&mut tab1, "room").await;
@@ -322,13 +279,12 @@ async fn per_connection_subscriptions_keep_the_user_while_a_recorded_tab_remains
 
 #[tokio::test]
 async fn global_unsubscriptions_closing_any_recorded_tab_unsubscribes_the_user() {
-    let s = Server::start().await;
-    s.web
-        .channel_options(json!({"presenceful": true, "moderated": false}));
     let opts = json!({"name": "alice", "global_unsubscriptions": true});
-    let mut bob = s.connected("bob").await;
-    let mut tab1 = connect_with(&s, "user=alice; tab=1", Some(opts.clone())).await;
-    let mut tab2 = connect_with(&s, "user=alice; tab=2", Some(opts.clone())).await;
+    let (s, mut bob, mut tab1, mut tab2) = bob_and_two_tabs_of_alice(
+        json!({"presenceful": true, "moderated": false}),
+        Some(opts.clone()),
+    )
+    .await;
     join(&mut bob, "both").await;
     s.web.expect("create_channel").await;
 
@@ -380,16 +336,7 @@ async fn private_message_reaches_every_tab_of_recipient_and_sender() {
         )
         .await;
     let hook = s.web.expect("message").await;
-    assert_eq!(
-        hook.keys(),
-        [
-            "action",
-            "payload",
-            "recipient",
-            "recipient_exists",
-            "sender"
-        ]
-    );
+    assert_eq!(hook.keys(), MESSAGE_HOOK_KEYS);
     assert_eq!(hook.field("sender"), Some("alice"));
     assert_eq!(hook.field("recipient"), Some("bob"));
     assert_eq!(hook.field("recipient_exists"), Some("True"));
@@ -441,13 +388,15 @@ async fn private_message_moderation_and_unknown_recipients() {
     let mut bob = s.connected("bob").await;
 
     // Denied.
-    s.web
-        .once("message", Reply::deny(json!({"error": "be nice"})));
-    let id = alice
-        .send("MESSAGE", json!({"name": "bob", "payload": "1"}))
-        .await;
-    assert_eq!(alice.expect_error("be nice").await, id);
-    s.web.expect("message").await;
+    expect_refused(
+        &s,
+        &mut alice,
+        "message",
+        Reply::deny(json!({"error": "be nice"})),
+        ("MESSAGE", json!({"name": "bob", "payload": "1"})),
+        "be nice",
+    )
+    .await;
     bob.assert_quiet().await;
 
     // Unknown recipient, approved: only the sender hears, with recipient "null".
@@ -466,12 +415,12 @@ async fn private_message_moderation_and_unknown_recipients() {
     bob.assert_quiet().await;
 
     // Unmoderated sender: no hook; an unknown recipient is an error.
-    let mut carol = connect_with(
-        &s,
-        "user=carol",
-        Some(json!({"name": "carol", "moderated_message": false})),
-    )
-    .await;
+    let mut carol = s
+        .connect_with(
+            "user=carol",
+            Some(json!({"name": "carol", "moderated_message": false})),
+        )
+        .await;
     let id = carol
         .send("MESSAGE", json!({"name": "ghost", "payload": "3"}))
         .await;
@@ -485,12 +434,12 @@ async fn private_message_moderation_and_unknown_recipients() {
     assert_no_hooks(&s).await;
 
     // reflective false: the sender's tabs get nothing.
-    let mut dave = connect_with(
-        &s,
-        "user=dave",
-        Some(json!({"name": "dave", "reflective": false})),
-    )
-    .await;
+    let mut dave = s
+        .connect_with(
+            "user=dave",
+            Some(json!({"name": "dave", "reflective": false})),
+        )
+        .await;
     dave.send("MESSAGE", json!({"name": "bob", "payload": "5"}))
         .await;
     s.web.expect("message").await;
@@ -503,11 +452,8 @@ async fn private_message_moderation_and_unknown_recipients() {
 
 #[tokio::test]
 async fn last_close_runs_unsubscribe_then_destroy_then_disconnect() {
-    let s = Server::start().await;
-    s.web.channel_options(json!({"presenceful": true}));
-    let mut bob = s.connected("bob").await;
-    let mut tab1 = connect_with(&s, "user=alice; tab=1", None).await;
-    let mut tab2 = connect_with(&s, "user=alice; tab=2", None).await;
+    let (s, mut bob, mut tab1, mut tab2) =
+        bob_and_two_tabs_of_alice(json!({"presenceful": true}), None).await;
 
     join(&mut tab1, "solo").await;
     s.web.expect("create_channel").await;
@@ -574,7 +520,7 @@ async fn last_close_runs_unsubscribe_then_destroy_then_disconnect() {
 
     // The remaining subscriber hears alice leave; the user and the empty channel are gone.
     let notice = bob.expect("UNSUBSCRIBE").await;
-    assert_eq!(keys(&notice), ["channel_name", "datetime", "user"]);
+    assert_eq!(keys(&notice), PRESENCE_KEYS);
     assert_eq!(notice["user"], "alice");
     assert_eq!(notice["channel_name"], "shared");
     bob.assert_quiet().await;
@@ -658,33 +604,19 @@ async fn connect_denied_leaves_the_connection_open_and_usable() {
     let s = Server::start().await;
     let mut c = s.client().await;
 
-    s.web
-        .once("connect", Reply::deny(json!({"error": "who are you?"})));
-    let id = c
-        .send("CONNECT", json!({"cookie_string": "user=alice"}))
-        .await;
-    assert_eq!(c.expect_error("who are you?").await, id);
-    s.web.expect("connect").await;
-
-    s.web.once("connect", Reply::deny(json!({})));
-    let id = c
-        .send("CONNECT", json!({"cookie_string": "user=alice"}))
-        .await;
-    assert_eq!(c.expect_error("Unauthorized").await, id);
-    s.web.expect("connect").await;
-
-    for reply in [json!({}), json!({"name": ""}), json!({"name": null})] {
-        s.web.once("connect", Reply::ok(reply.clone()));
-        let id = c
-            .send("CONNECT", json!({"cookie_string": "user=alice"}))
-            .await;
-        assert_eq!(
-            c.expect_error("Unauthorized (missing name parameter in server response)")
-                .await,
-            id,
-            "{reply}"
-        );
-        s.web.expect("connect").await;
+    let missing_name = "Unauthorized (missing name parameter in server response)";
+    for (reply, msg) in [
+        (
+            Reply::deny(json!({"error": "who are you?"})),
+            "who are you?",
+        ),
+        (Reply::deny(json!({})), "Unauthorized"),
+        (Reply::ok(json!({})), missing_name),
+        (Reply::ok(json!({"name": ""})), missing_name),
+        (Reply::ok(json!({"name": null})), missing_name),
+    ] {
+        let connect = ("CONNECT", json!({"cookie_string": "user=alice"}));
+        expect_refused(&s, &mut c, "connect", reply, connect, msg).await;
     }
 
     // Still not connected.
@@ -708,18 +640,9 @@ async fn connect_denied_leaves_the_connection_open_and_usable() {
 
 #[tokio::test]
 async fn web_disconnect_closes_every_connection_of_the_user_with_the_cascade() {
-    let s = Server::start().await;
-    s.web.channel_options(json!({"presenceful": true}));
-    let mut bob = s.connected("bob").await;
-    let mut tab1 = connect_with(&s, "user=alice; tab=1", None).await;
-    let mut tab2 = connect_with(&s, "user=alice; tab=2", None).await;
-    join(&mut bob, "room").await;
-    s.web.expect("create_channel").await;
-    s.web.expect("subscribe").await;
-    join(&mut tab1, "room").await;
-    s.web.expect("subscribe").await;
-    tab2.expect("SUBSCRIBE").await;
-    bob.expect("SUBSCRIBE").await;
+    let (s, mut bob, mut tab1, mut tab2) =
+        bob_and_two_tabs_of_alice(json!({"presenceful": true}), None).await;
+    alice_joins_bobs_room(&s, &mut bob, &mut tab1, &mut tab2).await;
 
     s.api_ok("disconnect", &[("name", "alice")]).await;
     tab1.expect_close().await;

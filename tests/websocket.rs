@@ -23,6 +23,30 @@ fn publish_frame_of_len(id: i64, channel: &str, len: usize) -> String {
     text
 }
 
+/// Reads the server's text messages, ASCII only, into `buf` until `frames` holds `count` frames
+/// (parsed as plain JSON, without the id checks of `Client`).
+async fn read_frames(ws: &mut RawWs, buf: &mut String, frames: &mut Vec<Value>, count: usize) {
+    while frames.len() < count {
+        let msg = tokio::time::timeout(GUARD, ws.next())
+            .await
+            .expect("a frame")
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = msg else {
+            panic!("server sends text: {msg:?}")
+        };
+        assert!(text.is_ascii());
+        buf.push_str(&text);
+        while let Some(pos) = buf.find("\r\n") {
+            let line: String = buf.drain(..pos + 2).collect();
+            frames.push(serde_json::from_str(&line[..pos]).unwrap());
+        }
+    }
+}
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 #[tokio::test]
 async fn any_query_string_is_accepted() {
     let s = Server::start().await;
@@ -194,22 +218,7 @@ async fn binary_messages_with_utf8_text_are_read_as_text() {
 
     let mut frames: Vec<Value> = Vec::new();
     let mut buf = String::new();
-    while frames.len() < 2 {
-        let msg = tokio::time::timeout(GUARD, ws.next())
-            .await
-            .expect("a frame")
-            .unwrap()
-            .unwrap();
-        let Message::Text(text) = msg else {
-            panic!("server sends text: {msg:?}")
-        };
-        assert!(text.is_ascii());
-        buf.push_str(&text);
-        while let Some(pos) = buf.find("\r\n") {
-            let line: String = buf.drain(..pos + 2).collect();
-            frames.push(serde_json::from_str(&line[..pos]).unwrap());
-        }
-    }
+    read_frames(&mut ws, &mut buf, &mut frames, 2).await;
     assert_eq!(frames[0][1], "CONNECTED");
     assert_eq!(frames[0][2]["name"], "bin");
     assert_eq!(frames[1][1], "SUBSCRIBE");
@@ -229,21 +238,7 @@ async fn binary_messages_with_utf8_text_are_read_as_text() {
         b"[4, \"PUBLISH\", {\"channel_name\": \"caf\xc3\xa9\", \"payload\": \"7\"}]\r\n",
     );
     ws.send(Message::Binary(bad.into())).await.unwrap();
-    while frames.len() < 4 {
-        let msg = tokio::time::timeout(GUARD, ws.next())
-            .await
-            .expect("a frame")
-            .unwrap()
-            .unwrap();
-        let Message::Text(text) = msg else {
-            panic!("server sends text: {msg:?}")
-        };
-        buf.push_str(&text);
-        while let Some(pos) = buf.find("\r\n") {
-            let line: String = buf.drain(..pos + 2).collect();
-            frames.push(serde_json::from_str(&line[..pos]).unwrap());
-        }
-    }
+    read_frames(&mut ws, &mut buf, &mut frames, 4).await;
     assert_eq!(
         frames[2],
         json!([3, "ERROR", {"id": null, "msg": "Invalid json"}])
