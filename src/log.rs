@@ -5,6 +5,7 @@
 use crate::config::{Config, LogLevel};
 use std::fmt;
 use std::fs::OpenOptions;
+use std::path::Path;
 use std::sync::Mutex;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -56,6 +57,22 @@ fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
+/// A layer appending the events `filter` lets through to the file at `path`, if one is given.
+fn file_layer<S, F>(path: Option<&Path>, filter: F) -> std::io::Result<Option<impl Layer<S>>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    F: tracing_subscriber::layer::Filter<S> + 'static,
+{
+    let Some(path) = path else { return Ok(None) };
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(Some(
+        tracing_subscriber::fmt::layer()
+            .event_format(PythonFormat)
+            .with_writer(Mutex::new(file))
+            .with_filter(filter),
+    ))
+}
+
 /// Installs the global logger: stderr at `-L` (our own crate and the access log; dependencies
 /// only from WARNING), plus the optional `-E` (WARNING and up) and `-A` (access) files.
 pub fn init(config: &Config) -> std::io::Result<()> {
@@ -67,30 +84,11 @@ pub fn init(config: &Config) -> std::io::Result<()> {
         .event_format(PythonFormat)
         .with_writer(std::io::stderr)
         .with_filter(stderr_filter);
-    let errors = match &config.log_file_errors {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .event_format(PythonFormat)
-                    .with_writer(Mutex::new(file))
-                    .with_filter(LevelFilter::WARN),
-            )
-        }
-        None => None,
-    };
-    let access = match &config.log_file_access {
-        Some(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .event_format(PythonFormat)
-                    .with_writer(Mutex::new(file))
-                    .with_filter(Targets::new().with_target("access", LevelFilter::INFO)),
-            )
-        }
-        None => None,
-    };
+    let errors = file_layer(config.log_file_errors.as_deref(), LevelFilter::WARN)?;
+    let access = file_layer(
+        config.log_file_access.as_deref(),
+        Targets::new().with_target("access", LevelFilter::INFO),
+    )?;
     tracing_subscriber::registry()
         .with(stderr)
         .with(errors)

@@ -107,6 +107,44 @@ async fn startup_line_then_websocket_then_sigterm() {
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
+#[tokio::test]
+async fn access_and_error_log_files() {
+    let dir = std::env::temp_dir().join(format!("hookbox-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (access, errors) = (dir.join("access.log"), dir.join("errors.log"));
+    let server = Running::spawn(
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-A",
+            access.to_str().unwrap(),
+            "--log-file-errors",
+            errors.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let port = server.startup_port("127.0.0.1");
+    // The access line is written before the upgrade is answered.
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .unwrap();
+    drop(ws);
+    assert_eq!(server.signal("TERM").code(), Some(0));
+    let text = std::fs::read_to_string(&access).unwrap();
+    let line = text.lines().next().expect("one access line");
+    assert!(
+        line.contains(" - access - INFO - Incoming WebSocket connection\t127.0.0.1\t127.0.0.1:"),
+        "{line}"
+    );
+    // Only warnings and errors go to -E: the startup line is not there.
+    assert!(!std::fs::read_to_string(&errors)
+        .unwrap()
+        .contains("Listening"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn sigint_exits_cleanly() {
     let server = Running::spawn(&["--interface", "127.0.0.1", "--port", "0"], &[]);

@@ -19,7 +19,7 @@ const page = (hookboxUrl, room) => `<!doctype html><meta charset="utf-8"><title>
   const conn = hookbox.connect('${hookboxUrl}', {hello: 'wörld'});
   conn.onOpen = (args) => { events.push(['open', args.name, conn.transportName]); conn.subscribe('${room}'); };
   conn.onSubscribed = (name, sub) => {
-    events.push(['subscribed', name]);
+    events.push(['subscribed', name, sub.presence, sub.historySize]);
     sub.onPublish = (frame) => events.push(['publish', frame.user, frame.payload]);
     sub.publish({text: '${TEXT}'});
   };
@@ -33,7 +33,7 @@ before(async () => {
         const m = /(?:^|; )sid=([^;]+)/.exec(headers.cookie || '');
         return m ? [true, { name: m[1] }] : [false, { error: 'no session cookie' }];
       },
-      create_channel: () => [true, { reflective: true, moderated: false, moderated_publish: true }],
+      create_channel: () => [true, { reflective: true, presenceful: true, history_size: 5, moderated: false, moderated_publish: true }],
     },
     pages,
   });
@@ -60,6 +60,7 @@ async function run(sid, init) {
   assert.ok(connect, 'the connect webhook saw the page cookie');
   assert.equal(connect.form.payload, '{"hello":"wörld"}');
   assert.equal(publish.headers.cookie, `sid=${sid}`);
+  assert.equal(publish.form.originator, sid);
   assert.deepEqual(JSON.parse(publish.form.payload), { text: TEXT });
   await tab.close();
   return events;
@@ -69,7 +70,7 @@ test('WebSocket transport', async () => {
   const events = await run('ws_user');
   assert.deepEqual(events, [
     ['open', 'ws_user', 'websocket'],
-    ['subscribed', 'room-ws_user'],
+    ['subscribed', 'room-ws_user', ['ws_user'], 5],
     ['publish', 'ws_user', { text: TEXT }],
   ]);
 });
@@ -78,7 +79,7 @@ test('CSP when window.WebSocket is missing', async () => {
   const events = await run('csp_user', () => { delete window.WebSocket; window.WebSocket = undefined; });
   assert.deepEqual(events, [
     ['open', 'csp_user', 'csp'],
-    ['subscribed', 'room-csp_user'],
+    ['subscribed', 'room-csp_user', ['csp_user'], 5],
     ['publish', 'csp_user', { text: TEXT }],
   ]);
 });
@@ -93,7 +94,7 @@ test('falls back to CSP when the WebSocket fails before opening', async () => {
   });
   assert.deepEqual(events, [
     ['open', 'fallback_user', 'csp'],
-    ['subscribed', 'room-fallback_user'],
+    ['subscribed', 'room-fallback_user', ['fallback_user'], 5],
     ['publish', 'fallback_user', { text: TEXT }],
   ]);
 });
