@@ -140,6 +140,42 @@ mod tests {
         );
     }
 
+    /// Arbitrary bytes, in arbitrary chunks, never panic; valid frames survive any split.
+    #[test]
+    fn random_input_and_random_splits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet = b"[]{}\",:0123456789-.eE \r\n\\u\xc3\xa9\xff\x00truefalsenull";
+        for _ in 0..2000 {
+            let len = rng.random_range(0..64);
+            let data: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let mut d = FrameDecoder::new(256);
+            for chunk in data.chunks(rng.random_range(1..8)) {
+                let _ = d.push(chunk);
+            }
+        }
+        let text =
+            "[1, \"PUBLISH\", {\"channel_name\": \"a\", \"payload\": \"\\\"h\u{e9}\\\"\"}]\r\n"
+                .repeat(3);
+        for _ in 0..200 {
+            let mut d = FrameDecoder::new(1024);
+            let mut frames = Vec::new();
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let j = (i + rng.random_range(1..10)).min(bytes.len());
+                frames.extend(d.push(&bytes[i..j]).unwrap());
+                i = j;
+            }
+            assert_eq!(frames.len(), 3);
+            assert!(frames
+                .iter()
+                .all(|f| f.as_ref().unwrap().args["payload"] == "\"h\u{e9}\""));
+        }
+    }
+
     #[test]
     fn oversized_pending_refused() {
         let mut d = FrameDecoder::new(8);

@@ -158,7 +158,7 @@ pub fn decode_packets(d: &str, last_id: u64) -> Result<Vec<(u64, ClientPacket)>,
         return Err(PacketError::NotAList);
     };
     let mut out = Vec::new();
-    let mut expected = last_id + 1;
+    let mut expected = last_id.saturating_add(1);
     for (i, item) in items.iter().enumerate() {
         let Some([id, enc, data]) = item
             .as_array()
@@ -173,7 +173,7 @@ pub fn decode_packets(d: &str, last_id: u64) -> Result<Vec<(u64, ClientPacket)>,
         if id != expected {
             return Err(PacketError::OutOfOrder { got: id, expected });
         }
-        expected += 1;
+        expected = expected.saturating_add(1);
         let packet = match (enc.as_u64(), data) {
             (_, Value::Null) => ClientPacket::Close,
             (Some(0), Value::String(s)) => ClientPacket::Data(s.as_bytes().to_vec()),
@@ -230,6 +230,36 @@ mod tests {
             PacketError::BadBase64(1)
         );
         assert_eq!(decode_packets("{}", 0).unwrap_err(), PacketError::NotAList);
+    }
+
+    /// Arbitrary packet lists never panic, whatever the last id.
+    #[test]
+    fn random_packet_lists_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let pieces = [
+            "[",
+            "]",
+            ",",
+            "0",
+            "1",
+            "2",
+            "18446744073709551615",
+            "-1",
+            "null",
+            "\"",
+            "\"QQ==\"",
+            "\"_-\"",
+            "{}",
+            "1.5",
+        ];
+        for _ in 0..5000 {
+            let d: String = (0..rng.random_range(0..16))
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect();
+            let _ = decode_packets(&d, rng.random_range(0..3));
+        }
+        assert!(decode_packets("[[18446744073709551615, 0, \"x\"]]", u64::MAX - 1).is_ok());
     }
 
     #[test]
