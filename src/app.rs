@@ -130,7 +130,8 @@ impl App {
     fn main_router(&self) -> Router {
         let mut router = Router::new()
             .route("/ws", get(websocket::upgrade))
-            .route("/csp/{endpoint}", any(csp::handle))
+            // A wildcard, so that deeper unknown paths also get the CSP 404 (with ACAO).
+            .route("/csp/{*endpoint}", any(csp::handle))
             .route("/static/hookbox.js", get(static_files::hookbox_js))
             .route("/static/hookbox.min.js", get(static_files::hookbox_js))
             .with_state(self.state.clone());

@@ -75,11 +75,16 @@ impl Hub {
 
     /// Sends `conn` an own-SUBSCRIBE frame (without initial_data) for each channel `user` is in,
     /// except those in `skip`; returns the channels covered.
-    fn replay_subscriptions(&self, user: &User, conn: &Conn, skip: &[Arc<str>]) -> Vec<Arc<str>> {
+    fn replay_subscriptions(
+        &self,
+        user: &Arc<User>,
+        conn: &Conn,
+        skip: &[Arc<str>],
+    ) -> Vec<Arc<str>> {
         let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
         for channel in channels.iter().filter(|c| !skip.contains(c)) {
             self.with_channel(channel, |ch| {
-                if ch.is_subscribed(&user.name) {
+                if ch.is_subscribed(user) {
                     conn.send(&ch.own_subscribe_frame(&user.name, None));
                 }
             });
@@ -161,6 +166,9 @@ impl Hub {
         if self.channel_exists(name) {
             return Ok(());
         }
+        if name.len() > super::MAX_CHANNEL_NAME {
+            return Err(HubError::ChannelNameTooLong);
+        }
         let decision = self
             .hook(
                 Hook::CreateChannel,
@@ -188,7 +196,7 @@ impl Hub {
         self.ensure_channel(channel, origin).await?;
         let moderated = self
             .with_channel(channel, |ch| {
-                if ch.is_subscribed(&user.name) {
+                if ch.is_subscribed(user) {
                     user.state.lock().record(&ch.name, origin.conn_id());
                     None
                 } else {
@@ -224,9 +232,16 @@ impl Hub {
         self.with_channel(channel, |ch| {
             // One user lock at a time: holding two could deadlock against a fan-out on another
             // shard that takes them in the other order.
-            user.state.lock().record(&ch.name, origin.conn_id());
-            if ch.is_subscribed(&user.name) {
-                return;
+            {
+                let mut st = user.state.lock();
+                if st.gone || st.conns.is_empty() {
+                    // The user's last connection closed meanwhile: its cascade owns the user.
+                    return Err(HubError::NoUser(user.name.to_string()));
+                }
+                st.record(&ch.name, origin.conn_id());
+            }
+            if ch.is_subscribed(user) {
+                return Ok(());
             }
             ch.subscribers.push(user.clone());
             let stamp = now_stamp();
@@ -250,8 +265,9 @@ impl Hub {
                     json!({"user": &*user.name, "datetime": stamp}),
                 );
             }
+            Ok(())
         })
-        .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
+        .ok_or_else(|| HubError::NoChannel(channel.to_owned()))?
     }
 
     /// UNSUBSCRIBE. With `forced` (the disconnect cascade) a denial is ignored.
@@ -265,9 +281,11 @@ impl Hub {
         forced: bool,
     ) -> Result<(), HubError> {
         let Some(Some(moderated)) = self.with_channel(channel, |ch| {
-            ch.is_subscribed(&user.name)
+            ch.is_subscribed(user)
                 .then(|| ch.options.is_moderated_unsubscribe())
         }) else {
+            // Not a subscriber (or no such channel): make sure the user's map agrees.
+            user.state.lock().channels.shift_remove(channel);
             return Ok(());
         };
         if moderated && hooks {
@@ -347,13 +365,9 @@ impl Hub {
         if !decision.success {
             return;
         }
-        let shard = self.shard(channel).lock();
-        if shard
-            .get(channel)
-            .is_some_and(|ch| ch.subscribers.is_empty())
-        {
-            drop(shard);
-            self.remove_channel(channel);
+        // Checked and removed under one lock, so nobody can join in between.
+        if let Some(ch) = self.take_channel(channel, |ch| ch.subscribers.is_empty()) {
+            self.forget_channel(ch);
         }
     }
 
@@ -510,7 +524,7 @@ impl Hub {
     /// and if it was the user's last connection run the cascade — forced unsubscribes (with
     /// destroy attempts), then removal of the user, then the disconnect webhook.
     pub async fn connection_closed(self: &Arc<Self>, user: &Arc<User>, conn: &Arc<Conn>) {
-        self.conns.lock().shift_remove(&conn.id);
+        self.conns.lock().swap_remove(&conn.id);
         let (emptied, last) = {
             let mut st = user.state.lock();
             st.conns.retain(|c| !Arc::ptr_eq(c, conn));
@@ -543,18 +557,27 @@ impl Hub {
         if !last {
             return;
         }
+        // While the user has no connection, nothing can subscribe it (see `subscribe`), so this
+        // snapshot is complete. A tab that attaches meanwhile (a page reload) keeps the user and
+        // its remaining subscriptions: the cascade stops there.
         let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
         for channel in channels {
+            if !user.state.lock().conns.is_empty() {
+                return;
+            }
             let _ = self.unsubscribe(user, &origin, &channel, true, true).await;
         }
         {
             let mut users = self.users.lock();
             let mut st = user.state.lock();
-            if !st.conns.is_empty() {
-                return; // a new tab attached during the cascade: the user lives on
+            if !st.conns.is_empty() || st.gone {
+                return; // a new tab attached, or another cascade already removed the user
             }
             st.gone = true;
-            users.remove(&user.name);
+            // Only this user object: a newer user of the same name must stay.
+            if users.get(&user.name).is_some_and(|u| Arc::ptr_eq(u, user)) {
+                users.remove(&user.name);
+            }
         }
         self.server_presence(&user.name, false);
         self.hook(

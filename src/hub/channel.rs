@@ -29,8 +29,10 @@ impl Channel {
         }
     }
 
-    pub fn is_subscribed(&self, user: &str) -> bool {
-        self.subscribers.iter().any(|u| *u.name == *user)
+    /// Whether this very user object is a subscriber (a user that left and came back under the
+    /// same name is a new object).
+    pub fn is_subscribed(&self, user: &Arc<User>) -> bool {
+        self.subscribers.iter().any(|u| Arc::ptr_eq(u, user))
     }
 
     pub fn subscriber_names(&self) -> Vec<Value> {
@@ -51,25 +53,36 @@ impl Channel {
     }
 
     /// The own-SUBSCRIBE frame for `user` (history before the event, presence including the user).
+    /// Serialized straight from the channel's data, without copying history or state.
     pub fn own_subscribe_frame(&self, user: &str, initial_data: Option<&Value>) -> OutFrame {
+        #[derive(serde::Serialize)]
+        struct OwnSubscribe<'a> {
+            channel_name: &'a str,
+            user: &'a str,
+            history: &'a [Value],
+            history_size: u64,
+            history_duration: u64,
+            state: &'a Map<String, Value>,
+            presence: Vec<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            initial_data: Option<&'a Value>,
+        }
         let presence = if self.options.presenceful {
-            self.subscriber_names()
+            self.subscribers.iter().map(|u| &*u.name).collect()
         } else {
             Vec::new()
         };
-        let mut a = args([
-            ("channel_name", json!(&*self.name)),
-            ("user", json!(user)),
-            ("history", Value::Array(self.options.history.clone())),
-            ("history_size", json!(self.options.history_size)),
-            ("history_duration", json!(self.options.history_duration)),
-            ("state", Value::Object(self.options.state.clone())),
-            ("presence", Value::Array(presence)),
-        ]);
-        if let Some(data) = initial_data {
-            a.insert("initial_data".to_owned(), data.clone());
-        }
-        OutFrame::new("SUBSCRIBE", &a)
+        let args = OwnSubscribe {
+            channel_name: &self.name,
+            user,
+            history: &self.options.history,
+            history_size: self.options.history_size,
+            history_duration: self.options.history_duration,
+            state: &self.options.state,
+            presence,
+            initial_data,
+        };
+        OutFrame::new("SUBSCRIBE", &args)
     }
 
     /// Broadcasts a STATE_UPDATE for a state change.

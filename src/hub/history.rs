@@ -22,11 +22,13 @@ pub fn record(opts: &mut ChannelOptions, kind: &str, body: Value) {
 /// `datetime` is older than that many seconds. Entries without a `datetime` (allowed in a preset
 /// `history`) are kept by age and only pruned by count (the original crashed on them).
 pub fn prune(opts: &mut ChannelOptions) {
-    if opts.history_duration > 0 {
-        let cutoff = (chrono::Local::now()
-            - chrono::Duration::seconds(opts.history_duration as i64))
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string();
+    // A duration too long to subtract from now (thousands of years) prunes nothing by age.
+    let cutoff = i64::try_from(opts.history_duration)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|age| chrono::Local::now().checked_sub_signed(age));
+    if let (true, Some(cutoff)) = (opts.history_duration > 0, cutoff) {
+        let cutoff = cutoff.format("%Y-%m-%dT%H:%M:%S").to_string();
         opts.history.retain(|entry| {
             match entry
                 .get(1)
@@ -67,6 +69,19 @@ mod tests {
                 json!(["PUBLISH", {"payload": 2}])
             ]
         );
+    }
+
+    #[test]
+    fn huge_duration_does_not_panic() {
+        let mut o = ChannelOptions {
+            history_size: 10,
+            history_duration: u64::MAX,
+            ..ChannelOptions::default()
+        };
+        record(&mut o, "PUBLISH", json!({"datetime": now_stamp()}));
+        o.history_duration = 10_000_000_000_000;
+        record(&mut o, "PUBLISH", json!({"datetime": now_stamp()}));
+        assert_eq!(o.history.len(), 2);
     }
 
     #[test]

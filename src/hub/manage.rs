@@ -1,8 +1,10 @@
 //! What the web application does through the Web API besides publishing: channel creation and
 //! destruction, options, state, user options, kicking users.
 
+use super::history::now_stamp;
 use super::options::ChannelOptions;
 use super::{Hub, HubError, Origin, User};
+use crate::protocol::{args, OutFrame};
 use crate::session::CloseReason;
 use crate::webhook::Hook;
 use serde_json::{json, Map, Value};
@@ -19,6 +21,9 @@ impl Hub {
     ) -> Result<(), HubError> {
         if self.channel_exists(name) {
             return Err(HubError::ChannelExists(name.to_owned()));
+        }
+        if name.len() > super::MAX_CHANNEL_NAME {
+            return Err(HubError::ChannelNameTooLong);
         }
         let mut options = ChannelOptions::default();
         options.apply(given)?;
@@ -65,12 +70,11 @@ impl Hub {
                 return Err(HubError::Denied(decision.error_msg()));
             }
         }
-        let subscribers: Vec<Arc<User>> = self
-            .with_channel(name, |ch| ch.subscribers.clone())
-            .ok_or_else(|| HubError::NoChannel(name.to_owned()))?;
-        // Iterate a snapshot: every subscriber is unsubscribed (the original skipped every other).
-        for user in subscribers {
-            if send_hook {
+        if send_hook {
+            let subscribers: Vec<Arc<User>> = self
+                .with_channel(name, |ch| ch.subscribers.clone())
+                .ok_or_else(|| HubError::NoChannel(name.to_owned()))?;
+            for user in subscribers {
                 let cookie = user.state.lock().temp_cookie.clone();
                 let form = vec![
                     ("channel_name", name.to_owned()),
@@ -79,9 +83,26 @@ impl Hub {
                 self.hook(Hook::Unsubscribe, form, &Origin::api(cookie))
                     .await;
             }
-            self.remove_subscriber(name, &user, false);
         }
-        self.remove_channel(name);
+        // Taken out under its lock: whoever subscribed until now is unsubscribed, nobody after.
+        let ch = self
+            .take_channel(name, |_| true)
+            .ok_or_else(|| HubError::NoChannel(name.to_owned()))?;
+        let stamp = now_stamp();
+        for user in &ch.subscribers {
+            let frame = OutFrame::new(
+                "UNSUBSCRIBE",
+                &args([
+                    ("channel_name", json!(&*ch.name)),
+                    ("user", json!(&*user.name)),
+                    ("datetime", json!(stamp)),
+                ]),
+            );
+            let mut st = user.state.lock();
+            st.send_all(&frame);
+            st.channels.shift_remove(&*ch.name);
+        }
+        self.forget_channel(ch);
         Ok(())
     }
 

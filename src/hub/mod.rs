@@ -33,6 +33,10 @@ use tokio_util::sync::CancellationToken;
 /// different channels from contending.
 const SHARDS: usize = 32;
 
+/// Longest channel name accepted when creating a channel: names are keys kept in memory, and
+/// a client could otherwise create channels with names of any size.
+pub const MAX_CHANNEL_NAME: usize = 1024;
+
 /// Errors a hub action reports to whoever asked (an ERROR frame or a `[false, {"msg"}]` body).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HubError {
@@ -47,6 +51,8 @@ pub enum HubError {
     NoUser(String),
     #[error("Invalid user name")]
     InvalidUserName,
+    #[error("Channel name too long (at most {MAX_CHANNEL_NAME} bytes)")]
+    ChannelNameTooLong,
     #[error(transparent)]
     Option(#[from] OptionError),
 }
@@ -87,6 +93,9 @@ impl Origin {
 /// One lock's worth of channels.
 type Shard = Mutex<HashMap<Arc<str>, Channel>>;
 
+/// Lock order, to stay deadlock-free: a channel shard, then `presence_watch` or `users`, then one
+/// user's state, then an outbox. Never two shards, never two users' states at once, and no lock
+/// is held across an `.await`.
 pub struct Hub {
     shards: Box<[Shard]>,
     hasher: RandomState,
@@ -218,14 +227,6 @@ impl Hub {
     /// starting its poller. Returns false if the channel already existed.
     fn insert_channel(self: &Arc<Self>, name: &str, mut options: ChannelOptions) -> bool {
         let name: Arc<str> = Arc::from(name);
-        if options.server_presenceful {
-            let users = self.users.lock();
-            for u in &options.server_user_presence {
-                options
-                    .state
-                    .insert(u.clone(), Value::Bool(users.contains_key(u.as_str())));
-            }
-        }
         let watch: Vec<String> = if options.server_presenceful {
             options.server_user_presence.clone()
         } else {
@@ -237,16 +238,21 @@ impl Hub {
             if shard.contains_key(&name) {
                 return false;
             }
-            shard.insert(
-                name.clone(),
-                Channel::new(name.clone(), options, watch.clone()),
-            );
-        }
-        if !watch.is_empty() {
-            let mut pw = self.presence_watch.lock();
-            for u in watch {
-                pw.entry(Arc::from(u)).or_default().push(name.clone());
+            // Server presence: register the watch before reading who is online, both under the
+            // shard lock, so a user arriving or leaving meanwhile is applied after the insert.
+            if !watch.is_empty() {
+                let mut pw = self.presence_watch.lock();
+                for u in &watch {
+                    pw.entry(Arc::from(u.as_str())).or_default().push(name.clone());
+                }
+                drop(pw);
+                let users = self.users.lock();
+                for u in &watch {
+                    let online = users.contains_key(u.as_str());
+                    options.state.insert(u.clone(), Value::Bool(online));
+                }
             }
+            shard.insert(name.clone(), Channel::new(name.clone(), options, watch));
         }
         if polling {
             self.restart_poller(&name);
@@ -255,9 +261,18 @@ impl Hub {
         true
     }
 
-    /// Removes a channel, stopping its poller and server-presence registrations.
-    fn remove_channel(&self, name: &str) -> Option<Channel> {
-        let ch = self.shard(name).lock().remove(name)?;
+    /// Removes a channel if `pred` holds for it, checked under the same lock.
+    fn take_channel(&self, name: &str, pred: impl FnOnce(&Channel) -> bool) -> Option<Channel> {
+        let mut shard = self.shard(name).lock();
+        if pred(shard.get(name)?) {
+            shard.remove(name)
+        } else {
+            None
+        }
+    }
+
+    /// Stops what a removed channel left running: its poller and server-presence registrations.
+    fn forget_channel(&self, ch: Channel) {
         if let Some(token) = &ch.poller {
             token.cancel();
         }
@@ -265,14 +280,13 @@ impl Hub {
             let mut pw = self.presence_watch.lock();
             for u in &ch.watched {
                 if let Some(list) = pw.get_mut(u.as_str()) {
-                    list.retain(|c| **c != *name);
+                    list.retain(|c| **c != *ch.name);
                     if list.is_empty() {
                         pw.remove(u.as_str());
                     }
                 }
             }
         }
-        tracing::debug!("destroyed channel {name}");
-        Some(ch)
+        tracing::debug!("destroyed channel {}", ch.name);
     }
 }

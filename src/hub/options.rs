@@ -106,10 +106,11 @@ impl Polling {
                     let i = v
                         .as_f64()
                         .ok_or_else(|| wrong("polling.interval", "number"))?;
-                    if !(i.is_finite() && i > 0.0) {
+                    // At most a day: a poller that never fires is a mistake, not a setting.
+                    if !(i.is_finite() && i > 0.0 && i <= 86_400.0) {
                         return Err(OptionError::BadValue {
                             key: "polling.interval".to_owned(),
-                            why: "must be a positive number of seconds",
+                            why: "must be a positive number of seconds, at most 86400",
                         });
                     }
                     p.interval = i;

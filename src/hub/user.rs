@@ -69,14 +69,18 @@ impl UserState {
     /// Sends a channel's frame to the connections that receive that channel's traffic: all of
     /// them normally, only the recorded ones with `per_connection_subscriptions`.
     pub fn send_channel(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
-        let recorded = self.channels.get(channel);
+        // The recorded connections matter only in per-connection mode: skip the lookup otherwise
+        // (this runs once per recipient of every publication).
+        let recorded = if self.options.per_connection_subscriptions {
+            Some(self.channels.get(channel).map_or(&[][..], Vec::as_slice))
+        } else {
+            None
+        };
         for conn in &self.conns {
             if skip_conn == Some(&*conn.id) {
                 continue;
             }
-            if self.options.per_connection_subscriptions
-                && !recorded.is_some_and(|ids| ids.iter().any(|id| *id == conn.id))
-            {
+            if recorded.is_some_and(|ids| !ids.contains(&conn.id)) {
                 continue;
             }
             conn.send(frame);

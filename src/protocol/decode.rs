@@ -26,6 +26,9 @@ pub struct FrameError {
 #[derive(Debug)]
 pub struct FrameDecoder {
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no line end: a frame sent a byte at a time is
+    /// scanned once overall, not once per byte.
+    scanned: usize,
     max_pending: usize,
 }
 
@@ -38,6 +41,7 @@ impl FrameDecoder {
     pub fn new(max_pending: usize) -> FrameDecoder {
         FrameDecoder {
             pending: Vec::new(),
+            scanned: 0,
             max_pending,
         }
     }
@@ -47,18 +51,23 @@ impl FrameDecoder {
         self.pending.extend_from_slice(data);
         let mut frames = Vec::new();
         let mut start = 0;
-        while let Some(pos) = find_crlf(&self.pending[start..]) {
-            let line = &self.pending[start..start + pos];
-            start += pos + 2;
+        // Resume one byte early: a "\r" may end the previous push and its "\n" start this one.
+        let mut from = self.scanned.saturating_sub(1);
+        while let Some(pos) = find_crlf(&self.pending[from..]) {
+            let end = from + pos;
+            let line = &self.pending[start..end];
             // Blank lines (a stray CRLF between frames) carry no frame.
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                frames.push(parse_frame(line));
             }
-            frames.push(parse_frame(line));
+            start = end + 2;
+            from = start;
         }
         self.pending.drain(..start);
+        self.scanned = self.pending.len();
         if self.pending.len() > self.max_pending {
             self.pending = Vec::new();
+            self.scanned = 0;
             return Err(FrameTooLarge(self.max_pending));
         }
         Ok(frames)

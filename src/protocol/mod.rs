@@ -22,7 +22,7 @@ pub struct OutFrame(Bytes);
 
 impl OutFrame {
     /// Encodes a frame with the given name and arguments (ASCII-only, Python separators).
-    pub fn new(name: &str, args: &Map<String, Value>) -> OutFrame {
+    pub fn new<A: serde::Serialize + ?Sized>(name: &str, args: &A) -> OutFrame {
         let mut out = Vec::with_capacity(64 + name.len());
         out.extend_from_slice(b", ");
         write_ascii(&mut out, name);

@@ -103,7 +103,15 @@ impl Session {
         match frame.name.as_str() {
             "SUBSCRIBE" => {
                 let channel = name_arg(a.get("channel_name"), "channel_name required")?;
-                self.hub.subscribe(user, &origin, channel, true).await?;
+                // A channel destroyed between its creation and this action is created again,
+                // once, rather than reporting a missing channel the client never named.
+                let hub = &self.hub;
+                match hub.subscribe(user, &origin, channel, true).await {
+                    Err(HubError::NoChannel(_)) => {
+                        hub.subscribe(user, &origin, channel, true).await?
+                    }
+                    other => other?,
+                }
             }
             "UNSUBSCRIBE" => {
                 let channel = name_arg(a.get("channel_name"), "channel_name required")?;
@@ -114,8 +122,8 @@ impl Session {
             "PUBLISH" => {
                 let channel = name_arg(a.get("channel_name"), "channel_name required")?;
                 let payload = payload_arg(a.get("payload"))?;
-                self.hub
-                    .publish(
+                let publish = |payload| {
+                    self.hub.publish(
                         Some(user),
                         Some(&user.name),
                         &origin,
@@ -123,7 +131,11 @@ impl Session {
                         payload,
                         true,
                     )
-                    .await?;
+                };
+                match publish(payload.clone()).await {
+                    Err(HubError::NoChannel(_)) => publish(payload).await?,
+                    other => other?,
+                }
             }
             _ => {
                 let name = name_arg(a.get("name"), "name required")?;

@@ -22,6 +22,8 @@ pub enum CloseReason {
     Shutdown,
     /// The peer sent a message larger than the configured limit.
     MessageTooLarge { limit: usize },
+    /// The session ended (a CSP client's close, or its idle expiry).
+    Closed,
 }
 
 impl CloseReason {
@@ -34,6 +36,7 @@ impl CloseReason {
             CloseReason::Kicked => "disconnected by the web application".to_owned(),
             CloseReason::Shutdown => "server shutting down".to_owned(),
             CloseReason::MessageTooLarge { limit } => format!("message larger than {limit} bytes"),
+            CloseReason::Closed => "session closed".to_owned(),
         }
     }
 }
@@ -86,7 +89,9 @@ impl Outbox {
         if inner.closed.is_some() {
             return false;
         }
-        if inner.bytes + frame.len() > self.limit {
+        // A single frame larger than the budget still goes out when nothing else is queued
+        // (a big own-SUBSCRIBE with history must not make a channel unjoinable).
+        if inner.bytes > 0 && inner.bytes + frame.len() > self.limit {
             inner.closed = Some(CloseReason::Overflow { limit: self.limit });
             inner.queue.clear();
             inner.bytes = 0;
@@ -167,6 +172,15 @@ mod tests {
         assert!(String::from_utf8(ob.drain().data)
             .unwrap()
             .starts_with("[3, \"X\""));
+    }
+
+    #[test]
+    fn one_frame_larger_than_the_budget_still_goes_out_alone() {
+        let big = OutFrame::new("X", &args([("a", json!("x".repeat(1000)))]));
+        let ob = Outbox::new(250);
+        assert!(ob.push(&big));
+        assert!(!ob.push(&big), "a second one overflows");
+        assert_eq!(ob.drain().close, Some(CloseReason::Overflow { limit: 250 }));
     }
 
     #[test]

@@ -121,7 +121,7 @@ async fn write_loop(
         if let Some(reason) = drained.close {
             let code = match reason {
                 CloseReason::Overflow { .. } => 1008,
-                CloseReason::Kicked => 1000,
+                CloseReason::Kicked | CloseReason::Closed => 1000,
                 CloseReason::Shutdown => 1001,
                 CloseReason::MessageTooLarge { .. } => 1009,
             };

@@ -90,7 +90,7 @@ impl WebhookClient {
         }
         let mut req = self.http.post(&url).form(&form);
         if !call.cookie.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&call.cookie) {
+            if let Ok(v) = HeaderValue::from_bytes(call.cookie.as_bytes()) {
                 req = req.header(COOKIE, v);
             }
         }
@@ -133,8 +133,12 @@ impl WebhookClient {
 
     async fn send(&self, action: &str, url: &str, req: reqwest::RequestBuilder) -> Decision {
         let started = Instant::now();
+        // Waiting for a permit is queueing, not the web app being slow: the timeout starts once
+        // the call is actually made.
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Decision::failure("failure: webhook client closed".to_owned());
+        };
         let outcome = tokio::time::timeout(self.timeout, async {
-            let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
             let resp = req.send().await.map_err(|e| error_chain(&e))?;
             let status = resp.status().as_u16();
             let set_cookie = resp

@@ -68,6 +68,9 @@ pub struct Reply {
     pub body: String,
     pub set_cookie: Option<String>,
     pub delay: Option<Duration>,
+    /// Held until the test opens the gate: makes an action wait inside its webhook, so that
+    /// what other connections do meanwhile happens at a known point.
+    pub gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Reply {
@@ -77,6 +80,7 @@ impl Reply {
             body: v.to_string(),
             set_cookie: None,
             delay: None,
+            gate: None,
         }
     }
     pub fn ok(opts: Value) -> Reply {
@@ -91,10 +95,16 @@ impl Reply {
             body: body.to_owned(),
             set_cookie: None,
             delay: None,
+            gate: None,
         }
     }
     pub fn with_cookie(mut self, cookie: &str) -> Reply {
         self.set_cookie = Some(cookie.to_owned());
+        self
+    }
+    /// Waits for `gate` to get a permit before answering.
+    pub fn gated(mut self, gate: &Arc<tokio::sync::Semaphore>) -> Reply {
+        self.gate = Some(gate.clone());
         self
     }
     pub fn delayed(mut self, d: Duration) -> Reply {
@@ -151,6 +161,9 @@ async fn webapp_handler(
     let _ = st.tx.send(record);
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
+    }
+    if let Some(gate) = &reply.gate {
+        gate.acquire().await.expect("gate open").forget();
     }
     let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     if let Some(c) = reply.set_cookie {

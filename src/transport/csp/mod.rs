@@ -13,6 +13,7 @@ pub use session::{Limits, Registry};
 use super::client_address;
 use crate::app::AppState;
 use crate::protocol::to_ascii_string;
+use crate::session::CloseReason;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -72,7 +73,7 @@ fn session_not_found() -> Response {
     )
 }
 
-/// `/csp/{endpoint}`.
+/// `/csp/{*endpoint}`.
 pub async fn handle(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -162,7 +163,7 @@ pub async fn handle(
             },
         },
         "close" => {
-            session.close(None);
+            session.close(CloseReason::Closed);
             let vars = session.vars();
             respond(StatusCode::OK, None, vars.ct, vars.request_body("\"OK\""))
         }

@@ -102,7 +102,7 @@ impl CspSession {
                 ClientPacket::Data(d) => Inbound::Data(d),
                 ClientPacket::Close => {
                     self.state.lock().last_client_packet = id;
-                    self.close(None);
+                    self.close(CloseReason::Closed);
                     return Ok(());
                 }
             };
@@ -118,11 +118,10 @@ impl CspSession {
     }
 
     /// Closes the session: queues the close packet and ends the RTJP session.
-    pub fn close(&self, reason: Option<CloseReason>) {
+    pub fn close(&self, reason: CloseReason) {
+        // Closing the outbox ends the session task even when its inbound queue is full.
         let _ = self.inbound.try_send(Inbound::Close);
-        if let Some(reason) = reason {
-            self.outbox.close(reason);
-        }
+        self.outbox.close(reason);
         let mut st = self.state.lock();
         self.pull(&mut st);
         if !st.closing {
@@ -150,7 +149,8 @@ impl CspSession {
             st.unacked_bytes += packet.len();
             st.unacked.push_back((id, packet));
         }
-        let overflow = st.unacked_bytes > self.max_unacked;
+        // As with the outbox, one packet alone may exceed the budget.
+        let overflow = st.unacked_bytes > self.max_unacked && st.unacked.len() > 1;
         if overflow || drained.close.is_some() {
             if overflow {
                 // A client that never acknowledges is treated like one that never reads.
@@ -287,7 +287,7 @@ impl Registry {
                     _ = shutdown.cancelled() => {
                         if let Some(r) = weak.upgrade() {
                             for s in r.sessions.lock().drain().map(|(_, s)| s) {
-                                s.close(Some(CloseReason::Shutdown));
+                                s.close(CloseReason::Shutdown);
                             }
                         }
                         return;
@@ -314,7 +314,7 @@ impl Registry {
         };
         for session in idle {
             tracing::debug!("CSP session {} expired", session.key);
-            session.close(None);
+            session.close(CloseReason::Closed);
         }
     }
 
