@@ -243,7 +243,9 @@ impl Hub {
             if !watch.is_empty() {
                 let mut pw = self.presence_watch.lock();
                 for u in &watch {
-                    pw.entry(Arc::from(u.as_str())).or_default().push(name.clone());
+                    pw.entry(Arc::from(u.as_str()))
+                        .or_default()
+                        .push(name.clone());
                 }
                 drop(pw);
                 let users = self.users.lock();

@@ -107,6 +107,7 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
     }
     done.cancel();
     let _ = writer.await;
+    drop(reader); // release the socket before the close handling, which may wait on webhooks
     session.close().await;
 }
 

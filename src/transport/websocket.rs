@@ -95,6 +95,9 @@ async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
         done.cancel();
     }
     let _ = writer.await;
+    // The socket is released (the writer completed the close handshake) before the close
+    // handling, which may wait on webhooks for a while.
+    drop(stream);
     tracing::debug!("connection {} closed", session.id());
     session.close().await;
 }
@@ -133,5 +136,7 @@ async fn write_loop(
             break;
         }
     }
+    // Flushes a pending close reply (the peer's close is answered as it is read) and closes.
+    write_within(sink.close()).await;
     done.cancel();
 }
