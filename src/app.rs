@@ -37,11 +37,30 @@ pub struct App {
     demo_listener: Option<TcpListener>,
 }
 
+/// Pending connections the kernel queues per listener. The default of 128 drops SYNs when a
+/// crowd (re)connects at once, which costs each dropped client a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(host: &str, port: u16) -> Result<TcpListener, AppError> {
     let addr = format!("{host}:{port}");
-    TcpListener::bind(&addr)
+    let fail = |err| AppError::Bind {
+        addr: addr.clone(),
+        err,
+    };
+    let resolved = tokio::net::lookup_host(&addr)
         .await
-        .map_err(|err| AppError::Bind { addr, err })
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| fail(std::io::Error::other("no address found")))?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(resolved).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)
 }
 
 impl App {

@@ -169,6 +169,39 @@ impl Hub {
         if name.len() > super::MAX_CHANNEL_NAME {
             return Err(HubError::ChannelNameTooLong);
         }
+        // One creation per name at a time: when a crowd joins a new channel at once, the first
+        // asks the web app and the others wait and find the channel made (or, if the first was
+        // denied, ask in turn with their own cookie).
+        let turn = self
+            .creating
+            .lock()
+            .entry(Arc::from(name))
+            .or_default()
+            .clone();
+        let result = {
+            let _my_turn = turn.lock().await;
+            if self.channel_exists(name) {
+                Ok(())
+            } else {
+                self.create_from_hook(name, origin).await
+            }
+        };
+        let mut creating = self.creating.lock();
+        // The last one out removes the entry (the map holds one reference, this call another).
+        if creating.get(name).is_some_and(|t| Arc::ptr_eq(t, &turn))
+            && Arc::strong_count(&turn) == 2
+        {
+            creating.remove(name);
+        }
+        result
+    }
+
+    /// Asks the create_channel webhook and creates the channel with the options it returned.
+    async fn create_from_hook(
+        self: &Arc<Self>,
+        name: &str,
+        origin: &Origin,
+    ) -> Result<(), HubError> {
         let decision = self
             .hook(
                 Hook::CreateChannel,

@@ -104,6 +104,9 @@ pub struct Hub {
     conns: Mutex<IndexMap<Arc<str>, Arc<Conn>>>,
     /// Server presence (§9.3): user name → channels that track whether that user is online.
     presence_watch: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    /// Channel names being created through the create_channel webhook, each with the async lock
+    /// that lines up concurrent creators (see `ensure_channel`).
+    creating: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
     webhooks: WebhookClient,
     /// Parent of every poller's token: cancelled at shutdown.
     shutdown: CancellationToken,
@@ -117,6 +120,7 @@ impl Hub {
             users: Mutex::new(HashMap::new()),
             conns: Mutex::new(IndexMap::new()),
             presence_watch: Mutex::new(HashMap::new()),
+            creating: Mutex::new(HashMap::new()),
             webhooks,
             shutdown,
         })

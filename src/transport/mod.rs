@@ -7,6 +7,7 @@ pub mod websocket;
 
 use crate::session::{CloseReason, Drained, Outbox};
 use axum::http::HeaderMap;
+use futures_util::FutureExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,7 +33,12 @@ pub(crate) async fn next_batch(
 }
 
 /// Runs one socket write under [`WRITE_TIMEOUT`]; false if it failed or timed out.
+/// A write that completes at once (the usual case) arms no timer.
 pub(crate) async fn write_within<E>(write: impl Future<Output = Result<(), E>>) -> bool {
+    let mut write = std::pin::pin!(write);
+    if let Some(done) = write.as_mut().now_or_never() {
+        return done.is_ok();
+    }
     matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
