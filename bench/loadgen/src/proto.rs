@@ -1,0 +1,332 @@
+//! Client-side protocol adapters: everything that depends on which server we talk to.
+//!
+//! One enum variant per server protocol. Today only hookbox's RTJP exists. To add a peer
+//! (Nchan, Pushpin, Socket.IO, ...), add a variant and fill in each `match` below:
+//! the subscriber URL, the login/subscribe handshake (may be empty), how a data frame is
+//! recognised, and how the publisher's HTTP request is built and acknowledged. The workloads
+//! only use these methods.
+
+use crate::net::Ws;
+use futures_util::{SinkExt, StreamExt};
+use std::time::Instant;
+use tokio::time::timeout_at;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Proto {
+    /// hookbox / HookBox 0.3.4a1: RTJP frames over WebSocket at /ws, Web API /web/publish.
+    Hookbox,
+}
+
+/// Where the server under test listens.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    /// Web API secret (hookbox `-r`).
+    pub token: String,
+}
+
+/// Timings of one subscriber's login + subscribe, in nanoseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Handshake {
+    /// TCP connect + WebSocket upgrade.
+    pub open_ns: u64,
+    /// Login request → login confirmed (hookbox: CONNECT → CONNECTED).
+    pub login_ns: u64,
+    /// Subscribe request → subscription confirmed.
+    pub subscribe_ns: u64,
+    /// Complete lines that arrived after the subscription was confirmed (usually none).
+    pub leftover: Vec<Vec<u8>>,
+}
+
+/// What a receive loop should do after looking at one line.
+enum Step {
+    Continue,
+    Done,
+    Fail(String),
+}
+
+impl Proto {
+    /// The WebSocket URL a subscriber of `channel` opens.
+    pub fn ws_url(&self, t: &Target, _channel: &str) -> String {
+        match self {
+            Proto::Hookbox => format!("ws://{}:{}/ws", t.host, t.port),
+        }
+    }
+
+    /// Log in as user number `user` and subscribe to `channel`, on an open socket.
+    pub async fn handshake(
+        &self,
+        ws: &mut Ws,
+        lines: &mut LineBuf,
+        user: u64,
+        channel: &str,
+        deadline: Instant,
+    ) -> Result<Handshake, String> {
+        match self {
+            Proto::Hookbox => {
+                let mut hs = Handshake::default();
+                let connect = format!("[1, \"CONNECT\", {{\"cookie_string\": \"u={user}\"}}]\r\n");
+                let t0 = Instant::now();
+                send_text(ws, connect, deadline).await?;
+                recv_until(
+                    ws,
+                    lines,
+                    deadline,
+                    &mut hs.leftover,
+                    |line| match rtjp_name(line) {
+                        Some("CONNECTED") => Step::Done,
+                        Some("ERROR") => Step::Fail(lossy(line)),
+                        _ => Step::Continue,
+                    },
+                )
+                .await?;
+                hs.login_ns = t0.elapsed().as_nanos() as u64;
+                hs.leftover.clear();
+                let sub = format!("[2, \"SUBSCRIBE\", {{\"channel_name\": \"{channel}\"}}]\r\n");
+                let t1 = Instant::now();
+                send_text(ws, sub, deadline).await?;
+                recv_until(ws, lines, deadline, &mut hs.leftover, |line| {
+                    match rtjp_name(line) {
+                        // Presence is off in our channels, so the first SUBSCRIBE is our own.
+                        Some("SUBSCRIBE") => Step::Done,
+                        Some("ERROR") => Step::Fail(lossy(line)),
+                        _ => Step::Continue,
+                    }
+                })
+                .await?;
+                hs.subscribe_ns = t1.elapsed().as_nanos() as u64;
+                Ok(hs)
+            }
+        }
+    }
+
+    /// If `line` is a data frame carrying one of our payloads, its (send time ns, sequence).
+    #[inline]
+    pub fn data_stamp(&self, line: &[u8]) -> Option<(u64, u64)> {
+        match self {
+            Proto::Hookbox => {
+                if rtjp_name(line) != Some("PUBLISH") {
+                    return None;
+                }
+                payload_stamp(line)
+            }
+        }
+    }
+
+    /// The publisher's HTTP request: (URL, form body) for one payload on `channel`.
+    pub fn publish_request(&self, t: &Target, channel: &str, payload: &str) -> (String, String) {
+        match self {
+            Proto::Hookbox => {
+                let url = format!("http://{}:{}/web/publish", t.host, t.port);
+                let mut body = String::with_capacity(payload.len() * 2 + 64);
+                body.push_str("security_token=");
+                url_encode_into(&t.token, &mut body);
+                body.push_str("&channel_name=");
+                url_encode_into(channel, &mut body);
+                body.push_str("&payload=");
+                url_encode_into(payload, &mut body);
+                (url, body)
+            }
+        }
+    }
+
+    /// Whether the server accepted a publish request.
+    pub fn publish_ok(&self, status: u16, body: &[u8]) -> bool {
+        match self {
+            Proto::Hookbox => status == 200 && body.starts_with(b"[true"),
+        }
+    }
+}
+
+/// The frame name of an RTJP line `[id, "NAME", {...}]`.
+#[inline]
+pub fn rtjp_name(line: &[u8]) -> Option<&str> {
+    let head = &line[..line.len().min(32)];
+    let q1 = head.iter().position(|&b| b == b'"')?;
+    let rest = &head[q1 + 1..];
+    let q2 = rest.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&rest[..q2]).ok()
+}
+
+/// Our payload is `{"t": <ns>, "s": <seq>, "p": "xxx…"}`, possibly re-spaced by the server.
+#[inline]
+pub fn payload_stamp(line: &[u8]) -> Option<(u64, u64)> {
+    let i = find(line, b"\"t\":")?;
+    let (t, used) = parse_u64(&line[i + 4..])?;
+    let rest = &line[i + 4 + used..];
+    let j = find(rest, b"\"s\":")?;
+    let (s, _) = parse_u64(&rest[j + 4..])?;
+    Some((t, s))
+}
+
+/// A payload of exactly `size` bytes (or the minimum, if `size` is smaller).
+pub fn make_payload(t_ns: u64, seq: u64, size: usize) -> String {
+    let mut p = format!("{{\"t\":{t_ns},\"s\":{seq},\"p\":\"");
+    let fixed = p.len() + 2;
+    for _ in fixed..size.max(fixed) {
+        p.push('x');
+    }
+    p.push_str("\"}");
+    p
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_u64(b: &[u8]) -> Option<(u64, usize)> {
+    let mut i = 0;
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    let start = i;
+    let mut v: u64 = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        v = v.checked_mul(10)?.checked_add((b[i] - b'0') as u64)?;
+        i += 1;
+    }
+    if i == start {
+        None
+    } else {
+        Some((v, i))
+    }
+}
+
+fn lossy(line: &[u8]) -> String {
+    String::from_utf8_lossy(&line[..line.len().min(300)]).into_owned()
+}
+
+pub fn url_encode_into(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+    }
+}
+
+/// Splits a stream of WebSocket messages into `\r\n`-terminated lines. A line may span messages.
+#[derive(Default)]
+pub struct LineBuf {
+    carry: Vec<u8>,
+}
+
+impl LineBuf {
+    /// Calls `f` on every complete, non-empty line (without its `\r\n`).
+    #[inline]
+    pub fn feed(&mut self, data: &[u8], mut f: impl FnMut(&[u8])) {
+        if self.carry.is_empty() {
+            let rest = split_lines(data, &mut f);
+            if !rest.is_empty() {
+                self.carry.extend_from_slice(rest);
+            }
+        } else {
+            self.carry.extend_from_slice(data);
+            let carry = std::mem::take(&mut self.carry);
+            let rest = split_lines(&carry, &mut f);
+            self.carry = rest.to_vec();
+        }
+    }
+}
+
+fn split_lines<'a>(mut data: &'a [u8], f: &mut impl FnMut(&[u8])) -> &'a [u8] {
+    while let Some(i) = data.windows(2).position(|w| w == b"\r\n") {
+        if i > 0 {
+            f(&data[..i]);
+        }
+        data = &data[i + 2..];
+    }
+    data
+}
+
+/// The bytes of a data-bearing WebSocket message; `Err` for a close (with its code).
+pub fn message_bytes(m: &Message) -> Result<Option<&[u8]>, String> {
+    match m {
+        Message::Text(t) => Ok(Some(t.as_bytes())),
+        Message::Binary(b) => Ok(Some(b)),
+        Message::Close(c) => Err(match c {
+            Some(c) => format!("closed by server: {} {}", u16::from(c.code), c.reason),
+            None => "closed by server".into(),
+        }),
+        _ => Ok(None),
+    }
+}
+
+async fn send_text(ws: &mut Ws, text: String, deadline: Instant) -> Result<(), String> {
+    match timeout_at(deadline.into(), ws.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("send: {e}")),
+        Err(_) => Err("send: timeout".into()),
+    }
+}
+
+async fn recv_until(
+    ws: &mut Ws,
+    lines: &mut LineBuf,
+    deadline: Instant,
+    leftover: &mut Vec<Vec<u8>>,
+    mut step: impl FnMut(&[u8]) -> Step,
+) -> Result<(), String> {
+    let mut done = false;
+    let mut fail = None;
+    // Bounded by the deadline.
+    loop {
+        let m = match timeout_at(deadline.into(), ws.next()).await {
+            Err(_) => return Err("handshake timeout".into()),
+            Ok(None) => return Err("connection closed".into()),
+            Ok(Some(Err(e))) => return Err(format!("read: {e}")),
+            Ok(Some(Ok(m))) => m,
+        };
+        if let Some(data) = message_bytes(&m)? {
+            lines.feed(data, |line| {
+                if done || fail.is_some() {
+                    leftover.push(line.to_vec());
+                    return;
+                }
+                match step(line) {
+                    Step::Continue => {}
+                    Step::Done => done = true,
+                    Step::Fail(e) => fail = Some(e),
+                }
+            });
+        }
+        if let Some(e) = fail {
+            return Err(e);
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_and_names() {
+        let line = br#"[7, "PUBLISH", {"channel_name": "b", "payload": {"t": 123, "s": 45, "p": "xx"}, "datetime": "2020", "user": null}]"#;
+        assert_eq!(rtjp_name(line), Some("PUBLISH"));
+        assert_eq!(Proto::Hookbox.data_stamp(line), Some((123, 45)));
+        assert_eq!(
+            payload_stamp(make_payload(9, 8, 100).as_bytes()),
+            Some((9, 8))
+        );
+        assert_eq!(make_payload(1, 2, 100).len(), 100);
+    }
+
+    #[test]
+    fn lines_across_messages() {
+        let mut lb = LineBuf::default();
+        let mut got = Vec::new();
+        lb.feed(b"a\r\nb", |l| got.push(l.to_vec()));
+        lb.feed(b"c\r\n\r\nd\r\n", |l| got.push(l.to_vec()));
+        assert_eq!(got, vec![b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]);
+    }
+}

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# bench/run.sh — run one benchmark workload against hookbox, REPS times, and print the medians.
+#
+# Usage:
+#   bench/run.sh WORKLOAD [loadgen workload options…]
+#
+#   WORKLOAD   a  idle footprint       e.g. bench/run.sh a --subs 10000 --channels 1000
+#              b  broadcast fan-out    e.g. bench/run.sh b --subs 1000 --rate 1000 --duration 10 --warmup 2 --payload 100
+#              d  webhook-gated conns  e.g. bench/run.sh d --connects 2000 --concurrency 100
+#   Options after WORKLOAD go to `loadgen WORKLOAD` (see `bench/loadgen/target/release/loadgen b --help`).
+#
+# What it does:
+#   1. builds hookbox (`cargo build --release` in the repo root) and bench/loadgen (release);
+#   2. for each repetition: starts a fresh hookbox pinned to CPU $SERVER_CPU
+#      (`taskset -c 0 hookbox -i 127.0.0.1 -p $PORT -r $TOKEN --cbport $HOOK_PORT`, `ulimit -n $NOFILE`),
+#      runs the loadgen pinned to CPU $LOADGEN_CPU (it also serves the webhooks on $HOOK_PORT),
+#      then stops hookbox;
+#   3. prints every repetition's RESULT line and a MEDIAN line (per-field median over the repetitions).
+#
+# Environment (defaults):
+#   REPS=3  PORT=8001  HOOK_PORT=8090  TOKEN=benchtoken  NOFILE=20000
+#   SERVER_CPU=0  LOADGEN_CPU=1  RUN_TIMEOUT=900 (seconds per repetition)
+#   SKIP_BUILD=1      do not rebuild
+#   HOOKBOX_REV=HEAD  build that git revision (exported with `git archive` under $OUT/src-<sha>,
+#                     own target dir) instead of the working tree — for a stable, recorded build
+#                     while the working tree is being edited
+#   QUIET_PCT=15 QUIET_WAIT=300  before each repetition wait (at most QUIET_WAIT s) until the
+#                     machine's other CPU use is below QUIET_PCT % of one core
+#   HOOKBOX_ARGS=…    extra hookbox flags        LOADGEN_ARGS=…  extra global loadgen flags
+#   OUT=bench/results where logs and result lines are written (git-ignored)
+#
+# Everything stays on 127.0.0.0/8; every run is bounded in time and stops by itself.
+set -euo pipefail
+
+if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+fi
+WL="$1"
+shift
+case "$WL" in a | b | d) ;; *)
+    echo "run.sh: unknown workload '$WL' (a, b or d)" >&2
+    exit 2
+    ;;
+esac
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+REPS="${REPS:-3}"
+PORT="${PORT:-8001}"
+HOOK_PORT="${HOOK_PORT:-8090}"
+TOKEN="${TOKEN:-benchtoken}"
+NOFILE="${NOFILE:-20000}"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOADGEN_CPU="${LOADGEN_CPU:-1}"
+RUN_TIMEOUT="${RUN_TIMEOUT:-900}"
+OUT="${OUT:-$HERE/results}"
+QUIET_PCT="${QUIET_PCT:-15}"
+QUIET_WAIT="${QUIET_WAIT:-300}"
+LG="$HERE/loadgen/target/release/loadgen"
+if [[ -n "${HOOKBOX_REV:-}" ]]; then
+    SHA="$(git -C "$ROOT" rev-parse --short=12 "$HOOKBOX_REV")"
+    SRC="$OUT/src-$SHA"
+    BUILD_DESC="git $SHA (clean export)"
+else
+    SRC="$ROOT"
+    BUILD_DESC="working tree at $(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo '+local changes')"
+fi
+HB="$SRC/target/release/hookbox"
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    echo "run.sh: building hookbox ($BUILD_DESC) and loadgen (release)…" >&2
+    if [[ -n "${HOOKBOX_REV:-}" && ! -f "$SRC/Cargo.toml" ]]; then
+        mkdir -p "$SRC"
+        git -C "$ROOT" archive "$SHA" | tar -x -C "$SRC"
+    fi
+    (cd "$SRC" && cargo build --release --quiet --bin hookbox)
+    cargo build --release --quiet --manifest-path "$HERE/loadgen/Cargo.toml"
+fi
+[[ -x "$HB" && -x "$LG" ]] || { echo "run.sh: missing $HB or $LG" >&2; exit 1; }
+
+mkdir -p "$OUT"
+STAMP="$(date +%Y%m%d-%H%M%S)"
+TAG="$STAMP-$WL$(printf '%s' "$*" | tr -c 'A-Za-z0-9=.-' '_' | cut -c1-60)"
+RESULTS="$OUT/$TAG.txt"
+: >"$RESULTS"
+
+# Busy ticks of the whole machine (all CPUs, not idle/iowait).
+busy_ticks() { awk '/^cpu /{ print $2+$3+$4+$7+$8+$9; exit }' /proc/stat; }
+
+# Wait until the machine is quiet: other work (compiles, tests) skews latency and CPU figures.
+wait_quiet() {
+    local hz waited=0 quiet=0 b0 b1 pct
+    hz="$(getconf CLK_TCK)"
+    while :; do
+        b0="$(busy_ticks)"; sleep 1; b1="$(busy_ticks)"
+        pct=$(( (b1 - b0) * 100 / hz ))
+        waited=$((waited + 1))
+        if (( pct <= QUIET_PCT )); then quiet=$((quiet + 1)); else quiet=0; fi
+        if (( quiet >= 3 )); then
+            (( waited <= 3 )) || echo "run.sh: machine quiet after ${waited}s" >&2
+            echo "$pct"; return 0
+        fi
+        if (( waited >= QUIET_WAIT )); then
+            echo "run.sh: machine still busy (${pct}% of a core) after ${waited}s; running anyway" >&2
+            echo "$pct"; return 0
+        fi
+        if (( waited % 30 == 0 )); then echo "run.sh: waiting for a quiet machine (${pct}% of a core busy)…" >&2; fi
+    done
+}
+
+port_open() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null; }
+
+HB_PID=""
+stop_hookbox() {
+    [[ -n "$HB_PID" ]] || return 0
+    kill -TERM "$HB_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$HB_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$HB_PID" 2>/dev/null || true
+    wait "$HB_PID" 2>/dev/null || true
+    HB_PID=""
+}
+trap stop_hookbox EXIT INT TERM
+
+start_hookbox() {
+    local log="$1"
+    if port_open "$PORT"; then
+        echo "run.sh: something already listens on 127.0.0.1:$PORT" >&2
+        exit 1
+    fi
+    # The subshell execs taskset, which execs hookbox: $! is hookbox's PID.
+    # shellcheck disable=SC2086
+    (ulimit -n "$NOFILE" && exec taskset -c "$SERVER_CPU" "$HB" -i 127.0.0.1 -p "$PORT" \
+        -r "$TOKEN" --cbport "$HOOK_PORT" ${HOOKBOX_ARGS:-}) >"$log" 2>&1 &
+    HB_PID=$!
+    for _ in $(seq 100); do
+        port_open "$PORT" && return 0
+        kill -0 "$HB_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: hookbox did not start; see $log" >&2
+    exit 1
+}
+
+echo "run.sh: workload $WL, $REPS repetitions, hookbox: $BUILD_DESC, loadgen args: $*" | tee -a "$RESULTS" >&2
+for rep in $(seq "$REPS"); do
+    busy_before="$(wait_quiet)"
+    start_hookbox "$OUT/$TAG.hookbox.$rep.log"
+    sleep 0.5
+    set +e
+    # shellcheck disable=SC2086
+    (ulimit -n "$NOFILE" && exec taskset -c "$LOADGEN_CPU" timeout "$RUN_TIMEOUT" "$LG" \
+        --server-pid "$HB_PID" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
+        ${LOADGEN_ARGS:-} "$WL" "$@") >"$OUT/$TAG.loadgen.$rep.out" 2>"$OUT/$TAG.loadgen.$rep.err"
+    rc=$?
+    set -e
+    stop_hookbox
+    sed 's/^/    /' "$OUT/$TAG.loadgen.$rep.err" >&2
+    line="$(grep '^RESULT ' "$OUT/$TAG.loadgen.$rep.out" || true)"
+    if [[ $rc -ne 0 || -z "$line" ]]; then
+        echo "run.sh: repetition $rep failed (exit $rc)" | tee -a "$RESULTS" >&2
+        continue
+    fi
+    echo "rep$rep $line busy_before_pct=$busy_before" | tee -a "$RESULTS"
+    # Let TIME_WAIT sockets and the allocator settle between repetitions.
+    sleep 2
+done
+
+# Per-field median over the repetitions (numeric fields; others: first value).
+grep '^rep[0-9]* RESULT ' "$RESULTS" | awk '
+{
+    rows++
+    for (i = 3; i <= NF; i++) {
+        eq = index($i, "="); k = substr($i, 1, eq - 1); v = substr($i, eq + 1)
+        if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+        vals[k, ++cnt[k]] = v
+    }
+}
+END {
+    if (rows == 0) { print "run.sh: no successful repetition" > "/dev/stderr"; exit 1 }
+    out = "MEDIAN(" rows ")"
+    for (j = 1; j <= n; j++) {
+        k = order[j]; c = cnt[k]; num = 1
+        for (i = 1; i <= c; i++) { a[i] = vals[k, i]; if (a[i] !~ /^-?[0-9]+(\.[0-9]+)?$/) num = 0 }
+        if (num) {
+            for (i = 2; i <= c; i++) { y = a[i]; m = i - 1; while (m > 0 && a[m] + 0 > y + 0) { a[m + 1] = a[m]; m-- } a[m + 1] = y }
+            med = (c % 2) ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
+        } else med = a[1]
+        out = out " " k "=" med
+    }
+    print out
+}' | tee -a "$RESULTS"
+echo "run.sh: results in $RESULTS" >&2
