@@ -279,14 +279,7 @@ impl Hub {
             ch.subscribers.push(user.clone());
             let stamp = now_stamp();
             if ch.options.presenceful {
-                let presence = OutFrame::new(
-                    "SUBSCRIBE",
-                    &args([
-                        ("channel_name", json!(&*ch.name)),
-                        ("user", json!(&*user.name)),
-                        ("datetime", json!(stamp)),
-                    ]),
-                );
+                let presence = ch.membership_frame("SUBSCRIBE", &user.name, &stamp);
                 ch.broadcast(&presence, Some(&user.name), None);
             }
             let own = ch.own_subscribe_frame(&user.name, initial_data.as_ref());
@@ -356,14 +349,7 @@ impl Hub {
         self.with_channel(channel, |ch| {
             let pos = ch.subscribers.iter().position(|u| Arc::ptr_eq(u, user))?;
             let stamp = now_stamp();
-            let frame = OutFrame::new(
-                "UNSUBSCRIBE",
-                &args([
-                    ("channel_name", json!(&*ch.name)),
-                    ("user", json!(&*user.name)),
-                    ("datetime", json!(stamp)),
-                ]),
-            );
+            let frame = ch.membership_frame("UNSUBSCRIBE", &user.name, &stamp);
             if presence && ch.options.presenceful {
                 ch.broadcast(&frame, Some(&user.name), None);
             }

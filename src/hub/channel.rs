@@ -85,6 +85,18 @@ impl Channel {
         OutFrame::new("SUBSCRIBE", &args)
     }
 
+    /// A membership frame, `SUBSCRIBE` (presence) or `UNSUBSCRIBE`: `{channel_name, user, datetime}`.
+    pub fn membership_frame(&self, kind: &str, user: &str, stamp: &str) -> OutFrame {
+        OutFrame::new(
+            kind,
+            &args([
+                ("channel_name", json!(&*self.name)),
+                ("user", json!(user)),
+                ("datetime", json!(stamp)),
+            ]),
+        )
+    }
+
     /// Broadcasts a STATE_UPDATE for a state change.
     pub fn broadcast_state(&self, updates: Map<String, Value>, deletes: Vec<String>) {
         let frame = OutFrame::new(

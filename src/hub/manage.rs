@@ -4,7 +4,6 @@
 use super::history::now_stamp;
 use super::options::ChannelOptions;
 use super::{Hub, HubError, Origin, User};
-use crate::protocol::{args, OutFrame};
 use crate::session::CloseReason;
 use crate::webhook::Hook;
 use serde_json::{json, Map, Value};
@@ -90,14 +89,7 @@ impl Hub {
             .ok_or_else(|| HubError::NoChannel(name.to_owned()))?;
         let stamp = now_stamp();
         for user in &ch.subscribers {
-            let frame = OutFrame::new(
-                "UNSUBSCRIBE",
-                &args([
-                    ("channel_name", json!(&*ch.name)),
-                    ("user", json!(&*user.name)),
-                    ("datetime", json!(stamp)),
-                ]),
-            );
+            let frame = ch.membership_frame("UNSUBSCRIBE", &user.name, &stamp);
             let mut st = user.state.lock();
             st.send_all(&frame);
             st.channels.shift_remove(&*ch.name);
