@@ -135,16 +135,6 @@ impl App {
             .map(|l| l.local_addr().expect("bound"))
     }
 
-    pub fn demo_addr(&self) -> Option<SocketAddr> {
-        self.demo_listener
-            .as_ref()
-            .map(|l| l.local_addr().expect("bound"))
-    }
-
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.state.hub
-    }
-
     /// The main listener's routes.
     fn main_router(&self) -> Router {
         let mut router = Router::new()

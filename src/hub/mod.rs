@@ -148,10 +148,6 @@ impl Hub {
         self.users.lock().get(name).cloned()
     }
 
-    pub fn user_count(&self) -> usize {
-        self.users.lock().len()
-    }
-
     pub fn channel_names(&self) -> Vec<Value> {
         let mut names = Vec::new();
         for shard in self.shards.iter() {

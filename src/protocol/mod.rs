@@ -32,19 +32,9 @@ impl OutFrame {
         OutFrame(Bytes::from(out))
     }
 
-    /// The encoded tail, `, "NAME", {args}]\r\n`.
-    pub fn tail(&self) -> &[u8] {
-        &self.0
-    }
-
     /// Size in bytes once written with an id (used for outbox byte budgets).
-    pub fn len(&self) -> usize {
+    pub fn wire_len(&self) -> usize {
         self.0.len() + 8
-    }
-
-    /// Whether the frame is empty (never: kept for clippy's `len_without_is_empty`).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// Writes the complete frame `[id, "NAME", {args}]\r\n` into `out`.

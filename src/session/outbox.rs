@@ -91,7 +91,7 @@ impl Outbox {
         }
         // A single frame larger than the budget still goes out when nothing else is queued
         // (a big own-SUBSCRIBE with history must not make a channel unjoinable).
-        if inner.bytes > 0 && inner.bytes + frame.len() > self.limit {
+        if inner.bytes > 0 && inner.bytes + frame.wire_len() > self.limit {
             inner.closed = Some(CloseReason::Overflow { limit: self.limit });
             inner.queue.clear();
             inner.bytes = 0;
@@ -100,7 +100,7 @@ impl Outbox {
             self.closed_signal.cancel();
             return false;
         }
-        inner.bytes += frame.len();
+        inner.bytes += frame.wire_len();
         inner.queue.push_back(frame.clone());
         drop(inner);
         // `notify_one` stores a permit when the writer is busy, so no wake-up is lost.

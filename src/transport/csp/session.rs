@@ -322,14 +322,6 @@ impl Registry {
         self.sessions.lock().get(key).cloned()
     }
 
-    pub fn len(&self) -> usize {
-        self.sessions.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Creates a session and its RTJP session task.
     pub fn create(
         &self,
