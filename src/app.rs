@@ -144,13 +144,13 @@ impl App {
             .route("/static/hookbox.js", get(static_files::hookbox_js))
             .route("/static/hookbox.min.js", get(static_files::hookbox_js))
             .with_state(self.state.clone());
+        // 0.3.3's `/rest` lived on the main port, and the apps that speak it (django-hookbox 0.3)
+        // know no other address, so it stays here even when `-w/-W` move `/web` away.
+        let mut api = Router::new().route("/rest/{method}", any(api::handle_rest));
         if self.api_listener.is_none() {
-            router = router.merge(
-                Router::new()
-                    .route("/web/{method}", any(api::handle))
-                    .with_state(self.api.clone()),
-            );
+            api = api.route("/web/{method}", any(api::handle_web));
         }
+        router = router.merge(api.with_state(self.api.clone()));
         router
     }
 
@@ -174,8 +174,9 @@ impl App {
             let port = listener.local_addr()?.port();
             tracing::info!("Listening to hookbox/webapi on http://{host}:{port}");
             let api = Router::new()
-                .route("/web/{method}", any(api::handle))
-                .route("/{method}", any(api::handle))
+                .route("/web/{method}", any(api::handle_web))
+                .route("/rest/{method}", any(api::handle_rest))
+                .route("/{method}", any(api::handle_web))
                 .with_state(self.api.clone())
                 .into_make_service_with_connect_info::<SocketAddr>();
             tasks.spawn(serve_one(listener, api, shutdown.clone()));

@@ -404,3 +404,56 @@ async fn option_values_may_start_with_a_dash() {
     c.expect("CONNECTED").await;
     assert_eq!(server.signal("TERM").code(), Some(0));
 }
+
+/// `--rest-secret` is 0.3.3's name for `-r`, as django-hookbox 0.3's `runhookbox` passes it; the
+/// last occurrence of either name wins. The TOML key `rest-secret` and `HOOKBOX_REST_SECRET`
+/// work too.
+#[tokio::test]
+async fn rest_secret_names_the_api_token() {
+    let info = |port: u16, token: &'static str| async move {
+        let form = [("security_token", token)];
+        api_post(port, "get_server_info", &form).await[0].clone()
+    };
+    let server = Running::spawn(
+        &["-i", "127.0.0.1", "-p", "0", "-r", "old", "--rest-secret", "tok"],
+        &[],
+    );
+    let port = server.startup_port("127.0.0.1");
+    assert_eq!(info(port, "tok").await, json!(true));
+    assert_eq!(info(port, "old").await, json!(false));
+    // The 0.3.3 dialect takes the same token in `secret`.
+    let resp = common::http_client()
+        .post(format!("http://127.0.0.1:{port}/rest/get_channel_info"))
+        .form(&[("secret", "tok"), ("channel_name", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"[false, {"msg": "Channel x doesn't exist"}]"#
+    );
+    assert_eq!(server.signal("TERM").code(), Some(0));
+
+    let dir = std::env::temp_dir().join(format!("hookbox-rest-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rest.toml");
+    std::fs::write(&path, "rest-secret = \"filetok\"\n").unwrap();
+    let server = Running::spawn(
+        &["-i", "127.0.0.1", "-p", "0", "--config", path.to_str().unwrap()],
+        &[],
+    );
+    let port = server.startup_port("127.0.0.1");
+    assert_eq!(info(port, "filetok").await, json!(true));
+    assert_eq!(server.signal("TERM").code(), Some(0));
+
+    // The environment beats the file.
+    let server = Running::spawn(
+        &["-i", "127.0.0.1", "-p", "0", "--config", path.to_str().unwrap()],
+        &[("HOOKBOX_REST_SECRET", "envtok")],
+    );
+    let port = server.startup_port("127.0.0.1");
+    assert_eq!(info(port, "envtok").await, json!(true));
+    assert_eq!(info(port, "filetok").await, json!(false));
+    assert_eq!(server.signal("TERM").code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,24 +1,20 @@
 //! The sixteen Web API methods.
 
-use super::{ApiError, ApiState, Params};
+use super::{ApiError, ApiState, Call, Outcome, Params};
 use crate::hub::{HubError, Origin};
 use crate::webhook::Hook;
 use serde_json::{json, Value};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-type Outcome = Result<Value, ApiError>;
-type Call = fn(Arc<ApiState>, Params) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
-
-/// Parameters that are never channel or user options.
-const RESERVED: [&str; 3] = ["security_token", "channel_name", "send_hook"];
+/// Parameters that are never channel options (the token keys are removed before any method runs).
+const RESERVED: [&str; 2] = ["channel_name", "send_hook"];
 
 macro_rules! boxed {
     ($f:ident) => {
         |api, params| Box::pin($f(api, params))
     };
 }
+pub(super) use boxed;
 
 pub fn lookup(name: &str) -> Option<Call> {
     Some(match name {
@@ -47,7 +43,7 @@ async fn get_server_info(api: Arc<ApiState>, _: Params) -> Outcome {
 }
 
 /// Publishes to one existing channel; the frame's `user` is `originator` or JSON null.
-async fn publish_one(
+pub(super) async fn publish_one(
     api: &Arc<ApiState>,
     params: &Params,
     channel: &str,
@@ -107,7 +103,7 @@ fn user_param(
     Ok((user, Origin::api(cookie)))
 }
 
-async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let (user, origin) = user_param(&api, &params, "name")?;
     api.hub
@@ -116,7 +112,7 @@ async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     Ok(json!({}))
 }
 
-async fn unsubscribe(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn unsubscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     if !api.hub.channel_exists(channel) {
         return Err(HubError::NoChannel(channel.to_owned()).into());
@@ -153,19 +149,19 @@ async fn destroy_channel(api: Arc<ApiState>, params: Params) -> Outcome {
     Ok(json!({}))
 }
 
-async fn set_channel_options(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn set_channel_options(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let options = params.options(&RESERVED)?;
     api.hub.set_channel_options(channel, &options)?;
     Ok(json!({}))
 }
 
-async fn get_channel_info(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn get_channel_info(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     Ok(api.hub.channel_info(channel)?)
 }
 
-async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let key = params.required("key")?;
     let val = params
@@ -177,7 +173,7 @@ async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome {
     Ok(json!({}))
 }
 
-async fn state_delete_key(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn state_delete_key(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let key = params.required("key")?;
     api.hub.state_delete_key(channel, key)?;
@@ -186,7 +182,7 @@ async fn state_delete_key(api: Arc<ApiState>, params: Params) -> Outcome {
 
 async fn set_user_options(api: Arc<ApiState>, params: Params) -> Outcome {
     let name = params.required("user_name")?;
-    let options = params.options(&["security_token", "user_name"])?;
+    let options = params.options(&["user_name"])?;
     api.hub.set_user_options(name, &options)?;
     Ok(json!({}))
 }
@@ -208,7 +204,7 @@ async fn disconnect(api: Arc<ApiState>, params: Params) -> Outcome {
 
 /// Changes webhook addressing and secrets at run time. Values may be JSON (`cbport=8000`) or
 /// plain text (`cbhost=example.org`). All keys are validated before any is applied.
-async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
+pub(super) async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
     enum Change {
         Hooks(Box<dyn FnOnce(&mut crate::webhook::WebhookSettings) + Send>),
         Token(Option<String>),
@@ -216,9 +212,6 @@ async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
     }
     let mut changes = Vec::new();
     for (key, raw) in params.keys() {
-        if key == "security_token" {
-            continue;
-        }
         let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
         let text = || match &value {
             Value::String(s) => Ok(s.clone()),
@@ -271,11 +264,12 @@ async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
                 let v = optional(text()?);
                 Change::Hooks(Box::new(move |s| s.webhook_secret = v))
             }
-            "api_security_token" => match optional(text()?) {
+            // `rest_secret` is 0.3.3's name for the same setting.
+            "api_security_token" | "rest_secret" => match optional(text()?) {
                 // An empty token would switch the API off with no way back in.
                 None => {
                     return Err(ApiError::Invalid(
-                        "api_security_token must not be empty".to_owned(),
+                        format!("{key} must not be empty"),
                     ))
                 }
                 token => Change::Token(token),

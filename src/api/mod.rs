@@ -1,4 +1,9 @@
-//! The Web API (§4): `/web/<method>`, used by the web application to drive the hub.
+//! The Web API (§4): how the web application drives the hub, in two dialects.
+//!
+//! - `/web/<method>` is 0.3.4a1's: the token in the form key `security_token`, 16 methods.
+//! - `/rest/<method>` is 0.3.3's, still spoken by django-hookbox 0.3 and other apps of that era:
+//!   the token in `secret` (`security_token` is accepted too), `Invalid secret`, the 0.3.3
+//!   method set, and a publish that creates a missing channel through the create_channel webhook.
 //!
 //! Parameters come from the query string for GET and only from the urlencoded body for POST
 //! (first value of a repeated key wins). Every answer is `[true, {…}]` or `[false, {"msg": …}]`
@@ -6,6 +11,7 @@
 //! and the body is labelled `application/json`.
 
 mod methods;
+mod rest;
 
 use crate::hub::{Hub, HubError};
 use crate::protocol::to_ascii_string;
@@ -16,7 +22,46 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+type Outcome = Result<Value, ApiError>;
+/// One API method: an async function of the shared state and the call's parameters.
+type Call = fn(Arc<ApiState>, Params) -> Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Which of the two API dialects a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `/web/<method>` with `security_token` (0.3.4a1).
+    Web,
+    /// `/rest/<method>` with `secret` (0.3.3).
+    Rest,
+}
+
+impl Dialect {
+    /// Form keys that may carry the API token.
+    fn token_keys(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Web => &["security_token"],
+            Dialect::Rest => &["secret", "security_token"],
+        }
+    }
+
+    fn bad_token(self) -> &'static str {
+        match self {
+            Dialect::Web => "Invalid Security Token",
+            Dialect::Rest => "Invalid secret",
+        }
+    }
+
+    fn lookup(self, name: &str) -> Option<Call> {
+        match self {
+            Dialect::Web => methods::lookup(name),
+            Dialect::Rest => rest::lookup(name),
+        }
+    }
+}
 
 /// Everything the API handlers share.
 pub struct ApiState {
@@ -100,6 +145,11 @@ impl Params {
     pub fn keys(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }
+
+    /// Removes the token keys once checked, so that they are never read as options.
+    fn remove(&mut self, key: &str) {
+        self.0.remove(key);
+    }
 }
 
 fn reply(ok: bool, body: Value) -> Response {
@@ -113,17 +163,39 @@ fn reply(ok: bool, body: Value) -> Response {
 }
 
 /// `/web/{method}` (and `/{method}` on a separate API listener).
-pub async fn handle(
+pub async fn handle_web(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let Some(call) = methods::lookup(&name) else {
+    handle(Dialect::Web, api, &name, method, query, body).await
+}
+
+/// `/rest/{method}`: the 0.3.3 dialect.
+pub async fn handle_rest(
+    State(api): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    handle(Dialect::Rest, api, &name, method, query, body).await
+}
+
+async fn handle(
+    dialect: Dialect,
+    api: Arc<ApiState>,
+    name: &str,
+    method: Method,
+    query: Option<String>,
+    body: Bytes,
+) -> Response {
+    let Some(call) = dialect.lookup(name) else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
-    let params = if method == Method::POST {
+    let mut params = if method == Method::POST {
         Params::parse(&body)
     } else {
         Params::parse(query.unwrap_or_default().as_bytes())
@@ -135,8 +207,12 @@ pub async fn handle(
             json!({"msg": "Rest api is disabled by configuration. (Please supply --rest-secret/-r option at start)"}),
         );
     };
-    if params.get("security_token") != Some(token.as_str()) {
-        return reply(false, json!({"msg": "Invalid Security Token"}));
+    let keys = dialect.token_keys();
+    if !keys.iter().any(|k| params.get(k) == Some(token.as_str())) {
+        return reply(false, json!({"msg": dialect.bad_token()}));
+    }
+    for key in keys {
+        params.remove(key);
     }
     match call(api.clone(), params).await {
         Ok(body) => reply(true, body),

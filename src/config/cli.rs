@@ -164,13 +164,16 @@ pub struct Options {
     #[serde(rename = "cb-single-url")]
     pub cb_single_url: Option<String>,
 
-    /// Enables the Web API; callers send it as the form field `security_token`
+    /// Enables the Web API; callers send it as the form field `security_token` (`secret` on
+    /// the 0.3.3 `/rest` API). `--rest-secret` is 0.3.3's name for it
     #[arg(
         short = 'r',
         long,
+        visible_alias = "rest-secret",
         value_name = "SECRET",
         env = "HOOKBOX_API_SECURITY_TOKEN"
     )]
+    #[serde(alias = "rest-secret")]
     pub api_security_token: Option<String>,
     /// Admin console password
     #[arg(short = 'a', long, value_name = "PW", env = "HOOKBOX_ADMIN_PASSWORD")]

@@ -119,6 +119,11 @@ impl Config {
                         .to_owned(),
                 ),
             })?;
+        let mut cli = cli;
+        if cli.api_security_token.is_none() {
+            // 0.3.3's name, below `HOOKBOX_API_SECURITY_TOKEN` (which clap has read already).
+            cli.api_security_token = std::env::var("HOOKBOX_REST_SECRET").ok();
+        }
         let opts = match cli.config.clone() {
             Some(path) => cli.or_file(read_file(&path)?),
             None => cli,
@@ -330,6 +335,16 @@ mod tests {
         let c = parse(&["-x", "1", "-w", "8002"]).unwrap();
         assert!(c.ignore_publish_non_existing);
         assert_eq!(c.web_api, Some(("0.0.0.0".to_owned(), 8002)));
+    }
+
+    #[test]
+    fn rest_secret_is_another_name_of_the_api_token() {
+        let c = parse(&["--rest-secret", "a"]).unwrap();
+        assert_eq!(c.api_security_token.as_deref(), Some("a"));
+        let c = parse(&["--rest-secret", "a", "-r", "b", "--rest-secret=c"]).unwrap();
+        assert_eq!(c.api_security_token.as_deref(), Some("c"));
+        let c = parse(&["--rest-secret", "a", "--api-security-token", "d"]).unwrap();
+        assert_eq!(c.api_security_token.as_deref(), Some("d"));
     }
 
     #[test]

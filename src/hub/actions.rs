@@ -210,7 +210,10 @@ impl Hub {
             )
             .await;
         if !decision.success {
-            return Err(HubError::Denied(decision.error_msg()));
+            return Err(HubError::ChannelRefused {
+                error: decision.error_msg(),
+                reply_msg: decision.reply_msg(),
+            });
         }
         let mut options = ChannelOptions::default();
         options.apply(&decision.options)?;

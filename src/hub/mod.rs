@@ -43,6 +43,13 @@ pub enum HubError {
     /// The web application said no (or could not be asked); the text explains why.
     #[error("{0}")]
     Denied(String),
+    /// The create_channel webhook refused a new channel. `reply_msg` is the `msg` option of the
+    /// web app's reply, which the 0.3.3 REST dialect reports instead of the ERROR text.
+    #[error("{error}")]
+    ChannelRefused {
+        error: String,
+        reply_msg: Option<String>,
+    },
     #[error("Channel {0} doesn't exist")]
     NoChannel(String),
     #[error("Channel {0} already exists")]

@@ -57,6 +57,15 @@ impl Decision {
         }
     }
 
+    /// The `msg` option of a reply, when it is text: what django-hookbox and other web apps of the
+    /// 0.3.3 era put in a refusal (`[false, {"msg": …}]`).
+    pub fn reply_msg(&self) -> Option<String> {
+        self.options
+            .get("msg")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// The message a client sees when this decision denies its action.
     pub fn error_msg(&self) -> String {
         match self.options.get("error") {
