@@ -87,8 +87,12 @@ impl App {
             }
             None => None,
         };
+        // The webhook targets configured at startup are always allowed; the list adds others.
+        let mut allowed = config.webhooks.targets();
+        allowed.extend(config.webhook_allow_hosts.iter().cloned());
         let webhooks = WebhookClient::new(
             config.webhooks.clone(),
+            allowed,
             config.webhook_timeout,
             config.webhook_max_concurrency,
         );
@@ -98,13 +102,17 @@ impl App {
             token: config.api_security_token.clone().into(),
             admin_password: config.admin_password.clone().into(),
             ignore_publish_non_existing: config.ignore_publish_non_existing,
+            allow_set_config_webhooks: config.allow_set_config_webhooks,
+            publish_multi_max_channels: config.publish_multi_max_channels,
         });
         let csp = csp::Registry::new(
             csp::Limits {
                 max_sessions: config.csp_max_sessions,
+                max_per_address: config.csp_max_sessions_per_ip,
                 idle_timeout: config.csp_session_timeout,
+                unused_timeout: config.csp_handshake_timeout,
                 outbox_bytes: config.outbox_bytes,
-                max_message: config.max_message_size,
+                session: config.session_limits(),
             },
             shutdown.clone(),
         );

@@ -415,7 +415,16 @@ async fn rest_secret_names_the_api_token() {
         api_post(port, "get_server_info", &form).await[0].clone()
     };
     let server = Running::spawn(
-        &["-i", "127.0.0.1", "-p", "0", "-r", "old", "--rest-secret", "tok"],
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-r",
+            "old",
+            "--rest-secret",
+            "tok",
+        ],
         &[],
     );
     let port = server.startup_port("127.0.0.1");
@@ -439,7 +448,14 @@ async fn rest_secret_names_the_api_token() {
     let path = dir.join("rest.toml");
     std::fs::write(&path, "rest-secret = \"filetok\"\n").unwrap();
     let server = Running::spawn(
-        &["-i", "127.0.0.1", "-p", "0", "--config", path.to_str().unwrap()],
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
         &[],
     );
     let port = server.startup_port("127.0.0.1");
@@ -448,7 +464,14 @@ async fn rest_secret_names_the_api_token() {
 
     // The environment beats the file.
     let server = Running::spawn(
-        &["-i", "127.0.0.1", "-p", "0", "--config", path.to_str().unwrap()],
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--config",
+            path.to_str().unwrap(),
+        ],
         &[("HOOKBOX_REST_SECRET", "envtok")],
     );
     let port = server.startup_port("127.0.0.1");

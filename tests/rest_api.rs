@@ -108,11 +108,18 @@ async fn publish_reaches_subscribers_with_the_originator() {
     rest_ok(
         &s,
         "publish",
-        &[("channel_name", "news"), ("payload", "[1, 2]"), ("originator", "desk")],
+        &[
+            ("channel_name", "news"),
+            ("payload", "[1, 2]"),
+            ("originator", "desk"),
+        ],
     )
     .await;
     let f = c.expect("PUBLISH").await;
-    assert_eq!((&f["channel_name"], &f["payload"], &f["user"]), (&json!("news"), &json!([1, 2]), &json!("desk")));
+    assert_eq!(
+        (&f["channel_name"], &f["payload"], &f["user"]),
+        (&json!("news"), &json!([1, 2]), &json!("desk"))
+    );
     rest_ok(&s, "publish", &[("channel_name", "news")]).await;
     let f = c.expect("PUBLISH").await;
     assert_eq!((&f["payload"], &f["user"]), (&Value::Null, &Value::Null));
@@ -130,15 +137,25 @@ async fn refused_creation_reports_the_web_apps_message_and_publishes_nothing() {
     assert_eq!(msg, "no such topic");
     s.web.expect("create_channel").await;
     // HookBox's own `error` key works too, and a bare refusal says Unauthorized.
-    s.web.once("create_channel", Reply::deny(json!({"error": "closed"})));
-    assert_eq!(rest_err(&s, "publish", &[("channel_name", "news")]).await, "closed");
+    s.web
+        .once("create_channel", Reply::deny(json!({"error": "closed"})));
+    assert_eq!(
+        rest_err(&s, "publish", &[("channel_name", "news")]).await,
+        "closed"
+    );
     s.web.expect("create_channel").await;
     s.web.once("create_channel", Reply::deny(json!({})));
-    assert_eq!(rest_err(&s, "publish", &[("channel_name", "news")]).await, "Unauthorized");
+    assert_eq!(
+        rest_err(&s, "publish", &[("channel_name", "news")]).await,
+        "Unauthorized"
+    );
     s.web.expect("create_channel").await;
     // A web app that is down.
     s.web.once("create_channel", Reply::raw(500, "boom"));
-    assert_eq!(rest_err(&s, "publish", &[("channel_name", "news")]).await, "failure: boom");
+    assert_eq!(
+        rest_err(&s, "publish", &[("channel_name", "news")]).await,
+        "failure: boom"
+    );
     s.web.expect("create_channel").await;
     assert!(channel_names(&s).await.is_empty());
     assert_no_hooks(&s).await;
@@ -152,7 +169,10 @@ async fn web_publish_still_needs_an_existing_channel() {
     assert_no_hooks(&s).await;
     // And /web does not take 0.3.3's `secret`.
     let (_, body) = s
-        .api_raw("/web/publish", &[("secret", "secret"), ("channel_name", "news")])
+        .api_raw(
+            "/web/publish",
+            &[("secret", "secret"), ("channel_name", "news")],
+        )
         .await;
     assert_eq!(body, json!([false, {"msg": "Invalid Security Token"}]));
 }
@@ -164,7 +184,13 @@ async fn methods_0_3_3_did_not_implement_or_have() {
         let msg = rest_err(&s, method, &[("channel_name", "a"), ("identifier", "x")]).await;
         assert_eq!(msg, "Not Implemented", "{method}");
     }
-    for method in ["publish_multi", "message", "get_server_info", "get_user_info", "bogus"] {
+    for method in [
+        "publish_multi",
+        "message",
+        "get_server_info",
+        "get_user_info",
+        "bogus",
+    ] {
         let (status, body) = rest(&s, method, &[]).await;
         assert_eq!((status, body), (404, json!("Not Found")), "{method}");
     }
@@ -175,22 +201,58 @@ async fn methods_0_3_3_did_not_implement_or_have() {
 async fn subscribe_state_and_unsubscribe_in_the_0_3_3_dialect() {
     let s = Server::unmoderated().await;
     let mut c = s.connected("alice").await;
-    rest_ok(&s, "subscribe", &[("channel_name", "room"), ("name", "alice")]).await;
+    rest_ok(
+        &s,
+        "subscribe",
+        &[("channel_name", "room"), ("name", "alice")],
+    )
+    .await;
     s.web.expect("create_channel").await;
     assert_eq!(c.expect("SUBSCRIBE").await["channel_name"], "room");
     assert_eq!(
-        rest_err(&s, "subscribe", &[("channel_name", "room"), ("name", "bob")]).await,
+        rest_err(
+            &s,
+            "subscribe",
+            &[("channel_name", "room"), ("name", "bob")]
+        )
+        .await,
         "User bob doesn't exist"
     );
-    rest_ok(&s, "state_set_key", &[("channel_name", "room"), ("key", "k"), ("val", "7")]).await;
+    rest_ok(
+        &s,
+        "state_set_key",
+        &[("channel_name", "room"), ("key", "k"), ("val", "7")],
+    )
+    .await;
     let f = c.expect("STATE_UPDATE").await;
-    assert_eq!((&f["updates"], &f["deletes"]), (&json!({"k": 7}), &json!([])));
-    rest_ok(&s, "state_delete_key", &[("channel_name", "room"), ("key", "k")]).await;
+    assert_eq!(
+        (&f["updates"], &f["deletes"]),
+        (&json!({"k": 7}), &json!([]))
+    );
+    rest_ok(
+        &s,
+        "state_delete_key",
+        &[("channel_name", "room"), ("key", "k")],
+    )
+    .await;
     assert_eq!(c.expect("STATE_UPDATE").await["deletes"], json!(["k"]));
-    rest_ok(&s, "set_channel_options", &[("channel_name", "room"), ("history_size", "3")]).await;
+    rest_ok(
+        &s,
+        "set_channel_options",
+        &[("channel_name", "room"), ("history_size", "3")],
+    )
+    .await;
     let info = rest_ok(&s, "get_channel_info", &[("channel_name", "room")]).await;
-    assert_eq!((&info["options"]["history_size"], &info["subscribers"]), (&json!(3), &json!(["alice"])));
-    rest_ok(&s, "unsubscribe", &[("channel_name", "room"), ("name", "alice")]).await;
+    assert_eq!(
+        (&info["options"]["history_size"], &info["subscribers"]),
+        (&json!(3), &json!(["alice"]))
+    );
+    rest_ok(
+        &s,
+        "unsubscribe",
+        &[("channel_name", "room"), ("name", "alice")],
+    )
+    .await;
     assert_eq!(c.expect("UNSUBSCRIBE").await["user"], "alice");
     s.web.expect("destroy_channel").await;
     assert_eq!(
@@ -203,9 +265,15 @@ async fn subscribe_state_and_unsubscribe_in_the_0_3_3_dialect() {
 async fn set_config_takes_rest_secret() {
     let s = Server::start().await;
     rest_ok(&s, "set_config", &[("rest_secret", "\"fresh\"")]).await;
-    assert_eq!(rest_err(&s, "get_channel_info", &[("channel_name", "a")]).await, "Invalid secret");
+    assert_eq!(
+        rest_err(&s, "get_channel_info", &[("channel_name", "a")]).await,
+        "Invalid secret"
+    );
     let (_, body) = s
-        .api_raw("/rest/get_channel_info", &[("secret", "fresh"), ("channel_name", "a")])
+        .api_raw(
+            "/rest/get_channel_info",
+            &[("secret", "fresh"), ("channel_name", "a")],
+        )
         .await;
     assert_eq!(body, json!([false, {"msg": "Channel a doesn't exist"}]));
 }

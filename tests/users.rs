@@ -601,7 +601,8 @@ async fn second_connect_is_already_logged_in() {
 
 #[tokio::test]
 async fn connect_denied_leaves_the_connection_open_and_usable() {
-    let s = Server::start().await;
+    // Below `--max-failed-connects` (see tests/security_limits.rs for what happens at it).
+    let s = Server::start_with(|c| c.max_failed_connects = 10).await;
     let mut c = s.client().await;
 
     let missing_name = "Unauthorized (missing name parameter in server response)";

@@ -1,14 +1,21 @@
 //! The Web API's `set_config` (§4): webhook target, paths, secret and the API token change live,
-//! and a bad key or value changes nothing.
+//! and a bad key or value changes nothing. Where webhooks may go is fixed at startup (see
+//! tests/security_webhooks.rs for the refusals).
 
 mod common;
 use common::*;
+use hookbox::config::HostRule;
 use serde_json::json;
 
 #[tokio::test]
 async fn set_config_moves_webhooks_live() {
-    let s = Server::start().await;
+    // Allowed at startup: moving webhooks, and the second web app's address.
     let web2 = WebApp::start().await;
+    let s = Server::start_with(|c| {
+        c.allow_set_config_webhooks = true;
+        c.webhook_allow_hosts = vec![HostRule::parse(&web2.addr.to_string()).unwrap()];
+    })
+    .await;
     assert_eq!(
         s.api("set_config", &[("cbport", &web2.addr.port().to_string())])
             .await,

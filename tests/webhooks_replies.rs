@@ -36,7 +36,8 @@ async fn connect_reply_name_and_override_payload() {
 
 #[tokio::test]
 async fn connect_denials_give_their_error_and_leave_the_connection_usable() {
-    let s = Server::start().await;
+    // Many refused CONNECTs on one socket (below --max-failed-connects here).
+    let s = Server::start_with(|c| c.max_failed_connects = 100).await;
     let mut c = s.client().await;
     let cases = [
         (Reply::deny(json!({})), "Unauthorized"),
@@ -68,7 +69,8 @@ async fn connect_denials_give_their_error_and_leave_the_connection_usable() {
 
 #[tokio::test]
 async fn connect_reply_user_options_of_wrong_type_are_an_error() {
-    let s = Server::start().await;
+    // Many refused CONNECTs on one socket (below --max-failed-connects here).
+    let s = Server::start_with(|c| c.max_failed_connects = 100).await;
     let mut c = s.client().await;
     let cases = [
         ("reflective", json!("yes")),

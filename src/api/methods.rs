@@ -203,14 +203,15 @@ async fn disconnect(api: Arc<ApiState>, params: Params) -> Outcome {
 }
 
 /// Changes webhook addressing and secrets at run time. Values may be JSON (`cbport=8000`) or
-/// plain text (`cbhost=example.org`). All keys are validated before any is applied.
+/// plain text (`cbhost=example.org`). All keys are validated before any is applied. Where webhooks
+/// go may change only with `--allow-set-config-webhooks`, and only to allowed hosts: the API token
+/// must not be enough to send the browsers' cookies and the webhook secret elsewhere.
 pub(super) async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
-    enum Change {
-        Hooks(Box<dyn FnOnce(&mut crate::webhook::WebhookSettings) + Send>),
-        Token(Option<String>),
-        Admin(Option<String>),
-    }
-    let mut changes = Vec::new();
+    let webhooks = api.hub.webhooks();
+    let mut next = webhooks.settings();
+    let mut addressing = Vec::new();
+    let mut token = None;
+    let mut admin = None;
     for (key, raw) in params.keys() {
         let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.clone()));
         let text = || match &value {
@@ -221,79 +222,99 @@ pub(super) async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
                 "Invalid value for {key} (should be a string)"
             ))),
         };
+        let flag = || {
+            value.as_bool().ok_or_else(|| {
+                ApiError::Invalid(format!("Invalid type for {key} (should be bool)"))
+            })
+        };
         let optional = |s: String| (!s.is_empty()).then_some(s);
-        let change = match key.as_str() {
+        let moves_hooks = match key.as_str() {
             "cbhost" => {
-                let v = text()?;
-                Change::Hooks(Box::new(move |s| s.cbhost = v))
+                next.cbhost = text()?;
+                true
             }
             "cbpath" => {
-                let v = text()?;
-                Change::Hooks(Box::new(move |s| s.cbpath = v))
+                next.cbpath = text()?;
+                true
             }
             "cbport" => {
-                let port = text()?
+                next.cbport = text()?
                     .parse::<u16>()
                     .map_err(|_| ApiError::Invalid(format!("Invalid value for cbport: {raw}")))?;
-                Change::Hooks(Box::new(move |s| s.cbport = port))
+                true
             }
-            "cbhttps" | "cbtrailingslash" | "cbsendhookboxversion" => {
-                let on = value.as_bool().ok_or_else(|| {
-                    ApiError::Invalid(format!("Invalid type for {key} (should be bool)"))
-                })?;
-                match key.as_str() {
-                    "cbhttps" => Change::Hooks(Box::new(move |s| s.cbhttps = on)),
-                    "cbtrailingslash" => Change::Hooks(Box::new(move |s| s.cbtrailingslash = on)),
-                    _ => Change::Hooks(Box::new(move |s| s.cbsendhookboxversion = on)),
-                }
+            "cbhttps" => {
+                next.cbhttps = flag()?;
+                true
+            }
+            "cbtrailingslash" => {
+                next.cbtrailingslash = flag()?;
+                true
+            }
+            "cbsendhookboxversion" => {
+                next.cbsendhookboxversion = flag()?;
+                false
             }
             "cb_single_url" => {
-                let v = optional(text()?);
-                if let Some(url) = &v {
-                    let ok =
-                        url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-                    if !ok {
-                        return Err(ApiError::Invalid(format!(
-                            "Invalid value for cb_single_url: {url}"
-                        )));
-                    }
-                }
-                Change::Hooks(Box::new(move |s| s.cb_single_url = v))
+                next.cb_single_url = optional(text()?);
+                true
             }
             "webhook_secret" => {
-                let v = optional(text()?);
-                Change::Hooks(Box::new(move |s| s.webhook_secret = v))
+                next.webhook_secret = optional(text()?);
+                false
             }
             // `rest_secret` is 0.3.3's name for the same setting.
             "api_security_token" | "rest_secret" => match optional(text()?) {
                 // An empty token would switch the API off with no way back in.
-                None => {
-                    return Err(ApiError::Invalid(
-                        format!("{key} must not be empty"),
-                    ))
+                None => return Err(ApiError::Invalid(format!("{key} must not be empty"))),
+                t => {
+                    token = t;
+                    false
                 }
-                token => Change::Token(token),
             },
-            "admin_password" => Change::Admin(optional(text()?)),
+            "admin_password" => {
+                admin = Some(optional(text()?));
+                false
+            }
             other => match Hook::ALL
                 .iter()
                 .find(|h| other.strip_prefix("cb_") == Some(h.action()))
             {
                 Some(&hook) => {
-                    let v = text()?;
-                    Change::Hooks(Box::new(move |s| *s.cb_path_mut(hook) = v))
+                    *next.cb_path_mut(hook) = text()?;
+                    true
                 }
                 None => return Err(ApiError::Invalid(format!("Invalid config key {other}"))),
             },
         };
-        changes.push(change);
-    }
-    for change in changes {
-        match change {
-            Change::Hooks(f) => api.hub.webhooks().update_settings(f),
-            Change::Token(t) => *api.token.write() = t,
-            Change::Admin(p) => *api.admin_password.write() = p,
+        if moves_hooks {
+            addressing.push(key.as_str());
         }
+    }
+    if !addressing.is_empty() {
+        if !api.allow_set_config_webhooks {
+            addressing.sort_unstable();
+            return Err(ApiError::Invalid(format!(
+                "set_config may not change where webhooks go ({}): start hookbox with --allow-set-config-webhooks",
+                addressing.join(", ")
+            )));
+        }
+        if let Some(url) = Hook::ALL
+            .iter()
+            .map(|&h| next.url(h))
+            .find(|u| !webhooks.allows(u))
+        {
+            return Err(ApiError::Invalid(format!(
+                "Invalid webhook address {url}: not an http(s) URL on an allowed host (see --webhook-allow-hosts)"
+            )));
+        }
+    }
+    webhooks.update_settings(|s| *s = next);
+    if let Some(t) = token {
+        *api.token.write() = Some(t);
+    }
+    if let Some(p) = admin {
+        *api.admin_password.write() = p;
     }
     Ok(json!({}))
 }

@@ -72,6 +72,10 @@ pub struct ApiState {
     pub admin_password: RwLock<Option<String>>,
     /// `-x`: publishing to a missing channel succeeds silently.
     pub ignore_publish_non_existing: bool,
+    /// `--allow-set-config-webhooks`: `set_config` may change where webhooks go.
+    pub allow_set_config_webhooks: bool,
+    /// Most channel names in one `publish_multi`.
+    pub publish_multi_max_channels: usize,
 }
 
 /// Why a call failed; the text is the `msg` the caller sees.

@@ -206,6 +206,30 @@ pub struct Options {
     /// Most CSP sessions alive at once [default: 10000]
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS")]
     pub csp_max_sessions: Option<usize>,
+    /// A CSP session that sent no packet this many seconds after its handshake is closed [default: 10]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_HANDSHAKE_TIMEOUT")]
+    pub csp_handshake_timeout: Option<f64>,
+    /// Most CSP sessions alive at once per client address [default: 100]
+    #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS_PER_IP")]
+    pub csp_max_sessions_per_ip: Option<usize>,
+    /// Proxies whose X-Forwarded-For is believed, comma-separated IPs or CIDR ranges [default: 127.0.0.0/8,::1]
+    #[arg(long, value_name = "RANGES", env = "HOOKBOX_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+    /// Refused CONNECTs after which a connection is closed [default: 3]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_FAILED_CONNECTS")]
+    pub max_failed_connects: Option<u32>,
+    /// Most bytes of history a channel keeps, besides its history_size [default: 262144]
+    #[arg(long, value_name = "BYTES", env = "HOOKBOX_HISTORY_MAX_BYTES")]
+    pub history_max_bytes: Option<usize>,
+    /// Most channel names in one /web/publish_multi call [default: 1000]
+    #[arg(long, value_name = "N", env = "HOOKBOX_PUBLISH_MULTI_MAX_CHANNELS")]
+    pub publish_multi_max_channels: Option<usize>,
+    /// More hosts webhooks and channel pollers may call, comma-separated HOST or HOST:PORT (the configured webhook host is always allowed)
+    #[arg(long, value_name = "HOSTS", env = "HOOKBOX_WEBHOOK_ALLOW_HOSTS")]
+    pub webhook_allow_hosts: Option<String>,
+    /// Let /web/set_config change where webhooks go (within the allowed hosts)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_ALLOW_SET_CONFIG_WEBHOOKS")]
+    pub allow_set_config_webhooks: Option<bool>,
     /// Also run the built-in demo web app (chat) and point the webhooks at it
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_DEMO")]
     pub demo: Option<bool>,
@@ -234,7 +258,9 @@ impl Options {
             cb_unsubscribe, cb_publish, cb_message, cb_single_url, api_security_token,
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
             max_message_size, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
-            demo, demo_port);
+            csp_handshake_timeout, csp_max_sessions_per_ip, trusted_proxies, max_failed_connects,
+            history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
+            allow_set_config_webhooks, demo, demo_port);
         self
     }
 }

@@ -2,8 +2,10 @@
 //! optional TOML file, then passed by value into the app.
 
 mod cli;
+mod net;
 
 pub use cli::Options;
+pub use net::{HostRule, IpRange};
 
 use crate::webhook::{Hook, WebhookSettings};
 use clap::{CommandFactory, FromArgMatches};
@@ -61,6 +63,20 @@ pub struct Config {
     /// Idle time after which a CSP session is closed.
     pub csp_session_timeout: Duration,
     pub csp_max_sessions: usize,
+    /// A CSP session that sent no packet this long after its handshake is closed.
+    pub csp_handshake_timeout: Duration,
+    pub csp_max_sessions_per_ip: usize,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpRange>,
+    /// Refused CONNECTs after which a connection is closed.
+    pub max_failed_connects: u32,
+    /// Bytes of history a channel keeps at most (its entries' encoded size).
+    pub history_max_bytes: usize,
+    pub publish_multi_max_channels: usize,
+    /// Hosts webhooks and pollers may call besides the webhook targets configured at startup
+    /// (`--webhook-allow-hosts`).
+    pub webhook_allow_hosts: Vec<HostRule>,
+    pub allow_set_config_webhooks: bool,
     /// Port of the built-in demo web app, when `--demo` is on.
     pub demo_port: Option<u16>,
 }
@@ -85,6 +101,14 @@ impl Default for Config {
             csp_poll_timeout: Duration::from_secs(30),
             csp_session_timeout: Duration::from_secs(60),
             csp_max_sessions: 10_000,
+            csp_handshake_timeout: Duration::from_secs(10),
+            csp_max_sessions_per_ip: 100,
+            trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
+            max_failed_connects: 3,
+            history_max_bytes: 256 * 1024,
+            publish_multi_max_channels: 1000,
+            webhook_allow_hosts: Vec::new(),
+            allow_set_config_webhooks: false,
             demo_port: None,
         }
     }
@@ -221,6 +245,44 @@ impl Config {
             Some(0) => return Err(invalid("--csp-max-sessions", "must be at least 1")),
             Some(n) => n,
         };
+        let csp_handshake_timeout = seconds(
+            o.csp_handshake_timeout,
+            "--csp-handshake-timeout",
+            d.csp_handshake_timeout,
+        )?;
+        let at_least_one = |v: Option<usize>, option: &'static str, default: usize| match v {
+            None => Ok(default),
+            Some(0) => Err(invalid(option, "must be at least 1")),
+            Some(n) => Ok(n),
+        };
+        let csp_max_sessions_per_ip = at_least_one(
+            o.csp_max_sessions_per_ip,
+            "--csp-max-sessions-per-ip",
+            d.csp_max_sessions_per_ip,
+        )?;
+        let publish_multi_max_channels = at_least_one(
+            o.publish_multi_max_channels,
+            "--publish-multi-max-channels",
+            d.publish_multi_max_channels,
+        )?;
+        let history_max_bytes = at_least_one(
+            o.history_max_bytes,
+            "--history-max-bytes",
+            d.history_max_bytes,
+        )?;
+        let max_failed_connects = match o.max_failed_connects {
+            None => d.max_failed_connects,
+            Some(0) => return Err(invalid("--max-failed-connects", "must be at least 1")),
+            Some(n) => n,
+        };
+        let trusted_proxies = match o.trusted_proxies {
+            None => d.trusted_proxies,
+            Some(list) => {
+                net::parse_ranges(&list).map_err(|why| invalid("--trusted-proxies", why))?
+            }
+        };
+        let extra_hosts = net::parse_hosts(o.webhook_allow_hosts.as_deref().unwrap_or(""))
+            .map_err(|why| invalid("--webhook-allow-hosts", why))?;
         let log_level = match o
             .log_level
             .as_deref()
@@ -266,8 +328,26 @@ impl Config {
             csp_poll_timeout,
             csp_session_timeout,
             csp_max_sessions,
+            csp_handshake_timeout,
+            csp_max_sessions_per_ip,
+            trusted_proxies,
+            max_failed_connects,
+            history_max_bytes,
+            publish_multi_max_channels,
+            webhook_allow_hosts: extra_hosts,
+            allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),
             demo_port,
         })
+    }
+}
+
+impl Config {
+    /// The bounds every transport gives its sessions.
+    pub fn session_limits(&self) -> crate::session::SessionLimits {
+        crate::session::SessionLimits {
+            max_frame: self.max_message_size,
+            max_failed_connects: self.max_failed_connects,
+        }
     }
 }
 

@@ -215,6 +215,7 @@ impl Hub {
                 reply_msg: decision.reply_msg(),
             });
         }
+        self.vet_options(&decision.options)?;
         let mut options = ChannelOptions::default();
         options.apply(&decision.options)?;
         self.insert_channel(name, options);

@@ -24,6 +24,7 @@ impl Hub {
         if name.len() > super::MAX_CHANNEL_NAME {
             return Err(HubError::ChannelNameTooLong);
         }
+        self.vet_options(given)?;
         let mut options = ChannelOptions::default();
         options.apply(given)?;
         if send_hook {
@@ -37,6 +38,7 @@ impl Hub {
             if !decision.success {
                 return Err(HubError::Denied(decision.error_msg()));
             }
+            self.vet_options(&decision.options)?;
             options.apply(&decision.options)?;
         }
         if self.insert_channel(name, options) {
@@ -105,6 +107,7 @@ impl Hub {
         name: &str,
         opts: &Map<String, Value>,
     ) -> Result<(), HubError> {
+        self.vet_options(opts)?;
         let applied = self
             .with_channel(name, |ch| {
                 let applied = ch.options.apply(opts)?;

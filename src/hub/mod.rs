@@ -210,6 +210,28 @@ impl Hub {
         decision
     }
 
+    /// Refuses options whose `polling.url` is not on an allowed host: a poller publishes what it
+    /// fetches, so it must not reach into hosts the operator did not list.
+    pub(crate) fn vet_options(
+        &self,
+        opts: &serde_json::Map<String, Value>,
+    ) -> Result<(), HubError> {
+        let url = opts
+            .get("polling")
+            .and_then(|p| p.get("url"))
+            .and_then(Value::as_str);
+        match url {
+            Some(url) if !url.is_empty() && !self.webhooks.allows(url) => {
+                Err(OptionError::BadValue {
+                    key: "polling.url".to_owned(),
+                    why: "not an http(s) URL on an allowed host (see --webhook-allow-hosts)",
+                }
+                .into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Sets a server-presence flag on every channel that watches `user` (§9.3).
     fn server_presence(&self, user: &str, online: bool) {
         let channels = match self.presence_watch.lock().get(user) {

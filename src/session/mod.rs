@@ -18,10 +18,24 @@ use std::sync::Arc;
 enum FrameFault {
     #[error("{0}")]
     Bad(&'static str),
-    #[error("Unknown frame type {0}")]
+    #[error("Unknown frame type {}", cut(.0, MAX_ECHOED_NAME))]
     Unknown(String),
     #[error(transparent)]
     Hub(#[from] HubError),
+}
+
+/// Most characters of a client's frame name echoed back in an ERROR frame.
+const MAX_ECHOED_NAME: usize = 64;
+/// Most characters of any ERROR frame's `msg` (webhook error texts included): a client must not
+/// be able to make the server queue large frames for it before it has even connected.
+const MAX_ERROR_MSG: usize = 1000;
+
+/// `text` cut to at most `max` characters, marked with `…` when cut.
+fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+        None => text.into(),
+    }
 }
 
 pub struct Session {
@@ -32,6 +46,18 @@ pub struct Session {
     decoder: FrameDecoder,
     /// Set once CONNECT succeeded.
     connected: Option<(Arc<Conn>, Arc<User>)>,
+    /// CONNECTs refused so far, and how many close the connection.
+    failed_connects: u32,
+    max_failed_connects: u32,
+}
+
+/// Per-connection bounds a transport passes to every session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Bytes buffered for one unfinished frame.
+    pub max_frame: usize,
+    /// Refused CONNECTs after which the connection is closed.
+    pub max_failed_connects: u32,
 }
 
 /// A fresh connection id: 128 random bits as 32 lowercase hex characters (uuid4-like).
@@ -41,20 +67,22 @@ pub fn new_connection_id() -> Arc<str> {
 }
 
 impl Session {
-    /// `max_frame` bounds the bytes buffered for one unfinished frame.
+    /// `limits.max_frame` bounds the bytes buffered for one unfinished frame.
     pub fn new(
         hub: Arc<Hub>,
         remote_addr: String,
         outbox: Arc<Outbox>,
-        max_frame: usize,
+        limits: SessionLimits,
     ) -> Session {
         Session {
             hub,
             id: new_connection_id(),
             remote_addr,
             outbox,
-            decoder: FrameDecoder::new(max_frame),
+            decoder: FrameDecoder::new(limits.max_frame),
             connected: None,
+            failed_connects: 0,
+            max_failed_connects: limits.max_failed_connects,
         }
     }
 
@@ -62,14 +90,25 @@ impl Session {
         &self.id
     }
 
-    /// Handles inbound bytes: every complete frame in them, in order.
+    /// Handles inbound bytes: every complete frame in them, in order, until the connection is
+    /// closed (frames after a close are dropped).
     pub async fn receive(&mut self, data: &[u8]) -> Result<(), FrameTooLarge> {
         for frame in self.decoder.push(data)? {
+            if self.outbox.is_closed() {
+                break;
+            }
             match frame {
                 Ok(frame) => {
                     let id = frame.id;
-                    if let Err(fault) = self.handle(frame).await {
-                        self.error(Some(id), &fault.to_string());
+                    let connect = frame.name == "CONNECT";
+                    match self.handle(frame).await {
+                        Ok(()) => {}
+                        Err(fault) => {
+                            self.error(Some(id), &fault.to_string());
+                            if connect && matches!(fault, FrameFault::Hub(_)) {
+                                self.connect_refused();
+                            }
+                        }
                     }
                 }
                 Err(e) => self.error(e.id, e.msg),
@@ -78,10 +117,21 @@ impl Session {
         Ok(())
     }
 
+    /// Counts a CONNECT the web app refused; enough of them close the connection, so that one
+    /// socket cannot make the web app check an unbounded stream of guessed cookies.
+    fn connect_refused(&mut self) {
+        self.failed_connects += 1;
+        if self.failed_connects >= self.max_failed_connects {
+            self.outbox.close(CloseReason::TooManyFailedConnects {
+                limit: self.max_failed_connects,
+            });
+        }
+    }
+
     fn error(&self, id: Option<i64>, msg: &str) {
         self.outbox.push(&OutFrame::new(
             "ERROR",
-            &args([("id", json!(id)), ("msg", json!(msg))]),
+            &args([("id", json!(id)), ("msg", json!(cut(msg, MAX_ERROR_MSG)))]),
         ));
     }
 

@@ -24,6 +24,8 @@ pub enum CloseReason {
     MessageTooLarge { limit: usize },
     /// The session ended (a CSP client's close, or its idle expiry).
     Closed,
+    /// The web application refused this many CONNECTs on the connection.
+    TooManyFailedConnects { limit: u32 },
 }
 
 impl CloseReason {
@@ -37,6 +39,9 @@ impl CloseReason {
             CloseReason::Shutdown => "server shutting down".to_owned(),
             CloseReason::MessageTooLarge { limit } => format!("message larger than {limit} bytes"),
             CloseReason::Closed => "session closed".to_owned(),
+            CloseReason::TooManyFailedConnects { limit } => {
+                format!("{limit} refused CONNECTs on this connection")
+            }
         }
     }
 }

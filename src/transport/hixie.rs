@@ -77,7 +77,12 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
 ) {
     let limit = app.config.max_message_size;
     let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
-    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), limit);
+    let mut session = Session::new(
+        app.hub.clone(),
+        remote,
+        outbox.clone(),
+        app.config.session_limits(),
+    );
     let (mut reader, writer) = tokio::io::split(io);
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(

@@ -5,11 +5,12 @@ pub mod csp;
 pub mod hixie;
 pub mod websocket;
 
+use crate::config::IpRange;
 use crate::session::{CloseReason, Drained, Outbox};
 use axum::http::HeaderMap;
 use futures_util::FutureExt;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -42,13 +43,59 @@ pub(crate) async fn write_within<E>(write: impl Future<Output = Result<(), E>>) 
     matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
-/// The client address given to webhooks as X-Real-IP: the request's X-Forwarded-For if present
-/// (a proxy in front of hookbox), else the socket's peer address.
-pub fn client_address(headers: &HeaderMap, peer: SocketAddr) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| peer.ip().to_string(), str::to_owned)
+/// The client's address: the socket's peer, unless that peer is a trusted proxy
+/// (`--trusted-proxies`), in which case the proxy's `X-Forwarded-For` names it. Of that list,
+/// the rightmost address that is not itself a trusted proxy is taken: the entries to its left
+/// were written by the client and prove nothing. It is given to webhooks as `X-Real-IP` and is
+/// what per-address limits count.
+pub fn client_address(headers: &HeaderMap, peer: SocketAddr, trusted: &[IpRange]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
+    let peer = peer.ip().to_canonical();
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical());
+    let mut client = peer;
+    for ip in forwarded.collect::<Vec<_>>().into_iter().rev() {
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = crate::config::Config::default().trusted_proxies;
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.7".parse().unwrap(),
+        );
+        let from = |h: &HeaderMap, peer: &str| {
+            client_address(h, peer.parse().unwrap(), &trusted).to_string()
+        };
+        assert_eq!(from(&h, "127.0.0.1:5000"), "203.0.113.7");
+        assert_eq!(from(&h, "[::ffff:127.0.0.1]:5000"), "203.0.113.7");
+        assert_eq!(from(&h, "192.0.2.9:5000"), "192.0.2.9");
+        // Proxies in the chain are skipped; junk entries are ignored.
+        h.insert(
+            "x-forwarded-for",
+            "10.9.9.9, nonsense, 127.0.0.2".parse().unwrap(),
+        );
+        assert_eq!(from(&h, "127.0.0.1:1"), "10.9.9.9");
+        h.clear();
+        assert_eq!(from(&h, "127.0.0.1:1"), "127.0.0.1");
+    }
 }

@@ -29,7 +29,7 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response {
-    let remote = client_address(req.headers(), peer);
+    let remote = client_address(req.headers(), peer, &app.config.trusted_proxies).to_string();
     let host = req
         .headers()
         .get("host")
@@ -58,7 +58,12 @@ pub async fn upgrade(
 async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
     let limit = app.config.max_message_size;
     let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
-    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), limit);
+    let mut session = Session::new(
+        app.hub.clone(),
+        remote,
+        outbox.clone(),
+        app.config.session_limits(),
+    );
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(
@@ -123,7 +128,7 @@ async fn write_loop(
         }
         if let Some(reason) = drained.close {
             let code = match reason {
-                CloseReason::Overflow { .. } => 1008,
+                CloseReason::Overflow { .. } | CloseReason::TooManyFailedConnects { .. } => 1008,
                 CloseReason::Kicked | CloseReason::Closed => 1000,
                 CloseReason::Shutdown => 1001,
                 CloseReason::MessageTooLarge { .. } => 1009,

@@ -1,6 +1,7 @@
 //! The pooled HTTP client that calls the web application.
 
 use super::{Decision, Hook, WebhookSettings};
+use crate::config::HostRule;
 use parking_lot::RwLock;
 use reqwest::header::{HeaderValue, COOKIE, SET_COOKIE};
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub struct HookCall {
 
 pub struct WebhookClient {
     http: reqwest::Client,
+    /// Hosts that may be called (fixed at startup): no request, and so no secret, cookie or
+    /// poll whose answer gets published, goes anywhere else.
+    allowed: Vec<HostRule>,
     // Read on every call, written only by `/web/set_config`: a read-mostly lock never held across
     // an await (the URL is built, then the guard dropped).
     settings: RwLock<WebhookSettings>,
@@ -41,6 +45,7 @@ pub struct WebhookClient {
 impl WebhookClient {
     pub fn new(
         settings: WebhookSettings,
+        allowed: Vec<HostRule>,
         timeout: Duration,
         max_concurrency: usize,
     ) -> WebhookClient {
@@ -58,6 +63,7 @@ impl WebhookClient {
             .expect("a plain HTTP client always builds");
         WebhookClient {
             http,
+            allowed,
             settings: RwLock::new(settings),
             permits: Arc::new(Semaphore::new(max_concurrency)),
             timeout,
@@ -72,6 +78,17 @@ impl WebhookClient {
         f(&mut self.settings.write());
     }
 
+    /// Whether `url` is an http(s) URL on an allowed host.
+    pub fn allows(&self, url: &str) -> bool {
+        reqwest::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && self.allowed.iter().any(|r| r.allows(&u))
+        })
+    }
+
+    fn refuse(url: &str) -> String {
+        format!("failure: {url} is not on an allowed host (see --webhook-allow-hosts)")
+    }
+
     /// Calls a webhook. Never fails: transport errors and bad replies become denials.
     pub async fn call(&self, call: HookCall) -> Decision {
         let (url, secret, send_version) = {
@@ -82,6 +99,9 @@ impl WebhookClient {
                 s.cbsendhookboxversion,
             )
         };
+        if !self.allows(&url) {
+            return Decision::failure(Self::refuse(&url));
+        }
         let mut form = Vec::with_capacity(call.form.len() + 2);
         form.push(("action", call.hook.action().to_owned()));
         form.extend(call.form);
@@ -105,6 +125,9 @@ impl WebhookClient {
 
     /// A polling fetch in `persistent`/`once` mode: a webhook-style POST without `action`.
     pub async fn poll_post(&self, url: &str, form: Vec<(String, String)>) -> Decision {
+        if !self.allows(url) {
+            return Decision::failure(Self::refuse(url));
+        }
         let mut form = form;
         if let Some(secret) = self.settings.read().webhook_secret.clone() {
             form.push(("secret".to_owned(), secret));
@@ -115,7 +138,10 @@ impl WebhookClient {
 
     /// A polling fetch in `simple` mode: `GET url`, body returned as text.
     pub async fn poll_get(&self, url: &str) -> Result<String, String> {
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        if !self.allows(url) {
+            return Err(Self::refuse(url));
+        }
+        let _permit = self.permit().await?;
         let resp = self
             .http
             .get(url)
@@ -134,9 +160,10 @@ impl WebhookClient {
     async fn send(&self, action: &str, url: &str, req: reqwest::RequestBuilder) -> Decision {
         let started = Instant::now();
         // Waiting for a permit is queueing, not the web app being slow: the timeout starts once
-        // the call is actually made.
-        let Ok(_permit) = self.permits.acquire().await else {
-            return Decision::failure("failure: webhook client closed".to_owned());
+        // the call is actually made. The wait itself is bounded too.
+        let _permit = match self.permit().await {
+            Ok(p) => p,
+            Err(e) => return Decision::failure(e),
         };
         let outcome = tokio::time::timeout(self.timeout, async {
             let resp = req.send().await.map_err(|e| error_chain(&e))?;
@@ -182,6 +209,21 @@ impl WebhookClient {
             started.elapsed().as_millis()
         );
         decision
+    }
+}
+
+impl WebhookClient {
+    /// A slot among the calls in flight, waiting at most the webhook timeout for one: a flood of
+    /// actions behind a slow web app is refused rather than queued without end.
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
+        match tokio::time::timeout(self.timeout, self.permits.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err("failure: webhook client closed".to_owned()),
+            Err(_) => Err(format!(
+                "failure: too many webhook calls in flight (no slot within {:.1}s)",
+                self.timeout.as_secs_f64()
+            )),
+        }
     }
 }
 

@@ -91,6 +91,21 @@ impl WebhookSettings {
         url
     }
 
+    /// The hosts (with ports) these settings send webhooks to.
+    pub fn targets(&self) -> Vec<crate::config::HostRule> {
+        let mut urls = vec![self.url(Hook::Connect)];
+        if self.cb_single_url.is_some() {
+            // The single URL replaces the cb* address, which may come back through set_config.
+            let mut plain = self.clone();
+            plain.cb_single_url = None;
+            urls.push(plain.url(Hook::Connect));
+        }
+        urls.iter()
+            .filter_map(|u| url::Url::parse(u).ok())
+            .filter_map(|u| crate::config::HostRule::of_url(&u))
+            .collect()
+    }
+
     pub fn cb_path_mut(&mut self, hook: Hook) -> &mut String {
         &mut self.cb_paths[hook as usize]
     }

@@ -36,9 +36,9 @@ fn respond(
     status: StatusCode,
     reason: Option<&'static str>,
     content_type: &str,
-    body: String,
+    body: impl Into<Body>,
 ) -> Response {
-    let mut resp = (status, body).into_response();
+    let mut resp = (status, body.into()).into_response();
     let headers = resp.headers_mut();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -95,10 +95,9 @@ pub async fn handle(
         );
         return resp;
     }
-    if !matches!(
-        endpoint.as_str(),
-        "handshake" | "comet" | "send" | "close" | "reflect"
-    ) {
+    // `reflect` (echo `d` back) is not served: no client uses it, and an echo on hookbox's
+    // origin is a script gadget.
+    if !matches!(endpoint.as_str(), "handshake" | "comet" | "send" | "close") {
         return respond(StatusCode::NOT_FOUND, None, "text/html", String::new());
     }
     let mut form = HashMap::new();
@@ -128,14 +127,17 @@ pub async fn handle(
     let form = Form(form);
     let csp = &app.csp;
     if endpoint == "handshake" {
-        let remote = client_address(&headers, peer);
+        let remote = client_address(&headers, peer, &app.config.trusted_proxies);
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{host}");
-        let Ok(session) = csp.create(app.hub.clone(), remote) else {
-            return fail(StatusCode::SERVICE_UNAVAILABLE, None, "Too many sessions");
+        let session = match csp.create(app.hub.clone(), remote) {
+            Ok(s) => s,
+            Err(refused) => {
+                return fail(StatusCode::SERVICE_UNAVAILABLE, None, &refused.to_string())
+            }
         };
         let request = session.begin_request(|k| form.get(k));
         let vars = session.vars();
@@ -149,8 +151,8 @@ pub async fn handle(
     let _request = session.begin_request(|k| form.get(k));
     match endpoint.as_str() {
         "comet" => {
-            let body = session.comet(app.config.csp_poll_timeout).await;
-            respond(StatusCode::OK, None, session.vars().ct, body)
+            let reply = session.comet(app.config.csp_poll_timeout).await;
+            respond(StatusCode::OK, None, session.vars().ct, reply.into_body())
         }
         "send" => match form.get("d") {
             None => fail(StatusCode::BAD_REQUEST, None, "Missing packet data (d)"),
@@ -162,19 +164,10 @@ pub async fn handle(
                 Err(e) => fail(StatusCode::BAD_REQUEST, None, &e.to_string()),
             },
         },
-        "close" => {
+        _ => {
             session.close(CloseReason::Closed);
             let vars = session.vars();
             respond(StatusCode::OK, None, vars.ct, vars.request_body("\"OK\""))
-        }
-        _ => {
-            // reflect: echo `d` back as plain text (a debugging aid of the protocol).
-            respond(
-                StatusCode::OK,
-                None,
-                "text/plain",
-                form.get("d").unwrap_or_default(),
-            )
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
+use bytes::Bytes;
 use serde_json::Value;
 
 /// The per-session sticky variables a request may update (§3.2). Invalid values are ignored.
@@ -52,25 +53,44 @@ const CONTENT_TYPES: [&str; 6] = [
 /// Most padding spaces a client may ask for before each comet response.
 const MAX_PADDING: usize = 4096;
 
-/// JSONP wrappers are reflected into responses: only identifier-like text is accepted, which
-/// covers every callback name and `;` suffix the clients send and cannot inject markup.
-fn safe_wrapper(v: &str) -> bool {
-    v.len() <= 128
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_$.;[]() ".contains(&b))
+/// JSONP prefixes (`rp`, `bp`) are reflected in front of a call: only a dotted identifier such
+/// as `cb1` or `parent.hookbox.cb2` is accepted, so a response is at most a call of some function
+/// with the server's JSON (never an attacker's script on hookbox's origin).
+fn safe_prefix(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 128
+            && v.split('.').all(|part| {
+                let mut bytes = part.bytes();
+                bytes
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'$')
+                    && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+            }))
+}
+
+/// JSONP suffixes (`rs`, `bs`): what the js.io client sends, `;`, or nothing.
+fn safe_suffix(v: &str) -> bool {
+    matches!(v, "" | ";")
+}
+
+/// The prebuffer `p`: letters, digits and spaces (it stands right before `bp`).
+fn safe_prebuffer(v: &str) -> bool {
+    v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
 }
 
 impl Vars {
     /// Applies the variables present in a request form.
     pub fn update(&mut self, get: impl Fn(&str) -> Option<String>) {
-        for (key, slot) in [
-            ("rp", &mut self.rp),
-            ("rs", &mut self.rs),
-            ("bp", &mut self.bp),
-            ("bs", &mut self.bs),
-            ("p", &mut self.p),
-        ] {
-            if let Some(v) = get(key).filter(|v| safe_wrapper(v)) {
+        type Check<'a> = (&'a str, &'a mut String, fn(&str) -> bool);
+        let checks: [Check; 5] = [
+            ("rp", &mut self.rp, safe_prefix),
+            ("rs", &mut self.rs, safe_suffix),
+            ("bp", &mut self.bp, safe_prefix),
+            ("bs", &mut self.bs, safe_suffix),
+            ("p", &mut self.p, safe_prebuffer),
+        ];
+        for (key, slot, safe) in checks {
+            if let Some(v) = get(key).filter(|v| safe(v)) {
                 *slot = v;
             }
         }
@@ -99,34 +119,41 @@ impl Vars {
         format!("{}({json}){}", self.rp, self.rs)
     }
 
-    /// The body of a comet response carrying `packets` (each already JSON-encoded).
-    pub fn comet_body(&self, packets: &[String], last_id: u64) -> String {
-        let mut body = " ".repeat(self.ps);
-        body.push_str(&self.p);
-        body.push_str(&self.bp);
-        body.push_str("([");
-        body.push_str(&packets.join(", "));
-        body.push_str("])");
-        body.push_str(&self.bs);
+    /// What goes before and after the packets of a comet response carrying `count` packets, the
+    /// last numbered `last_id`: `<padding><p><bp>([` and `])<bs>[SSE suffix]`. The packets go
+    /// in between, separated by `, `.
+    pub fn comet_frame(&self, count: usize, last_id: u64) -> (String, String) {
+        let mut head = " ".repeat(self.ps);
+        head.push_str(&self.p);
+        head.push_str(&self.bp);
+        head.push_str("([");
+        let mut tail = String::from("])");
+        tail.push_str(&self.bs);
         if self.se {
-            if packets.is_empty() {
-                body.push_str("\r\n");
+            if count == 0 {
+                tail.push_str("\r\n");
             } else {
-                body.push_str(&format!("id: {last_id}\r\n\r\n"));
+                tail.push_str(&format!("id: {last_id}\r\n\r\n"));
             }
         }
-        body
+        (head, tail)
+    }
+
+    /// A comet response without packets.
+    pub fn empty_batch(&self) -> String {
+        let (head, tail) = self.comet_frame(0, 0);
+        head + &tail
     }
 }
 
 /// A server packet carrying one RTJP frame: `[id, 1, "<URL-safe base64>"]`.
-pub fn encode_packet(id: u64, frame: &[u8]) -> String {
-    format!("[{id}, 1, \"{}\"]", URL_SAFE.encode(frame))
+pub fn encode_packet(id: u64, frame: &[u8]) -> Bytes {
+    Bytes::from(format!("[{id}, 1, \"{}\"]", URL_SAFE.encode(frame)))
 }
 
 /// The server's close packet.
-pub fn close_packet(id: u64) -> String {
-    format!("[{id}, 0, null]")
+pub fn close_packet(id: u64) -> Bytes {
+    Bytes::from(format!("[{id}, 0, null]"))
 }
 
 /// A decoded client packet.
@@ -278,9 +305,24 @@ mod tests {
             ("cb1", ";", "", "text/html", 5.0)
         );
         assert_eq!(v.request_body("\"OK\""), "cb1(\"OK\");");
-        assert_eq!(
-            v.comet_body(&["[1, 0, null]".into()], 1),
-            "([[1, 0, null]])"
-        );
+        assert_eq!(v.empty_batch(), "([])");
+    }
+
+    #[test]
+    fn jsonp_wrappers_are_identifiers_and_semicolons_only() {
+        for (rp, ok) in [
+            ("cb12", true),
+            ("parent.hookbox._cb$", true),
+            ("eval(name);x", false),
+            ("a..b", false),
+            ("1cb", false),
+            ("cb.", false),
+            ("x=1", false),
+        ] {
+            assert_eq!(safe_prefix(rp), ok, "{rp}");
+        }
+        assert!(safe_suffix(";") && safe_suffix(""));
+        assert!(!safe_suffix(";alert(1)") && !safe_suffix(")"));
+        assert!(safe_prebuffer("pre  ") && !safe_prebuffer("a;b") && !safe_prebuffer("a.b"));
     }
 }

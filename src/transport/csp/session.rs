@@ -3,13 +3,23 @@
 //! Each session owns an RTJP [`Session`] driven by one task (so the client's frames are handled in
 //! order, as on a WebSocket). Outgoing frames become numbered packets that stay queued until the
 //! client acknowledges them (`a`), so a comet response lost on the way is delivered again.
+//!
+//! Memory: a session holds its unacknowledged packets (as shared `Bytes`) and at most **one**
+//! comet reply being written, which points at those same packets. A comet that arrives while a
+//! reply is still being written waits like a comet with nothing to send, so a thousand comets that
+//! never read cannot make a thousand copies of the backlog. Packets acknowledged while the reply
+//! that carries them is still being written stay counted against the session's byte budget until
+//! the write ends.
 
 use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
 use crate::session::{CloseReason, Outbox, Session};
+use bytes::Bytes;
+use futures_util::stream;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -25,33 +35,57 @@ enum Inbound {
     Close,
 }
 
+/// The comet reply being written, if any.
+#[derive(Debug, Clone, Copy)]
+struct Writing {
+    /// Id of the last packet in the reply.
+    last_id: u64,
+    /// Bytes of the reply's packets that were acknowledged meanwhile: no longer in `unacked`, but
+    /// still held by the reply until its write ends.
+    acked_bytes: usize,
+}
+
 #[derive(Debug)]
 struct State {
     vars: Vars,
     /// Sent but not yet acknowledged packets, oldest first, as JSON text.
-    unacked: VecDeque<(u64, String)>,
+    unacked: VecDeque<(u64, Bytes)>,
     unacked_bytes: usize,
+    writing: Option<Writing>,
     next_packet: u64,
     last_client_packet: u64,
     /// Bumped by every comet request; a waiting comet returns when it is no longer the newest.
     comet_generation: u64,
     requests_in_flight: usize,
     last_activity: Instant,
+    /// The client has sent at least one packet (a session that never does is cheap to evict).
+    used: bool,
     /// The server's close packet is queued.
     closing: bool,
 }
 
+impl State {
+    /// Bytes this session holds: unacknowledged packets, plus acknowledged ones a reply still
+    /// being written points at.
+    fn held_bytes(&self) -> usize {
+        self.unacked_bytes + self.writing.map_or(0, |w| w.acked_bytes)
+    }
+}
+
 pub struct CspSession {
     pub key: Arc<str>,
+    /// The client address it was created for (counted against the per-address quota).
+    remote: IpAddr,
+    created: Instant,
     outbox: Arc<Outbox>,
     inbound: mpsc::Sender<Inbound>,
     // Short critical sections only (packet bookkeeping); never held across an await.
     state: Mutex<State>,
-    /// Releases a waiting comet (a newer comet arrived, or the session closed).
+    /// Wakes waiting comets: a newer comet arrived, a reply's write ended, or the session closed.
     wake: Notify,
     /// Serialises `send` requests of this session.
     deliver_lock: tokio::sync::Mutex<()>,
-    /// Budget for unacknowledged packets, in bytes.
+    /// Budget for held packets, in bytes.
     max_unacked: usize,
 }
 
@@ -60,6 +94,10 @@ impl CspSession {
     fn is_idle(&self, idle: Duration) -> bool {
         let st = self.state.lock();
         st.requests_in_flight == 0 && st.last_activity.elapsed() >= idle
+    }
+
+    fn is_used(&self) -> bool {
+        self.state.lock().used
     }
 
     /// Marks the start of a request: applies its variables and acknowledgement. The request
@@ -73,8 +111,11 @@ impl CspSession {
         st.vars.update(&get);
         if let Some(ack) = get("a").and_then(|a| a.parse::<u64>().ok()) {
             while st.unacked.front().is_some_and(|(id, _)| *id <= ack) {
-                let (_, packet) = st.unacked.pop_front().expect("checked");
+                let (id, packet) = st.unacked.pop_front().expect("checked");
                 st.unacked_bytes -= packet.len();
+                if let Some(w) = st.writing.as_mut().filter(|w| id <= w.last_id) {
+                    w.acked_bytes += packet.len();
+                }
             }
         }
         RequestGuard(self)
@@ -112,7 +153,9 @@ impl CspSession {
             }
             // Recorded only once handed over: if this request is dropped while waiting, the
             // client's re-sent packet is delivered, not skipped.
-            self.state.lock().last_client_packet = id;
+            let mut st = self.state.lock();
+            st.last_client_packet = id;
+            st.used = true;
         }
         Ok(())
     }
@@ -150,7 +193,7 @@ impl CspSession {
             st.unacked.push_back((id, packet));
         }
         // As with the outbox, one packet alone may exceed the budget.
-        let overflow = st.unacked_bytes > self.max_unacked && st.unacked.len() > 1;
+        let overflow = st.held_bytes() > self.max_unacked && st.unacked.len() > 1;
         if overflow || drained.close.is_some() {
             if overflow {
                 // A client that never acknowledges is treated like one that never reads.
@@ -162,9 +205,10 @@ impl CspSession {
         }
     }
 
-    /// A comet request: returns every unacknowledged packet, waiting up to the long-poll
-    /// duration (`du`, capped at `max_wait`) for one to appear.
-    pub async fn comet(&self, max_wait: Duration) -> String {
+    /// A comet request: the unacknowledged packets, waiting up to the long-poll duration (`du`,
+    /// capped at `max_wait`) for one to appear and for any earlier reply's write to end. A comet
+    /// released by a newer one answers an empty batch.
+    pub async fn comet(self: &Arc<Self>, max_wait: Duration) -> CometReply {
         let (generation, wait) = {
             let mut st = self.state.lock();
             st.comet_generation += 1;
@@ -180,11 +224,14 @@ impl CspSession {
             {
                 let mut st = self.state.lock();
                 self.pull(&mut st);
-                let done = !st.unacked.is_empty()
-                    || st.comet_generation != generation
-                    || tokio::time::Instant::now() >= deadline;
-                if done {
-                    return Self::body(&st);
+                if st.comet_generation != generation {
+                    return CometReply::Empty(st.vars.empty_batch());
+                }
+                if !st.unacked.is_empty() && st.writing.is_none() {
+                    return self.backlog_reply(&mut st);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return CometReply::Empty(st.vars.empty_batch());
                 }
             }
             tokio::select! {
@@ -195,10 +242,65 @@ impl CspSession {
         }
     }
 
-    fn body(st: &State) -> String {
-        let packets: Vec<String> = st.unacked.iter().map(|(_, p)| p.clone()).collect();
-        let last = st.unacked.back().map_or(0, |(id, _)| *id);
-        st.vars.comet_body(&packets, last)
+    /// A reply carrying every unacknowledged packet, pointing at them (no copy). It counts as
+    /// being written until the HTTP layer drops its body: fully sent, or the connection gone.
+    fn backlog_reply(self: &Arc<Self>, st: &mut State) -> CometReply {
+        let last_id = st.unacked.back().map_or(0, |(id, _)| *id);
+        let (head, tail) = st.vars.comet_frame(st.unacked.len(), last_id);
+        let mut chunks = Vec::with_capacity(st.unacked.len() * 2 + 1);
+        chunks.push(Bytes::from(head));
+        for (i, (_, packet)) in st.unacked.iter().enumerate() {
+            if i > 0 {
+                chunks.push(Bytes::from_static(b", "));
+            }
+            chunks.push(packet.clone());
+        }
+        chunks.push(Bytes::from(tail));
+        st.writing = Some(Writing {
+            last_id,
+            acked_bytes: 0,
+        });
+        CometReply::Backlog {
+            chunks,
+            guard: WriteGuard(self.clone()),
+        }
+    }
+}
+
+/// What a comet request answers.
+pub enum CometReply {
+    Empty(String),
+    /// The backlog, in pieces that share the packets' memory, and the guard whose drop marks the
+    /// end of the write.
+    Backlog {
+        chunks: Vec<Bytes>,
+        guard: WriteGuard,
+    },
+}
+
+impl CometReply {
+    /// The response body: the pieces as a stream that holds the guard until it is dropped.
+    pub fn into_body(self) -> axum::body::Body {
+        match self {
+            CometReply::Empty(text) => axum::body::Body::from(text),
+            CometReply::Backlog { chunks, guard } => {
+                let pieces = stream::iter(chunks.into_iter().map(move |c| {
+                    let _held = &guard;
+                    Ok::<_, std::convert::Infallible>(c)
+                }));
+                axum::body::Body::from_stream(pieces)
+            }
+        }
+    }
+}
+
+/// Marks a comet reply as being written; dropping it ends the write and wakes waiting comets.
+pub struct WriteGuard(Arc<CspSession>);
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        self.0.state.lock().writing = None;
+        self.0.wake.notify_waiters();
     }
 }
 
@@ -249,36 +351,80 @@ async fn run_session(
 
 /// Why a handshake was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("Too many sessions")]
-pub struct TooManySessions;
+pub enum Refused {
+    #[error("Too many sessions")]
+    Full,
+    #[error("Too many sessions from your address")]
+    AddressQuota,
+}
 
 /// Limits and timings of CSP sessions.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_sessions: usize,
+    pub max_per_address: usize,
     pub idle_timeout: Duration,
+    /// A session that sent no packet this long after its handshake is closed.
+    pub unused_timeout: Duration,
     pub outbox_bytes: usize,
-    pub max_message: usize,
+    pub session: crate::session::SessionLimits,
+}
+
+#[derive(Default)]
+struct Sessions {
+    by_key: HashMap<Arc<str>, Arc<CspSession>>,
+    /// Live sessions per client address, for the per-address quota.
+    per_address: HashMap<IpAddr, usize>,
+}
+
+impl Sessions {
+    fn insert(&mut self, s: Arc<CspSession>) {
+        *self.per_address.entry(s.remote).or_default() += 1;
+        self.by_key.insert(s.key.clone(), s);
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Arc<CspSession>> {
+        let s = self.by_key.remove(key)?;
+        if let Some(n) = self.per_address.get_mut(&s.remote) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_address.remove(&s.remote);
+            }
+        }
+        Some(s)
+    }
+
+    /// The oldest session that never sent a packet, among those `pick` accepts.
+    fn oldest_unused(&self, pick: impl Fn(&CspSession) -> bool) -> Option<Arc<str>> {
+        self.by_key
+            .values()
+            .filter(|s| pick(s) && !s.is_used())
+            .min_by_key(|s| s.created)
+            .map(|s| s.key.clone())
+    }
 }
 
 /// Every live CSP session, by key.
 pub struct Registry {
-    sessions: Mutex<HashMap<Arc<str>, Arc<CspSession>>>,
+    // One lock for the map and the per-address counts, taken per request for a lookup and per
+    // handshake for an insert; never held across an await.
+    sessions: Mutex<Sessions>,
     limits: Limits,
 }
 
 impl Registry {
     /// Creates the registry and its reaper task, which closes idle sessions (with the usual
-    /// disconnect cascade) and forgets closed ones; at `shutdown` it closes them all.
+    /// disconnect cascade) and unused ones, and forgets closed ones; at `shutdown` it closes them
+    /// all.
     pub fn new(limits: Limits, shutdown: CancellationToken) -> Arc<Registry> {
         let registry = Arc::new(Registry {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             limits,
         });
         let weak = Arc::downgrade(&registry);
-        // Check a few times per timeout, so a session lives at most ~1.25 × the timeout.
-        let tick =
-            (limits.idle_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        // Check a few times per timeout, so a session lives at most ~1.25 × its timeout.
+        let tick = (limits.idle_timeout.min(limits.unused_timeout) / 4)
+            .clamp(Duration::from_millis(20), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             loop {
@@ -286,7 +432,8 @@ impl Registry {
                     _ = interval.tick() => {}
                     _ = shutdown.cancelled() => {
                         if let Some(r) = weak.upgrade() {
-                            for s in r.sessions.lock().drain().map(|(_, s)| s) {
+                            let all: Vec<_> = r.sessions.lock().by_key.drain().map(|(_, s)| s).collect();
+                            for s in all {
                                 s.close(CloseReason::Shutdown);
                             }
                         }
@@ -303,60 +450,90 @@ impl Registry {
     }
 
     fn reap(&self) {
-        let idle: Vec<Arc<CspSession>> = {
+        let limits = self.limits;
+        let expired: Vec<Arc<CspSession>> = {
             let mut sessions = self.sessions.lock();
             let keys: Vec<Arc<str>> = sessions
-                .iter()
-                .filter(|(_, s)| s.is_idle(self.limits.idle_timeout))
-                .map(|(k, _)| k.clone())
+                .by_key
+                .values()
+                .filter(|s| {
+                    s.is_idle(limits.idle_timeout)
+                        || (!s.is_used() && s.created.elapsed() >= limits.unused_timeout)
+                })
+                .map(|s| s.key.clone())
                 .collect();
             keys.iter().filter_map(|k| sessions.remove(k)).collect()
         };
-        for session in idle {
+        for session in expired {
             tracing::debug!("CSP session {} expired", session.key);
             session.close(CloseReason::Closed);
         }
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<CspSession>> {
-        self.sessions.lock().get(key).cloned()
+        self.sessions.lock().by_key.get(key).cloned()
     }
 
-    /// Creates a session and its RTJP session task.
+    /// Creates a session and its RTJP session task. At a limit (the client address's quota, or
+    /// the total), the oldest session that never sent a packet makes room; only when there is
+    /// none is the handshake refused.
     pub fn create(
         &self,
         hub: Arc<crate::hub::Hub>,
-        remote: String,
-    ) -> Result<Arc<CspSession>, TooManySessions> {
+        remote: IpAddr,
+    ) -> Result<Arc<CspSession>, Refused> {
+        let mut evicted = Vec::new();
         let mut sessions = self.sessions.lock();
-        if sessions.len() >= self.limits.max_sessions {
-            return Err(TooManySessions);
+        if sessions.per_address.get(&remote).copied().unwrap_or(0) >= self.limits.max_per_address {
+            let key = sessions
+                .oldest_unused(|s| s.remote == remote)
+                .ok_or(Refused::AddressQuota)?;
+            evicted.extend(sessions.remove(&key));
+        }
+        if sessions.by_key.len() >= self.limits.max_sessions {
+            let key = sessions.oldest_unused(|_| true).ok_or(Refused::Full)?;
+            evicted.extend(sessions.remove(&key));
         }
         let outbox = Arc::new(Outbox::new(self.limits.outbox_bytes));
-        let session = Session::new(hub, remote, outbox.clone(), self.limits.max_message);
+        let session = Session::new(hub, remote.to_string(), outbox.clone(), self.limits.session);
         let key = crate::session::new_connection_id();
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let now = Instant::now();
         let csp = Arc::new(CspSession {
-            key: key.clone(),
+            key,
+            remote,
+            created: now,
             outbox: outbox.clone(),
             inbound: tx,
             state: Mutex::new(State {
                 vars: Vars::default(),
                 unacked: VecDeque::new(),
                 unacked_bytes: 0,
+                writing: None,
                 next_packet: 1,
                 last_client_packet: 0,
                 comet_generation: 0,
                 requests_in_flight: 0,
-                last_activity: Instant::now(),
+                last_activity: now,
+                used: false,
                 closing: false,
             }),
             wake: Notify::new(),
             deliver_lock: tokio::sync::Mutex::new(()),
             max_unacked: self.limits.outbox_bytes,
         });
-        sessions.insert(key, csp.clone());
-        tokio::spawn(run_session(session, outbox, rx, self.limits.max_message));
+        sessions.insert(csp.clone());
+        drop(sessions);
+        for old in evicted {
+            tracing::debug!("CSP session {} evicted (never used)", old.key);
+            old.close(CloseReason::Closed);
+        }
+        tokio::spawn(run_session(
+            session,
+            outbox,
+            rx,
+            self.limits.session.max_frame,
+        ));
         Ok(csp)
     }
 }

@@ -1,0 +1,5 @@
+from django.conf.urls.defaults import patterns, include
+
+urlpatterns = patterns('',
+    (r'^hookbox/', include('djhookbox.urls')),
+)
