@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every hookbox test on a fresh machine: installs what the tests need (Debian's Chromium for
-# the browser tests, the npm packages that drive it), checks formatting and lints, then runs the
-# Rust unit and integration tests and the headless-browser tests.
+# the browser tests, the npm packages that drive it, django-hookbox 0.3 and its Python 2.7
+# dependencies from PyPI), checks formatting and lints, then runs the Rust unit and integration
+# tests, django-hookbox's own test suite against the binary, and the headless-browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +25,12 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --all-targets --locked
 
-echo "==> browser tests (headless Chromium)"
 cargo build --locked --bin hookbox
+
+echo "==> django-hookbox 0.3 (PyPI) test suite against hookbox"
+DJANGO_TEST_NO_BUILD=1 bash tests/django/run.sh
+
+echo "==> browser tests (headless Chromium)"
 (
   cd tests/browser
   npm ci --no-audit --no-fund --loglevel=error

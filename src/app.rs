@@ -96,7 +96,7 @@ impl App {
             config.webhook_timeout,
             config.webhook_max_concurrency,
         );
-        let hub = Hub::new(webhooks, shutdown.clone());
+        let hub = Hub::new(webhooks, shutdown.clone(), config.history_max_bytes);
         let api = Arc::new(ApiState {
             hub: hub.clone(),
             token: config.api_security_token.clone().into(),
@@ -173,9 +173,7 @@ impl App {
             port
         );
         let tasks = TaskTracker::new();
-        let main = self
-            .main_router()
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let main = self.main_router();
         tasks.spawn(serve_one(self.listener, main, shutdown.clone()));
         if let Some(listener) = self.api_listener {
             let (host, _) = config.web_api.clone().unwrap_or_default();
@@ -185,14 +183,13 @@ impl App {
                 .route("/web/{method}", any(api::handle_web))
                 .route("/rest/{method}", any(api::handle_rest))
                 .route("/{method}", any(api::handle_web))
-                .with_state(self.api.clone())
-                .into_make_service_with_connect_info::<SocketAddr>();
+                .with_state(self.api.clone());
             tasks.spawn(serve_one(listener, api, shutdown.clone()));
         }
         if let Some(listener) = self.demo_listener {
             let demo_port = listener.local_addr()?.port();
             tracing::info!("Demo chat: open http://127.0.0.1:{demo_port}/ in two browser tabs");
-            let demo = demo::router(port).into_make_service_with_connect_info::<SocketAddr>();
+            let demo = demo::router(port);
             tasks.spawn(serve_one(listener, demo, shutdown.clone()));
         }
         tasks.close();
@@ -201,11 +198,20 @@ impl App {
     }
 }
 
-async fn serve_one(
-    listener: TcpListener,
-    service: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
-    shutdown: CancellationToken,
-) {
+/// `X-Content-Type-Options: nosniff` on every response: browsers then refuse to run anything
+/// hookbox answers as a script unless it is labelled as one.
+async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+async fn serve_one(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    let service = router
+        .layer(axum::middleware::map_response(nosniff))
+        .into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

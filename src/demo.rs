@@ -8,8 +8,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
+use sha2::Sha256;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const PAGE: &str = include_str!("../static/demo/index.html");
@@ -23,24 +26,60 @@ const ANIMALS: [&str; 12] = [
     "moose", "wren",
 ];
 
+/// Most channels the demo lets exist at once: its create_channel webhook refuses more, so that
+/// one visitor cannot fill the server with channels.
+pub const MAX_CHANNELS: usize = 20;
+
 struct Demo {
     /// Port of the hookbox server the page connects to.
     hookbox_port: u16,
+    /// Signs the name cookie, so that a client cannot claim somebody else's name. Random per
+    /// process: names do not outlive a restart.
+    key: [u8; 32],
+    /// Channels that exist now (created minus destroyed, as the webhooks tell).
+    channels: AtomicUsize,
+}
+
+impl Demo {
+    fn sign(&self, name: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(name.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        tag.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The name in a `demo_user=<name>.<signature>` cookie, if the signature is ours.
+    fn cookie_name(&self, headers: &HeaderMap) -> Option<String> {
+        let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+        let value = cookies.split(';').find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == COOKIE).then_some(v)
+        })?;
+        let (name, sig) = value.rsplit_once('.')?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(name.as_bytes());
+        let sig = (0..sig.len())
+            .step_by(2)
+            .map(|i| {
+                sig.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()?;
+        // Constant-time comparison.
+        mac.verify_slice(&sig).ok()?;
+        (!name.is_empty()).then(|| name.to_owned())
+    }
 }
 
 pub fn router(hookbox_port: u16) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/hookbox/{hook}", post(webhook))
-        .with_state(Arc::new(Demo { hookbox_port }))
-}
-
-fn cookie_name(headers: &HeaderMap) -> Option<String> {
-    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    cookies.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == COOKIE && !v.is_empty()).then(|| v.to_owned())
-    })
+        .with_state(Arc::new(Demo {
+            hookbox_port,
+            key: rand::random(),
+            channels: AtomicUsize::new(0),
+        }))
 }
 
 /// The chat page. Every page load gets a fresh name in a cookie (readable by the page's script,
@@ -62,7 +101,7 @@ async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
         ANIMALS[(n / ADJECTIVES.len()) % ANIMALS.len()],
         n % 100
     );
-    let cookie = format!("{COOKIE}={name}; Path=/; SameSite=Lax");
+    let cookie = format!("{COOKIE}={name}.{}; Path=/; SameSite=Lax", demo.sign(&name));
     ([(header::SET_COOKIE, cookie)], html).into_response()
 }
 
@@ -78,23 +117,43 @@ fn answer(ok: bool, options: Value) -> Response {
 /// Answers every webhook: names come from the cookie, channels get history and presence, and
 /// publishes are checked (non-empty text, at most 500 characters).
 async fn webhook(
+    State(demo): State<Arc<Demo>>,
     Path(hook): Path<String>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     match hook.as_str() {
-        "connect" => match cookie_name(&headers) {
+        "connect" => match demo.cookie_name(&headers) {
             Some(name) => answer(true, json!({"name": name})),
             None => answer(
                 false,
-                json!({"error": "No demo_user cookie: open the demo page first"}),
+                json!({"error": "No valid demo_user cookie: open the demo page first"}),
             ),
         },
-        "create_channel" => answer(
-            true,
-            json!({"history_size": 50, "presenceful": true, "reflective": true,
-                   "moderated": false, "moderated_publish": true}),
-        ),
+        "create_channel" => {
+            let claimed = demo
+                .channels
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < MAX_CHANNELS).then_some(n + 1)
+                });
+            if claimed.is_err() {
+                return answer(
+                    false,
+                    json!({"error": format!("The demo allows at most {MAX_CHANNELS} channels")}),
+                );
+            }
+            answer(
+                true,
+                json!({"history_size": 50, "presenceful": true, "reflective": true,
+                       "moderated": false, "moderated_publish": true}),
+            )
+        }
+        "destroy_channel" => {
+            let _ = demo
+                .channels
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            answer(true, json!({}))
+        }
         "publish" => {
             let payload: Value = form
                 .get("payload")

@@ -1,9 +1,11 @@
 //! The sixteen Web API methods.
 
 use super::{ApiError, ApiState, Call, Outcome, Params};
-use crate::hub::{HubError, Origin};
+use crate::hub::{raw, HubError, Origin};
 use crate::webhook::Hook;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Parameters that are never channel options (the token keys are removed before any method runs).
@@ -47,7 +49,7 @@ pub(super) async fn publish_one(
     api: &Arc<ApiState>,
     params: &Params,
     channel: &str,
-    payload: Value,
+    payload: &RawValue,
 ) -> Result<(), ApiError> {
     let originator = params.get("originator");
     let hooks = params.send_hook();
@@ -67,8 +69,8 @@ pub(super) async fn publish_one(
 
 async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
-    let payload = params.payload()?;
-    match publish_one(&api, &params, channel, payload).await {
+    let payload = raw(&params.payload()?);
+    match publish_one(&api, &params, channel, &payload).await {
         Err(ApiError::Hub(HubError::NoChannel(_))) if api.ignore_publish_non_existing => {
             Ok(json!({}))
         }
@@ -76,14 +78,34 @@ async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
     }
 }
 
+/// Publishes one payload to each listed channel that exists. Each name counts once, their number
+/// is capped (`--publish-multi-max-channels`), the payload is encoded once, missing channels cost
+/// nothing, and the call yields to other tasks between channels, so that a huge call neither
+/// copies its payload per name nor holds a runtime worker for its whole length.
 async fn publish_multi(api: Arc<ApiState>, params: Params) -> Outcome {
     let names = params.required("channel_names")?;
-    let payload = params.payload()?;
-    for channel in names.split(',').filter(|c| !c.is_empty()) {
-        match publish_one(&api, &params, channel, payload.clone()).await {
+    let mut seen = HashSet::new();
+    let names: Vec<&str> = names
+        .split(',')
+        .filter(|c| !c.is_empty() && seen.insert(*c))
+        .collect();
+    let max = api.publish_multi_max_channels;
+    if names.len() > max {
+        return Err(ApiError::Invalid(format!(
+            "Too many channel_names ({}, at most {max})",
+            names.len()
+        )));
+    }
+    let payload = raw(&params.payload()?);
+    for channel in names {
+        if !api.hub.channel_exists(channel) {
+            continue;
+        }
+        match publish_one(&api, &params, channel, &payload).await {
             Ok(()) | Err(ApiError::Hub(HubError::NoChannel(_))) => {}
             Err(e) => return Err(e),
         }
+        tokio::task::yield_now().await;
     }
     Ok(json!({}))
 }

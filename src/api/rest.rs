@@ -8,7 +8,7 @@
 
 use super::methods::{self, boxed, publish_one};
 use super::{ApiError, ApiState, Call, Outcome, Params};
-use crate::hub::{HubError, Origin};
+use crate::hub::{raw, HubError, Origin};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ use methods::{
 /// does not exist. A refusal reports the web app's own `msg` when its reply has one.
 async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
-    let payload = params.payload()?;
+    let payload = raw(&params.payload()?);
     // A channel destroyed between its creation and the publish is created again, once.
     let mut retried = false;
     loop {
@@ -44,7 +44,7 @@ async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
             .ensure_channel(channel, &Origin::default())
             .await
             .map_err(refusal)?;
-        match publish_one(&api, &params, channel, payload.clone()).await {
+        match publish_one(&api, &params, channel, &payload).await {
             Err(ApiError::Hub(HubError::NoChannel(_))) if !retried => retried = true,
             other => return other.map(|()| json!({})),
         }

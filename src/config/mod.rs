@@ -158,7 +158,14 @@ impl Config {
     /// Validates merged options into a config.
     pub fn from_options(o: Options) -> Result<Config, ConfigError> {
         let d = Config::default();
-        let interface = o.interface.unwrap_or(d.interface);
+        let demo = o.demo.unwrap_or(false);
+        // The demo trusts whoever can reach it less than a real web app would: it listens on
+        // loopback unless `-i` says otherwise.
+        let interface = match (o.interface, demo) {
+            (Some(i), _) => i,
+            (None, true) => "127.0.0.1".to_owned(),
+            (None, false) => d.interface,
+        };
         let port = o.port.unwrap_or(d.port);
         let api_interface = o.web_api_interface.unwrap_or_else(|| interface.clone());
         let api_port = o.web_api_port.unwrap_or(port);
@@ -300,7 +307,7 @@ impl Config {
                 ))
             }
         };
-        let demo_port = o.demo.unwrap_or(false).then(|| o.demo_port.unwrap_or(8000));
+        let demo_port = demo.then(|| o.demo_port.unwrap_or(8000));
         if let Some(port) = demo_port {
             // The demo web app answers the webhooks itself.
             webhooks.cbhost = "127.0.0.1".to_owned();

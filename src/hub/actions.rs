@@ -3,11 +3,14 @@
 //! held, then applies its effect under the channel's shard lock so that every subscriber sees the
 //! same order of frames.
 
-use super::history::{now_stamp, record};
+use super::channel::history_room;
+use super::history::{now_stamp, raw, record, Entry};
 use super::options::{want_names, ChannelOptions, UserOptions};
 use super::{Conn, Hub, HubError, Origin, User};
 use crate::protocol::{args, to_ascii_string, OutFrame};
 use crate::webhook::{json_truthy, Decision, Hook};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::future::Future;
 use std::pin::Pin;
@@ -85,7 +88,9 @@ impl Hub {
         for channel in channels.iter().filter(|c| !skip.contains(c)) {
             self.with_channel(channel, |ch| {
                 if ch.is_subscribed(user) {
-                    conn.send(&ch.own_subscribe_frame(&user.name, None));
+                    let room = history_room(&conn.outbox);
+                    conn.outbox
+                        .push_own(&ch.own_subscribe_frame(&user.name, None, room));
                 }
             });
         }
@@ -286,14 +291,10 @@ impl Hub {
                 let presence = ch.membership_frame("SUBSCRIBE", &user.name, &stamp);
                 ch.broadcast(&presence, Some(&user.name), None);
             }
-            let own = ch.own_subscribe_frame(&user.name, initial_data.as_ref());
-            user.state.lock().send_channel(&ch.name, &own, None);
+            ch.send_own_subscribe(user, initial_data.as_ref());
             if !ch.options.history_publish_only {
-                record(
-                    &mut ch.options,
-                    "SUBSCRIBE",
-                    json!({"user": &*user.name, "datetime": stamp}),
-                );
+                let body = json!({"user": &*user.name, "datetime": stamp});
+                record(&mut ch.options, Entry::new("SUBSCRIBE", &body, &stamp));
             }
             Ok(())
         })
@@ -364,11 +365,8 @@ impl Hub {
             }
             ch.subscribers.remove(pos);
             if !ch.options.history_publish_only {
-                record(
-                    &mut ch.options,
-                    "UNSUBSCRIBE",
-                    json!({"user": &*user.name, "datetime": stamp}),
-                );
+                let body = json!({"user": &*user.name, "datetime": stamp});
+                record(&mut ch.options, Entry::new("UNSUBSCRIBE", &body, &stamp));
             }
             Some(ch.subscribers.is_empty())
         })
@@ -395,6 +393,7 @@ impl Hub {
     }
 
     /// PUBLISH from a client (`publisher` set, channel auto-created) or from the web application.
+    /// The payload arrives encoded once (see [`raw`]) and is copied into every frame as bytes.
     #[allow(clippy::too_many_arguments)]
     pub async fn publish(
         self: &Arc<Self>,
@@ -402,7 +401,7 @@ impl Hub {
         originator: Option<&str>,
         origin: &Origin,
         channel: &str,
-        payload: Value,
+        payload: &RawValue,
         hooks: bool,
     ) -> Result<(), HubError> {
         if publisher.is_some() {
@@ -413,12 +412,12 @@ impl Hub {
                 (ch.options.is_moderated_publish(), ch.options.anonymous)
             })
             .ok_or_else(|| HubError::NoChannel(channel.to_owned()))?;
-        let mut payload = payload;
+        let mut overridden = None;
         let mut only_to_sender = false;
         if moderated && hooks {
             let mut form = vec![
                 ("channel_name", channel.to_owned()),
-                ("payload", to_ascii_string(&payload)),
+                ("payload", payload.get().to_owned()),
             ];
             if let (Some(name), false) = (originator, anonymous) {
                 form.push(("originator", name.to_owned()));
@@ -432,26 +431,30 @@ impl Hub {
                 return Err(HubError::Denied(decision.error_msg()));
             }
             if let Some(p) = decision.options.get("override_payload") {
-                payload = p.clone();
+                overridden = Some(raw(p));
             }
             only_to_sender = decision
                 .options
                 .get("only_to_sender")
                 .is_some_and(json_truthy);
         }
+        let payload = overridden.as_deref().unwrap_or(payload);
         // Encode once, outside the channel lock; every recipient shares these bytes.
-        let mut frame_args = args([
-            ("channel_name", json!(channel)),
-            ("payload", payload),
-            ("datetime", json!(now_stamp())),
-        ]);
-        if !anonymous {
-            frame_args.insert(
-                "user".to_owned(),
-                originator.map_or(Value::Null, Value::from),
-            );
-        }
-        let frame = OutFrame::new("PUBLISH", &frame_args);
+        let stamp = now_stamp();
+        let user = (!anonymous).then(|| originator.map_or(Value::Null, Value::from));
+        let body = PublishBody {
+            payload,
+            datetime: &stamp,
+            user: user.as_ref(),
+        };
+        let frame = OutFrame::new(
+            "PUBLISH",
+            &PublishArgs {
+                channel_name: channel,
+                body: &body,
+            },
+        );
+        let entry = Entry::new("PUBLISH", &body, &stamp);
         let skip_conn = origin.conn_id().cloned();
         self.with_channel(channel, |ch| {
             let skip = if ch.options.reflective {
@@ -467,10 +470,7 @@ impl Hub {
                 (true, None) => {}
                 (false, _) => ch.broadcast(&frame, None, skip),
             }
-            if ch.options.history_size > 0 {
-                frame_args.shift_remove("channel_name");
-                record(&mut ch.options, "PUBLISH", Value::Object(frame_args));
-            }
+            record(&mut ch.options, entry);
         })
         .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
     }
@@ -623,4 +623,22 @@ impl super::UserState {
             }
         }
     }
+}
+
+/// A PUBLISH's history entry body: `{payload, datetime, user?}`.
+#[derive(Serialize)]
+struct PublishBody<'a> {
+    payload: &'a RawValue,
+    datetime: &'a str,
+    /// Absent on anonymous channels; JSON null for a Web API publish without `originator`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a Value>,
+}
+
+/// A PUBLISH frame's args: the channel name, then the entry body's keys.
+#[derive(Serialize)]
+struct PublishArgs<'a> {
+    channel_name: &'a str,
+    #[serde(flatten)]
+    body: &'a PublishBody<'a>,
 }

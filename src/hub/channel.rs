@@ -1,11 +1,20 @@
 //! A channel: subscribers (users, in subscription order), options, history and state.
 
+use super::history::Tail;
 use super::options::ChannelOptions;
 use super::user::User;
 use crate::protocol::{args, OutFrame};
+use crate::session::Outbox;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// How much history an own-SUBSCRIBE frame may carry for a connection: half the room left in its
+/// outbox, so that a replay of many channels to a new tab stays within the budget (each takes at
+/// most half of what the previous ones left) and traffic that follows still fits.
+pub fn history_room(outbox: &Outbox) -> usize {
+    outbox.room() / 2
+}
 
 #[derive(Debug)]
 pub struct Channel {
@@ -53,13 +62,20 @@ impl Channel {
     }
 
     /// The own-SUBSCRIBE frame for `user` (history before the event, presence including the user).
-    /// Serialized straight from the channel's data, without copying history or state.
-    pub fn own_subscribe_frame(&self, user: &str, initial_data: Option<&Value>) -> OutFrame {
+    /// The history is trimmed to its newest entries that fit in `history_room` bytes, so that a
+    /// joining client's replay fits in its outbox; the entries are already encoded, so building
+    /// the frame under the channel's lock copies at most `--history-max-bytes`.
+    pub fn own_subscribe_frame(
+        &self,
+        user: &str,
+        initial_data: Option<&Value>,
+        history_room: usize,
+    ) -> OutFrame {
         #[derive(serde::Serialize)]
         struct OwnSubscribe<'a> {
             channel_name: &'a str,
             user: &'a str,
-            history: &'a [Value],
+            history: Tail<'a>,
             history_size: u64,
             history_duration: u64,
             state: &'a Map<String, Value>,
@@ -75,7 +91,7 @@ impl Channel {
         let args = OwnSubscribe {
             channel_name: &self.name,
             user,
-            history: &self.options.history,
+            history: self.options.history.newest_within(history_room),
             history_size: self.options.history_size,
             history_duration: self.options.history_duration,
             state: &self.options.state,
@@ -83,6 +99,21 @@ impl Channel {
             initial_data,
         };
         OutFrame::new("SUBSCRIBE", &args)
+    }
+
+    /// Sends `user` its own-SUBSCRIBE frame on every connection that receives this channel,
+    /// sized for the fullest of them (see [`history_room`]).
+    pub fn send_own_subscribe(&self, user: &User, initial_data: Option<&Value>) {
+        let st = user.state.lock();
+        let room = st
+            .channel_conns(&self.name, None)
+            .map(|c| history_room(&c.outbox))
+            .min()
+            .unwrap_or(0);
+        let frame = self.own_subscribe_frame(&user.name, initial_data, room);
+        for conn in st.channel_conns(&self.name, None) {
+            conn.outbox.push_own(&frame);
+        }
     }
 
     /// A membership frame, `SUBSCRIBE` (presence) or `UNSUBSCRIBE`: `{channel_name, user, datetime}`.

@@ -1,57 +1,222 @@
-//! Channel history: `[TYPE, {…}]` entries, bounded by count and by age.
+//! Channel history: `[TYPE, {…}]` entries, bounded by count (`history_size`), by age
+//! (`history_duration`) and by bytes (`--history-max-bytes`).
+//!
+//! Entries are kept already encoded in the server's JSON dialect, so that sending the history in
+//! an own-SUBSCRIBE frame copies bytes instead of serializing values under the channel's lock,
+//! and so that the byte bound is exact.
 
-use super::options::ChannelOptions;
+use crate::protocol::to_ascii_string;
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::collections::VecDeque;
+
+/// Bytes of history a channel keeps unless the hub says otherwise (`--history-max-bytes`).
+pub const DEFAULT_MAX_BYTES: usize = 256 * 1024;
 
 /// The original's timestamp: server local time, `YYYY-MM-DDTHH:MM:SS`.
 pub fn now_stamp() -> String {
     chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-/// Records an event if the channel keeps history, then prunes.
-pub fn record(opts: &mut ChannelOptions, kind: &str, body: Value) {
+/// One history entry, encoded.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// `["TYPE", {…}]` as the server writes JSON (ASCII only, Python separators).
+    json: Box<RawValue>,
+    /// The entry's `datetime`, for pruning by age; preset entries may have none.
+    stamp: Option<Box<str>>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.json.get() == other.json.get()
+    }
+}
+
+impl Entry {
+    /// An entry of `kind` with `body` (which carries `stamp` as its `datetime`).
+    pub fn new<B: Serialize>(kind: &str, body: &B, stamp: &str) -> Entry {
+        Entry {
+            json: raw(&(kind, body)),
+            stamp: Some(stamp.into()),
+        }
+    }
+
+    /// An entry given as a value (a preset `history` option).
+    pub fn from_value(v: &Value) -> Entry {
+        let stamp = v
+            .get(1)
+            .and_then(|b| b.get("datetime"))
+            .and_then(Value::as_str)
+            .map(Into::into);
+        Entry {
+            json: raw(v),
+            stamp,
+        }
+    }
+
+    /// Encoded size in bytes.
+    pub fn len(&self) -> usize {
+        self.json.get().len()
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.json.get()).expect("entries are valid JSON")
+    }
+}
+
+/// Encodes `v` once, in the server's JSON dialect, as a raw value.
+pub fn raw<T: Serialize + ?Sized>(v: &T) -> Box<RawValue> {
+    RawValue::from_string(to_ascii_string(v)).expect("the encoder writes valid JSON")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            entries: VecDeque::new(),
+            bytes: 0,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl History {
+    /// Replaces the entries (a preset `history` option), keeping the byte bound.
+    pub fn replace(&mut self, values: &[Value]) {
+        self.entries.clear();
+        self.bytes = 0;
+        for v in values {
+            self.push(Entry::from_value(v));
+        }
+        self.prune_bytes();
+    }
+
+    /// Sets the byte bound (the hub's `--history-max-bytes`), pruning if needed.
+    pub fn set_max_bytes(&mut self, max: usize) {
+        self.max_bytes = max;
+        self.prune_bytes();
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.bytes += e.len();
+        self.entries.push_back(e);
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(e) = self.entries.pop_front() {
+            self.bytes -= e.len();
+        }
+    }
+
+    fn prune_bytes(&mut self) {
+        while self.bytes > self.max_bytes {
+            self.pop_oldest();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn to_json(&self) -> Vec<Value> {
+        self.entries.iter().map(Entry::to_value).collect()
+    }
+
+    /// The newest entries whose encoded size (with separators) fits in `allowance` bytes, for an
+    /// own-SUBSCRIBE frame; the oldest are left out.
+    pub fn newest_within(&self, allowance: usize) -> Tail<'_> {
+        let mut used = 0;
+        let mut start = self.entries.len();
+        for (i, e) in self.entries.iter().enumerate().rev() {
+            used += e.len() + 2;
+            if used > allowance {
+                break;
+            }
+            start = i;
+        }
+        Tail(&self.entries, start)
+    }
+}
+
+/// Entries from an index on, serialized as a JSON array of the encoded entries.
+pub struct Tail<'a>(&'a VecDeque<Entry>, usize);
+
+impl Serialize for Tail<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len() - self.1))?;
+        for e in self.0.iter().skip(self.1) {
+            seq.serialize_element(&*e.json)?;
+        }
+        seq.end()
+    }
+}
+
+/// Records an entry if the channel keeps history, then prunes.
+pub fn record(opts: &mut super::ChannelOptions, entry: Entry) {
     if opts.history_size == 0 {
         return;
     }
-    opts.history
-        .push(Value::Array(vec![Value::String(kind.to_owned()), body]));
+    opts.history.push(entry);
     prune(opts);
 }
 
-/// Drops entries past `history_size` (oldest first) and, with `history_duration`, entries whose
-/// `datetime` is older than that many seconds. Entries without a `datetime` (allowed in a preset
-/// `history`) are kept by age and only pruned by count (the original crashed on them).
-pub fn prune(opts: &mut ChannelOptions) {
+/// Drops entries past `history_size` (oldest first), past the byte bound and, with
+/// `history_duration`, entries whose `datetime` is older than that many seconds. Entries without
+/// a `datetime` (allowed in a preset `history`) are kept by age and only pruned by count and size
+/// (the original crashed on them).
+pub fn prune(opts: &mut super::ChannelOptions) {
     // A duration too long to subtract from now (thousands of years) prunes nothing by age.
     let cutoff = i64::try_from(opts.history_duration)
         .ok()
         .and_then(chrono::Duration::try_seconds)
         .and_then(|age| chrono::Local::now().checked_sub_signed(age));
+    let history = &mut opts.history;
     if let (true, Some(cutoff)) = (opts.history_duration > 0, cutoff) {
         let cutoff = cutoff.format("%Y-%m-%dT%H:%M:%S").to_string();
-        opts.history.retain(|entry| {
-            match entry
-                .get(1)
-                .and_then(|b| b.get("datetime"))
-                .and_then(Value::as_str)
-            {
-                // Same-format local stamps compare correctly as strings.
-                Some(stamp) => stamp >= cutoff.as_str(),
-                None => true,
-            }
-        });
+        // Same-format local stamps compare correctly as strings.
+        let before = history.entries.len();
+        history
+            .entries
+            .retain(|e| e.stamp.as_deref().is_none_or(|s| s >= cutoff.as_str()));
+        if history.entries.len() != before {
+            history.bytes = history.entries.iter().map(Entry::len).sum();
+        }
     }
     let size = usize::try_from(opts.history_size).unwrap_or(usize::MAX);
-    if size > 0 && opts.history.len() > size {
-        let excess = opts.history.len() - size;
-        opts.history.drain(..excess);
+    while size > 0 && history.entries.len() > size {
+        history.pop_oldest();
     }
+    history.prune_bytes();
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::ChannelOptions;
     use super::*;
     use serde_json::json;
+
+    fn publish(o: &mut ChannelOptions, payload: Value, stamp: &str) {
+        record(
+            o,
+            Entry::new(
+                "PUBLISH",
+                &json!({"payload": payload, "datetime": stamp}),
+                stamp,
+            ),
+        );
+    }
 
     #[test]
     fn keeps_the_newest() {
@@ -60,15 +225,44 @@ mod tests {
             ..ChannelOptions::default()
         };
         for i in 0..3 {
-            record(&mut o, "PUBLISH", json!({"payload": i}));
+            publish(&mut o, json!(i), "2026-01-01T00:00:00");
         }
+        let payloads: Vec<Value> = o
+            .history
+            .to_json()
+            .iter()
+            .map(|e| e[1]["payload"].clone())
+            .collect();
+        assert_eq!(payloads, vec![json!(1), json!(2)]);
+    }
+
+    #[test]
+    fn bounded_in_bytes_and_trimmed_to_an_allowance() {
+        let mut o = ChannelOptions {
+            history_size: 100,
+            ..ChannelOptions::default()
+        };
+        o.history.set_max_bytes(1000);
+        for i in 0..20 {
+            publish(&mut o, json!("x".repeat(90) + &i.to_string()), "t");
+        }
+        assert!(o.history.bytes <= 1000 && o.history.len() < 20);
         assert_eq!(
-            o.history,
-            vec![
-                json!(["PUBLISH", {"payload": 1}]),
-                json!(["PUBLISH", {"payload": 2}])
-            ]
+            o.history.bytes,
+            o.history
+                .to_json()
+                .iter()
+                .map(|v| to_ascii_string(v).len())
+                .sum::<usize>()
         );
+        let newest = to_ascii_string(&o.history.newest_within(300));
+        let kept: Vec<Value> = serde_json::from_str(&newest).unwrap();
+        assert!(!kept.is_empty() && newest.len() <= 300, "{newest}");
+        assert!(kept.last().unwrap()[1]["payload"]
+            .as_str()
+            .unwrap()
+            .ends_with("19"));
+        assert_eq!(to_ascii_string(&o.history.newest_within(10)), "[]");
     }
 
     #[test]
@@ -78,9 +272,9 @@ mod tests {
             history_duration: u64::MAX,
             ..ChannelOptions::default()
         };
-        record(&mut o, "PUBLISH", json!({"datetime": now_stamp()}));
+        publish(&mut o, json!(1), &now_stamp());
         o.history_duration = 10_000_000_000_000;
-        record(&mut o, "PUBLISH", json!({"datetime": now_stamp()}));
+        publish(&mut o, json!(2), &now_stamp());
         assert_eq!(o.history.len(), 2);
     }
 
@@ -89,13 +283,17 @@ mod tests {
         let mut o = ChannelOptions {
             history_size: 10,
             history_duration: 60,
-            history: vec![
-                json!(["PUBLISH", {"payload": 0}]),
-                json!(["PUBLISH", {"datetime": "2000-01-01T00:00:00"}]),
-            ],
             ..ChannelOptions::default()
         };
-        record(&mut o, "PUBLISH", json!({"datetime": now_stamp()}));
+        o.history.replace(&[
+            json!(["PUBLISH", {"payload": 0}]),
+            json!(["PUBLISH", {"datetime": "2000-01-01T00:00:00"}]),
+        ]);
+        publish(&mut o, json!(1), &now_stamp());
         assert_eq!(o.history.len(), 2);
+        assert_eq!(
+            o.history.bytes,
+            o.history.entries.iter().map(Entry::len).sum::<usize>()
+        );
     }
 }

@@ -15,7 +15,7 @@ mod polling;
 mod user;
 
 pub use channel::Channel;
-pub use history::now_stamp;
+pub use history::{now_stamp, raw};
 pub use options::{ChannelOptions, OptionError, UserOptions, CHANNEL_OPTION_KEYS};
 pub use user::{Conn, User, UserState};
 
@@ -117,10 +117,16 @@ pub struct Hub {
     webhooks: WebhookClient,
     /// Parent of every poller's token: cancelled at shutdown.
     shutdown: CancellationToken,
+    /// Bytes of history each channel keeps at most (`--history-max-bytes`).
+    history_max_bytes: usize,
 }
 
 impl Hub {
-    pub fn new(webhooks: WebhookClient, shutdown: CancellationToken) -> Arc<Hub> {
+    pub fn new(
+        webhooks: WebhookClient,
+        shutdown: CancellationToken,
+        history_max_bytes: usize,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
@@ -130,6 +136,7 @@ impl Hub {
             creating: Mutex::new(HashMap::new()),
             webhooks,
             shutdown,
+            history_max_bytes,
         })
     }
 
@@ -262,6 +269,7 @@ impl Hub {
             Vec::new()
         };
         let polling = options.polling.is_active();
+        options.history.set_max_bytes(self.history_max_bytes);
         {
             let mut shard = self.shard(&name).lock();
             if shard.contains_key(&name) {

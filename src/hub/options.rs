@@ -4,6 +4,7 @@
 //! `/web/set_channel_options`, polling replies). Every key is validated before any is applied, so a
 //! bad request changes nothing. Unknown keys and wrong types are refused with a message naming the key.
 
+use super::history::History;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -151,7 +152,7 @@ impl Polling {
 pub struct ChannelOptions {
     pub reflective: bool,
     pub history_size: u64,
-    pub history: Vec<Value>,
+    pub history: History,
     pub history_duration: u64,
     pub history_publish_only: bool,
     pub moderated: bool,
@@ -171,7 +172,7 @@ impl Default for ChannelOptions {
         ChannelOptions {
             reflective: true,
             history_size: 0,
-            history: Vec::new(),
+            history: History::default(),
             history_duration: 0,
             history_publish_only: false,
             moderated: true,
@@ -245,7 +246,7 @@ impl ChannelOptions {
                 "anonymous" => next.anonymous = want_bool(key, v)?,
                 "server_presenceful" => next.server_presenceful = want_bool(key, v)?,
                 "server_user_presence" => next.server_user_presence = want_names(key, v)?,
-                "history" => next.history = validate_history(v)?,
+                "history" => next.history.replace(validate_history(v)?),
                 "state" => {
                     next.state = v.as_object().ok_or_else(|| wrong(key, "dict"))?.clone();
                 }
@@ -275,7 +276,7 @@ impl ChannelOptions {
         let v = json!({
             "reflective": self.reflective,
             "history_size": self.history_size,
-            "history": self.history,
+            "history": self.history.to_json(),
             "history_duration": self.history_duration,
             "history_publish_only": self.history_publish_only,
             "moderated": self.moderated,
@@ -297,7 +298,7 @@ impl ChannelOptions {
 }
 
 /// History entries must be `[TYPE, {…}]` pairs.
-fn validate_history(v: &Value) -> Result<Vec<Value>, OptionError> {
+fn validate_history(v: &Value) -> Result<&[Value], OptionError> {
     let Value::Array(items) = v else {
         return Err(wrong("history", "list"));
     };
@@ -310,7 +311,7 @@ fn validate_history(v: &Value) -> Result<Vec<Value>, OptionError> {
             });
         }
     }
-    Ok(items.clone())
+    Ok(items)
 }
 
 /// `(updates, deletes)` turning `old` into `new`.

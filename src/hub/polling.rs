@@ -115,7 +115,7 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
             originator,
             &Origin::default(),
             &channel,
-            fetched.payload,
+            &super::raw(&fetched.payload),
             false,
         )
         .await

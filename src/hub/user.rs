@@ -66,9 +66,13 @@ impl UserState {
         }
     }
 
-    /// Sends a channel's frame to the connections that receive that channel's traffic: all of
-    /// them normally, only the recorded ones with `per_connection_subscriptions`.
-    pub fn send_channel(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
+    /// The connections that receive a channel's traffic: all of them normally, only the recorded
+    /// ones with `per_connection_subscriptions`; never `skip_conn`.
+    pub fn channel_conns<'a>(
+        &'a self,
+        channel: &str,
+        skip_conn: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
         // The recorded connections matter only in per-connection mode: skip the lookup otherwise
         // (this runs once per recipient of every publication).
         let recorded = if self.options.per_connection_subscriptions {
@@ -76,13 +80,14 @@ impl UserState {
         } else {
             None
         };
-        for conn in &self.conns {
-            if skip_conn == Some(&*conn.id) {
-                continue;
-            }
-            if recorded.is_some_and(|ids| !ids.contains(&conn.id)) {
-                continue;
-            }
+        self.conns.iter().filter(move |conn| {
+            skip_conn != Some(&*conn.id) && recorded.is_none_or(|ids| ids.contains(&conn.id))
+        })
+    }
+
+    /// Sends a channel's frame to the connections that receive that channel's traffic.
+    pub fn send_channel(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
+        for conn in self.channel_conns(channel, skip_conn) {
             conn.send(frame);
         }
     }

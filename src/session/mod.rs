@@ -8,7 +8,7 @@ mod outbox;
 
 pub use outbox::{CloseReason, Drained, Outbox};
 
-use crate::hub::{Conn, Hub, HubError, Origin, User};
+use crate::hub::{raw, Conn, Hub, HubError, Origin, User};
 use crate::protocol::{args, FrameDecoder, FrameTooLarge, InFrame, OutFrame};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -171,19 +171,19 @@ impl Session {
             }
             "PUBLISH" => {
                 let channel = name_arg(a.get("channel_name"), "channel_name required")?;
-                let payload = payload_arg(a.get("payload"))?;
-                let publish = |payload| {
+                let payload = raw(&payload_arg(a.get("payload"))?);
+                let publish = || {
                     self.hub.publish(
                         Some(user),
                         Some(&user.name),
                         &origin,
                         channel,
-                        payload,
+                        &payload,
                         true,
                     )
                 };
-                match publish(payload.clone()).await {
-                    Err(HubError::NoChannel(_)) => publish(payload).await?,
+                match publish().await {
+                    Err(HubError::NoChannel(_)) => publish().await?,
                     other => other?,
                 }
             }

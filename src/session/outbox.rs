@@ -113,6 +113,26 @@ impl Outbox {
         true
     }
 
+    /// Queues a frame that answers the client's own join (an own-SUBSCRIBE, a replay for a new
+    /// tab): it never closes the outbox, even past the budget, because a client must not be
+    /// disconnected for its own replay. Callers size such frames by [`Outbox::room`].
+    pub fn push_own(&self, frame: &OutFrame) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.closed.is_some() {
+            return false;
+        }
+        inner.bytes += frame.wire_len();
+        inner.queue.push_back(frame.clone());
+        drop(inner);
+        self.notify.notify_one();
+        true
+    }
+
+    /// Bytes that can still be queued before the budget is reached.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.inner.lock().bytes)
+    }
+
     /// Stops accepting frames; the writer flushes what is queued, then closes with `reason`.
     /// The first reason wins.
     pub fn close(&self, reason: CloseReason) {

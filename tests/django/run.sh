@@ -94,7 +94,7 @@ cat > "$BIN/hookbox" <<EOF
 # Drop HOOKBOX_* settings from the environment so only the command line
 # (as built by djhookbox's runhookbox) configures the server.
 for v in \$(compgen -e); do [[ \$v == HOOKBOX_* ]] && unset "\$v"; done
-exec "$HOOKBOX_BIN" "\$@"
+exec $(printf '%q' "$HOOKBOX_BIN") "\$@"
 EOF
 chmod +x "$BIN/hookbox"
 

@@ -10,4 +10,21 @@ os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'settings')
 from django.core.management import execute_from_command_line
 
 if __name__ == '__main__':
-    execute_from_command_line()
+    try:
+        execute_from_command_line()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+        if code is not None and not isinstance(code, int):
+            sys.stderr.write('%s\n' % (code,))
+            code = 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    # When hookbox fails to start, djhookbox's @server decorator raises before
+    # stopping its (non-daemon) webhook server thread, which would keep the
+    # interpreter alive forever: leave without waiting for threads.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code or 0))
