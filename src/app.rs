@@ -3,7 +3,7 @@
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::transport::{csp, websocket};
+use crate::transport::{csp, websocket, PeerAddr, TimedListener};
 use crate::webhook::WebhookClient;
 use crate::{demo, static_files};
 use axum::routing::{any, get};
@@ -211,8 +211,8 @@ async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response
 async fn serve_one(listener: TcpListener, router: Router, shutdown: CancellationToken) {
     let service = router
         .layer(axum::middleware::map_response(nosniff))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, service)
+        .into_make_service_with_connect_info::<PeerAddr>();
+    if let Err(e) = axum::serve(TimedListener(listener), service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
     {

@@ -17,6 +17,9 @@ use std::sync::Arc;
 
 const PAGE: &str = include_str!("../static/demo/index.html");
 const COOKIE: &str = "demo_user";
+/// The one channel the demo page uses, and the only one it lets anyone publish to (a publish to a
+/// new channel creates it first; a refused one is destroyed again).
+const LOBBY: &str = "lobby";
 const ADJECTIVES: [&str; 12] = [
     "amber", "brave", "calm", "deft", "eager", "fuzzy", "gentle", "happy", "jolly", "keen",
     "lucky", "merry",
@@ -154,6 +157,10 @@ async fn webhook(
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             answer(true, json!({}))
         }
+        "publish" if form.get("channel_name").map(String::as_str) != Some(LOBBY) => answer(
+            false,
+            json!({"error": format!("The demo's chat happens in {LOBBY}")}),
+        ),
         "publish" => {
             let payload: Value = form
                 .get("payload")

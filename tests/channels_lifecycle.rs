@@ -53,6 +53,41 @@ async fn channels_are_created_on_subscribe_and_on_publish() {
     assert_no_hooks(&s).await;
 }
 
+/// A PUBLISH that creates a channel and is then refused leaves no channel behind: the new,
+/// empty channel goes through the usual destroy attempt (the original kept it forever, so any
+/// client could fill the server with empty channels). An accepted one keeps its channel.
+#[tokio::test]
+async fn a_refused_publish_destroys_the_channel_it_created() {
+    let s = Server::start().await;
+    let mut alice = s.connected("alice").await;
+    s.web.once("publish", Reply::deny(json!({"error": "no"})));
+    let id = alice
+        .send("PUBLISH", json!({"channel_name": "ghost", "payload": "1"}))
+        .await;
+    assert_eq!(
+        s.web.expect("create_channel").await.field("channel_name"),
+        Some("ghost")
+    );
+    s.web.expect("publish").await;
+    assert_eq!(alice.expect_error("no").await, id);
+    let destroy = s.web.expect("destroy_channel").await;
+    assert_eq!(destroy.field("channel_name"), Some("ghost"));
+    assert!(channel_names(&s).await.is_empty());
+
+    // A refused publish to a channel that already existed destroys nothing.
+    join(&mut alice, "room").await;
+    s.web.expect("create_channel").await;
+    s.web.expect("subscribe").await;
+    s.web.once("publish", Reply::deny(json!({})));
+    alice
+        .send("PUBLISH", json!({"channel_name": "room", "payload": "2"}))
+        .await;
+    s.web.expect("publish").await;
+    alice.expect_error("Unauthorized").await;
+    assert_no_hooks(&s).await;
+    assert_eq!(channel_names(&s).await, [json!("room")]);
+}
+
 #[tokio::test]
 async fn create_channel_denial_is_an_error_with_the_apps_text() {
     let s = Server::start().await;

@@ -5,7 +5,7 @@
 
 use super::channel::history_room;
 use super::history::{now_stamp, raw, record, Entry};
-use super::options::{want_names, ChannelOptions, UserOptions};
+use super::options::{want_names, UserOptions};
 use super::{Conn, Hub, HubError, Origin, User};
 use crate::protocol::{args, to_ascii_string, OutFrame};
 use crate::webhook::{json_truthy, Decision, Hook};
@@ -163,13 +163,14 @@ impl Hub {
     }
 
     /// Creates `name` if it is unknown, asking the create_channel webhook for its options.
+    /// Returns whether this call created it.
     pub async fn ensure_channel(
         self: &Arc<Self>,
         name: &str,
         origin: &Origin,
-    ) -> Result<(), HubError> {
+    ) -> Result<bool, HubError> {
         if self.channel_exists(name) {
-            return Ok(());
+            return Ok(false);
         }
         if name.len() > super::MAX_CHANNEL_NAME {
             return Err(HubError::ChannelNameTooLong);
@@ -186,9 +187,9 @@ impl Hub {
         let result = {
             let _my_turn = turn.lock().await;
             if self.channel_exists(name) {
-                Ok(())
+                Ok(false)
             } else {
-                self.create_from_hook(name, origin).await
+                self.create_from_hook(name, origin).await.map(|()| true)
             }
         };
         let mut creating = self.creating.lock();
@@ -221,7 +222,7 @@ impl Hub {
             });
         }
         self.vet_options(&decision.options)?;
-        let mut options = ChannelOptions::default();
+        let mut options = self.new_channel_options();
         options.apply(&decision.options)?;
         self.insert_channel(name, options);
         Ok(())
@@ -404,12 +405,38 @@ impl Hub {
         payload: &RawValue,
         hooks: bool,
     ) -> Result<(), HubError> {
-        if publisher.is_some() {
-            self.ensure_channel(channel, origin).await?;
+        let created = match publisher {
+            Some(_) => self.ensure_channel(channel, origin).await?,
+            None => false,
+        };
+        let result = self
+            .publish_existing(publisher, originator, origin, channel, payload, hooks)
+            .await;
+        if created && result.is_err() {
+            // A refused publish leaves no channel behind: the one it created, still empty, goes
+            // through the usual destroy attempt (the original kept it forever).
+            self.try_destroy(channel).await;
         }
-        let (moderated, anonymous) = self
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_existing(
+        self: &Arc<Self>,
+        publisher: Option<&Arc<User>>,
+        originator: Option<&str>,
+        origin: &Origin,
+        channel: &str,
+        payload: &RawValue,
+        hooks: bool,
+    ) -> Result<(), HubError> {
+        let (moderated, anonymous, keeps_history) = self
             .with_channel(channel, |ch| {
-                (ch.options.is_moderated_publish(), ch.options.anonymous)
+                (
+                    ch.options.is_moderated_publish(),
+                    ch.options.anonymous,
+                    ch.options.history_size > 0,
+                )
             })
             .ok_or_else(|| HubError::NoChannel(channel.to_owned()))?;
         let mut overridden = None;
@@ -454,7 +481,9 @@ impl Hub {
                 body: &body,
             },
         );
-        let entry = Entry::new("PUBLISH", &body, &stamp);
+        // Encoded only for a channel that keeps history (read above; a change of
+        // history_size in between only means one entry more or less).
+        let entry = keeps_history.then(|| Entry::new("PUBLISH", &body, &stamp));
         let skip_conn = origin.conn_id().cloned();
         self.with_channel(channel, |ch| {
             let skip = if ch.options.reflective {
@@ -470,7 +499,9 @@ impl Hub {
                 (true, None) => {}
                 (false, _) => ch.broadcast(&frame, None, skip),
             }
-            record(&mut ch.options, entry);
+            if let Some(entry) = entry {
+                record(&mut ch.options, entry);
+            }
         })
         .ok_or_else(|| HubError::NoChannel(channel.to_owned()))
     }

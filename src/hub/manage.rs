@@ -2,7 +2,6 @@
 //! destruction, options, state, user options, kicking users.
 
 use super::history::now_stamp;
-use super::options::ChannelOptions;
 use super::{Hub, HubError, Origin, User};
 use crate::session::CloseReason;
 use crate::webhook::Hook;
@@ -25,7 +24,7 @@ impl Hub {
             return Err(HubError::ChannelNameTooLong);
         }
         self.vet_options(given)?;
-        let mut options = ChannelOptions::default();
+        let mut options = self.new_channel_options();
         options.apply(given)?;
         if send_hook {
             let decision = self

@@ -217,6 +217,14 @@ impl Hub {
         decision
     }
 
+    /// Default options for a new channel, with this hub's history byte bound (set before any
+    /// preset `history` is applied, so that it is pruned by the configured bound).
+    pub(crate) fn new_channel_options(&self) -> ChannelOptions {
+        let mut options = ChannelOptions::default();
+        options.history.set_max_bytes(self.history_max_bytes);
+        options
+    }
+
     /// Refuses options whose `polling.url` is not on an allowed host: a poller publishes what it
     /// fetches, so it must not reach into hosts the operator did not list.
     pub(crate) fn vet_options(
@@ -269,7 +277,6 @@ impl Hub {
             Vec::new()
         };
         let polling = options.polling.is_active();
-        options.history.set_max_bytes(self.history_max_bytes);
         {
             let mut shard = self.shard(&name).lock();
             if shard.contains_key(&name) {

@@ -103,10 +103,13 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
             }
         };
         backoff = FIRST_BACKOFF;
-        let repoll = fetched.options.contains_key("polling");
+        // A reply with a new `polling` option restarts the poller through set_channel_options;
+        // if the options are refused, this poller carries on with its settings.
+        let mut repoll = fetched.options.contains_key("polling");
         if !fetched.options.is_empty() {
             if let Err(e) = h.set_channel_options(&channel, &fetched.options) {
                 tracing::info!("polling reply for channel {channel} has bad options: {e}");
+                repoll = false;
             }
         }
         let originator = Some(polling.originator.as_str());

@@ -50,8 +50,17 @@ impl CloseReason {
 struct Inner {
     queue: VecDeque<OutFrame>,
     bytes: usize,
+    /// Bytes the transport still holds after draining them (CSP keeps packets until they are
+    /// acknowledged). They count against the same budget as the queue.
+    held: usize,
     next_id: u64,
     closed: Option<CloseReason>,
+}
+
+impl Inner {
+    fn used(&self) -> usize {
+        self.bytes + self.held
+    }
 }
 
 /// What a drain produced: frames to write (already numbered) and whether to close afterwards.
@@ -94,9 +103,8 @@ impl Outbox {
         if inner.closed.is_some() {
             return false;
         }
-        // A single frame larger than the budget still goes out when nothing else is queued
-        // (a big own-SUBSCRIBE with history must not make a channel unjoinable).
-        if inner.bytes > 0 && inner.bytes + frame.wire_len() > self.limit {
+        // A single frame larger than the budget still goes out when nothing else is pending.
+        if inner.used() > 0 && inner.used() + frame.wire_len() > self.limit {
             inner.closed = Some(CloseReason::Overflow { limit: self.limit });
             inner.queue.clear();
             inner.bytes = 0;
@@ -130,7 +138,12 @@ impl Outbox {
 
     /// Bytes that can still be queued before the budget is reached.
     pub fn room(&self) -> usize {
-        self.limit.saturating_sub(self.inner.lock().bytes)
+        self.limit.saturating_sub(self.inner.lock().used())
+    }
+
+    /// Records how many bytes the transport holds after draining (see `Inner::held`).
+    pub fn set_held(&self, bytes: usize) {
+        self.inner.lock().held = bytes;
     }
 
     /// Stops accepting frames; the writer flushes what is queued, then closes with `reason`.

@@ -5,7 +5,7 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
-use super::{next_batch, write_within};
+use super::next_batch;
 use crate::app::AppState;
 use crate::session::{Outbox, Session};
 use axum::body::Body;
@@ -132,12 +132,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if drained.close.is_some() {
             out.extend_from_slice(&[0xFF, 0x00]);
         }
-        let written = write_within(async {
+        // A peer that takes no bytes for a while fails the write (see `listener`).
+        let written = async {
             writer.write_all(&out).await?;
             writer.flush().await
-        })
+        }
         .await;
-        if !written || drained.close.is_some() {
+        if written.is_err() || drained.close.is_some() {
             break;
         }
     }

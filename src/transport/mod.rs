@@ -3,20 +3,16 @@
 
 pub mod csp;
 pub mod hixie;
+mod listener;
 pub mod websocket;
+
+pub use listener::{PeerAddr, TimedListener};
 
 use crate::config::IpRange;
 use crate::session::{CloseReason, Drained, Outbox};
 use axum::http::HeaderMap;
-use futures_util::FutureExt;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// A peer that accepts no bytes for this long is treated as gone. Without it, a client that
-/// stopped reading would hold its connection (and user) forever once its outbox overflowed.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Waits until the outbox has something to write (or closes), then takes all of it.
 /// `None` once the connection is done; at shutdown the outbox is closed so its close is written.
@@ -31,16 +27,6 @@ pub(crate) async fn next_batch(
         _ = shutdown.cancelled() => outbox.close(CloseReason::Shutdown),
     }
     Some(outbox.drain())
-}
-
-/// Runs one socket write under [`WRITE_TIMEOUT`]; false if it failed or timed out.
-/// A write that completes at once (the usual case) arms no timer.
-pub(crate) async fn write_within<E>(write: impl Future<Output = Result<(), E>>) -> bool {
-    let mut write = std::pin::pin!(write);
-    if let Some(done) = write.as_mut().now_or_never() {
-        return done.is_ok();
-    }
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())))
 }
 
 /// The client's address: the socket's peer, unless that peer is a trusted proxy

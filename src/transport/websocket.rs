@@ -5,7 +5,7 @@
 //! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
 //! keep idle connections cheap.
 
-use super::{client_address, hixie, next_batch, write_within};
+use super::{client_address, hixie, next_batch, PeerAddr};
 use crate::app::AppState;
 use crate::session::{CloseReason, Outbox, Session};
 use axum::body::Body;
@@ -15,7 +15,6 @@ use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +25,7 @@ const WRITE_BUFFER: usize = 8 * 1024;
 
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     req: Request<Body>,
 ) -> Response {
     let remote = client_address(req.headers(), peer, &app.config.trusted_proxies).to_string();
@@ -122,7 +121,8 @@ async fn write_loop(
         if !drained.data.is_empty() {
             // The encoder only ever produces ASCII.
             let text = String::from_utf8(drained.data).expect("frames are ASCII");
-            if !write_within(sink.send(Message::Text(text.into()))).await {
+            // A peer that takes no bytes for a while fails the write (see `listener`).
+            if sink.send(Message::Text(text.into())).await.is_err() {
                 break;
             }
         }
@@ -137,11 +137,11 @@ async fn write_loop(
                 code,
                 reason: reason.text().into(),
             };
-            write_within(sink.send(Message::Close(Some(frame)))).await;
+            let _ = sink.send(Message::Close(Some(frame))).await;
             break;
         }
     }
     // Flushes a pending close reply (the peer's close is answered as it is read) and closes.
-    write_within(sink.close()).await;
+    let _ = sink.close().await;
     done.cancel();
 }

@@ -53,7 +53,20 @@ pub struct Client {
 
 impl Client {
     pub async fn open(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Client::open_with_headers(url, &[]).await
+    }
+
+    /// `open`, with extra request headers on the upgrade request (e.g. `X-Forwarded-For`).
+    pub async fn open_with_headers(url: &str, headers: &[(&str, &str)]) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().expect("ws url");
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                name.parse().expect("header name");
+            req.headers_mut()
+                .append(name, value.parse().expect("header value"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("ws connect");
         Client {
@@ -95,13 +108,41 @@ impl Client {
             let Message::Text(text) = msg else {
                 panic!("expected a text message, got {msg:?}");
             };
-            assert!(text.is_ascii(), "server output must be ASCII: {text}");
-            self.raw.push(text.to_string());
-            self.buf.push_str(&text);
-            while let Some(pos) = self.buf.find("\r\n") {
-                let line: String = self.buf.drain(..pos + 2).collect();
-                let f = parse_server_frame(&line, &mut self.last_server_id);
-                self.frames.push_back(f);
+            self.take_text(&text);
+        }
+    }
+
+    /// Splits a received text message into frames (queued in `frames`).
+    fn take_text(&mut self, text: &str) {
+        assert!(text.is_ascii(), "server output must be ASCII: {text}");
+        self.raw.push(text.to_owned());
+        self.buf.push_str(text);
+        while let Some(pos) = self.buf.find("\r\n") {
+            let line: String = self.buf.drain(..pos + 2).collect();
+            let f = parse_server_frame(&line, &mut self.last_server_id);
+            self.frames.push_back(f);
+        }
+    }
+
+    /// Every frame the server sends until it closes the socket, and the close frame's code and
+    /// reason (`None` if the socket ended without a close frame).
+    pub async fn frames_until_close(&mut self) -> (Vec<Frame>, Option<(u16, String)>) {
+        let mut frames: Vec<Frame> = self.frames.drain(..).collect();
+        loop {
+            let msg = tokio::time::timeout(GUARD, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match msg {
+                Some(Ok(Message::Text(text))) => {
+                    self.take_text(&text);
+                    frames.extend(self.frames.drain(..));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return (frames, close);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return (frames, None),
             }
         }
     }

@@ -71,6 +71,8 @@ pub struct Reply {
     /// Held until the test opens the gate: makes an action wait inside its webhook, so that
     /// what other connections do meanwhile happens at a known point.
     pub gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Further response headers (e.g. `Location` on a redirect).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -81,6 +83,7 @@ impl Reply {
             set_cookie: None,
             delay: None,
             gate: None,
+            headers: Vec::new(),
         }
     }
     pub fn ok(opts: Value) -> Reply {
@@ -96,10 +99,16 @@ impl Reply {
             set_cookie: None,
             delay: None,
             gate: None,
+            headers: Vec::new(),
         }
     }
     pub fn with_cookie(mut self, cookie: &str) -> Reply {
         self.set_cookie = Some(cookie.to_owned());
+        self
+    }
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
     /// Waits for `gate` to get a permit before answering.
@@ -168,6 +177,10 @@ async fn webapp_handler(
     let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     if let Some(c) = reply.set_cookie {
         resp.headers_mut().insert("set-cookie", c.parse().unwrap());
+    }
+    for (name, value) in reply.headers {
+        let name: axum::http::HeaderName = name.parse().unwrap();
+        resp.headers_mut().append(name, value.parse().unwrap());
     }
     resp
 }

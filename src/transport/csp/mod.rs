@@ -10,7 +10,7 @@ mod session;
 
 pub use session::{Limits, Registry};
 
-use super::client_address;
+use super::{client_address, PeerAddr};
 use crate::app::AppState;
 use crate::protocol::to_ascii_string;
 use crate::session::CloseReason;
@@ -20,7 +20,6 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The request form: the query string, with a POST body as `d`.
@@ -76,7 +75,7 @@ fn session_not_found() -> Response {
 /// `/csp/{*endpoint}`.
 pub async fn handle(
     State(app): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     Path(endpoint): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,

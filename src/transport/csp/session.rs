@@ -85,8 +85,6 @@ pub struct CspSession {
     wake: Notify,
     /// Serialises `send` requests of this session.
     deliver_lock: tokio::sync::Mutex<()>,
-    /// Budget for held packets, in bytes.
-    max_unacked: usize,
 }
 
 impl CspSession {
@@ -117,6 +115,7 @@ impl CspSession {
                     w.acked_bytes += packet.len();
                 }
             }
+            self.sync_held(&st);
         }
         RequestGuard(self)
     }
@@ -192,17 +191,22 @@ impl CspSession {
             st.unacked_bytes += packet.len();
             st.unacked.push_back((id, packet));
         }
-        // As with the outbox, one packet alone may exceed the budget.
-        let overflow = st.held_bytes() > self.max_unacked && st.unacked.len() > 1;
-        if overflow || drained.close.is_some() {
-            if overflow {
-                // A client that never acknowledges is treated like one that never reads.
+        // The packets count against the outbox's budget, so a client that never acknowledges is
+        // treated like one that never reads: its next frame overflows the outbox.
+        self.sync_held(st);
+        if drained.close.is_some() {
+            if matches!(drained.close, Some(CloseReason::Overflow { .. })) {
                 st.unacked.clear();
                 st.unacked_bytes = 0;
             }
             let _ = self.inbound.try_send(Inbound::Close);
             queue_close_packet(st);
         }
+    }
+
+    /// Tells the outbox how many bytes of packets this session holds.
+    fn sync_held(&self, st: &State) {
+        self.outbox.set_held(st.held_bytes());
     }
 
     /// A comet request: the unacknowledged packets, waiting up to the long-poll duration (`du`,
@@ -299,7 +303,10 @@ pub struct WriteGuard(Arc<CspSession>);
 
 impl Drop for WriteGuard {
     fn drop(&mut self) {
-        self.0.state.lock().writing = None;
+        let mut st = self.0.state.lock();
+        st.writing = None;
+        self.0.sync_held(&st);
+        drop(st);
         self.0.wake.notify_waiters();
     }
 }
@@ -370,25 +377,39 @@ pub struct Limits {
     pub session: crate::session::SessionLimits,
 }
 
+/// The address a per-address quota counts: an IPv4 address, or an IPv6 address's /64 (one
+/// subscriber's network usually has a whole /64, so single IPv6 addresses are no bound).
+fn quota_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(o.into())
+        }
+        other => other.to_canonical(),
+    }
+}
+
 #[derive(Default)]
 struct Sessions {
     by_key: HashMap<Arc<str>, Arc<CspSession>>,
-    /// Live sessions per client address, for the per-address quota.
+    /// Live sessions per client address (see [`quota_key`]), for the per-address quota.
     per_address: HashMap<IpAddr, usize>,
 }
 
 impl Sessions {
     fn insert(&mut self, s: Arc<CspSession>) {
-        *self.per_address.entry(s.remote).or_default() += 1;
+        *self.per_address.entry(quota_key(s.remote)).or_default() += 1;
         self.by_key.insert(s.key.clone(), s);
     }
 
     fn remove(&mut self, key: &str) -> Option<Arc<CspSession>> {
         let s = self.by_key.remove(key)?;
-        if let Some(n) = self.per_address.get_mut(&s.remote) {
+        let key = quota_key(s.remote);
+        if let Some(n) = self.per_address.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                self.per_address.remove(&s.remote);
+                self.per_address.remove(&key);
             }
         }
         Some(s)
@@ -484,9 +505,10 @@ impl Registry {
     ) -> Result<Arc<CspSession>, Refused> {
         let mut evicted = Vec::new();
         let mut sessions = self.sessions.lock();
-        if sessions.per_address.get(&remote).copied().unwrap_or(0) >= self.limits.max_per_address {
+        let quota = quota_key(remote);
+        if sessions.per_address.get(&quota).copied().unwrap_or(0) >= self.limits.max_per_address {
             let key = sessions
-                .oldest_unused(|s| s.remote == remote)
+                .oldest_unused(|s| quota_key(s.remote) == quota)
                 .ok_or(Refused::AddressQuota)?;
             evicted.extend(sessions.remove(&key));
         }
@@ -520,7 +542,6 @@ impl Registry {
             }),
             wake: Notify::new(),
             deliver_lock: tokio::sync::Mutex::new(()),
-            max_unacked: self.limits.outbox_bytes,
         });
         sessions.insert(csp.clone());
         drop(sessions);
@@ -535,5 +556,19 @@ impl Registry {
             self.limits.session.max_frame,
         ));
         Ok(csp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_key;
+
+    #[test]
+    fn ipv6_quota_is_per_slash_64() {
+        let k = |s: &str| quota_key(s.parse().unwrap()).to_string();
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(k("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(k("192.0.2.1"), "192.0.2.1");
     }
 }

@@ -1,0 +1,309 @@
+//! Attacks on the built-in demo (`hookbox --demo`), run against the real binary.
+//!
+//! - It listened on every interface: now both hookbox and the demo page listen on 127.0.0.1
+//!   unless `-i` says otherwise (and the demo page stays on loopback even then).
+//! - Its connect webhook trusted the client's `demo_user=<name>` cookie: now the cookie is
+//!   `<name>.<HMAC>` signed with a per-process random key, so nobody can claim another's name.
+//! - Its create_channel webhook approved any number of channels: now at most
+//!   `hookbox::demo::MAX_CHANNELS` exist at once, and destroyed channels free their slot.
+//!
+//! Whether a listener is on 127.0.0.1 only is observed by connecting to 127.0.0.2 (also
+//! loopback on Linux): a listener on 0.0.0.0 accepts that connection, one on 127.0.0.1 refuses it.
+
+mod common;
+use common::binary::{api_post, Running};
+use common::*;
+use hookbox::demo::MAX_CHANNELS;
+use serde_json::{json, Value};
+
+const NO_COOKIE: &str = "No valid demo_user cookie: open the demo page first";
+const TOKEN: &str = "secret";
+
+/// A running `hookbox --demo`.
+struct Demo {
+    /// Kept for its lifetime: the process is killed when the test ends.
+    _run: Running,
+    /// The hookbox port (WebSocket, CSP, and the Web API when `-r` is given).
+    port: u16,
+    /// The demo web app's port.
+    demo_port: u16,
+}
+
+impl Demo {
+    /// Starts `hookbox --demo` on free ports with `extra` arguments; the startup line must name
+    /// `host`.
+    fn start(host: &str, extra: &[&str]) -> Demo {
+        let mut args = vec!["--demo", "--demo-port", "0", "-p", "0"];
+        args.extend_from_slice(extra);
+        let run = Running::spawn(&args, &[]);
+        let port = run.startup_port(host);
+        let line = run.next_line();
+        let demo_port = line
+            .split_once(" - hookbox - INFO - Demo chat: open http://127.0.0.1:")
+            .and_then(|(_, rest)| rest.strip_suffix("/ in two browser tabs"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("bad demo line: {line:?}"));
+        Demo {
+            _run: run,
+            port,
+            demo_port,
+        }
+    }
+
+    /// Loads the demo page as a browser does; returns the name and the `demo_user=…` cookie it
+    /// set.
+    async fn visit(&self) -> (String, String) {
+        let resp = http_client()
+            .get(format!("http://127.0.0.1:{}/", self.demo_port))
+            .send()
+            .await
+            .expect("demo page");
+        assert_eq!(resp.status().as_u16(), 200);
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .expect("the page sets the name cookie")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        let (name, sig) = cookie
+            .strip_prefix("demo_user=")
+            .and_then(|v| v.rsplit_once('.'))
+            .unwrap_or_else(|| panic!("unexpected cookie {set_cookie:?}"));
+        assert_eq!(sig.len(), 64, "an HMAC-SHA256 in hex: {cookie}");
+        assert!(sig.bytes().all(|b| b.is_ascii_hexdigit()), "{cookie}");
+        (name.to_owned(), cookie)
+    }
+
+    /// Two visitors with different names.
+    async fn two_visitors(&self) -> ((String, String), (String, String)) {
+        let first = self.visit().await;
+        loop {
+            let second = self.visit().await;
+            if second.0 != first.0 {
+                return (first, second);
+            }
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client::open(&format!("ws://127.0.0.1:{}/ws", self.port)).await
+    }
+
+    /// A client connected with `cookie`, which must name `name`.
+    async fn connected(&self, cookie: &str, name: &str) -> Client {
+        let mut c = self.client().await;
+        c.send("CONNECT", json!({"cookie_string": cookie})).await;
+        assert_eq!(c.expect("CONNECTED").await["name"], name);
+        c
+    }
+
+    /// `get_server_info` (the demo must have been started with `-r secret`).
+    async fn server_info(&self) -> Value {
+        let body = api_post(self.port, "get_server_info", &[("security_token", TOKEN)]).await;
+        assert_eq!(body[0], true, "{body}");
+        body[1].clone()
+    }
+
+    /// Waits (with Web API round trips) until `get_server_info` satisfies `cond`.
+    async fn wait_for(&self, cond: impl Fn(&Value) -> bool) {
+        tokio::time::timeout(GUARD, async {
+            while !cond(&self.server_info().await) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the server never reached the expected state");
+    }
+}
+
+/// Whether something accepts TCP connections on `ip:port`.
+async fn accepts(ip: &str, port: u16) -> bool {
+    tokio::time::timeout(GUARD, tokio::net::TcpStream::connect((ip, port)))
+        .await
+        .expect("connect timed out")
+        .is_ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the demo listens
+
+/// The attack: `hookbox --demo` listened on 0.0.0.0, so anyone on the network could use the
+/// demo (and, before signed cookies, act as any user). Now, without `-i`, the startup line says
+/// 127.0.0.1 and neither hookbox nor the demo page accepts connections on another address.
+#[tokio::test]
+async fn demo_listens_on_loopback_only() {
+    let demo = Demo::start("127.0.0.1", &[]);
+    for port in [demo.port, demo.demo_port] {
+        assert!(accepts("127.0.0.1", port).await, "port {port}");
+        assert!(
+            !accepts("127.0.0.2", port).await,
+            "port {port} listens beyond 127.0.0.1"
+        );
+    }
+    // And it works there: the page names the visitor, hookbox knows the name.
+    let (name, cookie) = demo.visit().await;
+    demo.connected(&cookie, &name).await;
+}
+
+/// `-i` still decides where hookbox listens with `--demo` (the startup line says so, and it
+/// accepts on another address), but the demo page, which hands out names, stays on loopback.
+#[tokio::test]
+async fn demo_interface_flag_moves_hookbox_but_not_the_demo_page() {
+    let demo = Demo::start("0.0.0.0", &["-i", "0.0.0.0"]);
+    assert!(accepts("127.0.0.2", demo.port).await);
+    let mut c = Client::open(&format!("ws://127.0.0.2:{}/ws", demo.port)).await;
+    c.send("CONNECT", json!({"cookie_string": "demo_user=nobody"}))
+        .await;
+    c.expect_error(NO_COOKIE).await;
+    assert!(accepts("127.0.0.1", demo.demo_port).await);
+    assert!(!accepts("127.0.0.2", demo.demo_port).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signed name cookies
+
+/// The attack: the demo's connect webhook named the user after the client's `demo_user` cookie,
+/// so `CONNECT {cookie_string: "demo_user=<someone>"}` impersonated anyone. Now the unsigned
+/// cookie, the victim's name with the attacker's own (valid) signature, and the victim's name
+/// with a tampered or truncated signature are all refused; every third refusal closes the
+/// connection. The victim's real cookie, from the page, connects as the victim.
+#[tokio::test]
+async fn demo_refuses_unsigned_and_forged_name_cookies() {
+    let demo = Demo::start("127.0.0.1", &[]);
+    let ((victim, victim_cookie), (_, attacker_cookie)) = demo.two_visitors().await;
+    let attacker_sig = attacker_cookie.rsplit_once('.').unwrap().1;
+    let mut tampered = victim_cookie.clone();
+    let last = if tampered.pop() == Some('0') {
+        '1'
+    } else {
+        '0'
+    };
+    tampered.push(last);
+
+    // A prefix of the real signature: accepting truncated tags would make names guessable.
+    let victim_sig = victim_cookie.rsplit_once('.').unwrap().1;
+    let truncated = |hex: usize| format!("demo_user={victim}.{}", &victim_sig[..hex]);
+    let attempts = [
+        [
+            format!("demo_user={victim}"),
+            format!("demo_user={victim}.{attacker_sig}"),
+            tampered,
+        ],
+        [truncated(0), truncated(2), truncated(32)],
+    ];
+    for forgeries in &attempts {
+        let mut c = demo.client().await;
+        for forged in forgeries {
+            let id = c.send("CONNECT", json!({"cookie_string": forged})).await;
+            assert_eq!(c.expect_error(NO_COOKIE).await, id, "{forged}");
+        }
+        let (frames, close) = c.frames_until_close().await;
+        assert!(frames.is_empty(), "{frames:?}");
+        assert_eq!(
+            close,
+            Some((1008, "3 refused CONNECTs on this connection".to_owned()))
+        );
+    }
+
+    // The genuine cookie, as a browser sends it among others.
+    demo.connected(&format!("theme=dark; {victim_cookie}"), &victim)
+        .await;
+}
+
+/// The signing key is random per process: a cookie signed by one demo is worthless on another
+/// (so a name from an old run, or from someone else's demo, cannot be replayed).
+#[tokio::test]
+async fn demo_cookie_keys_are_per_process() {
+    let one = Demo::start("127.0.0.1", &[]);
+    let other = Demo::start("127.0.0.1", &[]);
+    let (name, cookie) = other.visit().await;
+    other.connected(&cookie, &name).await;
+    let mut c = one.client().await;
+    c.send("CONNECT", json!({"cookie_string": cookie})).await;
+    c.expect_error(NO_COOKIE).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The channel cap
+
+/// Sends SUBSCRIBE to `channel` and expects the own SUBSCRIBE frame.
+async fn joins(c: &mut Client, channel: &str) {
+    c.send("SUBSCRIBE", json!({"channel_name": channel})).await;
+    let args = c.expect("SUBSCRIBE").await;
+    assert_eq!(args["channel_name"], channel);
+}
+
+/// Sends SUBSCRIBE to `channel` and expects the cap's ERROR.
+async fn capped(c: &mut Client, channel: &str) {
+    let id = c.send("SUBSCRIBE", json!({"channel_name": channel})).await;
+    let msg = format!("The demo allows at most {MAX_CHANNELS} channels");
+    assert_eq!(c.expect_error(&msg).await, id, "{channel}");
+}
+
+/// The attack: one visitor subscribed to ever-new channel names and filled the server with
+/// channels. Now the demo lets at most 20 exist at once, server-wide: the 21st new channel is
+/// refused, for this visitor and for everybody else. A channel destroyed (its last member
+/// unsubscribed, or left by disconnecting) frees its slot.
+#[tokio::test]
+async fn demo_caps_channels_and_destroyed_ones_free_their_slot() {
+    assert_eq!(MAX_CHANNELS, 20);
+    let demo = Demo::start("127.0.0.1", &["-r", TOKEN]);
+    let ((hog, hog_cookie), (other, other_cookie)) = demo.two_visitors().await;
+    let mut h = demo.connected(&hog_cookie, &hog).await;
+    for i in 1..=MAX_CHANNELS {
+        joins(&mut h, &format!("hog-{i}")).await;
+    }
+    capped(&mut h, "one-too-many").await;
+    let mut o = demo.connected(&other_cookie, &other).await;
+    capped(&mut o, "lobby").await;
+
+    // Unsubscribing the last member destroys the channel: one slot is free again.
+    h.send("UNSUBSCRIBE", json!({"channel_name": "hog-1"}))
+        .await;
+    assert_eq!(h.expect("UNSUBSCRIBE").await["channel_name"], "hog-1");
+    joins(&mut h, "one-too-many").await;
+    capped(&mut o, "lobby").await;
+
+    // Leaving destroys the hog's channels: everybody can create channels again.
+    h.close().await;
+    demo.wait_for(|info| info["channels"].as_array().unwrap().is_empty())
+        .await;
+    joins(&mut o, "lobby").await;
+}
+
+/// The attack: PUBLISH to a new channel name creates the channel (through the create_channel
+/// webhook, which counts it) before the publish webhook is asked; the demo refuses the publish
+/// (only `lobby` is for chatting), and the channel used to stay, with nobody in it and so never
+/// destroyed. Now a refused publish's new channel goes through the destroy attempt at once. Twenty such
+/// PUBLISHes, and the visitor leaves: the channels they created must not keep the demo's slots,
+/// or nobody can ever create a channel (the lobby included) until the server restarts.
+#[tokio::test]
+async fn demo_slots_are_not_kept_by_channels_nobody_joined() {
+    let demo = Demo::start("127.0.0.1", &["-r", TOKEN]);
+    let ((hog, hog_cookie), (other, other_cookie)) = demo.two_visitors().await;
+    let mut h = demo.connected(&hog_cookie, &hog).await;
+    for i in 1..=MAX_CHANNELS {
+        let id = h
+            .send(
+                "PUBLISH",
+                json!({"channel_name": format!("ghost-{i}"), "payload": r#"{"text": ""}"#}),
+            )
+            .await;
+        assert_eq!(h.expect_error("The demo's chat happens in lobby").await, id);
+    }
+    h.close().await;
+    demo.wait_for(|info| info["connections"].as_array().unwrap().is_empty())
+        .await;
+
+    let mut o = demo.connected(&other_cookie, &other).await;
+    o.send("SUBSCRIBE", json!({"channel_name": "lobby"})).await;
+    let (_, name, args) = o.recv().await;
+    let channels = demo.server_info().await["channels"].clone();
+    assert_eq!(
+        (name.as_str(), args.get("channel_name")),
+        ("SUBSCRIBE", Some(&json!("lobby"))),
+        "the lobby cannot be created ({args:?}); channels left behind: {channels}"
+    );
+}
