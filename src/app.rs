@@ -20,6 +20,9 @@ pub struct AppState {
     pub csp: Arc<csp::Registry>,
     pub config: Arc<Config>,
     pub shutdown: CancellationToken,
+    /// Every client connection's task (WebSocket, hixie-75, CSP session). At shutdown the app
+    /// waits for them: each tells its client and runs its close handling, webhooks included.
+    pub connections: TaskTracker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +108,9 @@ impl App {
             allow_set_config_webhooks: config.allow_set_config_webhooks,
             publish_multi_max_channels: config.publish_multi_max_channels,
         });
+        let connections = TaskTracker::new();
         let csp = csp::Registry::new(
+            connections.clone(),
             csp::Limits {
                 max_sessions: config.csp_max_sessions,
                 max_per_address: config.csp_max_sessions_per_ip,
@@ -121,6 +126,7 @@ impl App {
             csp,
             config: Arc::new(config),
             shutdown,
+            connections,
         });
         Ok(App {
             state,
@@ -175,6 +181,10 @@ impl App {
         let tasks = TaskTracker::new();
         let main = self.main_router();
         tasks.spawn(serve_one(self.listener, main, shutdown.clone()));
+        let state = self.state.clone();
+        // The demo app answers the webhooks of the close handling at shutdown, so it stops last.
+        let demo_stop = CancellationToken::new();
+        let mut demo_task = None;
         if let Some(listener) = self.api_listener {
             let (host, _) = config.web_api.clone().unwrap_or_default();
             let port = listener.local_addr()?.port();
@@ -190,11 +200,38 @@ impl App {
             let demo_port = listener.local_addr()?.port();
             tracing::info!("Demo chat: open http://127.0.0.1:{demo_port}/ in two browser tabs");
             let demo = demo::router(port);
-            tasks.spawn(serve_one(listener, demo, shutdown.clone()));
+            demo_task = Some(tokio::spawn(serve_one(listener, demo, demo_stop.clone())));
         }
-        tasks.close();
-        tasks.wait().await;
+        shutdown.cancelled().await;
+        drain(&state, tasks).await;
+        demo_stop.cancel();
+        if let Some(task) = demo_task {
+            let _ = task.await;
+        }
         Ok(())
+    }
+}
+
+/// After the shutdown signal: the listeners stop accepting and finish their requests, every
+/// connection tells its client and runs its close handling (unsubscribe, destroy_channel and
+/// disconnect webhooks). Whatever is not done within `--shutdown-timeout` is logged and left.
+async fn drain(state: &AppState, listeners: TaskTracker) {
+    let connections = &state.connections;
+    let deadline = state.config.shutdown_timeout;
+    listeners.close();
+    connections.close();
+    let drained = tokio::time::timeout(deadline, async {
+        listeners.wait().await;
+        connections.wait().await;
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!(
+            "{} connections still closing after {:.1}s; exiting without them",
+            connections.len(),
+            deadline.as_secs_f64()
+        ),
     }
 }
 

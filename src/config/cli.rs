@@ -230,6 +230,9 @@ pub struct Options {
     /// Let /web/set_config change where webhooks go (within the allowed hosts)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_ALLOW_SET_CONFIG_WEBHOOKS")]
     pub allow_set_config_webhooks: Option<bool>,
+    /// Seconds SIGTERM/SIGINT waits for every connection's close handling before exiting [default: 10]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<f64>,
     /// Also run the built-in demo web app (chat) and point the webhooks at it
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_DEMO")]
     pub demo: Option<bool>,
@@ -260,7 +263,7 @@ impl Options {
             max_message_size, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
-            allow_set_config_webhooks, demo, demo_port);
+            allow_set_config_webhooks, shutdown_timeout, demo, demo_port);
         self
     }
 }

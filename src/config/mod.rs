@@ -77,6 +77,8 @@ pub struct Config {
     /// (`--webhook-allow-hosts`).
     pub webhook_allow_hosts: Vec<HostRule>,
     pub allow_set_config_webhooks: bool,
+    /// How long shutdown waits for the connections' close handling.
+    pub shutdown_timeout: Duration,
     /// Port of the built-in demo web app, when `--demo` is on.
     pub demo_port: Option<u16>,
 }
@@ -109,6 +111,7 @@ impl Default for Config {
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
+            shutdown_timeout: Duration::from_secs(10),
             demo_port: None,
         }
     }
@@ -257,6 +260,8 @@ impl Config {
             "--csp-handshake-timeout",
             d.csp_handshake_timeout,
         )?;
+        let shutdown_timeout =
+            seconds(o.shutdown_timeout, "--shutdown-timeout", d.shutdown_timeout)?;
         let at_least_one = |v: Option<usize>, option: &'static str, default: usize| match v {
             None => Ok(default),
             Some(0) => Err(invalid(option, "must be at least 1")),
@@ -343,6 +348,7 @@ impl Config {
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),
+            shutdown_timeout,
             demo_port,
         })
     }

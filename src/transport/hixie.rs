@@ -47,7 +47,8 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Re
     );
     let origin = req.headers().get(header::ORIGIN).cloned();
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
+    let connections = app.connections.clone();
+    connections.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => run(app, TokioIo::new(upgraded), remote).await,
             Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),

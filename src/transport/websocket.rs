@@ -51,7 +51,10 @@ pub async fn upgrade(
         // frame that names the limit; anything larger is refused by the WebSocket layer itself.
         .max_message_size(limit * 2)
         .max_frame_size(limit * 2)
-        .on_upgrade(move |socket| run(app, socket, remote))
+        .on_upgrade(move |socket| {
+            let connections = app.connections.clone();
+            connections.track_future(run(app, socket, remote))
+        })
 }
 
 async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {

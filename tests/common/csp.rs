@@ -159,9 +159,14 @@ impl Csp {
     }
 
     pub fn new(s: &Server, key: String) -> Csp {
+        Csp::at(Csp::base(s), key)
+    }
+
+    /// A session `key` of the CSP endpoint at `base` (`http://host:port/csp`).
+    pub fn at(base: String, key: String) -> Csp {
         Csp {
             http: http_client(),
-            base: Csp::base(s),
+            base,
             key,
             next_packet: 1,
             next_frame: 1,
@@ -189,11 +194,22 @@ impl Csp {
 
     /// The XHR handshake of `hookbox.js`, checking the exact answer.
     pub async fn handshake(s: &Server) -> Csp {
-        let r = Csp::handshake_request(s).await;
+        Csp::handshake_at(Csp::base(s)).await
+    }
+
+    /// The same handshake with the CSP endpoint at `base`.
+    pub async fn handshake_at(base: String) -> Csp {
+        let r = fetch(
+            http_client()
+                .post(format!("{base}/handshake?ct=application%2Fjavascript"))
+                .header("content-type", "text/plain")
+                .body("{}"),
+        )
+        .await;
         let body = r.ok();
         assert_eq!(r.content_type.as_deref(), Some(JS), "{r:?}");
         let key = session_key(body, "(", ")");
-        Csp::new(s, key)
+        Csp::at(base, key)
     }
 
     /// Handshake plus CONNECT with cookie `user=<name>`, through CONNECTED.

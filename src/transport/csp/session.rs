@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Inbound packets waiting for the session task. Sends beyond this wait (backpressure on the
 /// client's `send` requests) rather than growing memory.
@@ -431,16 +432,23 @@ pub struct Registry {
     // handshake for an insert; never held across an await.
     sessions: Mutex<Sessions>,
     limits: Limits,
+    /// Where the session tasks run, so that shutdown waits for their close handling.
+    connections: TaskTracker,
 }
 
 impl Registry {
     /// Creates the registry and its reaper task, which closes idle sessions (with the usual
     /// disconnect cascade) and unused ones, and forgets closed ones; at `shutdown` it closes them
     /// all.
-    pub fn new(limits: Limits, shutdown: CancellationToken) -> Arc<Registry> {
+    pub fn new(
+        connections: TaskTracker,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Arc<Registry> {
         let registry = Arc::new(Registry {
             sessions: Mutex::new(Sessions::default()),
             limits,
+            connections,
         });
         let weak = Arc::downgrade(&registry);
         // Check a few times per timeout, so a session lives at most ~1.25 × its timeout.
@@ -549,7 +557,7 @@ impl Registry {
             tracing::debug!("CSP session {} evicted (never used)", old.key);
             old.close(CloseReason::Closed);
         }
-        tokio::spawn(run_session(
+        self.connections.spawn(run_session(
             session,
             outbox,
             rx,
