@@ -3,7 +3,7 @@
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::transport::{csp, websocket, PeerAddr, TimedListener};
+use crate::transport::{self, csp, websocket, PeerAddr, Shared, TimedListener};
 use crate::webhook::WebhookClient;
 use crate::{demo, static_files};
 use axum::routing::{any, get};
@@ -14,17 +14,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Shared by every transport handler.
-pub struct AppState {
-    pub hub: Arc<Hub>,
-    pub csp: Arc<csp::Registry>,
-    pub config: Arc<Config>,
-    pub shutdown: CancellationToken,
-    /// Every client connection's task (WebSocket, hixie-75, CSP session). At shutdown the app
-    /// waits for them: each tells its client and runs its close handling, webhooks included.
-    pub connections: TaskTracker,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot listen on {addr}: {err}")]
@@ -33,7 +22,8 @@ pub enum AppError {
 
 /// A bound, not yet serving, hookbox server.
 pub struct App {
-    state: Arc<AppState>,
+    config: Config,
+    state: Arc<Shared>,
     api: Arc<ApiState>,
     listener: TcpListener,
     api_listener: Option<TcpListener>,
@@ -121,14 +111,21 @@ impl App {
             },
             shutdown.clone(),
         );
-        let state = Arc::new(AppState {
+        let state = Arc::new(Shared {
             hub,
             csp,
-            config: Arc::new(config),
+            limits: transport::Limits {
+                max_message: config.max_message_size,
+                outbox_bytes: config.outbox_bytes,
+                session: config.session_limits(),
+                csp_poll_timeout: config.csp_poll_timeout,
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
             shutdown,
             connections,
         });
         Ok(App {
+            config,
             state,
             api,
             listener,
@@ -170,7 +167,7 @@ impl App {
 
     /// Serves until `shutdown` is cancelled. Logs the startup line once the sockets are bound.
     pub async fn serve(self) -> std::io::Result<()> {
-        let config = self.state.config.clone();
+        let config = &self.config;
         let shutdown = self.state.shutdown.clone();
         let port = self.local_addr().port();
         tracing::info!(
@@ -203,7 +200,7 @@ impl App {
             demo_task = Some(tokio::spawn(serve_one(listener, demo, demo_stop.clone())));
         }
         shutdown.cancelled().await;
-        drain(&state, tasks).await;
+        drain(&state, tasks, config.shutdown_timeout).await;
         demo_stop.cancel();
         if let Some(task) = demo_task {
             let _ = task.await;
@@ -215,9 +212,8 @@ impl App {
 /// After the shutdown signal: the listeners stop accepting and finish their requests, every
 /// connection tells its client and runs its close handling (unsubscribe, destroy_channel and
 /// disconnect webhooks). Whatever is not done within `--shutdown-timeout` is logged and left.
-async fn drain(state: &AppState, listeners: TaskTracker) {
+async fn drain(state: &Shared, listeners: TaskTracker, deadline: std::time::Duration) {
     let connections = &state.connections;
-    let deadline = state.config.shutdown_timeout;
     listeners.close();
     connections.close();
     let drained = tokio::time::timeout(deadline, async {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod demo;
 pub mod hub;
 pub mod log;
+pub mod outbox;
 pub mod protocol;
 pub mod session;
 pub mod static_files;

@@ -281,7 +281,7 @@ async fn config_file_env_and_command_line_precedence() {
     assert_eq!(hook.path, "/fromfile/connect");
     assert_eq!(c.expect("CONNECTED").await["name"], "filed");
 
-    assert_eq!(server.signal("TERM").code(), Some(0));
+    assert_eq!(server.stop("TERM").await.code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -402,7 +402,7 @@ async fn option_values_may_start_with_a_dash() {
         Some("-dashing")
     );
     c.expect("CONNECTED").await;
-    assert_eq!(server.signal("TERM").code(), Some(0));
+    assert_eq!(server.stop("TERM").await.code(), Some(0));
 }
 
 /// `--rest-secret` is 0.3.3's name for `-r`, as django-hookbox 0.3's `runhookbox` passes it; the

@@ -70,7 +70,7 @@ async fn sigterm_closes_every_client_and_fires_every_webhook() {
         .into_iter()
         .map(|mut c| tokio::spawn(async move { c.frames_until_close().await.1 }))
         .collect();
-    let stopping = tokio::task::spawn_blocking(move || server.signal("TERM"));
+    let stopping = tokio::spawn(server.stop("TERM"));
     for close in closes {
         let close = tokio::time::timeout(GUARD, close).await.unwrap().unwrap();
         assert_eq!(

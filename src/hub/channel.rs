@@ -3,8 +3,8 @@
 use super::history::Tail;
 use super::options::ChannelOptions;
 use super::user::User;
+use crate::outbox::Outbox;
 use crate::protocol::{args, OutFrame};
-use crate::session::Outbox;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -3,7 +3,7 @@
 
 use super::history::now_stamp;
 use super::{Hub, HubError, Origin, User};
-use crate::session::CloseReason;
+use crate::outbox::CloseReason;
 use crate::webhook::Hook;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

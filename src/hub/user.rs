@@ -5,8 +5,8 @@
 //! user's connections asked for it (used by `per_connection_subscriptions`).
 
 use super::options::UserOptions;
+use crate::outbox::Outbox;
 use crate::protocol::OutFrame;
-use crate::session::Outbox;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use std::sync::Arc;

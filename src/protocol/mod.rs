@@ -5,9 +5,11 @@
 //! that it can be shared by every recipient. Frame ids are per connection, so an encoded frame is
 //! stored without its id; the connection's outbox prefixes `[<id>` when it writes it.
 
+mod client;
 mod decode;
 mod json;
 
+pub use client::{ArgError, ClientFrame, FrameKind};
 pub use decode::{FrameDecoder, FrameError, FrameTooLarge, InFrame};
 pub use json::{to_ascii_string, write_ascii};
 

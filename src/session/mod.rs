@@ -4,13 +4,12 @@
 //! [`Outbox`] yields. Frames of one connection are handled strictly one after another (a webhook
 //! in flight delays only this connection), which is what keeps each client's actions ordered.
 
-mod outbox;
-
-pub use outbox::{CloseReason, Drained, Outbox};
-
 use crate::hub::{raw, Conn, Hub, HubError, Origin, User};
-use crate::protocol::{args, FrameDecoder, FrameTooLarge, InFrame, OutFrame};
-use serde_json::{json, Value};
+use crate::outbox::{CloseReason, Outbox};
+use crate::protocol::{
+    args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
+};
+use serde_json::json;
 use std::sync::Arc;
 
 /// A frame the session refuses, with the text the client sees in its ERROR frame.
@@ -18,6 +17,8 @@ use std::sync::Arc;
 enum FrameFault {
     #[error("{0}")]
     Bad(&'static str),
+    #[error(transparent)]
+    Arg(#[from] ArgError),
     #[error("Unknown frame type {}", cut(.0, MAX_ECHOED_NAME))]
     Unknown(String),
     #[error(transparent)]
@@ -136,48 +137,51 @@ impl Session {
     }
 
     async fn handle(&mut self, frame: InFrame) -> Result<(), FrameFault> {
-        let a = &frame.args;
-        if frame.name == "CONNECT" {
-            return self.connect(a).await;
-        }
-        if !matches!(
-            frame.name.as_str(),
-            "SUBSCRIBE" | "UNSUBSCRIBE" | "PUBLISH" | "MESSAGE"
-        ) {
+        let Some(kind) = FrameKind::of(&frame.name) else {
             return Err(FrameFault::Unknown(frame.name));
-        }
-        let Some((conn, user)) = &self.connected else {
-            return Err(FrameFault::Bad("Not connected"));
         };
+        // The state comes before the arguments: a client that is not connected hears that
+        // first, as from the original.
+        match (kind, &self.connected) {
+            (FrameKind::Connect, Some(_)) => return Err(FrameFault::Bad("Already logged in")),
+            (FrameKind::Connect, None) => {}
+            (_, None) => return Err(FrameFault::Bad("Not connected")),
+            (_, Some(_)) => {}
+        }
+        match kind.parse(&frame.args)? {
+            ClientFrame::Connect { cookie, payload } => self.connect(cookie, payload).await,
+            other => self.act(other).await,
+        }
+    }
+
+    /// SUBSCRIBE, UNSUBSCRIBE, PUBLISH and MESSAGE of a connected client.
+    async fn act(&self, frame: ClientFrame) -> Result<(), FrameFault> {
+        let (conn, user) = self.connected.as_ref().expect("checked by the caller");
         let origin = Origin::client(conn);
-        match frame.name.as_str() {
-            "SUBSCRIBE" => {
-                let channel = name_arg(a.get("channel_name"), "channel_name required")?;
+        let hub = &self.hub;
+        match frame {
+            ClientFrame::Subscribe { channel } => {
                 // A channel destroyed between its creation and this action is created again,
                 // once, rather than reporting a missing channel the client never named.
-                let hub = &self.hub;
-                match hub.subscribe(user, &origin, channel, true).await {
+                match hub.subscribe(user, &origin, &channel, true).await {
                     Err(HubError::NoChannel(_)) => {
-                        hub.subscribe(user, &origin, channel, true).await?
+                        hub.subscribe(user, &origin, &channel, true).await?
                     }
                     other => other?,
                 }
             }
-            "UNSUBSCRIBE" => {
-                let channel = name_arg(a.get("channel_name"), "channel_name required")?;
-                self.hub
-                    .unsubscribe(user, &origin, channel, true, false)
+            ClientFrame::Unsubscribe { channel } => {
+                hub.unsubscribe(user, &origin, &channel, true, false)
                     .await?;
             }
-            "PUBLISH" => {
-                let channel = name_arg(a.get("channel_name"), "channel_name required")?;
-                let payload = raw(&payload_arg(a.get("payload"))?);
+            ClientFrame::Publish { channel, payload } => {
+                let payload = raw(&payload);
                 let publish = || {
-                    self.hub.publish(
+                    hub.publish(
                         Some(user),
                         Some(&user.name),
                         &origin,
-                        channel,
+                        &channel,
                         &payload,
                         true,
                     )
@@ -187,29 +191,16 @@ impl Session {
                     other => other?,
                 }
             }
-            _ => {
-                let name = name_arg(a.get("name"), "name required")?;
-                let payload = payload_arg(a.get("payload"))?;
-                self.hub.message(user, &origin, name, payload, true).await?;
+            ClientFrame::Message { recipient, payload } => {
+                hub.message(user, &origin, &recipient, payload, true)
+                    .await?;
             }
+            ClientFrame::Connect { .. } => unreachable!("handled by the caller"),
         }
         Ok(())
     }
 
-    async fn connect(&mut self, a: &serde_json::Map<String, Value>) -> Result<(), FrameFault> {
-        if self.connected.is_some() {
-            return Err(FrameFault::Bad("Already logged in"));
-        }
-        let cookie = match a.get("cookie_string") {
-            Some(Value::String(s)) => s.clone(),
-            None | Some(Value::Null) => return Err(FrameFault::Bad("Missing cookie_string")),
-            Some(_) => return Err(FrameFault::Bad("Invalid cookie_string (must be string)")),
-        };
-        let payload_text = match a.get("payload") {
-            None | Some(Value::Null) => "null".to_owned(),
-            Some(Value::String(s)) if serde_json::from_str::<Value>(s).is_ok() => s.clone(),
-            Some(_) => return Err(FrameFault::Bad("Invalid json for payload")),
-        };
+    async fn connect(&mut self, cookie: String, payload_text: String) -> Result<(), FrameFault> {
         let conn = Arc::new(Conn {
             id: self.id.clone(),
             cookie,
@@ -226,25 +217,5 @@ impl Session {
         if let Some((conn, user)) = self.connected {
             self.hub.connection_closed(&user, &conn).await;
         }
-    }
-}
-
-/// A required, non-empty string argument.
-fn name_arg<'a>(v: Option<&'a Value>, missing: &'static str) -> Result<&'a str, FrameFault> {
-    match v {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        None | Some(Value::Null) | Some(Value::String(_)) => Err(FrameFault::Bad(missing)),
-        Some(_) => Err(FrameFault::Bad("Invalid name (must be a non-empty string)")),
-    }
-}
-
-/// A payload argument: JSON text in a string, `null` when absent.
-fn payload_arg(v: Option<&Value>) -> Result<Value, FrameFault> {
-    match v {
-        None | Some(Value::Null) => Ok(Value::Null),
-        Some(Value::String(s)) => {
-            serde_json::from_str(s).map_err(|_| FrameFault::Bad("Invalid json for payload"))
-        }
-        Some(_) => Err(FrameFault::Bad("Invalid json for payload")),
     }
 }

@@ -5,9 +5,9 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
-use super::next_batch;
-use crate::app::AppState;
-use crate::session::{Outbox, Session};
+use super::{next_batch, Shared};
+use crate::outbox::Outbox;
+use crate::session::Session;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +34,7 @@ pub fn is_hixie75(headers: &HeaderMap) -> bool {
 }
 
 /// Answers the handshake and runs the connection once hyper hands over the socket.
-pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Response {
+pub fn upgrade(app: Arc<Shared>, mut req: Request<Body>, remote: String) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -71,19 +71,10 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<Body>, remote: String) -> Re
     resp
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
-    app: Arc<AppState>,
-    io: S,
-    remote: String,
-) {
-    let limit = app.config.max_message_size;
-    let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
-    let mut session = Session::new(
-        app.hub.clone(),
-        remote,
-        outbox.clone(),
-        app.config.session_limits(),
-    );
+async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S, remote: String) {
+    let limit = app.limits.max_message;
+    let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
+    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), app.limits.session);
     let (mut reader, writer) = tokio::io::split(io);
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(

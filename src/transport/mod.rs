@@ -8,8 +8,40 @@ pub mod websocket;
 
 pub use listener::{PeerAddr, TimedListener};
 
+use crate::hub::Hub;
+use crate::session::SessionLimits;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+/// What the transports need, and all they get: the hub their sessions talk to, the CSP sessions,
+/// their limits, and the shutdown signal with the tracker of connection tasks.
+pub struct Shared {
+    pub hub: Arc<Hub>,
+    pub csp: Arc<csp::Registry>,
+    pub limits: Limits,
+    pub shutdown: CancellationToken,
+    /// Every client connection's task (WebSocket, hixie-75, CSP session). At shutdown the app
+    /// waits for them: each tells its client and runs its close handling, webhooks included.
+    pub connections: TaskTracker,
+}
+
+/// The transports' bounds, from the configuration.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest inbound client message (`--max-message-size`).
+    pub max_message: usize,
+    /// Byte budget of each connection's outbox (`--outbox-bytes`).
+    pub outbox_bytes: usize,
+    pub session: SessionLimits,
+    /// Longest a CSP comet waits (`--csp-poll-timeout`).
+    pub csp_poll_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
+    pub trusted_proxies: Vec<IpRange>,
+}
+
 use crate::config::IpRange;
-use crate::session::{CloseReason, Drained, Outbox};
+use crate::outbox::{CloseReason, Drained, Outbox};
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
 use tokio_util::sync::CancellationToken;

@@ -5,9 +5,9 @@
 //! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
 //! keep idle connections cheap.
 
-use super::{client_address, hixie, next_batch, PeerAddr};
-use crate::app::AppState;
-use crate::session::{CloseReason, Outbox, Session};
+use super::{client_address, hixie, next_batch, PeerAddr, Shared};
+use crate::outbox::{CloseReason, Outbox};
+use crate::session::Session;
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -24,11 +24,11 @@ const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
 
 pub async fn upgrade(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<Shared>>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     req: Request<Body>,
 ) -> Response {
-    let remote = client_address(req.headers(), peer, &app.config.trusted_proxies).to_string();
+    let remote = client_address(req.headers(), peer, &app.limits.trusted_proxies).to_string();
     let host = req
         .headers()
         .get("host")
@@ -44,7 +44,7 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let limit = app.config.max_message_size;
+    let limit = app.limits.max_message;
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         // Let a message somewhat over the limit through so that we can refuse it with a close
@@ -57,15 +57,10 @@ pub async fn upgrade(
         })
 }
 
-async fn run(app: Arc<AppState>, socket: WebSocket, remote: String) {
-    let limit = app.config.max_message_size;
-    let outbox = Arc::new(Outbox::new(app.config.outbox_bytes));
-    let mut session = Session::new(
-        app.hub.clone(),
-        remote,
-        outbox.clone(),
-        app.config.session_limits(),
-    );
+async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
+    let limit = app.limits.max_message;
+    let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
+    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), app.limits.session);
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(

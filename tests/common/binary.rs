@@ -71,6 +71,14 @@ impl Running {
             .unwrap_or_else(|| panic!("bad startup line: {line:?}"))
     }
 
+    /// `signal` from async code: the wait runs on a blocking thread, so that the test's own
+    /// tasks (its web app answering the shutdown's webhooks) keep running meanwhile.
+    pub async fn stop(self, signal: &'static str) -> ExitStatus {
+        tokio::task::spawn_blocking(move || self.signal(signal))
+            .await
+            .expect("the wait did not panic")
+    }
+
     /// Sends `signal` and waits for the exit (output closes when the process ends).
     pub fn signal(mut self, signal: &str) -> ExitStatus {
         let status = Command::new("kill")

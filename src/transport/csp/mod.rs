@@ -10,10 +10,9 @@ mod session;
 
 pub use session::{Limits, Registry};
 
-use super::{client_address, PeerAddr};
-use crate::app::AppState;
+use super::{client_address, PeerAddr, Shared};
+use crate::outbox::CloseReason;
 use crate::protocol::to_ascii_string;
-use crate::session::CloseReason;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -74,7 +73,7 @@ fn session_not_found() -> Response {
 
 /// `/csp/{*endpoint}`.
 pub async fn handle(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<Shared>>,
     ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     Path(endpoint): Path<String>,
     method: Method,
@@ -105,7 +104,7 @@ pub async fn handle(
     }
     if method == Method::POST {
         // A packet batch is at most a few frames; the limit leaves room for base64 and JSON.
-        let limit = app.config.max_message_size * 2 + 1024;
+        let limit = app.limits.max_message * 2 + 1024;
         match axum::body::to_bytes(body, limit).await {
             Ok(bytes) if !bytes.is_empty() => {
                 let Ok(text) = String::from_utf8(bytes.to_vec()) else {
@@ -126,7 +125,7 @@ pub async fn handle(
     let form = Form(form);
     let csp = &app.csp;
     if endpoint == "handshake" {
-        let remote = client_address(&headers, peer, &app.config.trusted_proxies);
+        let remote = client_address(&headers, peer, &app.limits.trusted_proxies);
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -150,7 +149,7 @@ pub async fn handle(
     let _request = session.begin_request(|k| form.get(k));
     match endpoint.as_str() {
         "comet" => {
-            let reply = session.comet(app.config.csp_poll_timeout).await;
+            let reply = session.comet(app.limits.csp_poll_timeout).await;
             respond(StatusCode::OK, None, session.vars().ct, reply.into_body())
         }
         "send" => match form.get("d") {

@@ -14,7 +14,8 @@
 use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
-use crate::session::{CloseReason, Outbox, Session};
+use crate::outbox::{CloseReason, Outbox};
+use crate::session::Session;
 use bytes::Bytes;
 use futures_util::stream;
 use parking_lot::Mutex;

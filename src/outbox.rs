@@ -1,4 +1,5 @@
-//! A connection's outgoing queue: byte-bounded, never blocking the producer.
+//! A connection's outgoing queue: byte-bounded, never blocking the producer. It sits below both
+//! the hub (which fills it) and the transports (which drain it), so neither depends on the other.
 //!
 //! Fan-out pushes encoded frames here synchronously while holding a channel lock, so a push must
 //! never wait. Instead every outbox has a byte budget: a subscriber that falls that far behind is

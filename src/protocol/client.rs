@@ -1,0 +1,202 @@
+//! The frames a client may send (spec §2.2), typed, with their arguments checked. Pure: no I/O,
+//! no state, so it is unit-tested and fuzzed on its own.
+
+use serde_json::{Map, Value};
+
+/// A client frame whose arguments are well formed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// `cookie` is the client's cookie string; `payload` its connect payload as JSON text
+    /// (`"null"` when absent), kept as text because CONNECTED echoes it verbatim.
+    Connect {
+        cookie: String,
+        payload: String,
+    },
+    Subscribe {
+        channel: String,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Publish {
+        channel: String,
+        payload: Value,
+    },
+    /// A private message to the user named `recipient`.
+    Message {
+        recipient: String,
+        payload: Value,
+    },
+}
+
+/// Which frame a name stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Connect,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    Message,
+}
+
+/// Why a frame's arguments were refused; the text is the original server's ERROR `msg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ArgError(pub &'static str);
+
+impl FrameKind {
+    /// The kind of a frame named `name`, if it is one a client may send.
+    pub fn of(name: &str) -> Option<FrameKind> {
+        Some(match name {
+            "CONNECT" => FrameKind::Connect,
+            "SUBSCRIBE" => FrameKind::Subscribe,
+            "UNSUBSCRIBE" => FrameKind::Unsubscribe,
+            "PUBLISH" => FrameKind::Publish,
+            "MESSAGE" => FrameKind::Message,
+            _ => return None,
+        })
+    }
+
+    /// Checks the arguments of a frame of this kind.
+    pub fn parse(self, args: &Map<String, Value>) -> Result<ClientFrame, ArgError> {
+        let channel = || name_arg(args.get("channel_name"), "channel_name required");
+        Ok(match self {
+            FrameKind::Connect => {
+                let cookie = match args.get("cookie_string") {
+                    Some(Value::String(s)) => s.clone(),
+                    None | Some(Value::Null) => return Err(ArgError("Missing cookie_string")),
+                    Some(_) => return Err(ArgError("Invalid cookie_string (must be string)")),
+                };
+                let payload = match args.get("payload") {
+                    None | Some(Value::Null) => "null".to_owned(),
+                    Some(Value::String(s)) if serde_json::from_str::<Value>(s).is_ok() => s.clone(),
+                    Some(_) => return Err(ArgError("Invalid json for payload")),
+                };
+                ClientFrame::Connect { cookie, payload }
+            }
+            FrameKind::Subscribe => ClientFrame::Subscribe {
+                channel: channel()?,
+            },
+            FrameKind::Unsubscribe => ClientFrame::Unsubscribe {
+                channel: channel()?,
+            },
+            FrameKind::Publish => ClientFrame::Publish {
+                channel: channel()?,
+                payload: payload_arg(args.get("payload"))?,
+            },
+            FrameKind::Message => ClientFrame::Message {
+                recipient: name_arg(args.get("name"), "name required")?,
+                payload: payload_arg(args.get("payload"))?,
+            },
+        })
+    }
+}
+
+/// A required, non-empty string argument.
+fn name_arg(v: Option<&Value>, missing: &'static str) -> Result<String, ArgError> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        None | Some(Value::Null) | Some(Value::String(_)) => Err(ArgError(missing)),
+        Some(_) => Err(ArgError("Invalid name (must be a non-empty string)")),
+    }
+}
+
+/// A payload argument: JSON text in a string, `null` when absent.
+fn payload_arg(v: Option<&Value>) -> Result<Value, ArgError> {
+    match v {
+        None | Some(Value::Null) => Ok(Value::Null),
+        Some(Value::String(s)) => {
+            serde_json::from_str(s).map_err(|_| ArgError("Invalid json for payload"))
+        }
+        Some(_) => Err(ArgError("Invalid json for payload")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(kind: FrameKind, args: Value) -> Result<ClientFrame, ArgError> {
+        kind.parse(args.as_object().unwrap())
+    }
+
+    #[test]
+    fn arguments_and_their_errors() {
+        assert_eq!(
+            parse(FrameKind::Connect, json!({"cookie_string": "a=1"})),
+            Ok(ClientFrame::Connect {
+                cookie: "a=1".into(),
+                payload: "null".into()
+            })
+        );
+        assert_eq!(
+            parse(FrameKind::Connect, json!({})),
+            Err(ArgError("Missing cookie_string"))
+        );
+        assert_eq!(
+            parse(
+                FrameKind::Connect,
+                json!({"cookie_string": "", "payload": "{"})
+            ),
+            Err(ArgError("Invalid json for payload"))
+        );
+        assert_eq!(
+            parse(FrameKind::Subscribe, json!({"channel_name": ""})),
+            Err(ArgError("channel_name required"))
+        );
+        assert_eq!(
+            parse(FrameKind::Unsubscribe, json!({"channel_name": 3})),
+            Err(ArgError("Invalid name (must be a non-empty string)"))
+        );
+        assert_eq!(
+            parse(
+                FrameKind::Publish,
+                json!({"channel_name": "a", "payload": "[1]"})
+            ),
+            Ok(ClientFrame::Publish {
+                channel: "a".into(),
+                payload: json!([1])
+            })
+        );
+        assert_eq!(
+            parse(FrameKind::Message, json!({"payload": "1"})),
+            Err(ArgError("name required"))
+        );
+        assert_eq!(FrameKind::of("NOPE"), None);
+    }
+
+    /// Arbitrary argument maps never panic.
+    #[test]
+    fn random_arguments_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let keys = ["cookie_string", "payload", "channel_name", "name", "x"];
+        let values = [
+            json!(null),
+            json!(""),
+            json!("a"),
+            json!("{\"a\""),
+            json!("[1, 2]"),
+            json!(7),
+            json!(true),
+            json!([]),
+            json!({}),
+        ];
+        let kinds = [
+            FrameKind::Connect,
+            FrameKind::Subscribe,
+            FrameKind::Unsubscribe,
+            FrameKind::Publish,
+            FrameKind::Message,
+        ];
+        for _ in 0..5000 {
+            let mut args = Map::new();
+            for _ in 0..rng.random_range(0..4) {
+                let k = keys[rng.random_range(0..keys.len())];
+                args.insert(k.into(), values[rng.random_range(0..values.len())].clone());
+            }
+            let _ = kinds[rng.random_range(0..kinds.len())].parse(&args);
+        }
+    }
+}
