@@ -2,6 +2,8 @@
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::Engine;
 use crate::hub::Hub;
 use crate::transport::{self, csp, websocket, PeerAddr, Shared, TimedListener};
 use crate::webhook::WebhookClient;
@@ -89,7 +91,8 @@ impl App {
             config.webhook_timeout,
             config.webhook_max_concurrency,
         );
-        let hub = Hub::new(webhooks, shutdown.clone(), config.history_max_bytes);
+        let engine = Engine::Memory(MemoryEngine::new(config.history_max_bytes));
+        let hub = Hub::new(engine, webhooks, shutdown.clone());
         let api = Arc::new(ApiState {
             hub: hub.clone(),
             token: config.api_security_token.clone().into(),

@@ -15,6 +15,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod hub;
 pub mod log;
 pub mod outbox;

@@ -1,7 +1,7 @@
 //! The sixteen Web API methods.
 
 use super::{ApiError, ApiState, Call, Outcome, Params};
-use crate::hub::{raw, HubError, Origin};
+use crate::hub::{raw, Hooks, HubError, Leave, Origin, Publish};
 use crate::webhook::Hook;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -41,7 +41,10 @@ pub fn lookup(name: &str) -> Option<Call> {
 }
 
 async fn get_server_info(api: Arc<ApiState>, _: Params) -> Outcome {
-    Ok(json!({"channels": api.hub.channel_names(), "connections": api.hub.connection_ids()}))
+    Ok(json!({
+        "channels": api.hub.channel_names().await?,
+        "connections": api.hub.connection_ids().await?,
+    }))
 }
 
 /// Publishes to one existing channel; the frame's `user` is `originator` or JSON null.
@@ -51,20 +54,15 @@ pub(super) async fn publish_one(
     channel: &str,
     payload: &RawValue,
 ) -> Result<(), ApiError> {
-    let originator = params.get("originator");
-    let hooks = params.send_hook();
-    let result = api
-        .hub
-        .publish(
-            None,
-            originator,
-            &Origin::default(),
-            channel,
-            payload,
-            hooks,
-        )
-        .await;
-    Ok(result?)
+    let publish = Publish {
+        publisher: None,
+        originator: params.get("originator"),
+        origin: &Origin::default(),
+        channel,
+        payload,
+        hooks: params.hooks(),
+    };
+    Ok(api.hub.publish(publish).await?)
 }
 
 async fn publish(api: Arc<ApiState>, params: Params) -> Outcome {
@@ -98,7 +96,7 @@ async fn publish_multi(api: Arc<ApiState>, params: Params) -> Outcome {
     }
     let payload = raw(&params.payload()?);
     for channel in names {
-        if !api.hub.channel_exists(channel) {
+        if !api.hub.channel_exists(channel).await? {
             continue;
         }
         match publish_one(&api, &params, channel, &payload).await {
@@ -111,47 +109,45 @@ async fn publish_multi(api: Arc<ApiState>, params: Params) -> Outcome {
 }
 
 /// The user named by `key`, and an origin carrying the user's remembered cookie.
-fn user_param(
+async fn user_param<'p>(
     api: &ApiState,
-    params: &Params,
+    params: &'p Params,
     key: &'static str,
-) -> Result<(Arc<crate::hub::User>, Origin), ApiError> {
+) -> Result<(&'p str, Origin), ApiError> {
     let name = params.required(key)?;
-    let user = api
-        .hub
-        .user(name)
-        .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
-    let cookie = user.state.lock().temp_cookie.clone();
-    Ok((user, Origin::api(cookie)))
+    let cookie = api.hub.user_cookie(name).await?;
+    Ok((name, Origin::api(cookie)))
 }
 
 pub(super) async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
-    let (user, origin) = user_param(&api, &params, "name")?;
+    let (user, origin) = user_param(&api, &params, "name").await?;
     api.hub
-        .subscribe(&user, &origin, channel, params.send_hook())
+        .subscribe(user, &origin, channel, params.hooks())
         .await?;
     Ok(json!({}))
 }
 
 pub(super) async fn unsubscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
-    if !api.hub.channel_exists(channel) {
+    if !api.hub.channel_exists(channel).await? {
         return Err(HubError::NoChannel(channel.to_owned()).into());
     }
-    let (user, origin) = user_param(&api, &params, "name")?;
-    api.hub
-        .unsubscribe(&user, &origin, channel, params.send_hook(), false)
-        .await?;
+    let (user, origin) = user_param(&api, &params, "name").await?;
+    let leave = match params.hooks() {
+        Hooks::Ask => Leave::Asked,
+        Hooks::Skip => Leave::Silent,
+    };
+    api.hub.unsubscribe(user, &origin, channel, leave).await?;
     Ok(json!({}))
 }
 
 async fn message(api: Arc<ApiState>, params: Params) -> Outcome {
     let recipient = params.required("recipient_name")?;
-    let (sender, origin) = user_param(&api, &params, "sender_name")?;
+    let (sender, origin) = user_param(&api, &params, "sender_name").await?;
     let payload = params.payload()?;
     api.hub
-        .message(&sender, &origin, recipient, payload, params.send_hook())
+        .message(sender, &origin, recipient, payload, params.hooks())
         .await?;
     Ok(json!({}))
 }
@@ -174,13 +170,13 @@ async fn destroy_channel(api: Arc<ApiState>, params: Params) -> Outcome {
 pub(super) async fn set_channel_options(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let options = params.options(&RESERVED)?;
-    api.hub.set_channel_options(channel, &options)?;
+    api.hub.set_channel_options(channel, &options).await?;
     Ok(json!({}))
 }
 
 pub(super) async fn get_channel_info(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
-    Ok(api.hub.channel_info(channel)?)
+    Ok(api.hub.channel_info(channel).await?)
 }
 
 pub(super) async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome {
@@ -191,27 +187,27 @@ pub(super) async fn state_set_key(api: Arc<ApiState>, params: Params) -> Outcome
         .ok_or(ApiError::Missing("'val' argument"))?;
     let val: Value = serde_json::from_str(val)
         .map_err(|_| ApiError::Invalid("Invalid json for val".to_owned()))?;
-    api.hub.state_set_key(channel, key, val)?;
+    api.hub.state_set_key(channel, key, val).await?;
     Ok(json!({}))
 }
 
 pub(super) async fn state_delete_key(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let key = params.required("key")?;
-    api.hub.state_delete_key(channel, key)?;
+    api.hub.state_delete_key(channel, key).await?;
     Ok(json!({}))
 }
 
 async fn set_user_options(api: Arc<ApiState>, params: Params) -> Outcome {
     let name = params.required("user_name")?;
     let options = params.options(&["user_name"])?;
-    api.hub.set_user_options(name, &options)?;
+    api.hub.set_user_options(name, &options).await?;
     Ok(json!({}))
 }
 
 async fn get_user_info(api: Arc<ApiState>, params: Params) -> Outcome {
     let name = params.required("user_name")?;
-    Ok(api.hub.user_info(name)?)
+    Ok(api.hub.user_info(name).await?)
 }
 
 /// Closes every connection of a user (`name`; `user_name` and `identifier` are accepted too).
@@ -220,7 +216,7 @@ async fn disconnect(api: Arc<ApiState>, params: Params) -> Outcome {
         .iter()
         .find_map(|k| params.get(k).filter(|v| !v.is_empty()))
         .ok_or(ApiError::Missing("name"))?;
-    let closed = api.hub.kick(name)?;
+    let closed = api.hub.kick(name).await?;
     Ok(json!({"connections": closed}))
 }
 

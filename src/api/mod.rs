@@ -121,6 +121,15 @@ impl Params {
         self.get("send_hook") == Some("1")
     }
 
+    /// Whether the call asks the webhooks a user's own action would (`send_hook=1`).
+    pub fn hooks(&self) -> crate::hub::Hooks {
+        if self.send_hook() {
+            crate::hub::Hooks::Ask
+        } else {
+            crate::hub::Hooks::Skip
+        }
+    }
+
     /// A JSON payload parameter, `null` when absent.
     pub fn payload(&self) -> Result<Value, ApiError> {
         match self.get("payload") {

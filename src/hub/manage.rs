@@ -1,11 +1,9 @@
 //! What the web application does through the Web API besides publishing: channel creation and
-//! destruction, options, state, user options, kicking users.
+//! destruction, options, state, user options and info, kicking users.
 
-use super::history::now_stamp;
-use super::{Hub, HubError, Origin, User};
-use crate::outbox::CloseReason;
+use super::{Hub, HubError, Origin};
 use crate::webhook::Hook;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 impl Hub {
@@ -17,30 +15,24 @@ impl Hub {
         given: &Map<String, Value>,
         send_hook: bool,
     ) -> Result<(), HubError> {
-        if self.channel_exists(name) {
+        if self.engine.channel_exists(name).await? {
             return Err(HubError::ChannelExists(name.to_owned()));
         }
         if name.len() > super::MAX_CHANNEL_NAME {
             return Err(HubError::ChannelNameTooLong);
         }
+        // Checked before the webhook is asked, as the original did.
         self.vet_options(given)?;
-        let mut options = self.new_channel_options();
-        options.apply(given)?;
+        crate::engine::ChannelSettings::default().update(given)?;
+        let mut from_hook = Map::new();
         if send_hook {
-            let decision = self
-                .hook(
-                    Hook::CreateChannel,
-                    vec![("channel_name", name.to_owned())],
-                    &Origin::default(),
-                )
-                .await;
-            if !decision.success {
-                return Err(HubError::Denied(decision.error_msg()));
-            }
-            self.vet_options(&decision.options)?;
-            options.apply(&decision.options)?;
+            let form = vec![("channel_name", name.to_owned())];
+            from_hook = self
+                .ask(Hook::CreateChannel, form, &Origin::default())
+                .await?
+                .options;
         }
-        if self.insert_channel(name, options) {
+        if self.insert_channel(name, given, &from_hook).await? {
             Ok(())
         } else {
             Err(HubError::ChannelExists(name.to_owned()))
@@ -48,139 +40,124 @@ impl Hub {
     }
 
     /// `/web/destroy_channel`: every subscriber gets its UNSUBSCRIBE (no presence broadcast),
-    /// then the channel is deleted. With `send_hook`, unsubscribe webhooks are called for each
-    /// subscriber and the destroy_channel webhook may veto.
+    /// then the channel is deleted. With `send_hook`, the destroy_channel webhook may veto, and
+    /// an unsubscribe webhook is called for each subscriber.
     pub async fn destroy_channel(
         self: &Arc<Self>,
         name: &str,
         send_hook: bool,
     ) -> Result<(), HubError> {
-        if !self.channel_exists(name) {
-            return Err(HubError::NoChannel(name.to_owned()));
+        let no_channel = || HubError::NoChannel(name.to_owned());
+        if !self.engine.channel_exists(name).await? {
+            return Err(no_channel());
         }
         if send_hook {
-            let decision = self
-                .hook(
-                    Hook::DestroyChannel,
-                    vec![("channel_name", name.to_owned())],
-                    &Origin::default(),
-                )
-                .await;
-            if !decision.success {
-                return Err(HubError::Denied(decision.error_msg()));
-            }
-        }
-        if send_hook {
-            let subscribers: Vec<Arc<User>> = self
-                .with_channel(name, |ch| ch.subscribers.clone())
-                .ok_or_else(|| HubError::NoChannel(name.to_owned()))?;
-            for user in subscribers {
-                let cookie = user.state.lock().temp_cookie.clone();
+            let form = vec![("channel_name", name.to_owned())];
+            self.ask(Hook::DestroyChannel, form, &Origin::default())
+                .await?;
+            let members = self.engine.members(name).await?.ok_or_else(no_channel)?;
+            for user in members {
+                let cookie = self.engine.temp_cookie(&user).await?.unwrap_or_default();
                 let form = vec![
                     ("channel_name", name.to_owned()),
-                    ("user", user.name.to_string()),
+                    ("user", user.to_string()),
                 ];
                 self.hook(Hook::Unsubscribe, form, &Origin::api(cookie))
                     .await;
             }
         }
-        // Taken out under its lock: whoever subscribed until now is unsubscribed, nobody after.
-        let ch = self
-            .take_channel(name, |_| true)
-            .ok_or_else(|| HubError::NoChannel(name.to_owned()))?;
-        let stamp = now_stamp();
-        for user in &ch.subscribers {
-            let frame = ch.membership_frame("UNSUBSCRIBE", &user.name, &stamp);
-            let mut st = user.state.lock();
-            st.send_all(&frame);
-            st.channels.shift_remove(&*ch.name);
+        if !self.engine.destroy_channel(name).await? {
+            return Err(no_channel());
         }
-        self.forget_channel(ch);
+        self.stop_poller(name);
         Ok(())
     }
 
     /// `/web/set_channel_options`: merges options; state changes are broadcast as a diff and a
     /// new `polling` option restarts the poller.
-    pub fn set_channel_options(
+    pub async fn set_channel_options(
         self: &Arc<Self>,
         name: &str,
         opts: &Map<String, Value>,
     ) -> Result<(), HubError> {
-        self.vet_options(opts)?;
-        let applied = self
-            .with_channel(name, |ch| {
-                let applied = ch.options.apply(opts)?;
-                if let Some((updates, deletes)) = applied.state_diff.clone() {
-                    ch.broadcast_state(updates, deletes);
-                }
-                Ok::<_, HubError>(applied)
-            })
-            .ok_or_else(|| HubError::NoChannel(name.to_owned()))??;
-        if applied.polling_changed {
-            self.restart_poller(name);
+        if self.update_polled_channel(name, opts).await? {
+            self.restart_poller(name).await;
         }
         Ok(())
     }
 
+    /// Applies options to a channel without touching its poller; true if `polling` was given
+    /// (a poller applying its own reply goes on with the new settings by itself).
+    pub(super) async fn update_polled_channel(
+        &self,
+        name: &str,
+        opts: &Map<String, Value>,
+    ) -> Result<bool, HubError> {
+        self.vet_options(opts)?;
+        Ok(self
+            .engine
+            .update_channel(name, opts)
+            .await?
+            .ok_or_else(|| HubError::NoChannel(name.to_owned()))??)
+    }
+
     /// `/web/state_set_key`: a STATE_UPDATE goes out only if the value changed.
-    pub fn state_set_key(&self, name: &str, key: &str, val: Value) -> Result<(), HubError> {
-        self.with_channel(name, |ch| {
-            if ch.options.state.get(key) != Some(&val) {
-                ch.options.state.insert(key.to_owned(), val.clone());
-                let mut updates = Map::new();
-                updates.insert(key.to_owned(), val);
-                ch.broadcast_state(updates, Vec::new());
-            }
-        })
-        .ok_or_else(|| HubError::NoChannel(name.to_owned()))
+    pub async fn state_set_key(&self, name: &str, key: &str, val: Value) -> Result<(), HubError> {
+        if self.engine.set_state(name, key, val).await? {
+            Ok(())
+        } else {
+            Err(HubError::NoChannel(name.to_owned()))
+        }
     }
 
     /// `/web/state_delete_key`: a STATE_UPDATE goes out only if the key existed.
-    pub fn state_delete_key(&self, name: &str, key: &str) -> Result<(), HubError> {
-        self.with_channel(name, |ch| {
-            if ch.options.state.shift_remove(key).is_some() {
-                ch.broadcast_state(Map::new(), vec![key.to_owned()]);
-            }
-        })
-        .ok_or_else(|| HubError::NoChannel(name.to_owned()))
+    pub async fn state_delete_key(&self, name: &str, key: &str) -> Result<(), HubError> {
+        if self.engine.delete_state(name, key).await? {
+            Ok(())
+        } else {
+            Err(HubError::NoChannel(name.to_owned()))
+        }
     }
 
-    pub fn set_user_options(&self, name: &str, opts: &Map<String, Value>) -> Result<(), HubError> {
-        let user = self
-            .user(name)
-            .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
-        user.state.lock().options.apply(opts, true)?;
-        Ok(())
+    pub async fn set_user_options(
+        &self,
+        name: &str,
+        opts: &Map<String, Value>,
+    ) -> Result<(), HubError> {
+        match self.engine.set_user_options(name, opts).await? {
+            Some(applied) => Ok(applied?),
+            None => Err(HubError::NoUser(name.to_owned())),
+        }
     }
 
-    pub fn user_info(&self, name: &str) -> Result<Value, HubError> {
-        let user = self
-            .user(name)
-            .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
-        let st = user.state.lock();
-        Ok(json!({
-            "name": &*user.name,
-            "channels": st.channels.keys().map(|c| &**c).collect::<Vec<_>>(),
-            "connections": st.conns.iter().map(|c| &*c.id).collect::<Vec<_>>(),
-            "options": st.options.to_json(),
-        }))
+    pub async fn user_info(&self, name: &str) -> Result<Value, HubError> {
+        self.engine
+            .user_info(name)
+            .await?
+            .ok_or_else(|| HubError::NoUser(name.to_owned()))
     }
 
-    pub fn channel_info(&self, name: &str) -> Result<Value, HubError> {
-        self.with_channel(name, |ch| ch.info())
+    pub async fn channel_info(&self, name: &str) -> Result<Value, HubError> {
+        self.engine
+            .channel_info(name)
+            .await?
             .ok_or_else(|| HubError::NoChannel(name.to_owned()))
+    }
+
+    /// The cookie a Web API call on behalf of `name` carries (the user's remembered one).
+    pub async fn user_cookie(&self, name: &str) -> Result<String, HubError> {
+        self.engine
+            .temp_cookie(name)
+            .await?
+            .ok_or_else(|| HubError::NoUser(name.to_owned()))
     }
 
     /// `/web/disconnect`: closes every connection of the user. Each transport then ends and the
     /// usual close handling (unsubscribes, destroy attempts, disconnect webhook) follows.
-    pub fn kick(&self, name: &str) -> Result<usize, HubError> {
-        let user = self
-            .user(name)
-            .ok_or_else(|| HubError::NoUser(name.to_owned()))?;
-        let st = user.state.lock();
-        for conn in &st.conns {
-            conn.outbox.close(CloseReason::Kicked);
-        }
-        Ok(st.conns.len())
+    pub async fn kick(&self, name: &str) -> Result<usize, HubError> {
+        self.engine
+            .kick(name)
+            .await?
+            .ok_or_else(|| HubError::NoUser(name.to_owned()))
     }
 }

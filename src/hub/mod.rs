@@ -1,37 +1,24 @@
-//! The hub: channels, users and connections, and every rule of §2.4–§2.5 of the spec.
+//! The hub: HookBox's rules (§2.4–§2.5 of the spec) above the [`Engine`] that holds the state.
 //!
-//! This is the in-memory engine. State is split so that no global lock is taken per message:
-//! channels live in [`SHARDS`] independently locked maps (a publication locks only its channel's
-//! shard, then each subscriber's user lock for a few pointer moves); the user and connection maps
-//! are touched only on connect/disconnect. Webhooks are awaited with no lock held, so a slow web
-//! application delays only the actions that wait for it.
+//! Each action asks its webhooks with no lock held (a slow web application delays only the
+//! actions waiting for it), then makes one engine call that decides and applies the effect
+//! atomically, so that every subscriber sees the same order of frames.
 
 mod actions;
-mod channel;
-mod history;
 mod manage;
-mod options;
 mod polling;
-mod user;
 
-pub use channel::Channel;
-pub use history::{now_stamp, raw};
-pub use options::{ChannelOptions, OptionError, UserOptions, CHANNEL_OPTION_KEYS};
-pub use user::{Conn, User, UserState};
+pub use crate::engine::{now_stamp, raw, Conn, User};
+pub use actions::Publish;
 
+use crate::engine::{Engine, EngineError, OptionError};
 use crate::protocol::{args, OutFrame};
 use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
-use indexmap::IndexMap;
 use parking_lot::Mutex;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// Number of channel shards. A power of two well above the core count keeps two publications on
-/// different channels from contending.
-const SHARDS: usize = 32;
 
 /// Longest channel name accepted when creating a channel: names are keys kept in memory, and
 /// a client could otherwise create channels with names of any size.
@@ -62,6 +49,27 @@ pub enum HubError {
     ChannelNameTooLong,
     #[error(transparent)]
     Option(#[from] OptionError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Whether an action asks its webhook (on moderated channels): client actions and Web API calls
+/// with `send_hook=1` do; auto_subscribe lists and plain Web API calls do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    Ask,
+    Skip,
+}
+
+/// How an unsubscribe treats its webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// A client's UNSUBSCRIBE (or `send_hook=1`): the webhook may refuse it.
+    Asked,
+    /// The close cascade: the webhook is called, its answer ignored.
+    Forced,
+    /// No webhook (auto lists, plain Web API calls).
+    Silent,
 }
 
 /// Who is behind an action: whose cookie and address the webhooks carry, and which connection
@@ -97,46 +105,26 @@ impl Origin {
     }
 }
 
-/// One lock's worth of channels.
-type Shard = Mutex<HashMap<Arc<str>, Channel>>;
-
-/// Lock order, to stay deadlock-free: a channel shard, then `presence_watch` or `users`, then one
-/// user's state, then an outbox. Never two shards, never two users' states at once, and no lock
-/// is held across an `.await`.
 pub struct Hub {
-    shards: Box<[Shard]>,
-    hasher: RandomState,
-    users: Mutex<HashMap<Arc<str>, Arc<User>>>,
-    /// Connected connections by id, in connection order (`/web/get_server_info`).
-    conns: Mutex<IndexMap<Arc<str>, Arc<Conn>>>,
-    /// Server presence (§9.3): user name → channels that track whether that user is online.
-    presence_watch: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    engine: Engine,
+    webhooks: WebhookClient,
     /// Channel names being created through the create_channel webhook, each with the async lock
     /// that lines up concurrent creators (see `ensure_channel`).
     creating: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
-    webhooks: WebhookClient,
+    /// The pollers this node runs, by channel (see `polling`).
+    pollers: Mutex<HashMap<Arc<str>, CancellationToken>>,
     /// Parent of every poller's token: cancelled at shutdown.
     shutdown: CancellationToken,
-    /// Bytes of history each channel keeps at most (`--history-max-bytes`).
-    history_max_bytes: usize,
 }
 
 impl Hub {
-    pub fn new(
-        webhooks: WebhookClient,
-        shutdown: CancellationToken,
-        history_max_bytes: usize,
-    ) -> Arc<Hub> {
+    pub fn new(engine: Engine, webhooks: WebhookClient, shutdown: CancellationToken) -> Arc<Hub> {
         Arc::new(Hub {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-            users: Mutex::new(HashMap::new()),
-            conns: Mutex::new(IndexMap::new()),
-            presence_watch: Mutex::new(HashMap::new()),
-            creating: Mutex::new(HashMap::new()),
+            engine,
             webhooks,
+            creating: Mutex::new(HashMap::new()),
+            pollers: Mutex::new(HashMap::new()),
             shutdown,
-            history_max_bytes,
         })
     }
 
@@ -144,38 +132,24 @@ impl Hub {
         &self.webhooks
     }
 
-    fn shard(&self, channel: &str) -> &Shard {
-        let i = self.hasher.hash_one(channel) as usize % SHARDS;
-        &self.shards[i]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
-    /// Runs `f` on a channel under its shard lock. `None` if the channel does not exist.
-    pub fn with_channel<R>(&self, name: &str, f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
-        self.shard(name).lock().get_mut(name).map(f)
+    pub async fn channel_exists(&self, name: &str) -> Result<bool, HubError> {
+        Ok(self.engine.channel_exists(name).await?)
     }
 
-    pub fn channel_exists(&self, name: &str) -> bool {
-        self.shard(name).lock().contains_key(name)
+    pub async fn user_exists(&self, name: &str) -> Result<bool, HubError> {
+        Ok(self.engine.user_exists(name).await?)
     }
 
-    pub fn user(&self, name: &str) -> Option<Arc<User>> {
-        self.users.lock().get(name).cloned()
+    pub async fn channel_names(&self) -> Result<Vec<Value>, HubError> {
+        Ok(self.engine.channel_names().await?)
     }
 
-    pub fn channel_names(&self) -> Vec<Value> {
-        let mut names = Vec::new();
-        for shard in self.shards.iter() {
-            names.extend(shard.lock().keys().map(|k| Value::from(&**k)));
-        }
-        names
-    }
-
-    pub fn connection_ids(&self) -> Vec<Value> {
-        self.conns
-            .lock()
-            .keys()
-            .map(|k| Value::from(&**k))
-            .collect()
+    pub async fn connection_ids(&self) -> Result<Vec<Value>, HubError> {
+        Ok(self.engine.connection_ids().await?)
     }
 
     /// Calls a webhook on behalf of `origin`. For hooks that act for a connection (connect,
@@ -217,20 +191,24 @@ impl Hub {
         decision
     }
 
-    /// Default options for a new channel, with this hub's history byte bound (set before any
-    /// preset `history` is applied, so that it is pruned by the configured bound).
-    pub(crate) fn new_channel_options(&self) -> ChannelOptions {
-        let mut options = ChannelOptions::default();
-        options.history.set_max_bytes(self.history_max_bytes);
-        options
+    /// Calls a webhook whose denial refuses the action: the denial's text is the error.
+    async fn ask(
+        &self,
+        hook: Hook,
+        form: Vec<(&'static str, String)>,
+        origin: &Origin,
+    ) -> Result<Decision, HubError> {
+        let decision = self.hook(hook, form, origin).await;
+        if decision.success {
+            Ok(decision)
+        } else {
+            Err(HubError::Denied(decision.error_msg()))
+        }
     }
 
     /// Refuses options whose `polling.url` is not on an allowed host: a poller publishes what it
     /// fetches, so it must not reach into hosts the operator did not list.
-    pub(crate) fn vet_options(
-        &self,
-        opts: &serde_json::Map<String, Value>,
-    ) -> Result<(), HubError> {
+    pub(crate) fn vet_options(&self, opts: &Map<String, Value>) -> Result<(), HubError> {
         let url = opts
             .get("polling")
             .and_then(|p| p.get("url"))
@@ -247,92 +225,31 @@ impl Hub {
         }
     }
 
-    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
-    fn server_presence(&self, user: &str, online: bool) {
-        let channels = match self.presence_watch.lock().get(user) {
-            Some(chs) => chs.clone(),
-            None => return,
-        };
-        for channel in channels {
-            self.with_channel(&channel, |ch| {
-                if ch.options.state.get(user) != Some(&Value::Bool(online)) {
-                    ch.options
-                        .state
-                        .insert(user.to_owned(), Value::Bool(online));
-                    let mut updates = serde_json::Map::new();
-                    updates.insert(user.to_owned(), Value::Bool(online));
-                    ch.broadcast_state(updates, Vec::new());
-                }
-            });
+    /// Creates a channel from options, `then` applied after `opts` (each validated and vetted
+    /// here); false if it already existed. Starts its poller if it polls.
+    async fn insert_channel(
+        self: &Arc<Self>,
+        name: &str,
+        opts: &Map<String, Value>,
+        then: &Map<String, Value>,
+    ) -> Result<bool, HubError> {
+        self.vet_options(opts)?;
+        self.vet_options(then)?;
+        let update = crate::engine::ChannelSettings::default().update_twice(opts, then)?;
+        let polls = update.settings.polling.is_active();
+        let created = self.engine.create_channel(name, update).await?;
+        if created && polls {
+            self.restart_poller(name).await;
         }
+        Ok(created)
     }
 
-    /// Inserts a new channel (unless one appeared meanwhile), registering server presence and
-    /// starting its poller. Returns false if the channel already existed.
-    fn insert_channel(self: &Arc<Self>, name: &str, mut options: ChannelOptions) -> bool {
-        let name: Arc<str> = Arc::from(name);
-        let watch: Vec<String> = if options.server_presenceful {
-            options.server_user_presence.clone()
-        } else {
-            Vec::new()
-        };
-        let polling = options.polling.is_active();
-        {
-            let mut shard = self.shard(&name).lock();
-            if shard.contains_key(&name) {
-                return false;
-            }
-            // Server presence: register the watch before reading who is online, both under the
-            // shard lock, so a user arriving or leaving meanwhile is applied after the insert.
-            if !watch.is_empty() {
-                let mut pw = self.presence_watch.lock();
-                for u in &watch {
-                    pw.entry(Arc::from(u.as_str()))
-                        .or_default()
-                        .push(name.clone());
-                }
-                drop(pw);
-                let users = self.users.lock();
-                for u in &watch {
-                    let online = users.contains_key(u.as_str());
-                    options.state.insert(u.clone(), Value::Bool(online));
-                }
-            }
-            shard.insert(name.clone(), Channel::new(name.clone(), options, watch));
+    /// Removes a channel that has no subscriber, stopping its poller; true if removed.
+    async fn destroy_if_empty(&self, name: &str) -> Result<bool, HubError> {
+        let destroyed = self.engine.destroy_if_empty(name).await?;
+        if destroyed {
+            self.stop_poller(name);
         }
-        if polling {
-            self.restart_poller(&name);
-        }
-        tracing::debug!("created channel {name}");
-        true
-    }
-
-    /// Removes a channel if `pred` holds for it, checked under the same lock.
-    fn take_channel(&self, name: &str, pred: impl FnOnce(&Channel) -> bool) -> Option<Channel> {
-        let mut shard = self.shard(name).lock();
-        if pred(shard.get(name)?) {
-            shard.remove(name)
-        } else {
-            None
-        }
-    }
-
-    /// Stops what a removed channel left running: its poller and server-presence registrations.
-    fn forget_channel(&self, ch: Channel) {
-        if let Some(token) = &ch.poller {
-            token.cancel();
-        }
-        if !ch.watched.is_empty() {
-            let mut pw = self.presence_watch.lock();
-            for u in &ch.watched {
-                if let Some(list) = pw.get_mut(u.as_str()) {
-                    list.retain(|c| **c != *ch.name);
-                    if list.is_empty() {
-                        pw.remove(u.as_str());
-                    }
-                }
-            }
-        }
-        tracing::debug!("destroyed channel {}", ch.name);
+        Ok(destroyed)
     }
 }

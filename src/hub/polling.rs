@@ -1,43 +1,60 @@
 //! Channel polling (§9.1): a channel can fetch its own content from a URL on an interval.
 //!
-//! One task per polling channel, owning a child token of the hub's shutdown token. The token is
-//! stored in the channel, so destroying the channel or replacing its `polling` option stops the
+//! One task per polling channel, owning a child token of the hub's shutdown token. The hub keeps
+//! the token by channel, so destroying the channel or replacing its `polling` option stops the
 //! task (the original leaked pollers).
 
-use super::{Hub, Origin};
+use super::actions::Publish;
+use super::{Hooks, Hub, Origin};
 use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Back-off after a failed fetch starts here and doubles up to `max(300 s, interval)`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Hub {
     /// Stops the channel's poller, and starts a new one if its polling mode is set.
-    pub(super) fn restart_poller(self: &Arc<Self>, channel: &str) {
+    pub(super) async fn restart_poller(self: &Arc<Self>, channel: &str) {
+        let active = matches!(self.engine.polling(channel).await, Ok(Some(p)) if p.is_active());
         let token = self.shutdown.child_token();
-        let started = self.with_channel(channel, |ch| {
-            if let Some(old) = ch.poller.take() {
+        {
+            let mut pollers = self.pollers.lock();
+            if let Some(old) = pollers.remove(channel) {
                 old.cancel();
             }
-            if ch.options.polling.is_active() {
-                ch.poller = Some(token.clone());
-                true
-            } else {
-                false
+            if !active {
+                return;
             }
-        });
-        if started == Some(true) {
-            let hub = Arc::downgrade(self);
-            let channel = channel.to_owned();
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = token.cancelled() => {}
-                    _ = poll_loop(hub, channel) => {}
-                }
-            });
+            pollers.insert(Arc::from(channel), token.clone());
+        }
+        tokio::spawn(poller(Arc::downgrade(self), channel.to_owned(), token));
+    }
+
+    /// Stops the channel's poller, if this node runs one (its channel is gone).
+    pub(super) fn stop_poller(&self, channel: &str) {
+        if let Some(token) = self.pollers.lock().remove(channel) {
+            token.cancel();
         }
     }
+}
+
+/// A poller's task, boxed: a poll publishes, publishing may create a channel, and creating one
+/// starts a poller, so the future's type would otherwise contain itself.
+fn poller(
+    hub: Weak<Hub>,
+    channel: String,
+    token: CancellationToken,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = poll_loop(hub, channel) => {}
+        }
+    })
 }
 
 /// One fetch's result: the payload to publish and the other options of the reply.
@@ -51,12 +68,14 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
     let mut delay = None;
     loop {
         // Read the current polling settings each round: `persistent` replies may change them.
-        let Some(polling) = hub
-            .upgrade()
-            .and_then(|h| h.with_channel(&channel, |ch| ch.options.polling.clone()))
-        else {
+        let Some(h) = hub.upgrade() else { return };
+        let Ok(Some(polling)) = h.engine.polling(&channel).await else {
             return;
         };
+        if !polling.is_active() {
+            return; // a reply set the mode to ""
+        }
+        drop(h);
         let interval = Duration::from_secs_f64(polling.interval);
         tokio::time::sleep(delay.take().unwrap_or(interval)).await;
         let Some(h) = hub.upgrade() else { return };
@@ -103,34 +122,32 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
             }
         };
         backoff = FIRST_BACKOFF;
-        // A reply with a new `polling` option restarts the poller through set_channel_options;
-        // if the options are refused, this poller carries on with its settings.
-        let mut repoll = fetched.options.contains_key("polling");
+        // A reply may carry options, a new `polling` among them: this loop reads the settings
+        // again next round. If the options are refused, it carries on with its settings.
+        let mut repoll = false;
         if !fetched.options.is_empty() {
-            if let Err(e) = h.set_channel_options(&channel, &fetched.options) {
-                tracing::info!("polling reply for channel {channel} has bad options: {e}");
-                repoll = false;
+            match h.update_polled_channel(&channel, &fetched.options).await {
+                Ok(changed) => repoll = changed,
+                Err(e) => {
+                    tracing::info!("polling reply for channel {channel} has bad options: {e}")
+                }
             }
         }
-        let originator = Some(polling.originator.as_str());
-        if h.publish(
-            None,
-            originator,
-            &Origin::default(),
-            &channel,
-            &super::raw(&fetched.payload),
-            false,
-        )
-        .await
-        .is_err()
-        {
+        let published = h
+            .publish(Publish {
+                publisher: None,
+                originator: Some(&polling.originator),
+                origin: &Origin::default(),
+                channel: &channel,
+                payload: &super::raw(&fetched.payload),
+                hooks: Hooks::Skip,
+            })
+            .await;
+        if published.is_err() {
             return; // the channel is gone
         }
         if polling.mode == "once" && !repoll {
             return;
-        }
-        if repoll {
-            return; // set_channel_options started a fresh poller with the new settings
         }
     }
 }

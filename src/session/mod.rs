@@ -4,7 +4,7 @@
 //! [`Outbox`] yields. Frames of one connection are handled strictly one after another (a webhook
 //! in flight delays only this connection), which is what keeps each client's actions ordered.
 
-use crate::hub::{raw, Conn, Hub, HubError, Origin, User};
+use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish};
 use crate::outbox::{CloseReason, Outbox};
 use crate::protocol::{
     args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
@@ -46,7 +46,7 @@ pub struct Session {
     outbox: Arc<Outbox>,
     decoder: FrameDecoder,
     /// Set once CONNECT succeeded.
-    connected: Option<(Arc<Conn>, Arc<User>)>,
+    connected: Option<(Arc<Conn>, Arc<str>)>,
     /// CONNECTs refused so far, and how many close the connection.
     failed_connects: u32,
     max_failed_connects: u32,
@@ -163,28 +163,28 @@ impl Session {
             ClientFrame::Subscribe { channel } => {
                 // A channel destroyed between its creation and this action is created again,
                 // once, rather than reporting a missing channel the client never named.
-                match hub.subscribe(user, &origin, &channel, true).await {
+                match hub.subscribe(user, &origin, &channel, Hooks::Ask).await {
                     Err(HubError::NoChannel(_)) => {
-                        hub.subscribe(user, &origin, &channel, true).await?
+                        hub.subscribe(user, &origin, &channel, Hooks::Ask).await?
                     }
                     other => other?,
                 }
             }
             ClientFrame::Unsubscribe { channel } => {
-                hub.unsubscribe(user, &origin, &channel, true, false)
+                hub.unsubscribe(user, &origin, &channel, Leave::Asked)
                     .await?;
             }
             ClientFrame::Publish { channel, payload } => {
                 let payload = raw(&payload);
                 let publish = || {
-                    hub.publish(
-                        Some(user),
-                        Some(&user.name),
-                        &origin,
-                        &channel,
-                        &payload,
-                        true,
-                    )
+                    hub.publish(Publish {
+                        publisher: Some(user),
+                        originator: Some(user),
+                        origin: &origin,
+                        channel: &channel,
+                        payload: &payload,
+                        hooks: Hooks::Ask,
+                    })
                 };
                 match publish().await {
                     Err(HubError::NoChannel(_)) => publish().await?,
@@ -192,7 +192,7 @@ impl Session {
                 }
             }
             ClientFrame::Message { recipient, payload } => {
-                hub.message(user, &origin, &recipient, payload, true)
+                hub.message(user, &origin, &recipient, payload, Hooks::Ask)
                     .await?;
             }
             ClientFrame::Connect { .. } => unreachable!("handled by the caller"),

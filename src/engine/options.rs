@@ -4,7 +4,6 @@
 //! `/web/set_channel_options`, polling replies). Every key is validated before any is applied, so a
 //! bad request changes nothing. Unknown keys and wrong types are refused with a message naming the key.
 
-use super::history::History;
 use serde_json::{json, Map, Value};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -147,12 +146,12 @@ impl Polling {
     }
 }
 
-/// Every channel option, with the original's defaults (`moderated` is true).
+/// A channel's settings: every option except `history` and `state`, which are the channel's data
+/// (kept by the engine apart from its settings). The original's defaults (`moderated` is true).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ChannelOptions {
+pub struct ChannelSettings {
     pub reflective: bool,
     pub history_size: u64,
-    pub history: History,
     pub history_duration: u64,
     pub history_publish_only: bool,
     pub moderated: bool,
@@ -162,17 +161,15 @@ pub struct ChannelOptions {
     pub presenceful: bool,
     pub anonymous: bool,
     pub polling: Polling,
-    pub state: Map<String, Value>,
     pub server_presenceful: bool,
     pub server_user_presence: Vec<String>,
 }
 
-impl Default for ChannelOptions {
+impl Default for ChannelSettings {
     fn default() -> Self {
-        ChannelOptions {
+        ChannelSettings {
             reflective: true,
             history_size: 0,
-            history: History::default(),
             history_duration: 0,
             history_publish_only: false,
             moderated: true,
@@ -182,18 +179,24 @@ impl Default for ChannelOptions {
             presenceful: false,
             anonymous: false,
             polling: Polling::default(),
-            state: Map::new(),
             server_presenceful: false,
             server_user_presence: Vec::new(),
         }
     }
 }
 
-/// What applying options changed that others must hear about.
-#[derive(Debug, Default, PartialEq)]
-pub struct Applied {
-    /// `(updates, deletes)` when `state` changed.
-    pub state_diff: Option<(Map<String, Value>, Vec<String>)>,
+/// A validated change of a channel's options: the settings it leads to, and the data it
+/// replaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelUpdate {
+    pub settings: ChannelSettings,
+    /// A preset `history` replacing the current one.
+    pub history: Option<Vec<Value>>,
+    /// The new whole `state`.
+    pub state: Option<Map<String, Value>>,
+    /// `history` or `history_size` was given: the history must be trimmed at once (a fix of the
+    /// original, which let a preset exceed `history_size` until the next append).
+    pub trim_history: bool,
     /// The `polling` option was given: the poller must be restarted.
     pub polling_changed: bool,
 }
@@ -217,7 +220,7 @@ pub const CHANNEL_OPTION_KEYS: [&str; 15] = [
     "server_user_presence",
 ];
 
-impl ChannelOptions {
+impl ChannelSettings {
     pub fn is_moderated_publish(&self) -> bool {
         self.moderated || self.moderated_publish
     }
@@ -228,14 +231,24 @@ impl ChannelOptions {
         self.moderated || self.moderated_unsubscribe
     }
 
-    /// Validates every key of `opts`, then applies them all (or none).
-    pub fn apply(&mut self, opts: &Map<String, Value>) -> Result<Applied, OptionError> {
+    /// Validates every key of `opts` against these settings; nothing is applied, so a bad key
+    /// changes nothing. The result says what applying them means.
+    pub fn update(&self, opts: &Map<String, Value>) -> Result<ChannelUpdate, OptionError> {
         let mut next = self.clone();
-        let mut applied = Applied::default();
+        let mut update = ChannelUpdate {
+            settings: ChannelSettings::default(),
+            history: None,
+            state: None,
+            trim_history: false,
+            polling_changed: false,
+        };
         for (key, v) in opts {
             match key.as_str() {
                 "reflective" => next.reflective = want_bool(key, v)?,
-                "history_size" => next.history_size = want_count(key, v)?,
+                "history_size" => {
+                    next.history_size = want_count(key, v)?;
+                    update.trim_history = true;
+                }
                 "history_duration" => next.history_duration = want_count(key, v)?,
                 "history_publish_only" => next.history_publish_only = want_bool(key, v)?,
                 "moderated" => next.moderated = want_bool(key, v)?,
@@ -246,37 +259,47 @@ impl ChannelOptions {
                 "anonymous" => next.anonymous = want_bool(key, v)?,
                 "server_presenceful" => next.server_presenceful = want_bool(key, v)?,
                 "server_user_presence" => next.server_user_presence = want_names(key, v)?,
-                "history" => next.history.replace(validate_history(v)?),
+                "history" => {
+                    update.history = Some(validate_history(v)?.to_vec());
+                    update.trim_history = true;
+                }
                 "state" => {
-                    next.state = v.as_object().ok_or_else(|| wrong(key, "dict"))?.clone();
+                    update.state = Some(v.as_object().ok_or_else(|| wrong(key, "dict"))?.clone());
                 }
                 "polling" => {
                     next.polling = next.polling.merged(v)?;
-                    applied.polling_changed = true;
+                    update.polling_changed = true;
                 }
                 _ => return Err(OptionError::UnknownKey(key.clone())),
             }
         }
-        if opts.contains_key("state") {
-            let diff = state_diff(&self.state, &next.state);
-            if !diff.0.is_empty() || !diff.1.is_empty() {
-                applied.state_diff = Some(diff);
-            }
-        }
-        *self = next;
-        if opts.contains_key("history") || opts.contains_key("history_size") {
-            // Fix of the original: a preset history longer than history_size is trimmed at once.
-            crate::hub::history::prune(self);
-        }
-        Ok(applied)
+        update.settings = next;
+        Ok(update)
     }
 
-    /// All options as JSON, as `/web/get_channel_info` shows them.
-    pub fn to_json(&self) -> Map<String, Value> {
+    /// The update of applying `first`, then `then` (whose keys win), to these settings.
+    pub fn update_twice(
+        &self,
+        first: &Map<String, Value>,
+        then: &Map<String, Value>,
+    ) -> Result<ChannelUpdate, OptionError> {
+        let a = self.update(first)?;
+        let b = a.settings.update(then)?;
+        Ok(ChannelUpdate {
+            settings: b.settings,
+            history: b.history.or(a.history),
+            state: b.state.or(a.state),
+            trim_history: a.trim_history || b.trim_history,
+            polling_changed: a.polling_changed || b.polling_changed,
+        })
+    }
+
+    /// All options as JSON, as `/web/get_channel_info` shows them, with the channel's data.
+    pub fn to_json(&self, history: Vec<Value>, state: &Map<String, Value>) -> Map<String, Value> {
         let v = json!({
             "reflective": self.reflective,
             "history_size": self.history_size,
-            "history": self.history.to_json(),
+            "history": history,
             "history_duration": self.history_duration,
             "history_publish_only": self.history_publish_only,
             "moderated": self.moderated,
@@ -286,7 +309,7 @@ impl ChannelOptions {
             "presenceful": self.presenceful,
             "anonymous": self.anonymous,
             "polling": self.polling.to_json(),
-            "state": self.state,
+            "state": state,
             "server_presenceful": self.server_presenceful,
             "server_user_presence": self.server_user_presence,
         });
@@ -397,48 +420,55 @@ mod tests {
 
     #[test]
     fn strict_types_and_all_or_nothing() {
-        let mut o = ChannelOptions::default();
+        let o = ChannelSettings::default();
         let e = o
-            .apply(&obj(json!({"reflective": false, "history_size": 5.0})))
+            .update(&obj(json!({"reflective": false, "history_size": 5.0})))
             .unwrap_err();
         assert_eq!(
             e.to_string(),
             "Invalid type for history_size (should be int)"
         );
-        assert!(o.reflective, "nothing applied when one key is bad");
         assert_eq!(
-            o.apply(&obj(json!({"bogus": 1}))).unwrap_err().to_string(),
+            o.update(&obj(json!({"bogus": 1}))).unwrap_err().to_string(),
             "Invalid keyword argument bogus"
         );
         assert_eq!(
-            o.apply(&obj(json!({"presenceful": 1})))
+            o.update(&obj(json!({"presenceful": 1})))
                 .unwrap_err()
                 .to_string(),
             "Invalid type for presenceful (should be bool)"
         );
+        let u = o
+            .update(&obj(json!({"reflective": false, "state": {"a": 1}})))
+            .unwrap();
+        assert!(!u.settings.reflective && u.state == Some(obj(json!({"a": 1}))));
     }
 
     #[test]
     fn state_diff_reported() {
-        let mut o = ChannelOptions::default();
-        o.apply(&obj(json!({"state": {"a": 1, "b": 2}}))).unwrap();
-        let a = o.apply(&obj(json!({"state": {"a": 1, "c": 3}}))).unwrap();
+        let (updates, deletes) =
+            state_diff(&obj(json!({"a": 1, "b": 2})), &obj(json!({"a": 1, "c": 3})));
         assert_eq!(
-            a.state_diff,
-            Some((obj(json!({"c": 3})), vec!["b".to_owned()]))
+            (updates, deletes),
+            (obj(json!({"c": 3})), vec!["b".to_owned()])
         );
     }
 
     #[test]
     fn polling_merges_and_validates() {
-        let mut o = ChannelOptions::default();
-        o.apply(&obj(
-            json!({"polling": {"mode": "simple", "url": "http://x/"}}),
-        ))
-        .unwrap();
-        o.apply(&obj(json!({"polling": {"interval": 1}}))).unwrap();
+        let o = ChannelSettings::default();
+        let o = o
+            .update(&obj(
+                json!({"polling": {"mode": "simple", "url": "http://x/"}}),
+            ))
+            .unwrap()
+            .settings;
+        let o = o
+            .update(&obj(json!({"polling": {"interval": 1}})))
+            .unwrap()
+            .settings;
         assert_eq!(o.polling.mode, "simple");
         assert_eq!(o.polling.interval, 1.0);
-        assert!(o.apply(&obj(json!({"polling": {"mode": "bad"}}))).is_err());
+        assert!(o.update(&obj(json!({"polling": {"mode": "bad"}}))).is_err());
     }
 }

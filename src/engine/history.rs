@@ -5,6 +5,7 @@
 //! an own-SUBSCRIBE frame copies bytes instead of serializing values under the channel's lock,
 //! and so that the byte bound is exact.
 
+use super::options::ChannelSettings;
 use crate::protocol::to_ascii_string;
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
@@ -26,6 +27,8 @@ pub struct Entry {
     json: Box<RawValue>,
     /// The entry's `datetime`, for pruning by age; preset entries may have none.
     stamp: Option<Box<str>>,
+    /// The channel offset of the event it records (0 for a preset entry).
+    pub offset: u64,
 }
 
 impl PartialEq for Entry {
@@ -40,6 +43,7 @@ impl Entry {
         Entry {
             json: raw(&(kind, body)),
             stamp: Some(stamp.into()),
+            offset: 0,
         }
     }
 
@@ -53,11 +57,12 @@ impl Entry {
         Entry {
             json: raw(v),
             stamp,
+            offset: 0,
         }
     }
 
     /// Encoded size in bytes.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.json.get().len()
     }
 
@@ -76,6 +81,8 @@ pub struct History {
     entries: VecDeque<Entry>,
     bytes: usize,
     max_bytes: usize,
+    /// The highest offset of an entry dropped so far: entries newer than it are all still here.
+    floor: u64,
 }
 
 impl Default for History {
@@ -84,6 +91,7 @@ impl Default for History {
             entries: VecDeque::new(),
             bytes: 0,
             max_bytes: DEFAULT_MAX_BYTES,
+            floor: 0,
         }
     }
 }
@@ -91,6 +99,11 @@ impl Default for History {
 impl History {
     /// Replaces the entries (a preset `history` option), keeping the byte bound.
     pub fn replace(&mut self, values: &[Value]) {
+        self.floor = self
+            .entries
+            .iter()
+            .map(|e| e.offset)
+            .fold(self.floor, u64::max);
         self.entries.clear();
         self.bytes = 0;
         for v in values {
@@ -105,15 +118,21 @@ impl History {
         self.prune_bytes();
     }
 
-    fn push(&mut self, e: Entry) {
-        self.bytes += e.len();
+    pub fn push(&mut self, e: Entry) {
+        self.bytes += e.size();
         self.entries.push_back(e);
     }
 
     fn pop_oldest(&mut self) {
         if let Some(e) = self.entries.pop_front() {
-            self.bytes -= e.len();
+            self.bytes -= e.size();
+            self.floor = self.floor.max(e.offset);
         }
+    }
+
+    /// The highest offset of an entry dropped so far.
+    pub fn floor(&self) -> u64 {
+        self.floor
     }
 
     fn prune_bytes(&mut self) {
@@ -140,7 +159,7 @@ impl History {
         let mut used = 0;
         let mut start = self.entries.len();
         for (i, e) in self.entries.iter().enumerate().rev() {
-            used += e.len() + 2;
+            used += e.size() + 2;
             if used > allowance {
                 break;
             }
@@ -164,37 +183,38 @@ impl Serialize for Tail<'_> {
 }
 
 /// Records an entry if the channel keeps history, then prunes.
-pub fn record(opts: &mut super::ChannelOptions, entry: Entry) {
-    if opts.history_size == 0 {
+pub fn record(history: &mut History, settings: &ChannelSettings, entry: Entry) {
+    if settings.history_size == 0 {
         return;
     }
-    opts.history.push(entry);
-    prune(opts);
+    history.push(entry);
+    prune(history, settings, true);
 }
 
-/// Drops entries past `history_size` (oldest first), past the byte bound and, with
-/// `history_duration`, entries whose `datetime` is older than that many seconds. Entries without
-/// a `datetime` (allowed in a preset `history`) are kept by age and only pruned by count and size
-/// (the original crashed on them).
-pub fn prune(opts: &mut super::ChannelOptions) {
+/// Drops entries past `history_size` (oldest first), past the byte bound and, with `by_age` and
+/// `history_duration`, entries whose `datetime` is older than that many seconds (the original
+/// pruned by age only when appending). Entries without a `datetime` (allowed in a preset
+/// `history`) are kept by age and only pruned by count and size (the original crashed on them).
+pub fn prune(history: &mut History, settings: &ChannelSettings, by_age: bool) {
     // A duration too long to subtract from now (thousands of years) prunes nothing by age.
-    let cutoff = i64::try_from(opts.history_duration)
+    let cutoff = i64::try_from(settings.history_duration)
         .ok()
         .and_then(chrono::Duration::try_seconds)
         .and_then(|age| chrono::Local::now().checked_sub_signed(age));
-    let history = &mut opts.history;
-    if let (true, Some(cutoff)) = (opts.history_duration > 0, cutoff) {
+    if let (true, true, Some(cutoff)) = (by_age, settings.history_duration > 0, cutoff) {
         let cutoff = cutoff.format("%Y-%m-%dT%H:%M:%S").to_string();
         // Same-format local stamps compare correctly as strings.
-        let before = history.entries.len();
-        history
+        while let Some(i) = history
             .entries
-            .retain(|e| e.stamp.as_deref().is_none_or(|s| s >= cutoff.as_str()));
-        if history.entries.len() != before {
-            history.bytes = history.entries.iter().map(Entry::len).sum();
+            .iter()
+            .position(|e| e.stamp.as_deref().is_some_and(|s| s < cutoff.as_str()))
+        {
+            let e = history.entries.remove(i).expect("found");
+            history.bytes -= e.size();
+            history.floor = history.floor.max(e.offset);
         }
     }
-    let size = usize::try_from(opts.history_size).unwrap_or(usize::MAX);
+    let size = usize::try_from(settings.history_size).unwrap_or(usize::MAX);
     while size > 0 && history.entries.len() > size {
         history.pop_oldest();
     }
@@ -203,13 +223,20 @@ pub fn prune(opts: &mut super::ChannelOptions) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ChannelOptions;
     use super::*;
     use serde_json::json;
 
+    /// A channel's settings and history, as the engine keeps them.
+    #[derive(Default)]
+    struct ChannelOptions {
+        settings: ChannelSettings,
+        history: History,
+    }
+
     fn publish(o: &mut ChannelOptions, payload: Value, stamp: &str) {
         record(
-            o,
+            &mut o.history,
+            &o.settings,
             Entry::new(
                 "PUBLISH",
                 &json!({"payload": payload, "datetime": stamp}),
@@ -220,10 +247,8 @@ mod tests {
 
     #[test]
     fn keeps_the_newest() {
-        let mut o = ChannelOptions {
-            history_size: 2,
-            ..ChannelOptions::default()
-        };
+        let mut o = ChannelOptions::default();
+        o.settings.history_size = 2;
         for i in 0..3 {
             publish(&mut o, json!(i), "2026-01-01T00:00:00");
         }
@@ -238,10 +263,8 @@ mod tests {
 
     #[test]
     fn bounded_in_bytes_and_trimmed_to_an_allowance() {
-        let mut o = ChannelOptions {
-            history_size: 100,
-            ..ChannelOptions::default()
-        };
+        let mut o = ChannelOptions::default();
+        o.settings.history_size = 100;
         o.history.set_max_bytes(1000);
         for i in 0..20 {
             publish(&mut o, json!("x".repeat(90) + &i.to_string()), "t");
@@ -267,24 +290,20 @@ mod tests {
 
     #[test]
     fn huge_duration_does_not_panic() {
-        let mut o = ChannelOptions {
-            history_size: 10,
-            history_duration: u64::MAX,
-            ..ChannelOptions::default()
-        };
+        let mut o = ChannelOptions::default();
+        o.settings.history_size = 10;
+        o.settings.history_duration = u64::MAX;
         publish(&mut o, json!(1), &now_stamp());
-        o.history_duration = 10_000_000_000_000;
+        o.settings.history_duration = 10_000_000_000_000;
         publish(&mut o, json!(2), &now_stamp());
         assert_eq!(o.history.len(), 2);
     }
 
     #[test]
     fn duration_prunes_old_and_keeps_undated() {
-        let mut o = ChannelOptions {
-            history_size: 10,
-            history_duration: 60,
-            ..ChannelOptions::default()
-        };
+        let mut o = ChannelOptions::default();
+        o.settings.history_size = 10;
+        o.settings.history_duration = 60;
         o.history.replace(&[
             json!(["PUBLISH", {"payload": 0}]),
             json!(["PUBLISH", {"datetime": "2000-01-01T00:00:00"}]),
@@ -293,7 +312,7 @@ mod tests {
         assert_eq!(o.history.len(), 2);
         assert_eq!(
             o.history.bytes,
-            o.history.entries.iter().map(Entry::len).sum::<usize>()
+            o.history.entries.iter().map(Entry::size).sum::<usize>()
         );
     }
 }

@@ -1,4 +1,4 @@
-//! Users and their connections.
+//! Users and their connections on this node, and delivery to them.
 //!
 //! A user exists while at least one connection is attached; several connections (browser tabs)
 //! can share one user. Subscriptions belong to the user; each channel also records which of the
@@ -89,6 +89,17 @@ impl UserState {
     pub fn send_channel(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
         for conn in self.channel_conns(channel, skip_conn) {
             conn.send(frame);
+        }
+    }
+
+    /// `only_to_sender`: the publisher's connections for this channel if subscribed, else all.
+    pub fn send_channel_or_all(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
+        if self.channels.contains_key(channel) {
+            self.send_channel(channel, frame, skip_conn);
+        } else {
+            for conn in self.conns.iter().filter(|c| Some(&*c.id) != skip_conn) {
+                conn.send(frame);
+            }
         }
     }
 

@@ -1,0 +1,451 @@
+//! The in-memory engine: one node, everything in this process.
+//!
+//! Channels live in [`SHARDS`] independently locked maps, so no global lock is taken per message:
+//! a publication locks only its channel's shard, then each subscriber's user lock for a few
+//! pointer moves. Each channel's frames are pushed into the outboxes under that shard lock, which
+//! is what gives every subscriber the same order. Users and connections are in their own maps,
+//! touched only on connect and disconnect.
+//!
+//! Lock order, to stay deadlock-free: a channel shard, then `presence_watch` or `users`, then one
+//! user's state, then an outbox. Never two shards, never two users' states at once, and no lock is
+//! held across an `.await` (nothing here awaits).
+
+mod users;
+
+use super::frames::{self, history_room, SubscribeView};
+use super::history::{self, now_stamp, Entry, History};
+use super::options::{state_diff, ChannelSettings, ChannelUpdate, OptionError, Polling};
+use super::{Emptied, Flags, Joined, Left, Membership, Publication, Recipients, User};
+use crate::engine::Conn;
+use indexmap::IndexMap;
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+/// Number of channel shards. A power of two well above the core count keeps two publications on
+/// different channels from contending.
+const SHARDS: usize = 32;
+
+/// One channel: settings, data, and its subscribers (users in join order).
+struct Channel {
+    name: Arc<str>,
+    settings: ChannelSettings,
+    history: History,
+    state: Map<String, Value>,
+    members: Vec<Arc<User>>,
+    /// Position in the channel's stream of events: each publication, join, leave and state
+    /// change takes the next one. History entries keep theirs.
+    offset: u64,
+    /// Users whose presence this channel tracks (§9.3), fixed at creation like the original.
+    watched: Vec<String>,
+}
+
+impl Channel {
+    fn is_member(&self, user: &str) -> bool {
+        self.members.iter().any(|u| &*u.name == user)
+    }
+
+    fn next_offset(&mut self) -> u64 {
+        self.offset += 1;
+        self.offset
+    }
+
+    /// Sends a frame to every subscriber's connections for this channel.
+    fn broadcast(
+        &self,
+        frame: &crate::protocol::OutFrame,
+        skip_user: Option<&str>,
+        skip_conn: Option<&str>,
+    ) {
+        for user in &self.members {
+            if skip_user == Some(&*user.name) {
+                continue;
+            }
+            user.state.lock().send_channel(&self.name, frame, skip_conn);
+        }
+    }
+
+    fn broadcast_state(&mut self, updates: Map<String, Value>, deletes: Vec<String>) {
+        self.next_offset();
+        self.broadcast(
+            &frames::state_update(&self.name, updates, deletes),
+            None,
+            None,
+        );
+    }
+
+    /// Records an event of the channel in its history (with its offset), if it keeps history.
+    fn record(&mut self, mut entry: Entry, offset: u64) {
+        entry.offset = offset;
+        history::record(&mut self.history, &self.settings, entry);
+    }
+
+    /// Sends `user` its own-SUBSCRIBE frame on every connection that receives this channel,
+    /// sized for the fullest of them; own frames never overflow-close a connection.
+    fn send_own_subscribe(&self, user: &User, initial_data: Option<&Value>) {
+        let st = user.state.lock();
+        let room = st
+            .channel_conns(&self.name, None)
+            .map(|c| history_room(&c.outbox))
+            .min()
+            .unwrap_or(0);
+        let frame = frames::own_subscribe(&self.name, &user.name, self.view(room), initial_data);
+        for conn in st.channel_conns(&self.name, None) {
+            conn.outbox.push_own(&frame);
+        }
+    }
+
+    fn view(&self, history_room: usize) -> SubscribeView<'_> {
+        SubscribeView {
+            history: self.history.newest_within(history_room),
+            history_size: self.settings.history_size,
+            history_duration: self.settings.history_duration,
+            state: &self.state,
+            presence: if self.settings.presenceful {
+                self.members.iter().map(|u| &*u.name).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Applies a validated update; returns the state diff to broadcast, if any.
+    fn apply(&mut self, update: ChannelUpdate) -> Option<(Map<String, Value>, Vec<String>)> {
+        self.settings = update.settings;
+        if let Some(h) = &update.history {
+            self.history.replace(h);
+        }
+        if update.trim_history {
+            history::prune(&mut self.history, &self.settings, false);
+        }
+        let diff = update.state.map(|new| {
+            let diff = state_diff(&self.state, &new);
+            self.state = new;
+            diff
+        });
+        diff.filter(|(u, d)| !u.is_empty() || !d.is_empty())
+    }
+}
+
+/// One lock's worth of channels.
+type Shard = Mutex<HashMap<Arc<str>, Channel>>;
+
+pub struct MemoryEngine {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    users: Mutex<HashMap<Arc<str>, Arc<User>>>,
+    /// Connected connections by id, in connection order (`/web/get_server_info`).
+    conns: Mutex<IndexMap<Arc<str>, Arc<Conn>>>,
+    /// Server presence (§9.3): user name → channels that track whether that user is online.
+    presence_watch: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    /// Bytes of history each channel keeps at most (`--history-max-bytes`).
+    history_max_bytes: usize,
+}
+
+impl MemoryEngine {
+    pub fn new(history_max_bytes: usize) -> MemoryEngine {
+        MemoryEngine {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            users: Mutex::new(HashMap::new()),
+            conns: Mutex::new(IndexMap::new()),
+            presence_watch: Mutex::new(HashMap::new()),
+            history_max_bytes,
+        }
+    }
+
+    fn shard(&self, channel: &str) -> &Shard {
+        let i = self.hasher.hash_one(channel) as usize % SHARDS;
+        &self.shards[i]
+    }
+
+    /// Runs `f` on a channel under its shard lock. `None` if the channel does not exist.
+    fn with_channel<R>(&self, name: &str, f: impl FnOnce(&mut Channel) -> R) -> Option<R> {
+        self.shard(name).lock().get_mut(name).map(f)
+    }
+
+    pub fn channel_exists(&self, ch: &str) -> bool {
+        self.shard(ch).lock().contains_key(ch)
+    }
+
+    pub fn flags(&self, ch: &str) -> Option<Flags> {
+        self.with_channel(ch, |c| Flags::of(&c.settings))
+    }
+
+    pub fn polling(&self, ch: &str) -> Option<Polling> {
+        self.with_channel(ch, |c| c.settings.polling.clone())
+    }
+
+    pub fn create_channel(&self, name: &str, update: ChannelUpdate) -> bool {
+        let name: Arc<str> = Arc::from(name);
+        let mut history = History::default();
+        history.set_max_bytes(self.history_max_bytes);
+        let mut ch = Channel {
+            name: name.clone(),
+            settings: ChannelSettings::default(),
+            history,
+            state: Map::new(),
+            members: Vec::new(),
+            offset: 0,
+            watched: Vec::new(),
+        };
+        ch.apply(update);
+        if ch.settings.server_presenceful {
+            ch.watched = ch.settings.server_user_presence.clone();
+        }
+        let mut shard = self.shard(&name).lock();
+        if shard.contains_key(&name) {
+            return false;
+        }
+        // Server presence: register the watch before reading who is online, both under the shard
+        // lock, so a user arriving or leaving meanwhile is applied after the insert.
+        if !ch.watched.is_empty() {
+            let mut pw = self.presence_watch.lock();
+            for u in &ch.watched {
+                pw.entry(Arc::from(u.as_str()))
+                    .or_default()
+                    .push(name.clone());
+            }
+            drop(pw);
+            let users = self.users.lock();
+            for u in &ch.watched {
+                let online = users.contains_key(u.as_str());
+                ch.state.insert(u.clone(), Value::Bool(online));
+            }
+        }
+        shard.insert(name.clone(), ch);
+        tracing::debug!("created channel {name}");
+        true
+    }
+
+    pub fn update_channel(
+        &self,
+        ch: &str,
+        opts: &Map<String, Value>,
+    ) -> Option<Result<bool, OptionError>> {
+        self.with_channel(ch, |c| {
+            let update = c.settings.update(opts)?;
+            let polling_changed = update.polling_changed;
+            if let Some((updates, deletes)) = c.apply(update) {
+                c.broadcast_state(updates, deletes);
+            }
+            Ok(polling_changed)
+        })
+    }
+
+    pub fn channel_info(&self, ch: &str) -> Option<Value> {
+        self.with_channel(ch, |c| {
+            json!({
+                "name": &*c.name,
+                "options": c.settings.to_json(c.history.to_json(), &c.state),
+                "subscribers": c.members.iter().map(|u| &*u.name).collect::<Vec<_>>(),
+            })
+        })
+    }
+
+    pub fn channel_names(&self) -> Vec<Value> {
+        let mut names = Vec::new();
+        for shard in self.shards.iter() {
+            names.extend(shard.lock().keys().map(|k| Value::from(&**k)));
+        }
+        names
+    }
+
+    pub fn members(&self, ch: &str) -> Option<Vec<Arc<str>>> {
+        self.with_channel(ch, |c| c.members.iter().map(|u| u.name.clone()).collect())
+    }
+
+    pub fn set_state(&self, ch: &str, key: &str, val: Value) -> bool {
+        self.with_channel(ch, |c| {
+            if c.state.get(key) != Some(&val) {
+                c.state.insert(key.to_owned(), val.clone());
+                let mut updates = Map::new();
+                updates.insert(key.to_owned(), val);
+                c.broadcast_state(updates, Vec::new());
+            }
+        })
+        .is_some()
+    }
+
+    pub fn delete_state(&self, ch: &str, key: &str) -> bool {
+        self.with_channel(ch, |c| {
+            if c.state.shift_remove(key).is_some() {
+                c.broadcast_state(Map::new(), vec![key.to_owned()]);
+            }
+        })
+        .is_some()
+    }
+
+    pub fn destroy_if_empty(&self, ch: &str) -> bool {
+        // Checked and removed under one lock, so nobody can join in between.
+        let taken = {
+            let mut shard = self.shard(ch).lock();
+            match shard.get(ch) {
+                Some(c) if c.members.is_empty() => shard.remove(ch),
+                _ => None,
+            }
+        };
+        taken.map(|c| self.forget(c)).is_some()
+    }
+
+    pub fn destroy_channel(&self, ch: &str) -> bool {
+        // Taken out under its lock: whoever subscribed until now is unsubscribed, nobody after.
+        let Some(c) = self.shard(ch).lock().remove(ch) else {
+            return false;
+        };
+        let stamp = now_stamp();
+        for user in &c.members {
+            let frame = frames::membership("UNSUBSCRIBE", &c.name, &user.name, &stamp);
+            let mut st = user.state.lock();
+            st.send_all(&frame);
+            st.channels.shift_remove(&*c.name);
+        }
+        self.forget(c);
+        true
+    }
+
+    /// Drops what a removed channel registered: its server-presence watches.
+    fn forget(&self, c: Channel) {
+        if !c.watched.is_empty() {
+            let mut pw = self.presence_watch.lock();
+            for u in &c.watched {
+                if let Some(list) = pw.get_mut(u.as_str()) {
+                    list.retain(|n| **n != *c.name);
+                    if list.is_empty() {
+                        pw.remove(u.as_str());
+                    }
+                }
+            }
+        }
+        tracing::debug!("destroyed channel {}", c.name);
+    }
+
+    pub fn membership(&self, ch: &str, user: &str, conn: Option<&Arc<str>>) -> Membership {
+        let found = self.with_channel(ch, |c| match c.members.iter().find(|u| &*u.name == user) {
+            Some(u) => {
+                u.state.lock().record(&c.name, conn);
+                Membership::Member
+            }
+            None => Membership::NotMember(Flags::of(&c.settings)),
+        });
+        found.unwrap_or(Membership::NoChannel)
+    }
+
+    pub fn member_flags(&self, ch: &str, user: &str) -> Option<Flags> {
+        self.with_channel(ch, |c| c.is_member(user).then(|| Flags::of(&c.settings)))
+            .flatten()
+    }
+
+    pub fn join(
+        &self,
+        ch: &str,
+        name: &str,
+        conn: Option<&Arc<str>>,
+        initial_data: Option<&Value>,
+    ) -> Joined {
+        let mut shard = self.shard(ch).lock();
+        let Some(c) = shard.get_mut(ch) else {
+            return Joined::NoChannel;
+        };
+        let Some(user) = self.users.lock().get(name).cloned() else {
+            return Joined::UserGone;
+        };
+        {
+            let mut st = user.state.lock();
+            if st.gone || st.conns.is_empty() {
+                // The user's last connection closed meanwhile: its cascade owns the user.
+                return Joined::UserGone;
+            }
+            st.record(&c.name, conn);
+        }
+        if c.is_member(name) {
+            return Joined::AlreadyMember;
+        }
+        c.members.push(user.clone());
+        let offset = c.next_offset();
+        let stamp = now_stamp();
+        if c.settings.presenceful {
+            let presence = frames::membership("SUBSCRIBE", &c.name, name, &stamp);
+            c.broadcast(&presence, Some(name), None);
+        }
+        c.send_own_subscribe(&user, initial_data);
+        if !c.settings.history_publish_only {
+            let body = json!({"user": name, "datetime": stamp});
+            c.record(Entry::new("SUBSCRIBE", &body, &stamp), offset);
+        }
+        Joined::Joined
+    }
+
+    pub fn leave(&self, ch: &str, name: &str) -> Left {
+        self.with_channel(ch, |c| {
+            let pos = c.members.iter().position(|u| &*u.name == name)?;
+            let offset = c.next_offset();
+            let stamp = now_stamp();
+            let frame = frames::membership("UNSUBSCRIBE", &c.name, name, &stamp);
+            if c.settings.presenceful {
+                c.broadcast(&frame, Some(name), None);
+            }
+            let user = c.members.remove(pos);
+            {
+                let mut st = user.state.lock();
+                st.send_all(&frame);
+                st.channels.shift_remove(&*c.name);
+            }
+            if !c.settings.history_publish_only {
+                let body = json!({"user": name, "datetime": stamp});
+                c.record(Entry::new("UNSUBSCRIBE", &body, &stamp), offset);
+            }
+            Some(Emptied(c.members.is_empty()))
+        })
+        .flatten()
+    }
+
+    pub fn publish(&self, ch: &str, p: Publication<'_>) -> bool {
+        // The publisher's user, for only_to_sender, looked up before the channel lock (the lock
+        // order puts `users` after a shard, and this needs no shard).
+        let sender = match p.to {
+            Recipients::User(n) => self.users.lock().get(n).cloned(),
+            _ => None,
+        };
+        self.with_channel(ch, |c| {
+            let offset = c.next_offset();
+            let skip = if c.settings.reflective {
+                None
+            } else {
+                p.skip_conn
+            };
+            match (p.to, &sender) {
+                (Recipients::Subscribers, _) => c.broadcast(&p.frame, None, skip),
+                (Recipients::User(_), Some(user)) => user
+                    .state
+                    .lock()
+                    .send_channel_or_all(&c.name, &p.frame, skip),
+                (Recipients::User(_), None) | (Recipients::Nobody, _) => {}
+            }
+            if let Some(entry) = p.entry {
+                c.record(entry, offset);
+            }
+        })
+        .is_some()
+    }
+
+    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
+    fn server_presence(&self, user: &str, online: bool) {
+        let channels = match self.presence_watch.lock().get(user) {
+            Some(chs) => chs.clone(),
+            None => return,
+        };
+        for channel in channels {
+            self.with_channel(&channel, |c| {
+                if c.state.get(user) != Some(&Value::Bool(online)) {
+                    c.state.insert(user.to_owned(), Value::Bool(online));
+                    let mut updates = Map::new();
+                    updates.insert(user.to_owned(), Value::Bool(online));
+                    c.broadcast_state(updates, Vec::new());
+                }
+            });
+        }
+    }
+}

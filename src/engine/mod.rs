@@ -1,0 +1,311 @@
+//! The engine: everything the nodes of one hookbox server share. Channels (existence, settings,
+//! history, state, members), the user registry, and the delivery of each channel's events to the
+//! connections of this node, in one order per channel for everybody.
+//!
+//! The hub above it keeps HookBox's rules (who may do what, which webhooks, which errors) and
+//! never touches shared state but through these calls. Each call is one decision, made
+//! atomically by the engine: create-if-absent reports whether this call created the channel, a
+//! join whether the user was already a member, a detach whether it was the user's last
+//! connection, a destroy whether the channel was still empty. So decisions that must happen once
+//! (and fire their webhook once) happen once, whichever node asks.
+//!
+//! - [`memory::MemoryEngine`] (the default) keeps it all in this process, in sharded maps; a
+//!   publication is encoded once and pushed into the subscribers' outboxes under its channel's
+//!   lock.
+//!
+//! Frames are built once per event ([`frames`]) and shared by every recipient; the hub builds
+//! PUBLISH frames before calling, the engine the frames that depend on its data (own SUBSCRIBE,
+//! presence, STATE_UPDATE).
+
+pub mod frames;
+pub mod history;
+pub mod local;
+pub mod memory;
+pub mod options;
+
+pub use history::{now_stamp, raw, Entry};
+pub use local::{Conn, User, UserState};
+pub use options::{ChannelSettings, OptionError, Polling, UserOptions, CHANNEL_OPTION_KEYS};
+
+use crate::protocol::OutFrame;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Why the engine could not answer (never for the memory engine).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A channel's flags the hub's rules read before acting (moderation, anonymity, history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flags {
+    pub moderated_publish: bool,
+    pub moderated_subscribe: bool,
+    pub moderated_unsubscribe: bool,
+    pub anonymous: bool,
+    pub keeps_history: bool,
+}
+
+impl Flags {
+    pub fn of(s: &ChannelSettings) -> Flags {
+        Flags {
+            moderated_publish: s.is_moderated_publish(),
+            moderated_subscribe: s.is_moderated_subscribe(),
+            moderated_unsubscribe: s.is_moderated_unsubscribe(),
+            anonymous: s.anonymous,
+            keeps_history: s.history_size > 0,
+        }
+    }
+}
+
+/// Where a user stands with a channel, before a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    NoChannel,
+    /// Already a member (the asking connection is now recorded for the channel).
+    Member,
+    NotMember(Flags),
+}
+
+/// What a join did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    NoChannel,
+    /// The user was a member already; nothing was sent.
+    AlreadyMember,
+    /// The user is a member now: the presence frame went to the others, the own SUBSCRIBE to
+    /// the user, and the history recorded it.
+    Joined,
+    /// The user has no connection left (its last one closed meanwhile).
+    UserGone,
+}
+
+/// What a leave did: `None` if the user was not a member.
+pub type Left = Option<Emptied>;
+
+/// Whether the channel has no subscriber left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Emptied(pub bool);
+
+/// A publication: the encoded frame, its history entry (if the channel keeps history), and who
+/// receives it.
+pub struct Publication<'a> {
+    pub frame: OutFrame,
+    pub entry: Option<Entry>,
+    /// The connection that must not get it (a non-reflective channel's publisher).
+    pub skip_conn: Option<&'a str>,
+    pub to: Recipients<'a>,
+}
+
+/// Who receives a publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipients<'a> {
+    /// Every subscriber.
+    Subscribers,
+    /// `only_to_sender`: this user's connections (for this channel if subscribed, else all).
+    User(&'a str),
+    /// `only_to_sender` without a sender (a Web API publish): it is only recorded.
+    Nobody,
+}
+
+/// What a connection's close left to do.
+#[derive(Debug, Default)]
+pub struct Detached {
+    /// Channels whose last recorded connection of this user this was, in per-connection or
+    /// global-unsubscription mode: the user must leave them.
+    pub emptied: Vec<Arc<str>>,
+    /// It was the user's last connection: the disconnect cascade must run.
+    pub last: bool,
+}
+
+/// The engine this node uses.
+pub enum Engine {
+    Memory(memory::MemoryEngine),
+}
+
+/// Forwards a call to the engine in use.
+macro_rules! each {
+    ($self:ident, $e:ident => $call:expr) => {
+        match $self {
+            Engine::Memory($e) => Ok($call),
+        }
+    };
+}
+
+impl Engine {
+    // --- channels --------------------------------------------------------------------------
+
+    pub async fn channel_exists(&self, ch: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.channel_exists(ch))
+    }
+
+    pub async fn flags(&self, ch: &str) -> Result<Option<Flags>, EngineError> {
+        each!(self, e => e.flags(ch))
+    }
+
+    /// Creates a channel from validated options unless it exists; true if this call created it.
+    pub async fn create_channel(
+        &self,
+        ch: &str,
+        update: options::ChannelUpdate,
+    ) -> Result<bool, EngineError> {
+        each!(self, e => e.create_channel(ch, update))
+    }
+
+    /// Applies options to an existing channel (`None`: no such channel); true if the poller must
+    /// be restarted.
+    pub async fn update_channel(
+        &self,
+        ch: &str,
+        opts: &Map<String, Value>,
+    ) -> Result<Option<Result<bool, OptionError>>, EngineError> {
+        each!(self, e => e.update_channel(ch, opts))
+    }
+
+    pub async fn polling(&self, ch: &str) -> Result<Option<Polling>, EngineError> {
+        each!(self, e => e.polling(ch))
+    }
+
+    /// `/web/get_channel_info`'s body.
+    pub async fn channel_info(&self, ch: &str) -> Result<Option<Value>, EngineError> {
+        each!(self, e => e.channel_info(ch))
+    }
+
+    pub async fn channel_names(&self) -> Result<Vec<Value>, EngineError> {
+        each!(self, e => e.channel_names())
+    }
+
+    pub async fn members(&self, ch: &str) -> Result<Option<Vec<Arc<str>>>, EngineError> {
+        each!(self, e => e.members(ch))
+    }
+
+    /// Sets a state key; a STATE_UPDATE goes out if the value changed. False: no channel.
+    pub async fn set_state(&self, ch: &str, key: &str, val: Value) -> Result<bool, EngineError> {
+        each!(self, e => e.set_state(ch, key, val))
+    }
+
+    /// Deletes a state key; a STATE_UPDATE goes out if it existed. False: no channel.
+    pub async fn delete_state(&self, ch: &str, key: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.delete_state(ch, key))
+    }
+
+    /// Removes a channel that has no subscriber; true if removed.
+    pub async fn destroy_if_empty(&self, ch: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.destroy_if_empty(ch))
+    }
+
+    /// Removes a channel, sending each subscriber its own UNSUBSCRIBE (no presence frames);
+    /// false if it did not exist.
+    pub async fn destroy_channel(&self, ch: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.destroy_channel(ch))
+    }
+
+    // --- membership and publication ---------------------------------------------------------
+
+    pub async fn membership(
+        &self,
+        ch: &str,
+        user: &str,
+        conn: Option<&Arc<str>>,
+    ) -> Result<Membership, EngineError> {
+        each!(self, e => e.membership(ch, user, conn))
+    }
+
+    /// The channel's flags if `user` is one of its members.
+    pub async fn member_flags(&self, ch: &str, user: &str) -> Result<Option<Flags>, EngineError> {
+        each!(self, e => e.member_flags(ch, user))
+    }
+
+    pub async fn join(
+        &self,
+        ch: &str,
+        user: &str,
+        conn: Option<&Arc<str>>,
+        initial_data: Option<&Value>,
+    ) -> Result<Joined, EngineError> {
+        each!(self, e => e.join(ch, user, conn, initial_data))
+    }
+
+    /// Removes a member: presence UNSUBSCRIBE to the others (presenceful channels), its own
+    /// UNSUBSCRIBE to all its connections, the history entry.
+    pub async fn leave(&self, ch: &str, user: &str) -> Result<Left, EngineError> {
+        each!(self, e => e.leave(ch, user))
+    }
+
+    /// Delivers a publication to the channel's subscribers in channel order; false: no channel.
+    pub async fn publish(&self, ch: &str, p: Publication<'_>) -> Result<bool, EngineError> {
+        each!(self, e => e.publish(ch, p))
+    }
+
+    // --- users ------------------------------------------------------------------------------
+
+    /// Attaches a connection that completed CONNECT to user `name` (created if absent; its
+    /// options replaced), after sending the connection an own SUBSCRIBE for every channel the
+    /// user is in. True if the user was created.
+    pub async fn attach(
+        &self,
+        conn: &Arc<Conn>,
+        name: &str,
+        options: UserOptions,
+    ) -> Result<bool, EngineError> {
+        each!(self, e => e.attach(conn, name, options))
+    }
+
+    pub async fn detach(&self, user: &str, conn: &Arc<Conn>) -> Result<Detached, EngineError> {
+        each!(self, e => e.detach(user, conn))
+    }
+
+    pub async fn user_channels(&self, user: &str) -> Result<Vec<Arc<str>>, EngineError> {
+        each!(self, e => e.user_channels(user))
+    }
+
+    pub async fn has_connections(&self, user: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.has_connections(user))
+    }
+
+    /// Removes a user that has no connection; true if removed (and so its disconnect is due).
+    pub async fn remove_user(&self, user: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.remove_user(user))
+    }
+
+    pub async fn user_exists(&self, user: &str) -> Result<bool, EngineError> {
+        each!(self, e => e.user_exists(user))
+    }
+
+    pub async fn user_options(&self, user: &str) -> Result<Option<UserOptions>, EngineError> {
+        each!(self, e => e.user_options(user))
+    }
+
+    pub async fn set_user_options(
+        &self,
+        user: &str,
+        opts: &Map<String, Value>,
+    ) -> Result<Option<Result<(), OptionError>>, EngineError> {
+        each!(self, e => e.set_user_options(user, opts))
+    }
+
+    /// The cookie of the user's last closed connection (for webhooks on its behalf).
+    pub async fn temp_cookie(&self, user: &str) -> Result<Option<String>, EngineError> {
+        each!(self, e => e.temp_cookie(user))
+    }
+
+    pub async fn user_info(&self, user: &str) -> Result<Option<Value>, EngineError> {
+        each!(self, e => e.user_info(user))
+    }
+
+    /// Sends a frame to every connection of a user; false if there is no such user.
+    pub async fn send_to_user(&self, user: &str, frame: &OutFrame) -> Result<bool, EngineError> {
+        each!(self, e => e.send_to_user(user, frame))
+    }
+
+    /// Closes every connection of a user; the number closed, or `None` without such a user.
+    pub async fn kick(&self, user: &str) -> Result<Option<usize>, EngineError> {
+        each!(self, e => e.kick(user))
+    }
+
+    pub async fn connection_ids(&self) -> Result<Vec<Value>, EngineError> {
+        each!(self, e => e.connection_ids())
+    }
+}
