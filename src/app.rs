@@ -1,8 +1,9 @@
 //! Wires the server together: listeners, routes, the hub, and shutdown.
 
 use crate::api::{self, ApiState};
-use crate::config::Config;
+use crate::config::{Config, EngineConfig};
 use crate::engine::memory::MemoryEngine;
+use crate::engine::redis::RedisEngine;
 use crate::engine::Engine;
 use crate::hub::Hub;
 use crate::transport::{self, csp, websocket, PeerAddr, Shared, TimedListener};
@@ -20,6 +21,8 @@ use tokio_util::task::TaskTracker;
 pub enum AppError {
     #[error("cannot listen on {addr}: {err}")]
     Bind { addr: String, err: std::io::Error },
+    #[error("cannot start the engine: {0}")]
+    Engine(crate::engine::EngineError),
 }
 
 /// A bound, not yet serving, hookbox server.
@@ -91,7 +94,16 @@ impl App {
             config.webhook_timeout,
             config.webhook_max_concurrency,
         );
-        let engine = Engine::Memory(MemoryEngine::new(config.history_max_bytes));
+        let engine = match &config.engine {
+            EngineConfig::Memory => {
+                Engine::Memory(Box::new(MemoryEngine::new(config.history_max_bytes)))
+            }
+            EngineConfig::Redis(redis) => Engine::Redis(
+                RedisEngine::connect(redis, config.history_max_bytes, shutdown.clone())
+                    .await
+                    .map_err(AppError::Engine)?,
+            ),
+        };
         let hub = Hub::new(engine, webhooks, shutdown.clone());
         let api = Arc::new(ApiState {
             hub: hub.clone(),

@@ -230,6 +230,21 @@ pub struct Options {
     /// Let /web/set_config change where webhooks go (within the allowed hosts)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_ALLOW_SET_CONFIG_WEBHOOKS")]
     pub allow_set_config_webhooks: Option<bool>,
+    /// Where channels and users live: memory (one node) or redis (several nodes) [default: memory]
+    #[arg(long, value_name = "ENGINE", env = "HOOKBOX_ENGINE")]
+    pub engine: Option<String>,
+    /// Redis to use with --engine redis; with --redis-cluster, comma-separated seed nodes [default: redis://127.0.0.1:6379]
+    #[arg(long, value_name = "URL", env = "HOOKBOX_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The Redis is a Redis Cluster (sharded pub/sub; Redis 7 or later)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_REDIS_CLUSTER")]
+    pub redis_cluster: Option<bool>,
+    /// Prefix of hookbox's Redis keys: the nodes of one server share it [default: hookbox]
+    #[arg(long, value_name = "PREFIX", env = "HOOKBOX_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Seconds after which a node that stopped refreshing its heartbeat is cleaned up after [default: 10]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_NODE_TIMEOUT")]
+    pub node_timeout: Option<f64>,
     /// Seconds SIGTERM/SIGINT waits for every connection's close handling before exiting [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<f64>,
@@ -263,7 +278,8 @@ impl Options {
             max_message_size, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
-            allow_set_config_webhooks, shutdown_timeout, demo, demo_port);
+            allow_set_config_webhooks, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
+            shutdown_timeout, demo, demo_port);
         self
     }
 }

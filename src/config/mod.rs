@@ -31,6 +31,17 @@ fn invalid(option: &'static str, why: impl Into<String>) -> ConfigError {
     }
 }
 
+pub use crate::engine::redis::RedisConfig;
+
+/// Which engine holds channels and users.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineConfig {
+    /// In this process: one node.
+    Memory,
+    /// In Redis: any number of nodes.
+    Redis(RedisConfig),
+}
+
 /// Log verbosity, with Python's level names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -77,6 +88,8 @@ pub struct Config {
     /// (`--webhook-allow-hosts`).
     pub webhook_allow_hosts: Vec<HostRule>,
     pub allow_set_config_webhooks: bool,
+    /// Where channels and users live.
+    pub engine: EngineConfig,
     /// How long shutdown waits for the connections' close handling.
     pub shutdown_timeout: Duration,
     /// Port of the built-in demo web app, when `--demo` is on.
@@ -111,6 +124,7 @@ impl Default for Config {
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
+            engine: EngineConfig::Memory,
             shutdown_timeout: Duration::from_secs(10),
             demo_port: None,
         }
@@ -262,6 +276,49 @@ impl Config {
         )?;
         let shutdown_timeout =
             seconds(o.shutdown_timeout, "--shutdown-timeout", d.shutdown_timeout)?;
+        let engine = match o.engine.as_deref().unwrap_or("memory") {
+            "memory" => EngineConfig::Memory,
+            "redis" => {
+                let urls: Vec<String> = o
+                    .redis_url
+                    .as_deref()
+                    .unwrap_or("redis://127.0.0.1:6379")
+                    .split(',')
+                    .map(|u| u.trim().to_owned())
+                    .filter(|u| !u.is_empty())
+                    .collect();
+                for u in &urls {
+                    let ok = url::Url::parse(u)
+                        .is_ok_and(|p| matches!(p.scheme(), "redis" | "rediss" | "valkey"));
+                    if !ok {
+                        return Err(invalid("--redis-url", format!("{u}: not a redis:// URL")));
+                    }
+                }
+                let prefix = o.redis_prefix.unwrap_or_else(|| "hookbox".to_owned());
+                if prefix.is_empty() || prefix.contains(['{', '}']) {
+                    return Err(invalid(
+                        "--redis-prefix",
+                        "must be non-empty, without { or }",
+                    ));
+                }
+                EngineConfig::Redis(RedisConfig {
+                    urls,
+                    cluster: o.redis_cluster.unwrap_or(false),
+                    prefix,
+                    node_timeout: seconds(
+                        o.node_timeout,
+                        "--node-timeout",
+                        Duration::from_secs(10),
+                    )?,
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "--engine",
+                    format!("{other} (expected memory or redis)"),
+                ))
+            }
+        };
         let at_least_one = |v: Option<usize>, option: &'static str, default: usize| match v {
             None => Ok(default),
             Some(0) => Err(invalid(option, "must be at least 1")),
@@ -348,6 +405,7 @@ impl Config {
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),
+            engine,
             shutdown_timeout,
             demo_port,
         })

@@ -61,6 +61,11 @@ impl Entry {
         }
     }
 
+    /// The encoded entry, `["TYPE", {…}]`.
+    pub fn json(&self) -> &str {
+        self.json.get()
+    }
+
     /// Encoded size in bytes.
     pub fn size(&self) -> usize {
         self.json.get().len()

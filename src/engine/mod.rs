@@ -22,6 +22,7 @@ pub mod history;
 pub mod local;
 pub mod memory;
 pub mod options;
+pub mod redis;
 
 pub use history::{now_stamp, raw, Entry};
 pub use local::{Conn, User, UserState};
@@ -122,7 +123,9 @@ pub struct Detached {
 
 /// The engine this node uses.
 pub enum Engine {
-    Memory(memory::MemoryEngine),
+    // Boxed: the memory engine's maps are inline, the Redis engine is a pointer.
+    Memory(Box<memory::MemoryEngine>),
+    Redis(redis::RedisEngine),
 }
 
 /// Forwards a call to the engine in use.
@@ -130,6 +133,7 @@ macro_rules! each {
     ($self:ident, $e:ident => $call:expr) => {
         match $self {
             Engine::Memory($e) => Ok($call),
+            Engine::Redis($e) => $call.await,
         }
     };
 }

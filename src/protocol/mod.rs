@@ -34,6 +34,16 @@ impl OutFrame {
         OutFrame(Bytes::from(out))
     }
 
+    /// A frame encoded elsewhere (another node), from the bytes [`OutFrame::tail`] gave there.
+    pub fn from_bytes(tail: Bytes) -> OutFrame {
+        OutFrame(tail)
+    }
+
+    /// The encoded frame without its id, as shared between nodes.
+    pub fn tail(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Size in bytes once written with an id (used for outbox byte budgets).
     pub fn wire_len(&self) -> usize {
         self.0.len() + 8

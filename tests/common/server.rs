@@ -3,7 +3,7 @@
 
 use super::{http_client, Client, HookRecord, Reply, WebApp};
 use hookbox::app::App;
-use hookbox::config::Config;
+use hookbox::config::{Config, EngineConfig, RedisConfig};
 use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,9 +24,25 @@ impl Drop for Server {
     }
 }
 
+/// The engine the tests run against: memory, or Redis when `HOOKBOX_TEST_ENGINE=redis` (with
+/// `HOOKBOX_TEST_REDIS_URL`). Each server gets keys of its own, so tests can share one Redis.
+pub fn test_engine() -> EngineConfig {
+    match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
+        Ok("redis") => EngineConfig::Redis(RedisConfig {
+            urls: vec![std::env::var("HOOKBOX_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())],
+            cluster: false,
+            prefix: format!("test{:016x}", rand::random::<u64>()),
+            node_timeout: Duration::from_secs(10),
+        }),
+        _ => EngineConfig::Memory,
+    }
+}
+
 /// A config for tests: loopback, any port, webhooks to `web`, API token `secret`.
 pub fn test_config(web: &WebApp) -> Config {
     Config {
+        engine: test_engine(),
         interface: "127.0.0.1".to_owned(),
         port: 0,
         api_security_token: Some("secret".to_owned()),

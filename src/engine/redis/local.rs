@@ -1,0 +1,401 @@
+//! This node's side of the Redis engine: which local connections receive which channel, and the
+//! dispatcher that turns the events arriving from Redis into frames in their outboxes.
+//!
+//! The dispatcher runs in the pub/sub connection's reader, once per message, synchronously: it
+//! pushes frames into outboxes and never waits, like the memory engine's fan-out. Every channel's
+//! events carry consecutive offsets, so a gap (events lost while Redis was unreachable) is seen
+//! and counted.
+//!
+//! A connection starts receiving a channel only after its own SUBSCRIBE: it gets a *slot* in the
+//! channel, pending until a snapshot of the channel (at offset S) is known; frames arriving
+//! meanwhile are kept in the slot; then the own SUBSCRIBE goes out, followed by the kept frames
+//! newer than S, and the slot delivers everything newer than S from then on.
+
+use super::wire::{self, Event, Keys, Kind, Snapshot};
+use crate::engine::frames::{self, history_room, SubscribeView};
+use crate::engine::{Conn, User};
+use crate::outbox::CloseReason;
+use crate::protocol::OutFrame;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const SHARDS: usize = 32;
+
+/// One lock's worth of local channels.
+type Shard = Mutex<HashMap<Arc<str>, LocalChannel>>;
+
+/// One connection's place in a channel.
+struct Slot {
+    conn: Arc<Conn>,
+    /// Events up to this offset are already in the connection's own SUBSCRIBE.
+    after: u64,
+    /// Until the own SUBSCRIBE is out: the frames that arrived meanwhile, with their offsets.
+    pending: Option<Vec<(u64, OutFrame)>>,
+}
+
+/// A local user that is a member of a channel, with its connections' slots.
+struct Member {
+    user: Arc<User>,
+    slots: Vec<Slot>,
+}
+
+#[derive(Default)]
+struct LocalChannel {
+    /// The offset of the last event delivered (0: none yet).
+    last: u64,
+    members: Vec<Member>,
+}
+
+impl LocalChannel {
+    fn member(&mut self, user: &str) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| &*m.user.name == user)
+    }
+
+    /// Sends (or keeps, for pending slots) a frame to the members' connections that receive
+    /// this channel.
+    fn deliver(
+        &mut self,
+        channel: &str,
+        offset: u64,
+        frame: &OutFrame,
+        skip_user: Option<&str>,
+        skip_conn: Option<&str>,
+        only_user: Option<&str>,
+    ) {
+        for m in &mut self.members {
+            if skip_user == Some(&*m.user.name) || only_user.is_some_and(|u| u != &*m.user.name) {
+                continue;
+            }
+            let st = m.user.state.lock();
+            // Per-connection subscriptions: only the connections recorded for the channel.
+            let recorded = st
+                .options
+                .per_connection_subscriptions
+                .then(|| st.channels.get(channel).map_or(&[][..], Vec::as_slice));
+            for slot in m.slots.iter_mut() {
+                if skip_conn == Some(&*slot.conn.id)
+                    || recorded.is_some_and(|ids| !ids.contains(&slot.conn.id))
+                {
+                    continue;
+                }
+                match &mut slot.pending {
+                    Some(kept) => kept.push((offset, frame.clone())),
+                    None if offset > slot.after => slot.conn.send(frame),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+/// What a user event carries.
+enum UserEvent {
+    /// A frame for every connection of the user (MESSAGE).
+    Frame,
+    /// Close every connection of the user (`/web/disconnect`).
+    Kick,
+    /// The user's options changed (a connect or `set_user_options` on some node).
+    Options(Value),
+    /// The user joined a channel through another node: this node's connections catch up.
+    Joined(String),
+}
+
+/// Something the dispatcher cannot do itself because it must wait (on Redis).
+pub enum Followup {
+    /// This node's connections of `user` must catch up with `channel`.
+    CatchUp { channel: String, user: Arc<User> },
+    /// `channel` has no local member left: its pub/sub subscription can go.
+    Unsubscribe(String),
+    /// Events of `channel` were lost: log and count (done), nothing else can be done.
+    Lost,
+}
+
+pub struct LocalIndex {
+    keys: Keys,
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    /// Users with at least one connection on this node.
+    pub users: Mutex<HashMap<Arc<str>, Arc<User>>>,
+    /// Channel events that never arrived (counted by offset gaps).
+    pub lost_events: AtomicU64,
+}
+
+impl LocalIndex {
+    pub fn new(keys: Keys) -> LocalIndex {
+        LocalIndex {
+            keys,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            users: Mutex::new(HashMap::new()),
+            lost_events: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, channel: &str) -> &Shard {
+        &self.shards[self.hasher.hash_one(channel) as usize % SHARDS]
+    }
+
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.users.lock().get(name).cloned()
+    }
+
+    /// Handles one pub/sub message; what needs waiting is returned to the caller to spawn.
+    pub fn on_message(&self, chan: &str, msg: &[u8]) -> Option<Followup> {
+        let name = Keys::untag(chan)?;
+        if self.keys.is_channel_events(chan) {
+            self.on_channel_event(&name, wire::parse_event(msg)?)
+        } else {
+            self.on_user_event(&name, msg)
+        }
+    }
+
+    fn on_channel_event(&self, channel: &str, ev: Event<'_>) -> Option<Followup> {
+        let frame =
+            (!ev.frame.is_empty()).then(|| OutFrame::from_bytes(Bytes::copy_from_slice(ev.frame)));
+        let mut shard = self.shard(channel).lock();
+        let lc = shard.get_mut(channel)?;
+        if ev.offset <= lc.last {
+            return None; // already delivered (or older than this node's view)
+        }
+        let mut followup = None;
+        if lc.last != 0 && ev.offset > lc.last + 1 {
+            let lost = ev.offset - lc.last - 1;
+            self.lost_events.fetch_add(lost, Ordering::Relaxed);
+            tracing::warn!("{lost} events of channel {channel} were lost (Redis unreachable?)");
+            followup = Some(Followup::Lost);
+        }
+        lc.last = ev.offset;
+        match ev.kind {
+            Kind::Publish { skip_conn, to } => {
+                let frame = frame?;
+                let skip = (!skip_conn.is_empty()).then_some(skip_conn.as_str());
+                match to.as_str() {
+                    "*" => lc.deliver(channel, ev.offset, &frame, None, skip, None),
+                    "-" => {}
+                    user => {
+                        let user = user.strip_prefix("u:").unwrap_or(user);
+                        if lc.member(user).is_some() {
+                            lc.deliver(channel, ev.offset, &frame, None, skip, Some(user));
+                        } else if let Some(u) = self.user(user) {
+                            // only_to_sender to a publisher that is not subscribed: all its tabs.
+                            for c in u.state.lock().conns.iter() {
+                                if Some(&*c.id) != skip {
+                                    c.send(&frame);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Kind::Broadcast { skip_user } => {
+                let skip = (!skip_user.is_empty()).then_some(skip_user.as_str());
+                lc.deliver(channel, ev.offset, &frame?, skip, None, None);
+            }
+            Kind::Join { user } => {
+                if let Some(frame) = frame {
+                    lc.deliver(channel, ev.offset, &frame, Some(&user), None, None);
+                }
+            }
+            Kind::Leave { user, presence } => {
+                let frame = frame?;
+                if presence {
+                    lc.deliver(channel, ev.offset, &frame, Some(&user), None, None);
+                }
+                if let Some(u) = self.user(&user) {
+                    let mut st = u.state.lock();
+                    st.send_all(&frame);
+                    st.channels.shift_remove(channel);
+                }
+                lc.members.retain(|m| *m.user.name != user);
+                if lc.members.is_empty() {
+                    shard.remove(channel);
+                    return Some(Followup::Unsubscribe(channel.to_owned()));
+                }
+            }
+            Kind::Destroy { stamp } => {
+                let lc = shard.remove(channel)?;
+                for m in lc.members {
+                    let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
+                    let mut st = m.user.state.lock();
+                    st.send_all(&frame);
+                    st.channels.shift_remove(channel);
+                }
+                return Some(Followup::Unsubscribe(channel.to_owned()));
+            }
+        }
+        followup
+    }
+
+    fn on_user_event(&self, user: &str, msg: &[u8]) -> Option<Followup> {
+        let nl = msg.iter().position(|b| *b == b'\n')?;
+        let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
+        let event = match header.first()?.as_str()? {
+            "M" => UserEvent::Frame,
+            "K" => UserEvent::Kick,
+            "O" => UserEvent::Options(header.get(1)?.clone()),
+            "J" => UserEvent::Joined(header.get(1)?.as_str()?.to_owned()),
+            _ => return None,
+        };
+        let u = self.user(user)?;
+        match event {
+            UserEvent::Frame => {
+                let frame = OutFrame::from_bytes(Bytes::copy_from_slice(&msg[nl + 1..]));
+                u.state.lock().send_all(&frame);
+            }
+            UserEvent::Kick => {
+                for c in u.state.lock().conns.iter() {
+                    c.outbox.close(CloseReason::Kicked);
+                }
+            }
+            UserEvent::Options(v) => {
+                if let Some(map) = v.as_object() {
+                    let mut st = u.state.lock();
+                    let mut opts = crate::engine::UserOptions::default();
+                    if opts.apply(map, false).is_ok() {
+                        st.options = opts;
+                    }
+                }
+            }
+            UserEvent::Joined(channel) => {
+                return Some(Followup::CatchUp { channel, user: u });
+            }
+        }
+        None
+    }
+
+    /// Gives `conns` of `user` pending slots in `channel` (those that have none), creating the
+    /// local channel. Returns the connections that got one, and whether the channel is new here
+    /// (its pub/sub subscription is then due).
+    pub fn begin_catch_up(
+        &self,
+        channel: &str,
+        user: &Arc<User>,
+        conns: &[Arc<Conn>],
+    ) -> (Vec<Arc<Conn>>, bool) {
+        let mut shard = self.shard(channel).lock();
+        let new = !shard.contains_key(channel);
+        let lc = shard.entry(Arc::from(channel)).or_default();
+        if lc.member(&user.name).is_none() {
+            lc.members.push(Member {
+                user: user.clone(),
+                slots: Vec::new(),
+            });
+        }
+        let m = lc.member(&user.name).expect("just added");
+        let mut added = Vec::new();
+        for c in conns {
+            if !m.slots.iter().any(|s| Arc::ptr_eq(&s.conn, c)) {
+                m.slots.push(Slot {
+                    conn: c.clone(),
+                    after: 0,
+                    pending: Some(Vec::new()),
+                });
+                added.push(c.clone());
+            }
+        }
+        (added, new)
+    }
+
+    /// Resolves the pending slots of `conns` with a snapshot of the channel: own SUBSCRIBE, then
+    /// the kept frames newer than the snapshot.
+    pub fn finish_catch_up(
+        &self,
+        channel: &str,
+        user: &Arc<User>,
+        conns: &[Arc<Conn>],
+        snap: &Snapshot,
+        initial_data: Option<&Value>,
+    ) {
+        let mut shard = self.shard(channel).lock();
+        let Some(lc) = shard.get_mut(channel) else {
+            return; // destroyed meanwhile
+        };
+        let presence: Vec<&str> = if snap.settings.presenceful {
+            snap.members.iter().map(String::as_str).collect()
+        } else {
+            Vec::new()
+        };
+        let Some(m) = lc.member(&user.name) else {
+            return; // left meanwhile
+        };
+        user.state
+            .lock()
+            .channels
+            .entry(Arc::from(channel))
+            .or_default();
+        for slot in m.slots.iter_mut() {
+            if !conns.iter().any(|c| Arc::ptr_eq(c, &slot.conn)) {
+                continue;
+            }
+            let Some(kept) = slot.pending.take() else {
+                continue;
+            };
+            let view = SubscribeView {
+                history: snap.history.newest_within(history_room(&slot.conn.outbox)),
+                history_size: snap.settings.history_size,
+                history_duration: snap.settings.history_duration,
+                state: &snap.state,
+                presence: presence.clone(),
+            };
+            let own = frames::own_subscribe(channel, &user.name, view, initial_data);
+            slot.conn.outbox.push_own(&own);
+            for (offset, frame) in kept {
+                if offset > snap.offset {
+                    slot.conn.send(&frame);
+                }
+            }
+            slot.after = snap.offset;
+        }
+    }
+
+    /// Drops the still-pending slots of `conns` (the join did not happen); returns true if the
+    /// channel has no local member left (its subscription can go).
+    pub fn abandon_catch_up(&self, channel: &str, user: &str, conns: &[Arc<Conn>]) -> bool {
+        let mut shard = self.shard(channel).lock();
+        let Some(lc) = shard.get_mut(channel) else {
+            return false;
+        };
+        if let Some(m) = lc.member(user) {
+            m.slots
+                .retain(|s| s.pending.is_none() || !conns.iter().any(|c| Arc::ptr_eq(c, &s.conn)));
+        }
+        lc.members.retain(|m| !m.slots.is_empty());
+        if lc.members.is_empty() {
+            shard.remove(channel);
+            return true;
+        }
+        false
+    }
+
+    /// A connection of `user` closed: its slots go. Returns the channels left without a local
+    /// member.
+    pub fn drop_connection(&self, user: &Arc<User>, conn: &Arc<Conn>) -> Vec<String> {
+        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
+        let mut emptied = Vec::new();
+        for channel in channels {
+            let mut shard = self.shard(&channel).lock();
+            let Some(lc) = shard.get_mut(&channel) else {
+                continue;
+            };
+            for m in lc.members.iter_mut() {
+                m.slots.retain(|s| !Arc::ptr_eq(&s.conn, conn));
+            }
+            lc.members.retain(|m| !m.slots.is_empty());
+            if lc.members.is_empty() {
+                shard.remove(&channel);
+                emptied.push(channel.to_string());
+            }
+        }
+        emptied
+    }
+
+    /// Whether this node delivers `channel` to anyone (so it must stay subscribed).
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.shard(channel).lock().contains_key(channel)
+    }
+}

@@ -1,0 +1,311 @@
+//! The Redis engine's users: one user across every node, its connections wherever they are.
+
+use super::local::Followup;
+use super::{scripts, unavailable, RedisEngine};
+use crate::engine::options::{OptionError, UserOptions};
+use crate::engine::{Conn, Detached, EngineError, User};
+use crate::protocol::OutFrame;
+use redis::Value as RValue;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+impl RedisEngine {
+    pub async fn attach(
+        &self,
+        conn: &Arc<Conn>,
+        name: &str,
+        options: UserOptions,
+    ) -> Result<bool, EngineError> {
+        let inner = &self.inner;
+        let uk = self.k().user(name);
+        // The local user first: this connection then hears its user's events (MESSAGE, kick).
+        let user = {
+            let mut users = inner.index.users.lock();
+            users
+                .entry(Arc::from(name))
+                .or_insert_with(|| Arc::new(User::new(Arc::from(name))))
+                .clone()
+        };
+        {
+            let mut st = user.state.lock();
+            st.options = options.clone();
+            st.conns.push(conn.clone());
+        }
+        inner.subscribe(&uk.events).await?;
+        let opts = options.to_json();
+        let reply: Vec<String> = inner
+            .invoke(
+                scripts::ATTACH
+                    .key(&uk.meta)
+                    .key(&uk.conns)
+                    .key(&uk.channels)
+                    .arg(&*conn.id)
+                    .arg(&*inner.node)
+                    .arg(opts.to_string()),
+            )
+            .await?;
+        let created = reply.first().is_some_and(|c| c == "1");
+        inner.conns.lock().insert(conn.id.clone());
+        let now = chrono::Utc::now().timestamp_millis();
+        let _: () = redis::pipe()
+            .zadd(self.k().connections(), &*conn.id, now)
+            .ignore()
+            .hset(inner.node_conns_key(), &*conn.id, name)
+            .ignore()
+            .cmd(inner.pub_cmd())
+            .arg(&uk.events)
+            .arg(format!("{}\n", json!(["O", opts])))
+            .ignore()
+            .query_async(&mut inner.conn())
+            .await
+            .map_err(unavailable)?;
+        if created {
+            self.server_presence(name, true).await?;
+        }
+        // The user's channels: this connection gets its own SUBSCRIBE of each, in order with
+        // the channel's events.
+        for channel in reply.iter().skip(1) {
+            inner
+                .catch_up(channel, &user, std::slice::from_ref(conn), None)
+                .await?;
+        }
+        Ok(created)
+    }
+
+    pub async fn detach(&self, name: &str, conn: &Arc<Conn>) -> Result<Detached, EngineError> {
+        let inner = &self.inner;
+        let uk = self.k().user(name);
+        if let Some(user) = inner.index.user(name) {
+            for channel in inner.index.drop_connection(&user, conn) {
+                let _ = inner.followups(Followup::Unsubscribe(channel));
+            }
+            let gone = {
+                let mut st = user.state.lock();
+                st.conns.retain(|c| !Arc::ptr_eq(c, conn));
+                st.conns.is_empty()
+            };
+            if gone {
+                {
+                    let mut users = inner.index.users.lock();
+                    if users
+                        .get(name)
+                        .is_some_and(|u| u.state.lock().conns.is_empty())
+                    {
+                        users.remove(name);
+                    }
+                }
+                let index = inner.index.clone();
+                let user_name = name.to_owned();
+                inner
+                    .unsubscribe(&uk.events, move || index.user(&user_name).is_none())
+                    .await;
+            }
+        }
+        inner.conns.lock().remove(&conn.id);
+        let reply: Vec<String> = inner
+            .invoke(
+                scripts::DETACH
+                    .key(&uk.meta)
+                    .key(&uk.conns)
+                    .key(&uk.recorded)
+                    .arg(&*conn.id)
+                    .arg(&conn.cookie),
+            )
+            .await?;
+        let _: () = redis::pipe()
+            .zrem(self.k().connections(), &*conn.id)
+            .ignore()
+            .hdel(inner.node_conns_key(), &*conn.id)
+            .ignore()
+            .query_async(&mut inner.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(Detached {
+            last: reply.first().is_some_and(|l| l == "1"),
+            emptied: reply
+                .iter()
+                .skip(1)
+                .map(|c| Arc::from(c.as_str()))
+                .collect(),
+        })
+    }
+
+    pub async fn user_channels(&self, name: &str) -> Result<Vec<Arc<str>>, EngineError> {
+        let chans: Vec<String> = self
+            .inner
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.k().user(name).channels)
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        Ok(chans.into_iter().map(Arc::from).collect())
+    }
+
+    pub async fn has_connections(&self, name: &str) -> Result<bool, EngineError> {
+        let n: i64 = self
+            .inner
+            .query(redis::cmd("HLEN").arg(self.k().user(name).conns))
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn remove_user(&self, name: &str) -> Result<bool, EngineError> {
+        let uk = self.k().user(name);
+        let removed: i64 = self
+            .inner
+            .invoke(
+                scripts::REMOVE_USER
+                    .key(&uk.meta)
+                    .key(&uk.conns)
+                    .key(&uk.channels)
+                    .key(&uk.recorded),
+            )
+            .await?;
+        if removed == 1 {
+            self.server_presence(name, false).await?;
+        }
+        Ok(removed == 1)
+    }
+
+    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
+    async fn server_presence(&self, user: &str, online: bool) -> Result<(), EngineError> {
+        let watchers: Vec<String> = self
+            .inner
+            .query(redis::cmd("SMEMBERS").arg(self.k().user(user).watchers))
+            .await?;
+        for channel in watchers {
+            if !self.set_state(&channel, user, Value::Bool(online)).await? {
+                // The channel is gone: forget the watch.
+                let _: i64 = self
+                    .inner
+                    .query(
+                        redis::cmd("SREM")
+                            .arg(self.k().user(user).watchers)
+                            .arg(&channel),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn user_exists(&self, name: &str) -> Result<bool, EngineError> {
+        self.inner
+            .query(redis::cmd("EXISTS").arg(self.k().user(name).meta))
+            .await
+    }
+
+    async fn user_field(&self, name: &str, field: &str) -> Result<Option<String>, EngineError> {
+        self.inner
+            .query(redis::cmd("HGET").arg(self.k().user(name).meta).arg(field))
+            .await
+    }
+
+    pub async fn user_options(&self, name: &str) -> Result<Option<UserOptions>, EngineError> {
+        Ok(self.user_field(name, "opts").await?.map(|text| {
+            let mut o = UserOptions::default();
+            if let Ok(Value::Object(m)) = serde_json::from_str(&text) {
+                let _ = o.apply(&m, false);
+            }
+            o
+        }))
+    }
+
+    pub async fn set_user_options(
+        &self,
+        name: &str,
+        opts: &Map<String, Value>,
+    ) -> Result<Option<Result<(), OptionError>>, EngineError> {
+        let Some(mut options) = self.user_options(name).await? else {
+            return Ok(None);
+        };
+        if let Err(e) = options.apply(opts, true) {
+            return Ok(Some(Err(e)));
+        }
+        let uk = self.k().user(name);
+        let json = options.to_json();
+        let _: () = redis::pipe()
+            .hset(&uk.meta, "opts", json.to_string())
+            .ignore()
+            .cmd(self.inner.pub_cmd())
+            .arg(&uk.events)
+            .arg(format!("{}\n", json!(["O", json])))
+            .ignore()
+            .query_async(&mut self.inner.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(Ok(())))
+    }
+
+    pub async fn temp_cookie(&self, name: &str) -> Result<Option<String>, EngineError> {
+        if !self.user_exists(name).await? {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.user_field(name, "cookie").await?.unwrap_or_default(),
+        ))
+    }
+
+    pub async fn user_info(&self, name: &str) -> Result<Option<Value>, EngineError> {
+        let Some(options) = self.user_options(name).await? else {
+            return Ok(None);
+        };
+        let uk = self.k().user(name);
+        let (channels, conns): (Vec<String>, Vec<String>) = redis::pipe()
+            .zrange(&uk.channels, 0, -1)
+            .hkeys(&uk.conns)
+            .query_async(&mut self.inner.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(json!({
+            "name": name,
+            "channels": channels,
+            "connections": conns,
+            "options": options.to_json(),
+        })))
+    }
+
+    /// Publishes a user event if the user exists: -1 without such a user, else how many
+    /// connections it has.
+    async fn user_event(&self, name: &str, msg: Vec<u8>) -> Result<i64, EngineError> {
+        let uk = self.k().user(name);
+        self.inner
+            .invoke(
+                scripts::USER_EVENT
+                    .key(&uk.meta)
+                    .key(&uk.conns)
+                    .arg(&uk.events)
+                    .arg(self.inner.pub_cmd())
+                    .arg(msg),
+            )
+            .await
+    }
+
+    pub async fn send_to_user(&self, name: &str, frame: &OutFrame) -> Result<bool, EngineError> {
+        let mut msg = b"[\"M\"]\n".to_vec();
+        msg.extend_from_slice(frame.tail());
+        Ok(self.user_event(name, msg).await? >= 0)
+    }
+
+    pub async fn kick(&self, name: &str) -> Result<Option<usize>, EngineError> {
+        let n = self.user_event(name, b"[\"K\"]\n".to_vec()).await?;
+        Ok(usize::try_from(n).ok())
+    }
+
+    pub async fn connection_ids(&self) -> Result<Vec<Value>, EngineError> {
+        let ids: Vec<RValue> = self
+            .inner
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.k().connections())
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        let ids: Vec<String> = redis::from_redis_value(RValue::Array(ids))
+            .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        Ok(ids.into_iter().map(Value::from).collect())
+    }
+}

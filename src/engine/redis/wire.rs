@@ -1,0 +1,336 @@
+//! What the Redis engine writes to and reads from Redis: key names, history entries, channel
+//! snapshots and event messages.
+
+use crate::engine::history::{Entry, History};
+use crate::engine::options::ChannelSettings;
+use redis::Value as RValue;
+use serde_json::{Map, Value};
+
+/// Key names, under a prefix (`--redis-prefix`). Every key of a channel carries the channel's
+/// name as its hash tag (`{…}`), every key of a user the user's, so that each script touches one
+/// slot of a Redis Cluster.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// A name inside a hash tag: `%`, `{` and `}` escaped so that the tag ends where it should.
+fn tag(name: &str) -> String {
+    name.replace('%', "%25")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
+}
+
+/// The keys of one channel.
+pub struct ChannelKeys {
+    pub meta: String,
+    pub history: String,
+    pub members: String,
+    pub state: String,
+    /// The pub/sub channel of its events.
+    pub events: String,
+}
+
+/// The keys of one user.
+pub struct UserKeys {
+    pub meta: String,
+    pub conns: String,
+    pub channels: String,
+    pub recorded: String,
+    /// Channels whose server presence watches this user.
+    pub watchers: String,
+    pub events: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub fn channel(&self, name: &str) -> ChannelKeys {
+        let base = format!("{}:c:{{{}}}", self.prefix, tag(name));
+        ChannelKeys {
+            history: format!("{base}:h"),
+            members: format!("{base}:m"),
+            state: format!("{base}:st"),
+            events: format!("{base}:ev"),
+            meta: base,
+        }
+    }
+
+    pub fn user(&self, name: &str) -> UserKeys {
+        let base = format!("{}:u:{{{}}}", self.prefix, tag(name));
+        UserKeys {
+            conns: format!("{base}:conns"),
+            channels: format!("{base}:chans"),
+            recorded: format!("{base}:rec"),
+            watchers: format!("{base}:w"),
+            events: format!("{base}:ev"),
+            meta: base,
+        }
+    }
+
+    /// Every channel's name.
+    pub fn channel_names(&self) -> String {
+        format!("{}:chans", self.prefix)
+    }
+
+    /// Every connection, scored by connect time.
+    pub fn connections(&self) -> String {
+        format!("{}:conns", self.prefix)
+    }
+
+    /// Every node's heartbeat, by node id: `{"since": …, "seen": …}`.
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    /// One node's connections (connection id → user name), for cleaning up after it.
+    pub fn node_conns(&self, node: &str) -> String {
+        format!("{}:n:{node}:conns", self.prefix)
+    }
+
+    /// The channel prefix of event channel names, to tell channel from user events.
+    pub fn is_channel_events(&self, chan: &str) -> bool {
+        chan.starts_with(&format!("{}:c:{{", self.prefix))
+    }
+
+    /// The name inside a key's hash tag.
+    pub fn untag(key: &str) -> Option<String> {
+        let start = key.find('{')? + 1;
+        let end = start + key[start..].find('}')?;
+        Some(
+            key[start..end]
+                .replace("%7D", "}")
+                .replace("%7B", "{")
+                .replace("%25", "%"),
+        )
+    }
+}
+
+/// A channel's settings as stored: JSON of every option but history and state.
+pub fn settings_json(s: &ChannelSettings) -> String {
+    let mut m = s.to_json(Vec::new(), &Map::new());
+    m.shift_remove("history");
+    m.shift_remove("state");
+    Value::Object(m).to_string()
+}
+
+/// The stored settings, read back through the same validation as any options.
+pub fn parse_settings(text: &str) -> ChannelSettings {
+    serde_json::from_str::<Map<String, Value>>(text)
+        .ok()
+        .and_then(|m| ChannelSettings::default().update(&m).ok())
+        .map(|u| u.settings)
+        .unwrap_or_default()
+}
+
+/// The fields `CREATE` and `UPDATE` store next to the settings JSON, for the scripts to read.
+pub fn settings_args(s: &ChannelSettings) -> [String; 6] {
+    let flag = |b: bool| if b { "1" } else { "0" }.to_owned();
+    [
+        settings_json(s),
+        flag(s.presenceful),
+        flag(s.history_publish_only),
+        s.history_size.to_string(),
+        s.history_duration.to_string(),
+        flag(s.reflective),
+    ]
+}
+
+/// A history entry as given in a preset `history` option: `"<secs> <json>"`.
+pub fn preset_entry(v: &Value) -> String {
+    let secs = v
+        .get(1)
+        .and_then(|b| b.get("datetime"))
+        .and_then(Value::as_str)
+        .and_then(stamp_secs)
+        .unwrap_or(-1);
+    format!("{secs} {}", crate::protocol::to_ascii_string(v))
+}
+
+/// Unix seconds of a `datetime` stamp (server local time).
+pub fn stamp_secs(stamp: &str) -> Option<i64> {
+    let naive = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%dT%H:%M:%S").ok()?;
+    naive
+        .and_local_timezone(chrono::Local)
+        .earliest()
+        .map(|t| t.timestamp())
+}
+
+pub fn now_secs() -> i64 {
+    chrono::Local::now().timestamp()
+}
+
+/// A channel read atomically: its offset, settings, history, state and members.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub offset: u64,
+    pub settings: ChannelSettings,
+    pub history: History,
+    pub state: Map<String, Value>,
+    pub members: Vec<String>,
+}
+
+fn text(v: &RValue) -> String {
+    match v {
+        RValue::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        RValue::SimpleString(s) => s.clone(),
+        RValue::Int(i) => i.to_string(),
+        RValue::VerbatimString { text, .. } => text.clone(),
+        _ => String::new(),
+    }
+}
+
+fn int(v: &RValue) -> i64 {
+    match v {
+        RValue::Int(i) => *i,
+        other => text(other).parse().unwrap_or(0),
+    }
+}
+
+/// Parses a stored history entry `"<offset> <secs> <json>"`.
+fn parse_entry(e: &str) -> Option<Entry> {
+    let mut parts = e.splitn(3, ' ');
+    let offset: u64 = parts.next()?.parse().ok()?;
+    let _secs = parts.next()?;
+    let json: Value = serde_json::from_str(parts.next()?).ok()?;
+    let mut entry = Entry::from_value(&json);
+    entry.offset = offset;
+    Some(entry)
+}
+
+/// Parses a `SNAPSHOT` (or `JOIN`) reply `{2, offset, settings, floor, n, entries…, 2m, pairs…,
+/// members…}`; `history_max_bytes` bounds the history as on every node.
+pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snapshot> {
+    if items.len() < 6 || int(&items[0]) != 2 {
+        return None;
+    }
+    let offset = int(&items[1]) as u64;
+    let settings = parse_settings(&text(&items[2]));
+    let n = int(&items[4]).max(0) as usize;
+    let entries = items.get(5..5 + n)?;
+    let mut history = History::default();
+    history.set_max_bytes(history_max_bytes);
+    for e in entries {
+        if let Some(entry) = parse_entry(&text(e)) {
+            history.push(entry);
+        }
+    }
+    let m = int(items.get(5 + n)?).max(0) as usize;
+    let pairs = items.get(6 + n..6 + n + m)?;
+    let mut state = Map::new();
+    for kv in pairs.chunks(2) {
+        if let [k, v] = kv {
+            let val = serde_json::from_str(&text(v)).unwrap_or(Value::Null);
+            state.insert(text(k), val);
+        }
+    }
+    let members = items[6 + n + m..].iter().map(text).collect();
+    Some(Snapshot {
+        offset,
+        settings,
+        history,
+        state,
+        members,
+    })
+}
+
+/// A channel event as published by the scripts: a JSON header line, then a frame.
+#[derive(Debug)]
+pub struct Event<'a> {
+    pub offset: u64,
+    pub kind: Kind,
+    pub frame: &'a [u8],
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Kind {
+    /// A publication: the connection to skip (`""` none) and the recipients (`*`, `u:<name>`,
+    /// `-`).
+    Publish { skip_conn: String, to: String },
+    /// A frame for every member but `skip_user` (`""` none): STATE_UPDATE.
+    Broadcast { skip_user: String },
+    /// `user` joined at the request of `node`; the frame (if any) is the presence SUBSCRIBE
+    /// for the others.
+    Join { user: String },
+    /// `user` left; the frame is the UNSUBSCRIBE, for the others too when `presence`.
+    Leave { user: String, presence: bool },
+    /// The channel was removed; members (if any) get an UNSUBSCRIBE stamped `stamp`.
+    Destroy { stamp: String },
+}
+
+/// Parses a channel event message.
+pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
+    let nl = msg.iter().position(|b| *b == b'\n')?;
+    let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
+    let s = |i: usize| {
+        header
+            .get(i)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let offset = header.first()?.as_u64()?;
+    let kind = match header.get(1)?.as_str()? {
+        "P" => Kind::Publish {
+            skip_conn: s(2),
+            to: s(3),
+        },
+        "B" => Kind::Broadcast { skip_user: s(2) },
+        "J" => Kind::Join { user: s(2) },
+        "L" => Kind::Leave {
+            user: s(2),
+            presence: header.get(3).and_then(Value::as_i64) == Some(1),
+        },
+        "X" => Kind::Destroy { stamp: s(2) },
+        _ => return None,
+    };
+    Some(Event {
+        offset,
+        kind,
+        frame: &msg[nl + 1..],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_tag_names_safely() {
+        let k = Keys::new("hb");
+        let c = k.channel("a{b}%");
+        assert_eq!(c.meta, "hb:c:{a%7Bb%7D%25}");
+        assert_eq!(Keys::untag(&c.events).as_deref(), Some("a{b}%"));
+        assert!(k.is_channel_events(&c.events));
+        assert!(!k.is_channel_events(&k.user("x").events));
+    }
+
+    #[test]
+    fn events_parse() {
+        let e = parse_event(b"[7, \"P\", \"c1\", \"*\"]\n, \"PUBLISH\", {}]\r\n").unwrap();
+        assert_eq!(e.offset, 7);
+        assert_eq!(
+            e.kind,
+            Kind::Publish {
+                skip_conn: "c1".into(),
+                to: "*".into()
+            }
+        );
+        assert_eq!(e.frame, b", \"PUBLISH\", {}]\r\n");
+        assert!(parse_event(b"nonsense").is_none());
+    }
+
+    #[test]
+    fn settings_round_trip() {
+        let s = ChannelSettings {
+            presenceful: true,
+            history_size: 9,
+            ..ChannelSettings::default()
+        };
+        assert_eq!(parse_settings(&settings_json(&s)), s);
+    }
+}
