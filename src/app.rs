@@ -105,6 +105,7 @@ impl App {
             ),
         };
         let hub = Hub::new(engine, webhooks, shutdown.clone());
+        hub.start_reaping();
         let api = Arc::new(ApiState {
             hub: hub.clone(),
             token: config.api_security_token.clone().into(),

@@ -201,11 +201,18 @@ async fn a_replay_of_several_poisoned_channels_fits_the_new_tab() {
         if !history.is_empty() {
             assert_newest_publications(&history, 4);
         }
-        // The replay is queued in one go (nothing drains meanwhile), so each history is bounded
-        // by half of what the frames before it left of the outbox.
+        // Each history is bounded by half of the room left when it was queued: with the
+        // memory engine the replay is queued in one go, so that is what the frames before it
+        // left; the Redis engine queues channel by channel, the writer draining in between, so
+        // at most half the outbox.
         let size = wire_len(&json!(history));
+        let bound = if common::engine_is_redis() {
+            OUTBOX / 2
+        } else {
+            (OUTBOX - queued) / 2
+        };
         assert!(
-            size <= (OUTBOX - queued) / 2,
+            size <= bound,
             "{ch}: {size} bytes of history with {queued} already queued"
         );
         queued += wire_len(&Value::Object(args));
@@ -213,7 +220,9 @@ async fn a_replay_of_several_poisoned_channels_fits_the_new_tab() {
     }
     seen.sort();
     assert_eq!(seen, channels);
-    assert!(queued < OUTBOX);
+    if !common::engine_is_redis() {
+        assert!(queued < OUTBOX, "the whole replay fits the outbox at once");
+    }
     tab.assert_quiet().await;
     first_tab.assert_quiet().await;
 }
@@ -245,8 +254,15 @@ async fn a_replay_of_several_poisoned_channels_fits_a_new_csp_tab() {
         let args = tab.expect("SUBSCRIBE").await;
         let ch = args["channel_name"].as_str().unwrap().to_owned();
         let history = subscribe_history(&args, &ch);
-        assert!(!history.is_empty(), "{ch}");
-        assert_newest_publications(&history, 59);
+        // With the Redis engine a comet may pull the first replays into (larger) packets
+        // before the next is sized, leaving a later one no room for history: allowed, it only
+        // has to be the newest entries.
+        if !common::engine_is_redis() {
+            assert!(!history.is_empty(), "{ch}");
+        }
+        if !history.is_empty() {
+            assert_newest_publications(&history, 59);
+        }
         seen.push(ch);
     }
     seen.sort();

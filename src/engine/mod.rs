@@ -121,6 +121,25 @@ pub struct Detached {
     pub last: bool,
 }
 
+/// What a lease is for. A lease is held by one node at a time, for a while (see
+/// [`Engine::lease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseKind {
+    /// Asking the create_channel webhook for a new channel: one node at a time per channel.
+    Create,
+    /// Running a channel's poller: one node per channel.
+    Poll,
+}
+
+/// What the engine found left behind by a node that died.
+#[derive(Debug)]
+pub enum Reaped {
+    /// A connection of the dead node: its close handling must run (webhooks included).
+    Connection(Arc<Conn>, Arc<str>),
+    /// Its pollers stopped: channels that poll without a poller must get one.
+    Pollers,
+}
+
 /// The engine this node uses.
 pub enum Engine {
     // Boxed: the memory engine's maps are inline, the Redis engine is a pointer.
@@ -139,6 +158,46 @@ macro_rules! each {
 }
 
 impl Engine {
+    // --- cluster -----------------------------------------------------------------------------
+
+    /// Takes or renews a lease for `ttl`; true if this node holds it now. With one node (the
+    /// memory engine) every lease is this node's.
+    pub async fn lease(
+        &self,
+        kind: LeaseKind,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, EngineError> {
+        match self {
+            Engine::Memory(_) => Ok(true),
+            Engine::Redis(e) => e.lease(kind, name, ttl).await,
+        }
+    }
+
+    /// Gives a lease back, if this node holds it.
+    pub async fn release(&self, kind: LeaseKind, name: &str) -> Result<(), EngineError> {
+        match self {
+            Engine::Memory(_) => Ok(()),
+            Engine::Redis(e) => e.release(kind, name).await,
+        }
+    }
+
+    /// What other nodes left behind when they died, as it is found; `None` with one node.
+    pub fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Reaped>> {
+        match self {
+            Engine::Memory(_) => None,
+            Engine::Redis(e) => e.take_reaped(),
+        }
+    }
+
+    /// Channels that poll (for adopting the pollers of a dead node).
+    pub async fn polling_channels(&self) -> Result<Vec<String>, EngineError> {
+        match self {
+            Engine::Memory(_) => Ok(Vec::new()),
+            Engine::Redis(e) => e.polling_channels().await,
+        }
+    }
+
     // --- channels --------------------------------------------------------------------------
 
     pub async fn channel_exists(&self, ch: &str) -> Result<bool, EngineError> {
@@ -246,15 +305,16 @@ impl Engine {
     // --- users ------------------------------------------------------------------------------
 
     /// Attaches a connection that completed CONNECT to user `name` (created if absent; its
-    /// options replaced), after sending the connection an own SUBSCRIBE for every channel the
-    /// user is in. True if the user was created.
+    /// options replaced): sends it `connected` first, then an own SUBSCRIBE for every channel
+    /// the user is in. True if the user was created.
     pub async fn attach(
         &self,
         conn: &Arc<Conn>,
         name: &str,
         options: UserOptions,
+        connected: &OutFrame,
     ) -> Result<bool, EngineError> {
-        each!(self, e => e.attach(conn, name, options))
+        each!(self, e => e.attach(conn, name, options, connected))
     }
 
     pub async fn detach(&self, user: &str, conn: &Arc<Conn>) -> Result<Detached, EngineError> {

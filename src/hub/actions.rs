@@ -5,7 +5,9 @@
 use super::{Conn, Hooks, Hub, HubError, Leave, Origin};
 use crate::engine::frames::{self, PublishBody};
 use crate::engine::options::{want_names, UserOptions};
-use crate::engine::{now_stamp, raw, Entry, Joined, Membership, Publication, Recipients};
+use crate::engine::{
+    now_stamp, raw, Entry, Joined, LeaseKind, Membership, Publication, Recipients,
+};
 use crate::protocol::{args, to_ascii_string, OutFrame};
 use crate::webhook::{json_truthy, Decision, Hook};
 use serde_json::value::RawValue;
@@ -54,18 +56,16 @@ impl Hub {
         let mut options = UserOptions::default();
         options.apply(&decision.options, false)?;
 
-        // CONNECTED is queued before the connection joins its user, so that no channel frame
-        // fanned out to the user's connections can overtake it.
         let payload = decision
             .options
             .get("override_payload")
             .cloned()
             .unwrap_or(Value::String(payload_text));
-        conn.send(&OutFrame::new(
+        let connected = OutFrame::new(
             "CONNECTED",
             &args([("name", json!(&*name)), ("payload", payload)]),
-        ));
-        self.engine.attach(conn, &name, options).await?;
+        );
+        self.engine.attach(conn, &name, options, &connected).await?;
         self.run_auto_lists(&name, &origin, &decision).await;
         Ok(name)
     }
@@ -130,11 +130,7 @@ impl Hub {
             .clone();
         let result = {
             let _my_turn = turn.lock().await;
-            match self.engine.channel_exists(name).await {
-                Ok(true) => Ok(false),
-                Ok(false) => self.create_from_hook(name, origin).await,
-                Err(e) => Err(e.into()),
-            }
+            self.create_once(name, origin).await
         };
         let mut creating = self.creating.lock();
         // The last one out removes the entry (the map holds one reference, this call another).
@@ -144,6 +140,33 @@ impl Hub {
             creating.remove(name);
         }
         result
+    }
+
+    /// Creates `name` through the webhook unless it exists, one node at a time in the cluster
+    /// (the create lease), so that the webhook is asked once when a crowd on several nodes joins
+    /// a new channel. The others wait for the channel, or for their turn if it was refused.
+    async fn create_once(self: &Arc<Self>, name: &str, origin: &Origin) -> Result<bool, HubError> {
+        // The lease outlasts the webhook call; waiting for another node is bounded alike.
+        let ttl = self.webhooks.timeout() * 2;
+        let deadline = tokio::time::Instant::now() + ttl;
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            if self.engine.channel_exists(name).await? {
+                return Ok(false);
+            }
+            if self.engine.lease(LeaseKind::Create, name, ttl).await? {
+                let created = self.create_from_hook(name, origin).await;
+                let _ = self.engine.release(LeaseKind::Create, name).await;
+                return created;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(HubError::Denied(format!(
+                    "Channel {name} is still being created by another node"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        }
     }
 
     /// Asks the create_channel webhook and creates the channel with the options it returned;

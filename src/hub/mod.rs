@@ -11,7 +11,7 @@ mod polling;
 pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::Publish;
 
-use crate::engine::{Engine, EngineError, OptionError};
+use crate::engine::{Engine, EngineError, OptionError, Reaped};
 use crate::protocol::{args, OutFrame};
 use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
 use parking_lot::Mutex;
@@ -126,6 +126,36 @@ impl Hub {
             pollers: Mutex::new(HashMap::new()),
             shutdown,
         })
+    }
+
+    /// Handles what the engine finds left behind by dead nodes: their connections are closed
+    /// here (with the usual webhooks), and their pollers adopted.
+    pub fn start_reaping(self: &Arc<Self>) {
+        let Some(mut reaped) = self.engine.take_reaped() else {
+            return;
+        };
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(r) = reaped.recv().await {
+                let Some(hub) = hub.upgrade() else { return };
+                match r {
+                    Reaped::Connection(conn, user) => {
+                        tokio::spawn(async move { hub.connection_closed(&user, &conn).await });
+                    }
+                    Reaped::Pollers => {
+                        // Now, and again once the dead node's leases have lapsed.
+                        hub.adopt_pollers().await;
+                        let hub = Arc::downgrade(&hub);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(polling::POLL_LEASE).await;
+                            if let Some(hub) = hub.upgrade() {
+                                hub.adopt_pollers().await;
+                            }
+                        });
+                    }
+                }
+            }
+        });
     }
 
     pub fn webhooks(&self) -> &WebhookClient {

@@ -6,6 +6,7 @@
 
 use super::actions::Publish;
 use super::{Hooks, Hub, Origin};
+use crate::engine::LeaseKind;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +35,20 @@ impl Hub {
         tokio::spawn(poller(Arc::downgrade(self), channel.to_owned(), token));
     }
 
+    /// Starts a poller for every polling channel nobody polls (a dead node's).
+    pub(super) async fn adopt_pollers(self: &Arc<Self>) {
+        match self.engine.polling_channels().await {
+            Ok(channels) => {
+                for channel in channels {
+                    if !self.pollers.lock().contains_key(channel.as_str()) {
+                        self.restart_poller(&channel).await;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("adopting pollers failed: {e}"),
+        }
+    }
+
     /// Stops the channel's poller, if this node runs one (its channel is gone).
     pub(super) fn stop_poller(&self, channel: &str) {
         if let Some(token) = self.pollers.lock().remove(channel) {
@@ -57,6 +72,30 @@ fn poller(
     })
 }
 
+/// How long a poller's lease lasts without renewal: a dead node's pollers are adopted after it.
+pub(super) const POLL_LEASE: Duration = Duration::from_secs(15);
+
+/// Waits `wait` while holding the channel's poll lease (renewed every third of its life): one
+/// poller per channel in the whole cluster. False if another node holds it, or the hub is gone.
+async fn wait_holding_lease(hub: &Weak<Hub>, channel: &str, wait: Duration) -> bool {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let Some(h) = hub.upgrade() else { return false };
+        if !matches!(
+            h.engine.lease(LeaseKind::Poll, channel, POLL_LEASE).await,
+            Ok(true)
+        ) {
+            return false;
+        }
+        drop(h);
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        tokio::time::sleep(left.min(POLL_LEASE / 3)).await;
+    }
+}
+
 /// One fetch's result: the payload to publish and the other options of the reply.
 struct Fetched {
     payload: Value,
@@ -73,11 +112,14 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
             return;
         };
         if !polling.is_active() {
+            let _ = h.engine.release(LeaseKind::Poll, &channel).await;
             return; // a reply set the mode to ""
         }
         drop(h);
         let interval = Duration::from_secs_f64(polling.interval);
-        tokio::time::sleep(delay.take().unwrap_or(interval)).await;
+        if !wait_holding_lease(&hub, &channel, delay.take().unwrap_or(interval)).await {
+            return;
+        }
         let Some(h) = hub.upgrade() else { return };
         let fetched = match polling.mode.as_str() {
             "simple" => h

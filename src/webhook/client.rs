@@ -70,6 +70,11 @@ impl WebhookClient {
         }
     }
 
+    /// How long one call may take (`--webhook-timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn settings(&self) -> WebhookSettings {
         self.settings.read().clone()
     }

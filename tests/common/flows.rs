@@ -1,7 +1,7 @@
 //! Assertions and setup steps many tests share: frame key sets, joining a channel, checking that
 //! no webhook is pending, the disconnect cascade, server state through the Web API.
 
-use super::{Client, Reply, Server, GUARD};
+use super::{Client, Reply, Server, WebApp, GUARD};
 use serde_json::{json, Map, Value};
 use std::future::Future;
 
@@ -110,7 +110,12 @@ pub async fn expect_refused(
 
 /// After a barrier on the connection that triggered them, no webhook call is pending.
 pub async fn assert_no_hooks(s: &Server) {
-    let left = s.web.drain().await;
+    assert_no_hooks_in(&s.web).await;
+}
+
+/// The same for a web app.
+pub async fn assert_no_hooks_in(web: &WebApp) {
+    let left = web.drain().await;
     assert!(left.is_empty(), "unexpected webhooks: {left:?}");
 }
 

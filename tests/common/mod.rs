@@ -11,6 +11,7 @@
 
 pub mod binary;
 mod client;
+pub mod cluster;
 pub mod csp;
 mod flows;
 mod server;

@@ -39,6 +39,11 @@ pub fn test_engine() -> EngineConfig {
     }
 }
 
+/// Whether this run tests the Redis engine.
+pub fn engine_is_redis() -> bool {
+    std::env::var("HOOKBOX_TEST_ENGINE").as_deref() == Ok("redis")
+}
+
 /// A config for tests: loopback, any port, webhooks to `web`, API token `secret`.
 pub fn test_config(web: &WebApp) -> Config {
     Config {

@@ -15,7 +15,16 @@ impl MemoryEngine {
         self.users.lock().get(name).cloned()
     }
 
-    pub fn attach(&self, conn: &Arc<Conn>, name: &str, options: UserOptions) -> bool {
+    pub fn attach(
+        &self,
+        conn: &Arc<Conn>,
+        name: &str,
+        options: UserOptions,
+        connected: &OutFrame,
+    ) -> bool {
+        // CONNECTED is queued before the connection joins its user, so that no frame for the
+        // user's connections can overtake it.
+        conn.send(connected);
         // Other tabs of this user: the new connection hears about every channel already joined
         // before it is attached, so that no traffic of those channels can overtake the frames.
         let replayed = match self.user(name) {

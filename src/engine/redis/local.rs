@@ -117,22 +117,28 @@ pub enum Followup {
 
 pub struct LocalIndex {
     keys: Keys,
+    /// This node's id (its own user events need no follow-up).
+    node: Arc<str>,
     shards: Box<[Shard]>,
     hasher: RandomState,
     /// Users with at least one connection on this node.
     pub users: Mutex<HashMap<Arc<str>, Arc<User>>>,
     /// Channel events that never arrived (counted by offset gaps).
     pub lost_events: AtomicU64,
+    /// Woken after each channel event is delivered (see [`LocalIndex::delivered`]).
+    delivered: tokio::sync::Notify,
 }
 
 impl LocalIndex {
-    pub fn new(keys: Keys) -> LocalIndex {
+    pub fn new(keys: Keys, node: Arc<str>) -> LocalIndex {
         LocalIndex {
             keys,
+            node,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             users: Mutex::new(HashMap::new()),
             lost_events: AtomicU64::new(0),
+            delivered: tokio::sync::Notify::new(),
         }
     }
 
@@ -148,7 +154,9 @@ impl LocalIndex {
     pub fn on_message(&self, chan: &str, msg: &[u8]) -> Option<Followup> {
         let name = Keys::untag(chan)?;
         if self.keys.is_channel_events(chan) {
-            self.on_channel_event(&name, wire::parse_event(msg)?)
+            let followup = self.on_channel_event(&name, wire::parse_event(msg)?);
+            self.delivered.notify_waiters();
+            followup
         } else {
             self.on_user_event(&name, msg)
         }
@@ -238,6 +246,8 @@ impl LocalIndex {
             "M" => UserEvent::Frame,
             "K" => UserEvent::Kick,
             "O" => UserEvent::Options(header.get(1)?.clone()),
+            // A join this node asked for: its connections are already in.
+            "J" if header.get(2).and_then(Value::as_str) == Some(&*self.node) => return None,
             "J" => UserEvent::Joined(header.get(1)?.as_str()?.to_owned()),
             _ => return None,
         };
@@ -353,6 +363,26 @@ impl LocalIndex {
         }
     }
 
+    /// A connection of a member was recorded for the channel (a SUBSCRIBE of a tab whose user
+    /// is in already): it receives the traffic from now on, without an own SUBSCRIBE, as the
+    /// original did.
+    pub fn add_slot(&self, channel: &str, user: &str, conn: &Arc<Conn>) {
+        let mut shard = self.shard(channel).lock();
+        let Some(lc) = shard.get_mut(channel) else {
+            return;
+        };
+        let last = lc.last;
+        if let Some(m) = lc.member(user) {
+            if !m.slots.iter().any(|s| Arc::ptr_eq(&s.conn, conn)) {
+                m.slots.push(Slot {
+                    conn: conn.clone(),
+                    after: last,
+                    pending: None,
+                });
+            }
+        }
+    }
+
     /// Drops the still-pending slots of `conns` (the join did not happen); returns true if the
     /// channel has no local member left (its subscription can go).
     pub fn abandon_catch_up(&self, channel: &str, user: &str, conns: &[Arc<Conn>]) -> bool {
@@ -392,6 +422,27 @@ impl LocalIndex {
             }
         }
         emptied
+    }
+
+    /// Waits (at most `bound`) until this node has delivered `channel`'s event at `offset`, if
+    /// it delivers the channel at all: a publish answers after its local subscribers have it.
+    pub async fn delivered(&self, channel: &str, offset: u64, bound: std::time::Duration) {
+        let _ = tokio::time::timeout(bound, async {
+            loop {
+                let woken = self.delivered.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                let done = match self.shard(channel).lock().get(channel) {
+                    Some(lc) => lc.last >= offset,
+                    None => true,
+                };
+                if done {
+                    return;
+                }
+                woken.await;
+            }
+        })
+        .await;
     }
 
     /// Whether this node delivers `channel` to anyone (so it must stay subscribed).

@@ -18,8 +18,6 @@ mod scripts;
 mod users;
 mod wire;
 
-pub use node::NodeInfo;
-
 use super::frames;
 use super::options::{state_diff, ChannelUpdate, OptionError, Polling};
 use super::{Emptied, Flags, Joined, Left, Membership, Publication, Recipients};
@@ -86,6 +84,13 @@ impl ConnectionLike for Link {
     }
 }
 
+fn lease_kind(kind: super::LeaseKind) -> &'static str {
+    match kind {
+        super::LeaseKind::Create => "create",
+        super::LeaseKind::Poll => "poll",
+    }
+}
+
 fn unavailable(e: redis::RedisError) -> EngineError {
     EngineError::Unavailable(e.to_string())
 }
@@ -110,6 +115,9 @@ struct Inner {
     conns: Mutex<HashSet<Arc<str>>>,
     /// Work for the follow-up task (what must wait on Redis).
     followups: tokio::sync::mpsc::UnboundedSender<Followup>,
+    /// What the reaper found of dead nodes, for the hub (taken once by the app).
+    reaped: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<super::Reaped>>>,
+    reaped_tx: tokio::sync::mpsc::UnboundedSender<super::Reaped>,
 }
 
 impl RedisEngine {
@@ -120,7 +128,8 @@ impl RedisEngine {
         shutdown: CancellationToken,
     ) -> Result<RedisEngine, EngineError> {
         let keys = Keys::new(&config.prefix);
-        let index = Arc::new(LocalIndex::new(keys.clone()));
+        let node: Arc<str> = crate::session::new_connection_id()[..16].into();
+        let index = Arc::new(LocalIndex::new(keys.clone(), node.clone()));
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
         // The dispatcher: runs in the pub/sub connection's reader, one message at a time.
         let dispatch = {
@@ -185,7 +194,7 @@ impl RedisEngine {
             .map_err(unavailable)?;
             (Link::Single(cmd), Link::Single(pubsub))
         };
-        let node: Arc<str> = crate::session::new_connection_id()[..16].into();
+        let (reaped_tx, reaped_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             cmd,
             pubsub,
@@ -197,6 +206,8 @@ impl RedisEngine {
             errors: AtomicU64::new(0),
             conns: Mutex::new(HashSet::new()),
             followups,
+            reaped: Mutex::new(Some(reaped_rx)),
+            reaped_tx,
         });
         // What the dispatcher hands over: catch-ups (they read Redis) and unsubscribes.
         let weak = Arc::downgrade(&inner);
@@ -227,7 +238,8 @@ impl RedisEngine {
             }
         });
         node::start(inner.clone(), config.node_timeout, shutdown).await?;
-        tracing::info!(
+        // Debug: the first line of output must be the startup line.
+        tracing::debug!(
             "engine: redis {} (node {})",
             config.urls.join(","),
             inner.node
@@ -380,6 +392,54 @@ impl Inner {
 impl RedisEngine {
     fn k(&self) -> &Keys {
         &self.inner.keys
+    }
+
+    pub async fn lease(
+        &self,
+        kind: super::LeaseKind,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<bool, EngineError> {
+        let held: i64 = self
+            .inner
+            .invoke(
+                scripts::LEASE
+                    .key(self.k().lease(name, lease_kind(kind)))
+                    .arg(&*self.inner.node)
+                    .arg(ttl.as_millis() as u64),
+            )
+            .await?;
+        Ok(held == 1)
+    }
+
+    pub async fn release(&self, kind: super::LeaseKind, name: &str) -> Result<(), EngineError> {
+        let _: i64 = self
+            .inner
+            .invoke(
+                scripts::RELEASE
+                    .key(self.k().lease(name, lease_kind(kind)))
+                    .arg(&*self.inner.node),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<super::Reaped>> {
+        self.inner.reaped.lock().take()
+    }
+
+    /// Channels whose settings poll, for adopting a dead node's pollers.
+    pub async fn polling_channels(&self) -> Result<Vec<String>, EngineError> {
+        let mut out = Vec::new();
+        for name in self.channel_names().await? {
+            let Some(name) = name.as_str().map(str::to_owned) else {
+                continue;
+            };
+            if self.polling(&name).await?.is_some_and(|p| p.is_active()) {
+                out.push(name);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn channel_exists(&self, ch: &str) -> Result<bool, EngineError> {
@@ -631,7 +691,14 @@ impl RedisEngine {
         conn: Option<&Arc<str>>,
     ) -> Result<(), EngineError> {
         if let Some(local) = self.inner.index.user(user) {
-            local.state.lock().record(&Arc::from(ch), conn);
+            let found = {
+                let mut st = local.state.lock();
+                st.record(&Arc::from(ch), conn);
+                conn.and_then(|id| st.conns.iter().find(|c| c.id == *id).cloned())
+            };
+            if let Some(c) = found {
+                self.inner.index.add_slot(ch, user, &c);
+            }
         }
         if let Some(conn) = conn {
             let _: i64 = self
@@ -779,7 +846,7 @@ impl RedisEngine {
                 let _: () = redis::pipe()
                     .cmd(self.inner.pub_cmd())
                     .arg(&uk.events)
-                    .arg(format!("{}\n", json!(["J", ch])))
+                    .arg(format!("{}\n", json!(["J", ch, &*self.inner.node])))
                     .ignore()
                     .query_async(&mut self.inner.conn())
                     .await
@@ -861,6 +928,13 @@ impl RedisEngine {
                     .arg(now_secs()),
             )
             .await?;
+        if off > 0 {
+            // Read your own writes: the answer comes once this node's subscribers have it.
+            self.inner
+                .index
+                .delivered(ch, off as u64, Duration::from_secs(1))
+                .await;
+        }
         Ok(off >= 0)
     }
 }

@@ -1,20 +1,22 @@
-//! This node in the cluster: its heartbeat in Redis, refreshed while it runs.
+//! This node in the cluster: its heartbeat in Redis, and the reaper that cleans up after nodes
+//! that stopped beating (killed, or cut off from Redis for longer than `--node-timeout`).
+//!
+//! Each node records its connections (`<prefix>:n:<node>:conns`). A node whose heartbeat is older
+//! than the timeout is dead: the first survivor to take its reaper lock hands each of its
+//! connections to the hub as closed (so the usual unsubscribe, destroy_channel and disconnect
+//! webhooks fire, once), adopts its pollers, and deletes its records.
 
 use super::{unavailable, Inner};
-use crate::engine::EngineError;
-use serde_json::json;
+use crate::engine::{Conn, EngineError, Reaped};
+use crate::outbox::Outbox;
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// What `/web/get_server_info` and the console show of a node.
-#[derive(Debug, Clone)]
-pub struct NodeInfo {
-    pub id: String,
-    pub since: i64,
-}
-
-/// Registers this node and keeps its heartbeat fresh (every third of `timeout`) until shutdown.
+/// Registers this node and keeps its heartbeat fresh (every third of `timeout`), and reaps dead
+/// nodes, until shutdown.
 pub(super) async fn start(
     inner: Arc<Inner>,
     timeout: Duration,
@@ -22,16 +24,35 @@ pub(super) async fn start(
 ) -> Result<(), EngineError> {
     let since = chrono::Utc::now().timestamp_millis();
     beat(&inner, since).await?;
-    let period = (timeout / 3).max(Duration::from_millis(100));
+    let period = (timeout / 3).max(Duration::from_millis(50));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
+        // Since when this node's beats have been getting through. After an outage every node's
+        // heartbeat is stale: nobody reaps until the others have had `timeout` to beat again.
+        let mut healthy_since = tokio::time::Instant::now();
+        let mut healthy = true;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
             if let Err(e) = beat(&inner, since).await {
-                tracing::warn!("Redis heartbeat failed: {e}");
+                if healthy {
+                    tracing::warn!("Redis heartbeat failed: {e}");
+                }
+                healthy = false;
+                continue;
+            }
+            if !healthy {
+                healthy = true;
+                healthy_since = tokio::time::Instant::now();
+                tracing::info!("Redis heartbeat restored");
+            }
+            if healthy_since.elapsed() < timeout {
+                continue;
+            }
+            if let Err(e) = reap(&inner, timeout).await {
+                tracing::warn!("reaping dead nodes failed: {e}");
             }
         }
     });
@@ -39,6 +60,12 @@ pub(super) async fn start(
 }
 
 async fn beat(inner: &Inner, since: i64) -> Result<(), EngineError> {
+    // The pub/sub connection only receives; a command now and then is what makes it notice a
+    // lost connection, reconnect and resubscribe.
+    let _: () = redis::cmd("PING")
+        .query_async(&mut inner.pubsub.clone())
+        .await
+        .map_err(unavailable)?;
     let now = chrono::Utc::now().timestamp_millis();
     let value = json!({"since": since, "seen": now}).to_string();
     let _: () = redis::cmd("HSET")
@@ -48,5 +75,74 @@ async fn beat(inner: &Inner, since: i64) -> Result<(), EngineError> {
         .query_async(&mut inner.conn())
         .await
         .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Cleans up after every node whose heartbeat is older than `timeout`.
+async fn reap(inner: &Inner, timeout: Duration) -> Result<(), EngineError> {
+    let nodes: HashMap<String, String> = inner
+        .query(redis::cmd("HGETALL").arg(inner.keys.nodes()))
+        .await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (node, info) in nodes {
+        let seen = serde_json::from_str::<Value>(&info)
+            .ok()
+            .and_then(|v| v["seen"].as_i64())
+            .unwrap_or(0);
+        if node == *inner.node || now - seen < timeout.as_millis() as i64 {
+            continue;
+        }
+        // One survivor cleans up; the lock outlives the cleanup of a large node.
+        let took: Option<String> = inner
+            .query(
+                redis::cmd("SET")
+                    .arg(inner.keys.node_reaper(&node))
+                    .arg(&*inner.node)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(timeout.as_millis() as u64 * 6),
+            )
+            .await?;
+        if took.is_none() {
+            continue;
+        }
+        let conns: HashMap<String, String> = inner
+            .query(redis::cmd("HGETALL").arg(inner.keys.node_conns(&node)))
+            .await?;
+        tracing::warn!(
+            "node {node} stopped beating {} ms ago: closing its {} connections",
+            now - seen,
+            conns.len()
+        );
+        for (id, record) in conns {
+            let v: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
+            let (Some(user), cookie, addr) = (
+                v["user"].as_str(),
+                v["cookie"].as_str().unwrap_or(""),
+                v["addr"].as_str().unwrap_or(""),
+            ) else {
+                continue;
+            };
+            // A stand-in for the dead node's connection: nothing is ever written to it.
+            let conn = Arc::new(Conn {
+                id: Arc::from(id.as_str()),
+                cookie: cookie.to_owned(),
+                remote_addr: addr.to_owned(),
+                outbox: Arc::new(Outbox::new(1)),
+            });
+            let _ = inner
+                .reaped_tx
+                .send(Reaped::Connection(conn, Arc::from(user)));
+        }
+        let _: () = redis::pipe()
+            .del(inner.keys.node_conns(&node))
+            .ignore()
+            .hdel(inner.keys.nodes(), &node)
+            .ignore()
+            .query_async(&mut inner.conn())
+            .await
+            .map_err(unavailable)?;
+        let _ = inner.reaped_tx.send(Reaped::Pollers);
+    }
     Ok(())
 }

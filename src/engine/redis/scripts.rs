@@ -374,3 +374,26 @@ return 1
 "#,
     )
 });
+
+/// Takes or renews a lease. KEYS: the lease key. ARGV: node, ttl in ms. Returns 1 if the node
+/// holds it.
+pub static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// Gives a lease back if the node holds it. KEYS: the lease key. ARGV: node.
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"#,
+    )
+});

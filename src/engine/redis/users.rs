@@ -15,24 +15,15 @@ impl RedisEngine {
         conn: &Arc<Conn>,
         name: &str,
         options: UserOptions,
+        connected: &OutFrame,
     ) -> Result<bool, EngineError> {
         let inner = &self.inner;
         let uk = self.k().user(name);
-        // The local user first: this connection then hears its user's events (MESSAGE, kick).
-        let user = {
-            let mut users = inner.index.users.lock();
-            users
-                .entry(Arc::from(name))
-                .or_insert_with(|| Arc::new(User::new(Arc::from(name))))
-                .clone()
-        };
-        {
-            let mut st = user.state.lock();
-            st.options = options.clone();
-            st.conns.push(conn.clone());
-        }
-        inner.subscribe(&uk.events).await?;
         let opts = options.to_json();
+        // Listening to the user's events (MESSAGE, kick) before the user exists with this
+        // connection: nothing meant for it after its CONNECTED is missed.
+        inner.subscribe(&uk.events).await?;
+        // The user exists cluster-wide with this connection before the client hears CONNECTED.
         let reply: Vec<String> = inner
             .invoke(
                 scripts::ATTACH
@@ -45,12 +36,31 @@ impl RedisEngine {
             )
             .await?;
         let created = reply.first().is_some_and(|c| c == "1");
+        // CONNECTED goes first, and in the same step the connection joins its local user (and
+        // so hears the user's events): nothing can come in between.
+        conn.send(connected);
+        let user = {
+            let mut users = inner.index.users.lock();
+            users
+                .entry(Arc::from(name))
+                .or_insert_with(|| Arc::new(User::new(Arc::from(name))))
+                .clone()
+        };
+        {
+            let mut st = user.state.lock();
+            st.options = options.clone();
+            st.conns.push(conn.clone());
+        }
         inner.conns.lock().insert(conn.id.clone());
         let now = chrono::Utc::now().timestamp_millis();
         let _: () = redis::pipe()
             .zadd(self.k().connections(), &*conn.id, now)
             .ignore()
-            .hset(inner.node_conns_key(), &*conn.id, name)
+            .hset(
+                inner.node_conns_key(),
+                &*conn.id,
+                json!({"user": name, "cookie": conn.cookie, "addr": conn.remote_addr}).to_string(),
+            )
             .ignore()
             .cmd(inner.pub_cmd())
             .arg(&uk.events)

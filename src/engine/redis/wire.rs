@@ -92,6 +92,16 @@ impl Keys {
         format!("{}:n:{node}:conns", self.prefix)
     }
 
+    /// A channel's lease of one kind (`create`, `poll`).
+    pub fn lease(&self, channel: &str, kind: &str) -> String {
+        format!("{}:{kind}", self.channel(channel).meta)
+    }
+
+    /// The lock a node takes to clean up after a dead one.
+    pub fn node_reaper(&self, node: &str) -> String {
+        format!("{}:n:{node}:reaper", self.prefix)
+    }
+
     /// The channel prefix of event channel names, to tell channel from user events.
     pub fn is_channel_events(&self, chan: &str) -> bool {
         chan.starts_with(&format!("{}:c:{{", self.prefix))

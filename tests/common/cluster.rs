@@ -1,0 +1,113 @@
+//! Several hookbox nodes sharing one Redis (`HOOKBOX_TEST_REDIS_URL`, which the test command
+//! provides), in this process, with one web application behind all of them.
+
+use super::{http_client, test_config, Client, WebApp};
+use hookbox::app::App;
+use hookbox::config::{Config, EngineConfig, RedisConfig};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The Redis the multi-node tests use.
+pub fn redis_url() -> String {
+    std::env::var("HOOKBOX_TEST_REDIS_URL").expect(
+        "the multi-node tests need a redis-server: set HOOKBOX_TEST_REDIS_URL (./scripts/test.sh does)",
+    )
+}
+
+/// A Redis engine configuration for the nodes of one test cluster (one key prefix).
+pub fn redis_engine(url: &str, prefix: &str) -> EngineConfig {
+    EngineConfig::Redis(RedisConfig {
+        urls: vec![url.to_owned()],
+        cluster: false,
+        prefix: prefix.to_owned(),
+        node_timeout: Duration::from_secs(2),
+    })
+}
+
+pub struct Cluster {
+    pub web: WebApp,
+    pub nodes: Vec<SocketAddr>,
+    stops: Vec<CancellationToken>,
+    http: reqwest::Client,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for s in &self.stops {
+            s.cancel();
+        }
+    }
+}
+
+impl Cluster {
+    /// `n` nodes on one Redis key prefix, webhooks to one web app, API token `secret`.
+    pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, |_| {}).await
+    }
+
+    pub async fn start_with(n: usize, tweak: impl Fn(&mut Config)) -> Cluster {
+        let web = WebApp::start().await;
+        let prefix = format!("cluster{:016x}", rand::random::<u64>());
+        let url = redis_url();
+        let mut nodes = Vec::new();
+        let mut stops = Vec::new();
+        for _ in 0..n {
+            let mut config = test_config(&web);
+            config.engine = redis_engine(&url, &prefix);
+            tweak(&mut config);
+            let stop = CancellationToken::new();
+            let app = App::bind(config, stop.clone()).await.expect("bind a node");
+            nodes.push(app.local_addr());
+            tokio::spawn(app.serve());
+            stops.push(stop);
+        }
+        Cluster {
+            web,
+            nodes,
+            stops,
+            http: http_client(),
+        }
+    }
+
+    /// A WebSocket client of node `i` (not yet CONNECTed).
+    pub async fn client(&self, i: usize) -> Client {
+        Client::open(&format!("ws://{}/ws", self.nodes[i])).await
+    }
+
+    /// A client of node `i` that CONNECTed with cookie `user=<name>` (answered by the web app's
+    /// default reply) and got CONNECTED.
+    pub async fn connected(&self, i: usize, name: &str) -> Client {
+        let mut c = self.client(i).await;
+        c.send("CONNECT", json!({"cookie_string": format!("user={name}")}))
+            .await;
+        assert_eq!(c.expect("CONNECTED").await["name"], name);
+        c
+    }
+
+    /// POSTs `/web/<method>` to node `i`; returns the body.
+    pub async fn api(&self, i: usize, method: &str, params: &[(&str, &str)]) -> Value {
+        let mut form: Vec<(&str, &str)> = vec![("security_token", "secret")];
+        form.extend_from_slice(params);
+        let resp = self
+            .http
+            .post(format!("http://{}/web/{method}", self.nodes[i]))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+    }
+
+    pub async fn api_ok(&self, i: usize, method: &str, params: &[(&str, &str)]) -> Value {
+        let body = self.api(i, method, params).await;
+        assert_eq!(body[0], true, "{method} on node {i}: {body}");
+        body[1].clone()
+    }
+
+    /// Stops node `i` as SIGTERM would.
+    pub fn stop(&self, i: usize) {
+        self.stops[i].cancel();
+    }
+}
