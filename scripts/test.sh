@@ -23,20 +23,50 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
-# A private redis-server on a free loopback port, stopped when this script exits.
+# Private redis-servers on free loopback ports, stopped when this script exits: one Redis, and a
+# three-master Redis Cluster.
 redis_dir=$(mktemp -d)
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$redis_dir" --daemonize yes --pidfile "$redis_dir/redis.pid" --logfile "$redis_dir/redis.log"
-trap 'kill "$(cat "$redis_dir/redis.pid" 2>/dev/null)" 2>/dev/null; rm -rf "$redis_dir"' EXIT
-for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+start_redis() { # port, extra args...
+  local port=$1; shift
+  mkdir -p "$redis_dir/$port"
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir/$port" \
+    --daemonize yes --pidfile "$redis_dir/$port/redis.pid" --logfile "$redis_dir/$port/redis.log" "$@"
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "redis-server on port $port did not start" >&2; exit 1
+}
+stop_redis() {
+  for pid in "$redis_dir"/*/redis.pid; do kill "$(cat "$pid")" 2>/dev/null || true; done
+  rm -rf "$redis_dir"
+}
+trap stop_redis EXIT
+redis_port=$(free_port)
+start_redis "$redis_port"
 export HOOKBOX_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+cluster_urls=()
+cluster_nodes=()
+for _ in 1 2 3; do
+  port=$(free_port)
+  start_redis "$port" --cluster-enabled yes --cluster-config-file nodes.conf
+  cluster_urls+=("redis://127.0.0.1:$port")
+  cluster_nodes+=("127.0.0.1:$port")
+done
+redis-cli --cluster create "${cluster_nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+for _ in $(seq 100); do
+  redis-cli -p "${cluster_nodes[0]##*:}" cluster info | grep -q cluster_state:ok && break
+  sleep 0.1
+done
+export HOOKBOX_TEST_REDIS_CLUSTER
+HOOKBOX_TEST_REDIS_CLUSTER=$(IFS=,; echo "${cluster_urls[*]}")
 
 echo "==> cargo test (memory engine)"
 cargo test --all-targets --locked
 
 echo "==> cargo test (redis engine: the same suite against redis-server)"
 HOOKBOX_TEST_ENGINE=redis cargo test --all-targets --locked
+
+echo "==> cargo test (redis engine: the same suite against a 3-master Redis Cluster)"
+HOOKBOX_TEST_ENGINE=redis-cluster cargo test --all-targets --locked
 
 cargo build --locked --bin hookbox
 

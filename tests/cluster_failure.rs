@@ -4,7 +4,7 @@
 
 mod common;
 use common::binary::Running;
-use common::cluster::{redis_engine, redis_url, Cluster};
+use common::cluster::{redis_url, Cluster};
 use common::{free_port, Client, WebApp, GUARD};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
@@ -12,9 +12,18 @@ use std::process::{Child, Command, Stdio};
 /// A hookbox binary on the test Redis, as one node of cluster `prefix`.
 fn node(web: &WebApp, prefix: &str) -> (Running, u16) {
     let cbport = web.addr.port().to_string();
-    let url = redis_url();
+    // The run's Redis Cluster, if it tests one; else the test Redis.
+    let (url, cluster) = match (common::engine_is_redis(), common::redis_cluster_urls()) {
+        (true, Some(urls))
+            if std::env::var("HOOKBOX_TEST_ENGINE").as_deref() == Ok("redis-cluster") =>
+        {
+            (urls.join(","), "--redis-cluster=true")
+        }
+        _ => (redis_url(), "--redis-cluster=false"),
+    };
     let run = Running::spawn(
         &[
+            cluster,
             "-i",
             "127.0.0.1",
             "-p",
@@ -161,7 +170,16 @@ async fn redis_going_away_gives_clear_errors_then_the_cluster_recovers() {
     })
     .await;
     let prefix = format!("outage{:016x}", rand::random::<u64>());
-    let c = Cluster::start_with(2, |config| config.engine = redis_engine(&url, &prefix)).await;
+    // This Redis, whatever the run's engine (it is the one this test stops).
+    let c = Cluster::start_with(2, |config| {
+        config.engine = hookbox::config::EngineConfig::Redis(hookbox::config::RedisConfig {
+            urls: vec![url.clone()],
+            cluster: false,
+            prefix: prefix.clone(),
+            node_timeout: std::time::Duration::from_secs(2),
+        })
+    })
+    .await;
     c.web.channel_options(json!({"moderated": false}));
     let mut alice = c.connected(0, "alice").await;
     let mut bob = c.connected(1, "bob").await;

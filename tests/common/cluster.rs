@@ -16,11 +16,17 @@ pub fn redis_url() -> String {
     )
 }
 
-/// A Redis engine configuration for the nodes of one test cluster (one key prefix).
+/// A Redis engine configuration for the nodes of one test cluster (one key prefix), on `url`,
+/// or on the test Redis Cluster in a `HOOKBOX_TEST_ENGINE=redis-cluster` run.
 pub fn redis_engine(url: &str, prefix: &str) -> EngineConfig {
+    let cluster = std::env::var("HOOKBOX_TEST_ENGINE").as_deref() == Ok("redis-cluster");
+    let urls = match (cluster, super::redis_cluster_urls()) {
+        (true, Some(urls)) => urls,
+        _ => vec![url.to_owned()],
+    };
     EngineConfig::Redis(RedisConfig {
-        urls: vec![url.to_owned()],
-        cluster: false,
+        urls,
+        cluster,
         prefix: prefix.to_owned(),
         node_timeout: Duration::from_secs(2),
     })

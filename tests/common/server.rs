@@ -26,22 +26,40 @@ impl Drop for Server {
 
 /// The engine the tests run against: memory, or Redis when `HOOKBOX_TEST_ENGINE=redis` (with
 /// `HOOKBOX_TEST_REDIS_URL`). Each server gets keys of its own, so tests can share one Redis.
+/// `HOOKBOX_TEST_ENGINE=redis-cluster` uses the Redis Cluster whose seed nodes are
+/// `HOOKBOX_TEST_REDIS_CLUSTER` (comma-separated URLs).
 pub fn test_engine() -> EngineConfig {
+    let prefix = format!("test{:016x}", rand::random::<u64>());
     match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
         Ok("redis") => EngineConfig::Redis(RedisConfig {
             urls: vec![std::env::var("HOOKBOX_TEST_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())],
             cluster: false,
-            prefix: format!("test{:016x}", rand::random::<u64>()),
+            prefix,
+            node_timeout: Duration::from_secs(10),
+        }),
+        Ok("redis-cluster") => EngineConfig::Redis(RedisConfig {
+            urls: redis_cluster_urls().expect("HOOKBOX_TEST_REDIS_CLUSTER"),
+            cluster: true,
+            prefix,
             node_timeout: Duration::from_secs(10),
         }),
         _ => EngineConfig::Memory,
     }
 }
 
+/// The seed nodes of the test Redis Cluster, if there is one.
+pub fn redis_cluster_urls() -> Option<Vec<String>> {
+    let urls = std::env::var("HOOKBOX_TEST_REDIS_CLUSTER").ok()?;
+    Some(urls.split(',').map(str::to_owned).collect())
+}
+
 /// Whether this run tests the Redis engine.
 pub fn engine_is_redis() -> bool {
-    std::env::var("HOOKBOX_TEST_ENGINE").as_deref() == Ok("redis")
+    matches!(
+        std::env::var("HOOKBOX_TEST_ENGINE").as_deref(),
+        Ok("redis" | "redis-cluster")
+    )
 }
 
 /// A config for tests: loopback, any port, webhooks to `web`, API token `secret`.

@@ -279,6 +279,26 @@ impl Inner {
         })
     }
 
+    /// Runs commands whose keys may be in different slots: one pipeline on a single Redis,
+    /// one after the other on a Redis Cluster (which refuses cross-slot pipelines).
+    async fn run_all(&self, cmds: Vec<Cmd>) -> Result<(), EngineError> {
+        match self.cmd {
+            Link::Single(_) => {
+                let mut p = redis::pipe();
+                for c in &cmds {
+                    p.add_command(c.clone()).ignore();
+                }
+                let _: () = p.query_async(&mut self.conn()).await.map_err(unavailable)?;
+            }
+            Link::Cluster(_) => {
+                for c in &cmds {
+                    let _: RValue = self.query(c).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn pub_cmd(&self) -> &'static str {
         match self.cmd {
             Link::Single(_) => "PUBLISH",
@@ -499,15 +519,11 @@ impl RedisEngine {
         }
         let created: i64 = self.inner.invoke(&inv).await?;
         if created == 1 {
-            let mut p = redis::pipe();
-            p.sadd(self.k().channel_names(), name).ignore();
+            let mut cmds = vec![redis::Cmd::sadd(self.k().channel_names(), name)];
             for u in &watched {
-                p.sadd(self.k().user(u).watchers, name).ignore();
+                cmds.push(redis::Cmd::sadd(self.k().user(u).watchers, name));
             }
-            let _: () = p
-                .query_async(&mut self.inner.conn())
-                .await
-                .map_err(unavailable)?;
+            self.inner.run_all(cmds).await?;
             tracing::debug!("created channel {name}");
         }
         Ok(created == 1)
@@ -663,15 +679,11 @@ impl RedisEngine {
             other => redis::from_redis_value(other)
                 .map_err(|e| EngineError::Unavailable(e.to_string()))?,
         };
-        let mut p = redis::pipe();
-        p.srem(self.k().channel_names(), ch).ignore();
+        let mut cmds = vec![redis::Cmd::srem(self.k().channel_names(), ch)];
         for m in &members {
-            p.zrem(self.k().user(m).channels, ch).ignore();
+            cmds.push(redis::Cmd::zrem(self.k().user(m).channels, ch));
         }
-        let _: () = p
-            .query_async(&mut self.inner.conn())
-            .await
-            .map_err(unavailable)?;
+        self.inner.run_all(cmds).await?;
         tracing::debug!("destroyed channel {ch}");
         Ok(Some(members))
     }
@@ -843,14 +855,14 @@ impl RedisEngine {
                             .arg(ch),
                     )
                     .await?;
-                let _: () = redis::pipe()
-                    .cmd(self.inner.pub_cmd())
-                    .arg(&uk.events)
-                    .arg(format!("{}\n", json!(["J", ch, &*self.inner.node])))
-                    .ignore()
-                    .query_async(&mut self.inner.conn())
-                    .await
-                    .map_err(unavailable)?;
+                let _: RValue = self
+                    .inner
+                    .query(
+                        redis::cmd(self.inner.pub_cmd())
+                            .arg(&uk.events)
+                            .arg(format!("{}\n", json!(["J", ch, &*self.inner.node]))),
+                    )
+                    .await?;
                 Ok(Joined::Joined)
             }
             _ => {

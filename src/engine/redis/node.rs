@@ -134,14 +134,12 @@ async fn reap(inner: &Inner, timeout: Duration) -> Result<(), EngineError> {
                 .reaped_tx
                 .send(Reaped::Connection(conn, Arc::from(user)));
         }
-        let _: () = redis::pipe()
-            .del(inner.keys.node_conns(&node))
-            .ignore()
-            .hdel(inner.keys.nodes(), &node)
-            .ignore()
-            .query_async(&mut inner.conn())
-            .await
-            .map_err(unavailable)?;
+        inner
+            .run_all(vec![
+                redis::Cmd::del(inner.keys.node_conns(&node)),
+                redis::Cmd::hdel(inner.keys.nodes(), &node),
+            ])
+            .await?;
         let _ = inner.reaped_tx.send(Reaped::Pollers);
     }
     Ok(())

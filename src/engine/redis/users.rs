@@ -53,22 +53,18 @@ impl RedisEngine {
         }
         inner.conns.lock().insert(conn.id.clone());
         let now = chrono::Utc::now().timestamp_millis();
-        let _: () = redis::pipe()
-            .zadd(self.k().connections(), &*conn.id, now)
-            .ignore()
-            .hset(
-                inner.node_conns_key(),
-                &*conn.id,
-                json!({"user": name, "cookie": conn.cookie, "addr": conn.remote_addr}).to_string(),
-            )
-            .ignore()
-            .cmd(inner.pub_cmd())
+        let record = json!({"user": name, "cookie": conn.cookie, "addr": conn.remote_addr});
+        let mut publish = redis::cmd(inner.pub_cmd());
+        publish
             .arg(&uk.events)
-            .arg(format!("{}\n", json!(["O", opts])))
-            .ignore()
-            .query_async(&mut inner.conn())
-            .await
-            .map_err(unavailable)?;
+            .arg(format!("{}\n", json!(["O", opts])));
+        inner
+            .run_all(vec![
+                redis::Cmd::zadd(self.k().connections(), &*conn.id, now),
+                redis::Cmd::hset(inner.node_conns_key(), &*conn.id, record.to_string()),
+                publish,
+            ])
+            .await?;
         if created {
             self.server_presence(name, true).await?;
         }
@@ -122,14 +118,12 @@ impl RedisEngine {
                     .arg(&conn.cookie),
             )
             .await?;
-        let _: () = redis::pipe()
-            .zrem(self.k().connections(), &*conn.id)
-            .ignore()
-            .hdel(inner.node_conns_key(), &*conn.id)
-            .ignore()
-            .query_async(&mut inner.conn())
-            .await
-            .map_err(unavailable)?;
+        inner
+            .run_all(vec![
+                redis::Cmd::zrem(self.k().connections(), &*conn.id),
+                redis::Cmd::hdel(inner.node_conns_key(), &*conn.id),
+            ])
+            .await?;
         Ok(Detached {
             last: reply.first().is_some_and(|l| l == "1"),
             emptied: reply
