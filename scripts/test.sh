@@ -27,27 +27,34 @@ cargo clippy --all-targets --locked -- -D warnings
 # three-master Redis Cluster.
 redis_dir=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start_redis() { # port, extra args...
-  local port=$1; shift
-  mkdir -p "$redis_dir/$port"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir/$port" \
-    --daemonize yes --pidfile "$redis_dir/$port/redis.pid" --logfile "$redis_dir/$port/redis.log" "$@"
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "redis-server on port $port did not start" >&2; exit 1
+start_redis() { # extra args...; prints the port it bound
+  # A free port can be taken between the probe and redis-server's bind, so try a few.
+  local port
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    mkdir -p "$redis_dir/$port"
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir/$port" \
+      --daemonize yes --pidfile "$redis_dir/$port/redis.pid" --logfile "$redis_dir/$port/redis.log" "$@" >&2
+    for _ in $(seq 300); do
+      if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then echo "$port"; return; fi
+      sleep 0.1
+    done
+    echo "redis-server on port $port did not start:" >&2
+    cat "$redis_dir/$port/redis.log" >&2 || true
+  done
+  exit 1
 }
 stop_redis() {
   for pid in "$redis_dir"/*/redis.pid; do kill "$(cat "$pid")" 2>/dev/null || true; done
   rm -rf "$redis_dir"
 }
 trap stop_redis EXIT
-redis_port=$(free_port)
-start_redis "$redis_port"
+redis_port=$(start_redis)
 export HOOKBOX_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 cluster_urls=()
 cluster_nodes=()
 for _ in 1 2 3; do
-  port=$(free_port)
-  start_redis "$port" --cluster-enabled yes --cluster-config-file nodes.conf
+  port=$(start_redis --cluster-enabled yes --cluster-config-file nodes.conf)
   cluster_urls+=("redis://127.0.0.1:$port")
   cluster_nodes+=("127.0.0.1:$port")
 done
