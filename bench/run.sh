@@ -27,13 +27,17 @@
 #   QUIET_PCT=15 QUIET_WAIT=300  before each repetition wait (at most QUIET_WAIT s) until the
 #                     machine's other CPU use is below QUIET_PCT % of one core
 #   HOOKBOX_ARGS=…    extra hookbox flags        LOADGEN_ARGS=…  extra global loadgen flags
+#   ENGINE=memory     or `redis`: a fresh private redis-server (pinned to $SERVER_CPU too, its
+#                     CPU and RSS counted as the server's) on $REDIS_PORT (6390) per repetition
+#   NODES=1           hookbox nodes on $PORT, $PORT+1, … (NODES > 1 needs ENGINE=redis); the
+#                     subscribers are spread over them, the publisher posts to the first
 #   OUT=bench/results where logs and result lines are written (git-ignored)
 #
 # Everything stays on 127.0.0.0/8; every run is bounded in time and stops by itself.
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 WL="$1"
@@ -57,6 +61,18 @@ RUN_TIMEOUT="${RUN_TIMEOUT:-900}"
 OUT="${OUT:-$HERE/results}"
 QUIET_PCT="${QUIET_PCT:-15}"
 QUIET_WAIT="${QUIET_WAIT:-300}"
+ENGINE="${ENGINE:-memory}"
+NODES="${NODES:-1}"
+REDIS_PORT="${REDIS_PORT:-6390}"
+case "$ENGINE" in memory | redis) ;; *)
+    echo "run.sh: ENGINE must be memory or redis" >&2
+    exit 2
+    ;;
+esac
+if (( NODES > 1 )) && [[ "$ENGINE" != redis ]]; then
+    echo "run.sh: NODES > 1 needs ENGINE=redis" >&2
+    exit 2
+fi
 LG="$HERE/loadgen/target/release/loadgen"
 if [[ -n "${HOOKBOX_REV:-}" ]]; then
     SHA="$(git -C "$ROOT" rev-parse --short=12 "$HOOKBOX_REV")"
@@ -111,49 +127,81 @@ wait_quiet() {
 
 port_open() { curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" 2>/dev/null; }
 
-HB_PID=""
+# PIDs of this repetition's hookbox nodes and redis-server.
+HB_PIDS=()
+REDIS_PID=""
 stop_hookbox() {
-    [[ -n "$HB_PID" ]] || return 0
-    kill -TERM "$HB_PID" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$HB_PID" 2>/dev/null || break
-        sleep 0.1
+    local pid
+    for pid in "${HB_PIDS[@]}" $REDIS_PID; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${HB_PIDS[@]}" $REDIS_PID; do
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
-    kill -KILL "$HB_PID" 2>/dev/null || true
-    wait "$HB_PID" 2>/dev/null || true
-    HB_PID=""
+    HB_PIDS=()
+    REDIS_PID=""
 }
 trap stop_hookbox EXIT INT TERM
 
-start_hookbox() {
+start_redis() {
     local log="$1"
-    if port_open "$PORT"; then
-        echo "run.sh: something already listens on 127.0.0.1:$PORT" >&2
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+        echo "run.sh: something already listens on 127.0.0.1:$REDIS_PORT" >&2
         exit 1
     fi
-    # The subshell execs taskset, which execs hookbox: $! is hookbox's PID.
-    # shellcheck disable=SC2086
-    (ulimit -n "$NOFILE" && exec taskset -c "$SERVER_CPU" "$HB" -i 127.0.0.1 -p "$PORT" \
-        -r "$TOKEN" --cbport "$HOOK_PORT" ${HOOKBOX_ARGS:-}) >"$log" 2>&1 &
-    HB_PID=$!
+    taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+        --appendonly no >"$log" 2>&1 &
+    REDIS_PID=$!
     for _ in $(seq 100); do
-        port_open "$PORT" && return 0
-        kill -0 "$HB_PID" 2>/dev/null || break
+        redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.1
     done
-    echo "run.sh: hookbox did not start; see $log" >&2
+    echo "run.sh: redis-server did not start; see $log" >&2
     exit 1
 }
 
-echo "run.sh: workload $WL, $REPS repetitions, hookbox: $BUILD_DESC, loadgen args: $*" | tee -a "$RESULTS" >&2
+start_hookbox() {
+    local log="$1" n port engine_args=()
+    if [[ "$ENGINE" == redis ]]; then
+        start_redis "$log.redis"
+        engine_args=(--engine redis --redis-url "redis://127.0.0.1:$REDIS_PORT")
+    fi
+    for n in $(seq 0 $((NODES - 1))); do
+        port=$((PORT + n))
+        if port_open "$port"; then
+            echo "run.sh: something already listens on 127.0.0.1:$port" >&2
+            exit 1
+        fi
+        # The subshell execs taskset, which execs hookbox: $! is hookbox's PID.
+        # shellcheck disable=SC2086
+        (ulimit -n "$NOFILE" && exec taskset -c "$SERVER_CPU" "$HB" -i 127.0.0.1 -p "$port" \
+            -r "$TOKEN" --cbport "$HOOK_PORT" "${engine_args[@]}" ${HOOKBOX_ARGS:-}) >"$log.$n" 2>&1 &
+        HB_PIDS+=($!)
+        for _ in $(seq 100); do
+            port_open "$port" && continue 2
+            kill -0 "${HB_PIDS[-1]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        echo "run.sh: hookbox did not start; see $log.$n" >&2
+        exit 1
+    done
+}
+
+echo "run.sh: workload $WL, $REPS repetitions, hookbox: $BUILD_DESC, engine $ENGINE, $NODES node(s), loadgen args: $*" | tee -a "$RESULTS" >&2
 for rep in $(seq "$REPS"); do
     busy_before="$(wait_quiet)"
     start_hookbox "$OUT/$TAG.hookbox.$rep.log"
     sleep 0.5
     set +e
+    server_args=()
+    for pid in "${HB_PIDS[@]}" $REDIS_PID; do server_args+=(--server-pid "$pid"); done
+    for n in $(seq 1 $((NODES - 1))); do server_args+=(--extra-port $((PORT + n))); done
     # shellcheck disable=SC2086
     (ulimit -n "$NOFILE" && exec taskset -c "$LOADGEN_CPU" timeout "$RUN_TIMEOUT" "$LG" \
-        --server-pid "$HB_PID" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
+        "${server_args[@]}" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
         ${LOADGEN_ARGS:-} "$WL" "$@") >"$OUT/$TAG.loadgen.$rep.out" 2>"$OUT/$TAG.loadgen.$rep.err"
     rc=$?
     set -e

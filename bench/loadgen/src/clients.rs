@@ -17,9 +17,12 @@ use tokio::task::JoinHandle;
 pub struct Ctx {
     pub proto: Proto,
     pub target: Target,
-    pub dst: SocketAddr,
+    /// The nodes subscribers connect to, round-robin by subscriber number (the first one
+    /// also takes the publishes).
+    pub dsts: Vec<SocketAddr>,
     pub src: SrcPool,
-    pub server_pid: Option<u32>,
+    /// The server's processes (hookbox nodes, redis-server) whose CPU and RSS are summed.
+    pub server_pids: Vec<u32>,
     /// Per-connection budget for TCP connect + upgrade + login + subscribe.
     pub handshake_timeout: Duration,
 }
@@ -32,9 +35,14 @@ pub async fn open_and_subscribe(
     channel: &str,
 ) -> Result<(Ws, LineBuf, Handshake), String> {
     let deadline = Instant::now() + ctx.handshake_timeout;
-    let url = ctx.proto.ws_url(&ctx.target, channel);
+    let dst = ctx.dsts[i % ctx.dsts.len()];
+    let target = Target {
+        port: dst.port(),
+        ..ctx.target.clone()
+    };
+    let url = ctx.proto.ws_url(&target, channel);
     let t0 = Instant::now();
-    let mut ws = ws_connect(&url, ctx.dst, ctx.src.pick(i), deadline).await?;
+    let mut ws = ws_connect(&url, dst, ctx.src.pick(i), deadline).await?;
     let open_ns = t0.elapsed().as_nanos() as u64;
     let mut lines = LineBuf::default();
     let mut hs = ctx

@@ -38,15 +38,20 @@ struct Cli {
     /// Server host (loopback only).
     #[arg(long, default_value = "127.0.0.1", global = true)]
     host: String,
-    /// Server port.
+    /// Server port (publishes go here; so do subscribers unless --extra-port is given).
     #[arg(long, default_value_t = 8001, global = true)]
     port: u16,
+    /// Another node of the same server: subscribers are spread round-robin over --port and
+    /// every --extra-port. Repeatable.
+    #[arg(long, global = true)]
+    extra_port: Vec<u16>,
     /// Web API token (hookbox `-r`).
     #[arg(long, default_value = "benchtoken", global = true)]
     token: String,
-    /// PID of the server, for /proc CPU and RSS readings (none: those fields are 0).
+    /// PID of a server process, for /proc CPU and RSS readings, summed over every
+    /// --server-pid given (hookbox nodes and their redis-server); none: those fields are 0.
     #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     /// Port of the built-in webhook web app on 127.0.0.1 (hookbox `--cbport`); 0 = don't run it.
     #[arg(long, default_value_t = 8090, global = true)]
     webhook_port: u16,
@@ -87,20 +92,24 @@ fn main() {
 }
 
 async fn run(cli: Cli, nofile: u64) -> i32 {
-    let dst: SocketAddr = match (cli.host.as_str(), cli.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.find(|a| a.is_ipv4()))
-    {
-        Some(a) => a,
-        None => {
-            eprintln!("loadgen: cannot resolve {}:{}", cli.host, cli.port);
+    let mut dsts = Vec::new();
+    for port in std::iter::once(cli.port).chain(cli.extra_port.iter().copied()) {
+        let dst: SocketAddr = match (cli.host.as_str(), port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.find(|a| a.is_ipv4()))
+        {
+            Some(a) => a,
+            None => {
+                eprintln!("loadgen: cannot resolve {}:{port}", cli.host);
+                return 2;
+            }
+        };
+        if !dst.ip().is_loopback() {
+            eprintln!("loadgen: refusing non-loopback target {dst}");
             return 2;
         }
-    };
-    if !dst.ip().is_loopback() {
-        eprintln!("loadgen: refusing non-loopback target {dst}");
-        return 2;
+        dsts.push(dst);
     }
     let conns = match &cli.cmd {
         Cmd::A(a) => a.subs,
@@ -109,7 +118,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
     };
     let src = SrcPool::new(conns, cli.spread_above);
     eprintln!(
-        "loadgen: proto={:?} server={dst} pid={:?} nofile={nofile} sources={}",
+        "loadgen: proto={:?} server={dsts:?} pids={:?} nofile={nofile} sources={}",
         cli.proto,
         cli.server_pid,
         src.describe()
@@ -124,9 +133,9 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             port: cli.port,
             token: cli.token.clone(),
         },
-        dst,
+        dsts,
         src,
-        server_pid: cli.server_pid,
+        server_pids: cli.server_pid,
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
     });
     let res = match cli.cmd {

@@ -12,11 +12,6 @@ fn clk_tck() -> u64 {
     }
 }
 
-/// utime + stime of the whole process (all threads), in nanoseconds.
-pub fn cpu_ns(pid: u32) -> Option<u64> {
-    cpu_split_ns(pid).map(|(u, s)| u + s)
-}
-
 /// (utime, stime) of the whole process (all threads), in nanoseconds.
 pub fn cpu_split_ns(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -45,20 +40,33 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
     status_field(pid, "VmRSS")
 }
 
-/// CPU of a process (server or ourselves) between two points in time.
-#[derive(Clone, Copy, Debug)]
+/// Summed (utime, stime) of several processes, in nanoseconds; a gone process counts 0.
+fn cpu_split_sum(pids: &[u32]) -> (u64, u64) {
+    pids.iter()
+        .filter_map(|&p| cpu_split_ns(p))
+        .fold((0, 0), |(u, s), (u1, s1)| (u + u1, s + s1))
+}
+
+/// Summed VmRSS of several processes, in kB.
+pub fn rss_sum_kb(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|&p| rss_kb(p)).sum()
+}
+
+/// CPU of a set of processes (the server's, or ourselves) between two points in time. A
+/// server may be several processes: hookbox nodes plus the redis-server they share.
+#[derive(Clone, Debug)]
 pub struct CpuMark {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     cpu: u64,
     sys: u64,
     at: Instant,
 }
 
 impl CpuMark {
-    pub fn now(pid: Option<u32>) -> Self {
-        let (u, s) = pid.and_then(cpu_split_ns).unwrap_or((0, 0));
+    pub fn now(pids: &[u32]) -> Self {
+        let (u, s) = cpu_split_sum(pids);
         CpuMark {
-            pid,
+            pids: pids.to_vec(),
             cpu: u + s,
             sys: s,
             at: Instant::now(),
@@ -67,16 +75,16 @@ impl CpuMark {
 
     /// Kernel (stime) share of the CPU used since `self`, in percent.
     pub fn sys_share_pct(&self) -> f64 {
-        let (u, s) = self.pid.and_then(cpu_split_ns).unwrap_or((0, 0));
+        let (u, s) = cpu_split_sum(&self.pids);
         let cpu = (u + s).saturating_sub(self.cpu);
         s.saturating_sub(self.sys) as f64 * 100.0 / cpu.max(1) as f64
     }
 
     /// (CPU ns used since `self`, wall ns since `self`).
     pub fn since(&self) -> (u64, u64) {
-        let cpu = self.pid.and_then(cpu_ns).unwrap_or(0);
+        let (u, s) = cpu_split_sum(&self.pids);
         (
-            cpu.saturating_sub(self.cpu),
+            (u + s).saturating_sub(self.cpu),
             self.at.elapsed().as_nanos() as u64,
         )
     }

@@ -2,7 +2,7 @@
 //! Reports the server's RSS growth per connection and its CPU while idle.
 
 use crate::clients::{connect_many, hold, join_all, Ctx};
-use crate::procstat::{rss_kb, self_pid, status_field, CpuMark, MachineMark};
+use crate::procstat::{rss_kb, rss_sum_kb, self_pid, status_field, CpuMark, MachineMark};
 use crate::stats::{hist_fields, Report};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,13 +29,13 @@ pub struct Args {
 
 pub async fn run(ctx: Arc<Ctx>, a: Args, hook_port: u16, conc: usize) -> Result<(), String> {
     let app = crate::start_webapp(hook_port, false).await?;
-    let pid = ctx.server_pid;
-    let rss_before = pid.and_then(rss_kb).unwrap_or(0);
+    let pids = &ctx.server_pids;
+    let rss_before = rss_sum_kb(pids);
     let (stop_tx, stop_rx) = watch::channel(false);
     let hard = Instant::now() + Duration::from_secs_f64(600.0 + a.settle + a.idle);
     let channels = a.channels.max(1);
     let prefix = a.prefix.clone();
-    let srv0 = CpuMark::now(pid);
+    let srv0 = CpuMark::now(pids);
     let ph = connect_many(
         ctx.clone(),
         a.subs,
@@ -54,15 +54,15 @@ pub async fn run(ctx: Arc<Ctx>, a: Args, hook_port: u16, conc: usize) -> Result<
     );
     crate::print_errors(&ph.errors);
     tokio::time::sleep(Duration::from_secs_f64(a.settle)).await;
-    let rss_after = pid.and_then(rss_kb).unwrap_or(0);
-    let srv = CpuMark::now(pid);
-    let me = CpuMark::now(Some(self_pid()));
+    let rss_after = rss_sum_kb(pids);
+    let srv = CpuMark::now(pids);
+    let me = CpuMark::now(&[self_pid()]);
     let machine = MachineMark::now();
     tokio::time::sleep(Duration::from_secs_f64(a.idle)).await;
     let (srv_cpu, wall) = srv.since();
     let (lg_cpu, _) = me.since();
     let other = machine.other_pct(srv_cpu, lg_cpu);
-    let rss_end = pid.and_then(rss_kb).unwrap_or(0);
+    let rss_end = rss_sum_kb(pids);
 
     let mut r = Report::default();
     r.add("workload", "a");
@@ -92,7 +92,9 @@ pub async fn run(ctx: Arc<Ctx>, a: Args, hook_port: u16, conc: usize) -> Result<
     );
     r.add(
         "srv_threads",
-        pid.and_then(|p| status_field(p, "Threads")).unwrap_or(0),
+        pids.iter()
+            .filter_map(|&p| status_field(p, "Threads"))
+            .sum::<u64>(),
     );
     r.add(
         "srv_idle_cpu_pct",

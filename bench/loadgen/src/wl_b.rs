@@ -5,7 +5,7 @@
 
 use crate::clients::{connect_many, join_all, Ctx};
 use crate::net::Ws;
-use crate::procstat::{rss_kb, self_pid, CpuMark, MachineMark};
+use crate::procstat::{rss_kb, rss_sum_kb, self_pid, CpuMark, MachineMark};
 use crate::proto::{make_payload, message_bytes, LineBuf, Proto};
 use crate::stats::{hist_fields, new_hist, now_ns, Bits, Report};
 use futures_util::StreamExt;
@@ -235,7 +235,7 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
         return Err("rate and duration must be > 0".into());
     }
     let app = crate::start_webapp(hook_port, false).await?;
-    let pid = ctx.server_pid;
+    let pids = &ctx.server_pids;
     let total = ((b.warmup + b.duration) * b.rate).round() as u64;
     let warm = (b.warmup * b.rate).round() as u64;
     let planned = Duration::from_secs_f64(b.warmup + b.duration);
@@ -320,8 +320,8 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
         while sent < due {
             if sent == warm && mark.is_none() {
                 mark = Some((
-                    CpuMark::now(pid),
-                    CpuMark::now(Some(self_pid())),
+                    CpuMark::now(pids),
+                    CpuMark::now(&[self_pid()]),
                     Instant::now(),
                     MachineMark::now(),
                 ));
@@ -341,8 +341,8 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
     }
     let pub_end = Instant::now();
     let (srv0, me0, t_measure, machine0) = mark.unwrap_or((
-        CpuMark::now(pid),
-        CpuMark::now(Some(self_pid())),
+        CpuMark::now(pids),
+        CpuMark::now(&[self_pid()]),
         Instant::now(),
         MachineMark::now(),
     ));
@@ -360,7 +360,7 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
     let srv_sys = srv0.sys_share_pct();
     let lg_sys = me0.sys_share_pct();
     let other = machine0.other_pct(srv_cpu, lg_cpu);
-    let srv_rss = pid.and_then(rss_kb).unwrap_or(0);
+    let srv_rss = rss_sum_kb(pids);
     let lg_rss = rss_kb(self_pid()).unwrap_or(0);
     let _ = stop_tx.send(true);
     let outs = join_all(ph.handles, Duration::from_secs(30)).await;

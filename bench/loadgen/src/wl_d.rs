@@ -4,7 +4,7 @@
 //! all are done, so closes (and their webhooks) do not overlap the measurement.
 
 use crate::clients::{connect_many, hold, join_all, Ctx};
-use crate::procstat::{rss_kb, self_pid, CpuMark, MachineMark};
+use crate::procstat::{rss_sum_kb, self_pid, CpuMark, MachineMark};
 use crate::stats::{hist_fields, Report};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,13 +31,13 @@ pub async fn run(ctx: Arc<Ctx>, d: Args, hook_port: u16) -> Result<(), String> {
     if app.is_none() {
         return Err("workload d needs the webhook app (--webhook-port)".into());
     }
-    let pid = ctx.server_pid;
+    let pids = &ctx.server_pids;
     let (stop_tx, stop_rx) = watch::channel(false);
     let hard = Instant::now() + Duration::from_secs(900);
     let channels = d.channels.max(1);
     let prefix = d.prefix.clone();
-    let srv = CpuMark::now(pid);
-    let me = CpuMark::now(Some(self_pid()));
+    let srv = CpuMark::now(pids);
+    let me = CpuMark::now(&[self_pid()]);
     let machine = MachineMark::now();
     let ph = connect_many(
         ctx.clone(),
@@ -88,7 +88,7 @@ pub async fn run(ctx: Arc<Ctx>, d: Args, hook_port: u16) -> Result<(), String> {
         format!("{:.1}", lg_cpu as f64 * 100.0 / wall as f64),
     );
     r.add("other_cpu_pct", format!("{other:.1}"));
-    r.add("srv_rss_kb", pid.and_then(rss_kb).unwrap_or(0));
+    r.add("srv_rss_kb", rss_sum_kb(pids));
     crate::hook_fields(&mut r, &app);
     let _ = stop_tx.send(true);
     let _ = join_all(ph.handles, Duration::from_secs(20)).await;
