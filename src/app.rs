@@ -191,6 +191,7 @@ impl App {
             config.interface,
             port
         );
+        tracing::info!("Engine: {}", config.engine.describe());
         let tasks = TaskTracker::new();
         let main = self.main_router();
         tasks.spawn(serve_one(self.listener, main, shutdown.clone()));

@@ -44,6 +44,18 @@ fn node(web: &WebApp, prefix: &str) -> (Running, u16) {
         &[],
     );
     let port = run.startup_port("127.0.0.1");
+    let engine = run.next_line();
+    let kind = if cluster.ends_with("true") {
+        "Redis Cluster"
+    } else {
+        "Redis"
+    };
+    assert!(
+        engine.ends_with(&format!(
+            " - hookbox - INFO - Engine: {kind} at {url}, key prefix {prefix}"
+        )),
+        "{engine}"
+    );
     (run, port)
 }
 

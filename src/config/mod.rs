@@ -42,6 +42,32 @@ pub enum EngineConfig {
     Redis(RedisConfig),
 }
 
+impl EngineConfig {
+    /// For the log: which engine, where; passwords in Redis URLs are masked.
+    pub fn describe(&self) -> String {
+        match self {
+            EngineConfig::Memory => "memory".to_owned(),
+            EngineConfig::Redis(r) => {
+                let urls: Vec<String> = r.urls.iter().map(|u| mask_password(u)).collect();
+                let kind = if r.cluster { "Redis Cluster" } else { "Redis" };
+                format!("{kind} at {}, key prefix {}", urls.join(","), r.prefix)
+            }
+        }
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn mask_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
 /// Log verbosity, with Python's level names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -455,6 +481,24 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         Config::from_args(std::iter::once("hookbox").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn engine_description_masks_redis_passwords() {
+        let c = parse(&[
+            "--engine=redis",
+            "--redis-url=redis://u:hunter2@127.0.0.1:6379/0",
+        ]);
+        let d = c.unwrap().engine.describe();
+        assert_eq!(
+            d,
+            "Redis at redis://u:***@127.0.0.1:6379/0, key prefix hookbox"
+        );
+        assert_eq!(
+            mask_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(mask_password("not a url"), "(unparsable URL)");
     }
 
     #[test]
