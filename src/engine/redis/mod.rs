@@ -409,6 +409,22 @@ impl Inner {
     }
 }
 
+/// The tail of CREATE's and UPDATE's arguments: the state's key count and pairs, then the
+/// preset history entries.
+fn state_and_history_args(
+    inv: &mut redis::ScriptInvocation<'_>,
+    state: &Map<String, Value>,
+    history: Option<&[Value]>,
+) {
+    inv.arg(state.len());
+    for (key, v) in state {
+        inv.arg(key.as_str()).arg(v.to_string());
+    }
+    for e in history.into_iter().flatten() {
+        inv.arg(wire::preset_entry(e));
+    }
+}
+
 impl RedisEngine {
     fn k(&self) -> &Keys {
         &self.inner.keys
@@ -509,14 +525,8 @@ impl RedisEngine {
         }
         inv.arg(crate::session::new_connection_id().as_ref())
             .arg(self.inner.history_max_bytes)
-            .arg(now_secs())
-            .arg(state.len());
-        for (key, v) in &state {
-            inv.arg(key.as_str()).arg(v.to_string());
-        }
-        for e in update.history.iter().flatten() {
-            inv.arg(wire::preset_entry(e));
-        }
+            .arg(now_secs());
+        state_and_history_args(&mut inv, &state, update.history.as_deref());
         let created: i64 = self.inner.invoke(&inv).await?;
         if created == 1 {
             let mut cmds = vec![redis::Cmd::sadd(self.k().channel_names(), name)];
@@ -567,14 +577,8 @@ impl RedisEngine {
             .arg(&k.events)
             .arg(self.inner.pub_cmd())
             .arg(frame)
-            .arg(now_secs())
-            .arg(state.len());
-        for (key, v) in &state {
-            inv.arg(key.as_str()).arg(v.to_string());
-        }
-        for e in update.history.iter().flatten() {
-            inv.arg(wire::preset_entry(e));
-        }
+            .arg(now_secs());
+        state_and_history_args(&mut inv, &state, update.history.as_deref());
         let done: i64 = self.inner.invoke(&inv).await?;
         Ok((done == 1).then_some(Ok(update.polling_changed)))
     }
