@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every hookbox test on a fresh machine: installs what the tests need (Debian's Chromium for
-# the browser tests, the npm packages that drive it, django-hookbox 0.3 and its Python 2.7
-# dependencies from PyPI), checks formatting and lints, then runs the Rust unit and integration
-# tests, django-hookbox's own test suite against the binary, and the headless-browser tests.
+# Runs every hookbox test on a fresh machine: installs what the tests need (Debian's Chromium
+# and the npm packages that drive it for the browser tests, redis-server and nginx for the
+# multi-node tests, django-hookbox 0.3 and its Python 2.7 dependencies from PyPI), checks
+# formatting and lints, then runs the Rust unit and integration tests on the memory engine, a
+# single Redis and a Redis Cluster, django-hookbox's own test suite against the binary, and the
+# headless-browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# nginx: tests/nginx.rs runs docs/clustering.md's configuration in front of three nodes.
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]} (apt)"
   as_root apt-get update -qq
