@@ -9,18 +9,22 @@ use common::{free_port, Client, WebApp, GUARD};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 
-/// A hookbox binary on the test Redis, as one node of cluster `prefix`.
-fn node(web: &WebApp, prefix: &str) -> (Running, u16) {
-    let cbport = web.addr.port().to_string();
-    // The run's Redis Cluster, if it tests one; else the test Redis.
-    let (url, cluster) = match (common::engine_is_redis(), common::redis_cluster_urls()) {
+/// The run's Redis Cluster, if it tests one, else the test Redis: (URLs, `--redis-cluster=…`).
+fn test_redis() -> (String, &'static str) {
+    match (common::engine_is_redis(), common::redis_cluster_urls()) {
         (true, Some(urls))
             if std::env::var("HOOKBOX_TEST_ENGINE").as_deref() == Ok("redis-cluster") =>
         {
             (urls.join(","), "--redis-cluster=true")
         }
         _ => (redis_url(), "--redis-cluster=false"),
-    };
+    }
+}
+
+/// A hookbox binary on the test Redis, as one node of cluster `prefix`.
+fn node(web: &WebApp, prefix: &str) -> (Running, u16) {
+    let cbport = web.addr.port().to_string();
+    let (url, cluster) = test_redis();
     let run = Running::spawn(
         &[
             cluster,
@@ -101,6 +105,64 @@ async fn a_killed_nodes_users_are_cleaned_up_by_the_survivors() {
     assert_eq!(info[1]["connections"].as_array().unwrap().len(), 1);
     bob.assert_quiet().await;
     assert!(web.drain().await.is_empty(), "each webhook once");
+}
+
+/// `redis-cli` on the test Redis (following a Redis Cluster's redirections); its output.
+fn redis_cli(args: &[&str]) -> String {
+    let (urls, _) = test_redis();
+    let first = urls.split(',').next().unwrap();
+    let port = first.rsplit(':').next().unwrap().trim_end_matches('/');
+    let out = Command::new("redis-cli")
+        .args(["-c", "-p", port])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn channel_events_a_node_missed_are_noticed_and_logged() {
+    let web = WebApp::start().await;
+    web.channel_options(json!({"moderated": false}));
+    let prefix = format!("gap{:016x}", rand::random::<u64>());
+    let (run, port) = node(&web, &prefix);
+    let mut bob = connected(port, "bob").await;
+    bob.send("SUBSCRIBE", json!({"channel_name": "room"})).await;
+    bob.expect("SUBSCRIBE").await;
+
+    // Two events of the channel were published while this node's pub/sub link was down (as
+    // after a dropped connection), then a third arrives, in the documented message format.
+    let meta = format!("{prefix}:c:{{room}}");
+    let offset = redis_cli(&["HINCRBY", &meta, "off", "3"]);
+    let tail = r#", "PUBLISH", {"channel_name": "room", "payload": "third", "user": null, "datetime": "x"}]"#;
+    let event = format!("[{},\"P\",\"\",\"*\"]\n{tail}\r\n", offset.trim());
+    let publish = if test_redis().1.ends_with("true") {
+        "SPUBLISH"
+    } else {
+        "PUBLISH"
+    };
+    assert_eq!(
+        redis_cli(&[publish, &format!("{meta}:ev"), &event]).trim(),
+        "1"
+    );
+    assert_eq!(bob.expect("PUBLISH").await["payload"], "third");
+    // The node says what it lost (logged before the delivery above).
+    loop {
+        let line = run.next_line();
+        if line.contains("hookbox - WARNING - 2 events of channel room were lost") {
+            break;
+        }
+    }
+    // And delivers what follows.
+    let form = [
+        ("security_token", "secret"),
+        ("channel_name", "room"),
+        ("payload", "4"),
+    ];
+    let body = common::binary::api_post(port, "publish", &form).await;
+    assert_eq!(body[0], true, "{body}");
+    assert_eq!(bob.expect("PUBLISH").await["payload"], 4);
 }
 
 /// A private redis-server (this test stops and restarts it), persisting every write so that a
