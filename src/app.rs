@@ -191,7 +191,6 @@ impl App {
             config.interface,
             port
         );
-        tracing::info!("Engine: {}", config.engine.describe());
         let tasks = TaskTracker::new();
         let main = self.main_router();
         tasks.spawn(serve_one(self.listener, main, shutdown.clone()));
@@ -210,6 +209,8 @@ impl App {
                 .with_state(self.api.clone());
             tasks.spawn(serve_one(listener, api, shutdown.clone()));
         }
+        // After every "Listening to" line, so the original's startup lines stay in their order.
+        tracing::info!("Engine: {}", config.engine.describe());
         if let Some(listener) = self.demo_listener {
             let demo_port = listener.local_addr()?.port();
             tracing::info!("Demo chat: open http://127.0.0.1:{demo_port}/ in two browser tabs");
