@@ -30,21 +30,46 @@ cargo clippy --all-targets --locked -- -D warnings
 # Private redis-servers on free loopback ports, stopped when this script exits: one Redis, and a
 # three-master Redis Cluster.
 redis_dir=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# A free loopback port below 55536 whose port + 10000 is free too (a Redis Cluster node's bus port
+# is its port + 10000 and must fit in 16 bits).
+free_port() {
+  python3 - <<'PY'
+import random, socket
+for _ in range(1000):
+    port = random.randrange(20000, 55536)
+    socks = []
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(port)
+    break
+PY
+}
 start_redis() { # extra args...; prints the port it bound
   # A free port can be taken between the probe and redis-server's bind, so try a few.
-  local port
+  local port pid
   for _ in 1 2 3 4 5; do
     port=$(free_port)
     mkdir -p "$redis_dir/$port"
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir/$port" \
-      --daemonize yes --pidfile "$redis_dir/$port/redis.pid" --logfile "$redis_dir/$port/redis.log" "$@" >&2
+      --logfile "$redis_dir/$port/redis.log" "$@" >&2 &
+    pid=$!
+    echo "$pid" >"$redis_dir/$port/redis.pid"
     for _ in $(seq 300); do
       if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then echo "$port"; return; fi
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
     echo "redis-server on port $port did not start:" >&2
     cat "$redis_dir/$port/redis.log" >&2 || true
+    kill "$pid" 2>/dev/null || true
   done
   exit 1
 }
@@ -71,13 +96,13 @@ export HOOKBOX_TEST_REDIS_CLUSTER
 HOOKBOX_TEST_REDIS_CLUSTER=$(IFS=,; echo "${cluster_urls[*]}")
 
 echo "==> cargo test (memory engine)"
-cargo test --all-targets --locked
+cargo test --all-targets --locked --no-fail-fast
 
 echo "==> cargo test (redis engine: the same suite against redis-server)"
-HOOKBOX_TEST_ENGINE=redis cargo test --all-targets --locked
+HOOKBOX_TEST_ENGINE=redis cargo test --all-targets --locked --no-fail-fast
 
 echo "==> cargo test (redis engine: the same suite against a 3-master Redis Cluster)"
-HOOKBOX_TEST_ENGINE=redis-cluster cargo test --all-targets --locked
+HOOKBOX_TEST_ENGINE=redis-cluster cargo test --all-targets --locked --no-fail-fast
 
 cargo build --locked --bin hookbox
 
