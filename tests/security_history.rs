@@ -553,7 +553,10 @@ async fn publish_multi_to_a_thousand_channels_reaches_their_subscribers() {
     let all = names.join(",");
     s.api_ok(
         "publish_multi",
-        &[("channel_names", all.as_str()), ("payload", payload.as_str())],
+        &[
+            ("channel_names", all.as_str()),
+            ("payload", payload.as_str()),
+        ],
     )
     .await;
     for name in [&names[0], &names[999]] {
