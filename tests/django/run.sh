@@ -36,7 +36,8 @@ pip_quiet() {
 # --- find a working Python 2.7 (pyenv shims exist but may refuse to run) ---
 find_python27() {
     local cand
-    for cand in ${PYTHON27:+"$PYTHON27"} python2.7 "$HOME"/.pyenv/versions/2.7*/bin/python2.7; do
+    local pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+    for cand in ${PYTHON27:+"$PYTHON27"} python2.7 "$pyenv_root"/versions/2.7*/bin/python2.7; do
         if command -v "$cand" >/dev/null 2>&1 &&
            "$cand" -c 'import sys; assert sys.version_info[:2] == (2, 7)' >/dev/null 2>&1; then
             # Resolve shims to the real interpreter.
@@ -46,7 +47,7 @@ find_python27() {
     done
     return 1
 }
-PY="$(find_python27)" || die "no working Python 2.7 found (tried \$PYTHON27, python2.7 on PATH, \$HOME/.pyenv/versions/2.7*/bin/python2.7)"
+PY="$(find_python27)" || die "no working Python 2.7 found (tried \$PYTHON27, python2.7 on PATH, \${PYENV_ROOT:-\$HOME/.pyenv}/versions/2.7*/bin/python2.7)"
 echo "== python: $PY"
 
 # --- the hookbox binary under test ---
@@ -103,14 +104,20 @@ cp -R "$HERE/project" "$TMP/project"
 echo "== running: manage.py test djhookbox"
 set +e
 (
+    set -o pipefail
     cd "$TMP/project"
     export PYTHONPATH="$SITE" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
     unset PYTHONHOME DJANGO_SETTINGS_MODULE
-    exec timeout --kill-after=10 "${DJANGO_TEST_TIMEOUT:-300}" \
-        "$BIN/python" manage.py test djhookbox --noinput --verbosity=2
+    timeout --kill-after=10 "${DJANGO_TEST_TIMEOUT:-300}" \
+        "$BIN/python" manage.py test djhookbox --noinput --verbosity=2 2>&1 | tee "$TMP/output"
 )
 status=$?
 set -e
+# A suite that found no tests also says OK: require all nine of djhookbox's tests.
+if [[ $status -eq 0 ]] && ! { grep -qx 'Ran 9 tests in .*' "$TMP/output" && grep -qx 'OK' "$TMP/output"; }; then
+    echo "tests/django/run.sh: expected 'Ran 9 tests' and 'OK' from manage.py test djhookbox" >&2
+    status=1
+fi
 if [[ $status -eq 124 || $status -eq 137 ]]; then
     echo "tests/django/run.sh: test run timed out after ${DJANGO_TEST_TIMEOUT:-300}s" >&2
 fi
