@@ -12,13 +12,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const PAGE: &str = include_str!("../static/demo/index.html");
 const COOKIE: &str = "demo_user";
-/// The one channel the demo page uses, and the only one it lets anyone publish to (a publish to a
-/// new channel creates it first; a refused one is destroyed again).
+/// The one channel the demo page uses, and the only one the demo lets anyone create or publish to.
 const LOBBY: &str = "lobby";
 const ADJECTIVES: [&str; 12] = [
     "amber", "brave", "calm", "deft", "eager", "fuzzy", "gentle", "happy", "jolly", "keen",
@@ -29,9 +27,9 @@ const ANIMALS: [&str; 12] = [
     "moose", "wren",
 ];
 
-/// Most channels the demo lets exist at once: its create_channel webhook refuses more, so that
-/// one visitor cannot fill the server with channels.
-pub const MAX_CHANNELS: usize = 20;
+/// What the create_channel webhook says to any channel but the lobby: the demo has one channel,
+/// so one visitor cannot fill the server with channels (nor lock the others out of the chat).
+pub const ONLY_LOBBY: &str = "The demo has one channel: lobby";
 
 struct Demo {
     /// Port of the hookbox server the page connects to.
@@ -39,8 +37,6 @@ struct Demo {
     /// Signs the name cookie, so that a client cannot claim somebody else's name. Random per
     /// process: names do not outlive a restart.
     key: [u8; 32],
-    /// Channels that exist now (created minus destroyed, as the webhooks tell).
-    channels: AtomicUsize,
 }
 
 impl Demo {
@@ -81,7 +77,6 @@ pub fn router(hookbox_port: u16) -> Router {
         .with_state(Arc::new(Demo {
             hookbox_port,
             key: rand::random(),
-            channels: AtomicUsize::new(0),
         }))
 }
 
@@ -97,12 +92,13 @@ async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
         .unwrap_or("127.0.0.1");
     let url = format!("http://{host}:{}", demo.hookbox_port);
     let html = Html(PAGE.replace("{{HOOKBOX_URL}}", &url));
-    let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 100);
+    // 1.44 million names, so that two visitors rarely get the same one (and become one user).
+    let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 10_000);
     let name = format!(
         "{}-{}-{}",
         ADJECTIVES[n % ADJECTIVES.len()],
         ANIMALS[(n / ADJECTIVES.len()) % ANIMALS.len()],
-        n % 100
+        n / (ADJECTIVES.len() * ANIMALS.len())
     );
     let cookie = format!("{COOKIE}={name}.{}; Path=/; SameSite=Lax", demo.sign(&name));
     ([(header::SET_COOKIE, cookie)], html).into_response()
@@ -133,30 +129,14 @@ async fn webhook(
                 json!({"error": "No valid demo_user cookie: open the demo page first"}),
             ),
         },
-        "create_channel" => {
-            let claimed = demo
-                .channels
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < MAX_CHANNELS).then_some(n + 1)
-                });
-            if claimed.is_err() {
-                return answer(
-                    false,
-                    json!({"error": format!("The demo allows at most {MAX_CHANNELS} channels")}),
-                );
-            }
-            answer(
-                true,
-                json!({"history_size": 50, "presenceful": true, "reflective": true,
-                       "moderated": false, "moderated_publish": true}),
-            )
+        "create_channel" if form.get("channel_name").map(String::as_str) != Some(LOBBY) => {
+            answer(false, json!({"error": ONLY_LOBBY}))
         }
-        "destroy_channel" => {
-            let _ = demo
-                .channels
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            answer(true, json!({}))
-        }
+        "create_channel" => answer(
+            true,
+            json!({"history_size": 50, "presenceful": true, "reflective": true,
+                   "moderated": false, "moderated_publish": true}),
+        ),
         "publish" if form.get("channel_name").map(String::as_str) != Some(LOBBY) => answer(
             false,
             json!({"error": format!("The demo's chat happens in {LOBBY}")}),

@@ -5,7 +5,7 @@
 //!   (ERROR texts cut; one comet reply carrying packets in flight per session; packets acked
 //!   mid-write still counted against the session's budget);
 //! - locking other clients out by filling the session table (per-address quota, eviction of
-//!   sessions that never sent a packet, a short life for unused sessions, `X-Forwarded-For`
+//!   sessions that never completed CONNECT, a short life for unconnected ones, `X-Forwarded-For`
 //!   believed only from trusted proxies);
 //! - script gadgets on hookbox's origin (JSONP wrappers limited to identifiers and `;`, no
 //!   `reflect`, `X-Content-Type-Options: nosniff` on every response).
@@ -177,10 +177,10 @@ fn stuck_backlog_count() -> usize {
     (tcp_send_buffer_max() + (2 << 20)) / BIG_PAYLOAD + 1
 }
 
-/// Rough size of one CSP packet carrying a PUBLISH of `BIG_PAYLOAD` bytes (base64 of the frame,
-/// plus the packet's brackets); off by well under a hundred bytes.
-fn big_packet_estimate() -> usize {
-    (BIG_PAYLOAD + 120).div_ceil(3) * 4 + 16
+/// Rough size of one PUBLISH frame of `BIG_PAYLOAD` bytes, which is what its CSP packet counts
+/// against the session's budget; off by well under a hundred bytes.
+fn big_frame_estimate() -> usize {
+    BIG_PAYLOAD + 120
 }
 
 fn big_payload(tag: usize) -> String {
@@ -345,7 +345,7 @@ async fn one_comet_reply_with_packets_in_flight_per_session() {
 async fn packets_acked_mid_write_still_count_against_the_budget() {
     let count = stuck_backlog_count();
     // Room for the stuck reply plus about one more packet, not two.
-    let budget = (count + 1) * big_packet_estimate();
+    let budget = (count + 1) * big_frame_estimate();
     let s = Server::start_with(|c| c.outbox_bytes = budget).await;
     let c = Csp::subscribed(&s, "ann", "big").await;
     let first = c.acked + 1;
@@ -399,19 +399,29 @@ async fn session_from(s: &Server, forwarded_for: &str) -> Csp {
     Csp::new(s, key)
 }
 
-/// Makes a session "used": it sends one (empty) packet.
-async fn use_session(c: &Csp) {
-    assert_eq!(c.send_raw(&packet_list(1, "\r\n")).await.ok(), "(\"OK\")");
+/// Makes a session "used": it completes a CONNECT (the web app lets it in).
+async fn use_session(c: &mut Csp) {
+    c.send("CONNECT", json!({"cookie_string": "user=someone"}))
+        .await;
+    assert_eq!(c.expect("CONNECTED").await["name"], "someone");
 }
 
 async fn used_session_from(s: &Server, forwarded_for: &str) -> Csp {
-    let c = session_from(s, forwarded_for).await;
-    use_session(&c).await;
+    let mut c = session_from(s, forwarded_for).await;
+    use_session(&mut c).await;
     c
 }
 
+/// Sends packets without connecting, as any web page can make its visitors do: one empty packet.
+async fn post_empty_packet(c: &Csp) {
+    assert_eq!(c.send_raw(&packet_list(1, "\r\n")).await.ok(), "(\"OK\")");
+}
+
+/// The session answers a comet, with no close packet.
 async fn assert_alive(c: &Csp) {
-    assert_eq!(c.post("comet", "du=0", "").await.ok(), "([])");
+    let r = c.post("comet", "du=0", "").await;
+    let packets = parse_batch(r.ok(), "", "");
+    assert!(packets.iter().all(|p| !p.data.is_null()), "{packets:?}");
 }
 
 async fn assert_gone(c: &Csp) {
@@ -467,27 +477,29 @@ async fn forwarded_for_from_an_untrusted_peer_does_not_escape_the_quota() {
 
 /// Attack: handshakes that are never used, to fill an address's quota and lock out its
 /// legitimate sessions (e.g. many users behind one NAT). At the quota, the oldest session that
-/// never sent a packet is evicted (its key answers 404) instead of refusing the handshake; used
-/// sessions are never evicted, and only when all are used is the handshake refused.
+/// never completed a CONNECT is evicted (its key answers 404) instead of refusing the handshake,
+/// even if it posted packets (any page can make its visitors post empty ones); connected
+/// sessions are never evicted, and only when all are connected is the handshake refused.
 #[tokio::test]
 async fn unused_sessions_are_evicted_oldest_first_at_the_address_quota() {
     let s = Server::start_with(|c| c.csp_max_sessions_per_ip = 3).await;
     let u1 = session_from(&s, A).await;
+    post_empty_packet(&u1).await;
     let used = used_session_from(&s, A).await;
     let u3 = session_from(&s, A).await;
 
-    let a4 = session_from(&s, A).await; // evicts u1, the oldest unused
+    let mut a4 = session_from(&s, A).await; // evicts u1, the oldest unused
     assert_gone(&u1).await;
     assert_alive(&used).await;
     assert_alive(&u3).await;
 
-    let a5 = session_from(&s, A).await; // evicts u3 (older than a4), never the used one
+    let mut a5 = session_from(&s, A).await; // evicts u3 (older than a4), never the used one
     assert_gone(&u3).await;
     assert_alive(&used).await;
     assert_alive(&a4).await;
 
-    use_session(&a4).await;
-    use_session(&a5).await;
+    use_session(&mut a4).await;
+    use_session(&mut a5).await;
     handshake_from(&s, A).await.assert_error(503, QUOTA_BODY);
     for c in [&used, &a4, &a5] {
         assert_alive(c).await;
@@ -514,13 +526,14 @@ async fn global_cap_evicts_an_unused_session_of_another_address_first() {
 }
 
 /// Attack: handshakes that are never used hold table entries for the whole idle timeout. A
-/// session that sent no packet is closed after `csp_handshake_timeout`, while a used session
-/// (older than it) survives.
+/// session that never completed a CONNECT (posting packets does not count) is closed after
+/// `csp_handshake_timeout`, while a connected session (older than it) survives.
 #[tokio::test]
 async fn unused_sessions_expire_after_the_handshake_timeout() {
     let s = Server::start_with(|c| c.csp_handshake_timeout = Duration::from_millis(500)).await;
     let used = used_session_from(&s, A).await;
     let unused = session_from(&s, A).await;
+    post_empty_packet(&unused).await;
 
     // A long-poll on the unused session returns when the server closes it: the close packet.
     let r = unused.post("comet", "du=30", "").await;

@@ -228,7 +228,8 @@ async fn a_replay_of_several_poisoned_channels_fits_the_new_tab() {
 }
 
 /// The same replay to a new tab that speaks CSP. Its frames become base64 packets (a third
-/// larger) counted against the same byte budget; the replay must still not close the session.
+/// larger), held until acknowledged and counted against the same byte budget by the frames they
+/// carry; the replay must not close the session, nor leave it too full for the next publication.
 #[tokio::test]
 async fn a_replay_of_several_poisoned_channels_fits_a_new_csp_tab() {
     // 60 × 5 KB each: fine-grained, so each replayed history fills its allowance.
@@ -248,6 +249,14 @@ async fn a_replay_of_several_poisoned_channels_fits_a_new_csp_tab() {
         "the replay closed the CSP session: {:.300}",
         peek.body
     );
+    // A publication while the replay's packets are still unacknowledged: the replay was sized
+    // for the outbox in frame bytes, and its packets count as such, so there is room for it.
+    s.api_ok(
+        "publish",
+        &[("channel_name", "h1"), ("payload", "\"after\"")],
+    )
+    .await;
+    assert_eq!(first_tab.expect("PUBLISH").await["payload"], "after");
     assert_eq!(tab.expect("CONNECTED").await["name"], "mallory");
     let mut seen = Vec::new();
     for _ in channels {
@@ -267,6 +276,7 @@ async fn a_replay_of_several_poisoned_channels_fits_a_new_csp_tab() {
     }
     seen.sort();
     assert_eq!(seen, channels);
+    assert_eq!(tab.expect("PUBLISH").await["payload"], "after");
     // Still open: the next frame answers a barrier, and no close packet came.
     let id = tab.send("PING_BARRIER", json!({})).await;
     assert_eq!(tab.expect("ERROR").await["id"], id);
@@ -565,4 +575,35 @@ async fn publish_multi_to_a_thousand_channels_reaches_their_subscribers() {
         assert_eq!(args["payload"].as_array().unwrap().len(), 10_000);
     }
     sub.assert_quiet().await;
+}
+
+/// Names of channels that do not exist cost nothing: they are skipped before the payload is
+/// touched, no channel is created for them, and the existing one still gets its publication.
+#[tokio::test]
+async fn publish_multi_skips_missing_channels_without_creating_them() {
+    let s = Server::unmoderated().await;
+    let mut sub = s.connected("sub").await;
+    join(&mut sub, "real").await;
+    s.web.expect("create_channel").await;
+    let mut names: Vec<String> = (0..999).map(|i| format!("missing{i:03}")).collect();
+    names.push("real".to_owned());
+    let all = names.join(",");
+    let payload = json!(vec![0; 10_000]).to_string();
+    s.api_ok(
+        "publish_multi",
+        &[
+            ("channel_names", all.as_str()),
+            ("payload", payload.as_str()),
+        ],
+    )
+    .await;
+    let args = sub.expect("PUBLISH").await;
+    assert_eq!(args["channel_name"], "real");
+    sub.assert_quiet().await;
+    let info = s.api_ok("get_server_info", &[]).await;
+    assert_eq!(info["channels"], json!(["real"]));
+    assert!(
+        s.web.drain().await.is_empty(),
+        "no webhook for missing channels"
+    );
 }

@@ -206,7 +206,7 @@ pub struct Options {
     /// Most CSP sessions alive at once [default: 10000]
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS")]
     pub csp_max_sessions: Option<usize>,
-    /// A CSP session that sent no packet this many seconds after its handshake is closed [default: 10]
+    /// A CSP session that has not completed CONNECT this many seconds after its handshake is closed [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_HANDSHAKE_TIMEOUT")]
     pub csp_handshake_timeout: Option<f64>,
     /// Most CSP sessions alive at once per client address [default: 100]

@@ -100,7 +100,7 @@ pub struct Config {
     /// Idle time after which a CSP session is closed.
     pub csp_session_timeout: Duration,
     pub csp_max_sessions: usize,
-    /// A CSP session that sent no packet this long after its handshake is closed.
+    /// A CSP session that has not begun a CONNECT this long after its handshake is closed.
     pub csp_handshake_timeout: Duration,
     pub csp_max_sessions_per_ip: usize,
     /// Peers whose `X-Forwarded-For` names the client.

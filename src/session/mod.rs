@@ -10,6 +10,7 @@ use crate::protocol::{
     args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
 };
 use serde_json::json;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// A frame the session refuses, with the text the client sees in its ERROR frame.
@@ -39,6 +40,35 @@ fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// How far a session got, readable by its transport while the session task owns the session.
+#[derive(Debug, Default)]
+pub struct Progress(AtomicU8);
+
+/// See [`Progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// No CONNECT yet, or only refused ones.
+    Initial,
+    /// A CONNECT is being checked by the web app.
+    Connecting,
+    /// CONNECT succeeded.
+    Connected,
+}
+
+impl Progress {
+    pub fn stage(&self) -> Stage {
+        match self.0.load(Ordering::Relaxed) {
+            0 => Stage::Initial,
+            1 => Stage::Connecting,
+            _ => Stage::Connected,
+        }
+    }
+
+    fn set(&self, stage: Stage) {
+        self.0.store(stage as u8, Ordering::Relaxed);
+    }
+}
+
 pub struct Session {
     hub: Arc<Hub>,
     id: Arc<str>,
@@ -47,6 +77,7 @@ pub struct Session {
     decoder: FrameDecoder,
     /// Set once CONNECT succeeded.
     connected: Option<(Arc<Conn>, Arc<str>)>,
+    progress: Arc<Progress>,
     /// CONNECTs refused so far, and how many close the connection.
     failed_connects: u32,
     max_failed_connects: u32,
@@ -82,6 +113,7 @@ impl Session {
             outbox,
             decoder: FrameDecoder::new(limits.max_frame),
             connected: None,
+            progress: Arc::default(),
             failed_connects: 0,
             max_failed_connects: limits.max_failed_connects,
         }
@@ -89,6 +121,11 @@ impl Session {
 
     pub fn id(&self) -> &Arc<str> {
         &self.id
+    }
+
+    /// How far this session got, shared with its transport.
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
     }
 
     /// Handles inbound bytes: every complete frame in them, in order, until the connection is
@@ -207,8 +244,16 @@ impl Session {
             remote_addr: self.remote_addr.clone(),
             outbox: self.outbox.clone(),
         });
-        let user = self.hub.connect(&conn, payload_text).await?;
+        self.progress.set(Stage::Connecting);
+        let user = match self.hub.connect(&conn, payload_text).await {
+            Ok(user) => user,
+            Err(e) => {
+                self.progress.set(Stage::Initial);
+                return Err(e.into());
+            }
+        };
         self.connected = Some((conn, user));
+        self.progress.set(Stage::Connected);
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
 use crate::outbox::{CloseReason, Outbox};
-use crate::session::Session;
+use crate::session::{Progress, Session, Stage};
 use bytes::Bytes;
 use futures_util::stream;
 use parking_lot::Mutex;
@@ -47,11 +47,23 @@ struct Writing {
     acked_bytes: usize,
 }
 
+/// A sent, not yet acknowledged packet.
+#[derive(Debug)]
+struct Packet {
+    id: u64,
+    /// The packet as JSON text.
+    bytes: Bytes,
+    /// What it counts against the byte budget: the frame it carries, as on the other transports
+    /// (its base64 is a third larger), so a history replay sized for the outbox fits it here too.
+    counted: usize,
+}
+
 #[derive(Debug)]
 struct State {
     vars: Vars,
-    /// Sent but not yet acknowledged packets, oldest first, as JSON text.
-    unacked: VecDeque<(u64, Bytes)>,
+    /// Sent but not yet acknowledged packets, oldest first.
+    unacked: VecDeque<Packet>,
+    /// Their `counted` sizes.
     unacked_bytes: usize,
     writing: Option<Writing>,
     next_packet: u64,
@@ -60,8 +72,6 @@ struct State {
     comet_generation: u64,
     requests_in_flight: usize,
     last_activity: Instant,
-    /// The client has sent at least one packet (a session that never does is cheap to evict).
-    used: bool,
     /// The server's close packet is queued.
     closing: bool,
 }
@@ -79,6 +89,8 @@ pub struct CspSession {
     /// The client address it was created for (counted against the per-address quota).
     remote: IpAddr,
     created: Instant,
+    /// How far the RTJP session got: a session that never completed CONNECT is cheap to evict.
+    progress: Arc<Progress>,
     outbox: Arc<Outbox>,
     inbound: mpsc::Sender<Inbound>,
     // Short critical sections only (packet bookkeeping); never held across an await.
@@ -96,8 +108,11 @@ impl CspSession {
         st.requests_in_flight == 0 && st.last_activity.elapsed() >= idle
     }
 
+    /// Whether the client completed a CONNECT. Sending packets is not enough: any web page can
+    /// make its visitors post empty ones, so only a user the web app let in holds a session
+    /// against eviction.
     fn is_used(&self) -> bool {
-        self.state.lock().used
+        self.progress.stage() == Stage::Connected
     }
 
     /// Marks the start of a request: applies its variables and acknowledgement. The request
@@ -110,11 +125,11 @@ impl CspSession {
         st.last_activity = Instant::now();
         st.vars.update(&get);
         if let Some(ack) = get("a").and_then(|a| a.parse::<u64>().ok()) {
-            while st.unacked.front().is_some_and(|(id, _)| *id <= ack) {
-                let (id, packet) = st.unacked.pop_front().expect("checked");
-                st.unacked_bytes -= packet.len();
-                if let Some(w) = st.writing.as_mut().filter(|w| id <= w.last_id) {
-                    w.acked_bytes += packet.len();
+            while st.unacked.front().is_some_and(|p| p.id <= ack) {
+                let packet = st.unacked.pop_front().expect("checked");
+                st.unacked_bytes -= packet.counted;
+                if let Some(w) = st.writing.as_mut().filter(|w| packet.id <= w.last_id) {
+                    w.acked_bytes += packet.counted;
                 }
             }
             self.sync_held(&st);
@@ -154,9 +169,7 @@ impl CspSession {
             }
             // Recorded only once handed over: if this request is dropped while waiting, the
             // client's re-sent packet is delivered, not skipped.
-            let mut st = self.state.lock();
-            st.last_client_packet = id;
-            st.used = true;
+            self.state.lock().last_client_packet = id;
         }
         Ok(())
     }
@@ -189,9 +202,12 @@ impl CspSession {
         {
             let id = st.next_packet;
             st.next_packet += 1;
-            let packet = encode_packet(id, frame);
-            st.unacked_bytes += packet.len();
-            st.unacked.push_back((id, packet));
+            st.unacked_bytes += frame.len();
+            st.unacked.push_back(Packet {
+                id,
+                bytes: encode_packet(id, frame),
+                counted: frame.len(),
+            });
         }
         // The packets count against the outbox's budget, so a client that never acknowledges is
         // treated like one that never reads: its next frame overflows the outbox.
@@ -251,15 +267,15 @@ impl CspSession {
     /// A reply carrying every unacknowledged packet, pointing at them (no copy). It counts as
     /// being written until the HTTP layer drops its body: fully sent, or the connection gone.
     fn backlog_reply(self: &Arc<Self>, st: &mut State) -> CometReply {
-        let last_id = st.unacked.back().map_or(0, |(id, _)| *id);
+        let last_id = st.unacked.back().map_or(0, |p| p.id);
         let (head, tail) = st.vars.comet_frame(st.unacked.len(), last_id);
         let mut chunks = Vec::with_capacity(st.unacked.len() * 2 + 1);
         chunks.push(Bytes::from(head));
-        for (i, (_, packet)) in st.unacked.iter().enumerate() {
+        for (i, packet) in st.unacked.iter().enumerate() {
             if i > 0 {
                 chunks.push(Bytes::from_static(b", "));
             }
-            chunks.push(packet.clone());
+            chunks.push(packet.bytes.clone());
         }
         chunks.push(Bytes::from(tail));
         st.writing = Some(Writing {
@@ -328,9 +344,10 @@ fn queue_close_packet(st: &mut State) {
     st.closing = true;
     let id = st.next_packet;
     st.next_packet += 1;
-    let packet = close_packet(id);
-    st.unacked_bytes += packet.len();
-    st.unacked.push_back((id, packet));
+    let bytes = close_packet(id);
+    let counted = bytes.len();
+    st.unacked_bytes += counted;
+    st.unacked.push_back(Packet { id, bytes, counted });
 }
 
 /// Drives the RTJP session of one CSP session until the client or the server closes it.
@@ -373,7 +390,7 @@ pub struct Limits {
     pub max_sessions: usize,
     pub max_per_address: usize,
     pub idle_timeout: Duration,
-    /// A session that sent no packet this long after its handshake is closed.
+    /// A session that has not begun a CONNECT this long after its handshake is closed.
     pub unused_timeout: Duration,
     pub outbox_bytes: usize,
     pub session: crate::session::SessionLimits,
@@ -417,7 +434,7 @@ impl Sessions {
         Some(s)
     }
 
-    /// The oldest session that never sent a packet, among those `pick` accepts.
+    /// The oldest session that never completed CONNECT, among those `pick` accepts.
     fn oldest_unused(&self, pick: impl Fn(&CspSession) -> bool) -> Option<Arc<str>> {
         self.by_key
             .values()
@@ -488,7 +505,8 @@ impl Registry {
                 .values()
                 .filter(|s| {
                     s.is_idle(limits.idle_timeout)
-                        || (!s.is_used() && s.created.elapsed() >= limits.unused_timeout)
+                        || (s.progress.stage() == Stage::Initial
+                            && s.created.elapsed() >= limits.unused_timeout)
                 })
                 .map(|s| s.key.clone())
                 .collect();
@@ -505,8 +523,8 @@ impl Registry {
     }
 
     /// Creates a session and its RTJP session task. At a limit (the client address's quota, or
-    /// the total), the oldest session that never sent a packet makes room; only when there is
-    /// none is the handshake refused.
+    /// the total), the oldest session that never completed CONNECT makes room; only when there
+    /// is none is the handshake refused.
     pub fn create(
         &self,
         hub: Arc<crate::hub::Hub>,
@@ -527,6 +545,7 @@ impl Registry {
         }
         let outbox = Arc::new(Outbox::new(self.limits.outbox_bytes));
         let session = Session::new(hub, remote.to_string(), outbox.clone(), self.limits.session);
+        let progress = session.progress();
         let key = crate::session::new_connection_id();
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let now = Instant::now();
@@ -534,6 +553,7 @@ impl Registry {
             key,
             remote,
             created: now,
+            progress,
             outbox: outbox.clone(),
             inbound: tx,
             state: Mutex::new(State {
@@ -546,7 +566,6 @@ impl Registry {
                 comet_generation: 0,
                 requests_in_flight: 0,
                 last_activity: now,
-                used: false,
                 closing: false,
             }),
             wake: Notify::new(),
@@ -555,7 +574,7 @@ impl Registry {
         sessions.insert(csp.clone());
         drop(sessions);
         for old in evicted {
-            tracing::debug!("CSP session {} evicted (never used)", old.key);
+            tracing::debug!("CSP session {} evicted (never connected)", old.key);
             old.close(CloseReason::Closed);
         }
         self.connections.spawn(run_session(
