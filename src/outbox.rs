@@ -27,6 +27,9 @@ pub enum CloseReason {
     Closed,
     /// The web application refused this many CONNECTs on the connection.
     TooManyFailedConnects { limit: u32 },
+    /// The engine could not take the connection in, or lost its state (a Redis that restarted
+    /// empty, a node the others gave up for dead): the client must connect again.
+    Unavailable,
 }
 
 impl CloseReason {
@@ -42,6 +45,9 @@ impl CloseReason {
             CloseReason::Closed => "session closed".to_owned(),
             CloseReason::TooManyFailedConnects { limit } => {
                 format!("{limit} refused CONNECTs on this connection")
+            }
+            CloseReason::Unavailable => {
+                "the server's shared state is unavailable: connect again".to_owned()
             }
         }
     }

@@ -98,11 +98,7 @@ async fn startup_line_then_websocket_then_sigterm() {
     let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0"], &[]);
     let port = server.startup_port("127.0.0.1");
     assert_ne!(port, 0, "the bound port is printed");
-    let engine = server.next_line();
-    assert!(
-        engine.ends_with(" - hookbox - INFO - Engine: memory"),
-        "{engine}"
-    );
+    common::binary::assert_engine_line(&server.next_line());
     let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?x=1"))
         .await
         .expect("the printed port accepts a WebSocket");

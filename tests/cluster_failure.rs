@@ -135,8 +135,13 @@ async fn channel_events_a_node_missed_are_noticed_and_logged() {
     // after a dropped connection), then a third arrives, in the documented message format.
     let meta = format!("{prefix}:c:{{room}}");
     let offset = redis_cli(&["HINCRBY", &meta, "off", "3"]);
+    let epoch = redis_cli(&["HGET", &meta, "epoch"]);
     let tail = r#", "PUBLISH", {"channel_name": "room", "payload": "third", "user": null, "datetime": "x"}]"#;
-    let event = format!("[{},\"P\",\"\",\"*\"]\n{tail}\r\n", offset.trim());
+    let event = format!(
+        "[\"{}\",{},\"P\",\"\",\"*\"]\n{tail}\r\n",
+        epoch.trim(),
+        offset.trim()
+    );
     let publish = if test_redis().1.ends_with("true") {
         "SPUBLISH"
     } else {

@@ -37,11 +37,8 @@ impl Demo {
         args.extend_from_slice(extra);
         let run = Running::spawn(&args, &[]);
         let port = run.startup_port(host);
-        let engine = run.next_line();
-        assert!(
-            engine.ends_with(" - hookbox - INFO - Engine: memory"),
-            "the engine line comes before the demo line: {engine:?}"
-        );
+        // The engine line comes before the demo line.
+        common::binary::assert_engine_line(&run.next_line());
         let line = run.next_line();
         let demo_port = line
             .split_once(" - hookbox - INFO - Demo chat: open http://127.0.0.1:")

@@ -366,6 +366,28 @@ async fn server_side_disconnect_sends_the_close_frame() {
     );
 }
 
+/// At shutdown a hixie-75 client gets the close frame `0xFF 0x00` before EOF, and its close
+/// handling runs (its channel's unsubscribe, its disconnect webhook).
+#[tokio::test]
+async fn shutdown_sends_the_close_frame_and_runs_the_close_handling() {
+    let s = Server::unmoderated().await;
+    let mut c = connected(&s, "py").await;
+    c.send("SUBSCRIBE", json!({"channel_name": "news"})).await;
+    c.expect("SUBSCRIBE").await;
+    s.web.expect("create_channel").await;
+    s.stop();
+    assert_eq!(
+        c.read_to_end().await,
+        [0xff, 0x00],
+        "the close frame, then EOF"
+    );
+    assert_eq!(
+        s.web.expect("destroy_channel").await.field("channel_name"),
+        Some("news")
+    );
+    assert_eq!(s.web.expect("disconnect").await.field("name"), Some("py"));
+}
+
 #[tokio::test]
 async fn a_plain_get_is_not_an_upgrade() {
     let s = Server::start().await;

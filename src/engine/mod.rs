@@ -37,6 +37,25 @@ use std::sync::Arc;
 pub enum EngineError {
     #[error("engine unavailable: {0}")]
     Unavailable(String),
+    /// The call failed part way: some of its changes may have been made.
+    #[error("engine unavailable: {0}")]
+    Interrupted(String),
+}
+
+impl EngineError {
+    /// The same failure, marked as having happened part way through a call.
+    pub fn interrupted(self) -> EngineError {
+        match self {
+            EngineError::Unavailable(e) | EngineError::Interrupted(e) => {
+                EngineError::Interrupted(e)
+            }
+        }
+    }
+}
+
+/// 64 random bits as 16 hex characters: a channel's epoch, a node's id.
+pub fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// A channel's flags the hub's rules read before acting (moderation, anonymity, history).
@@ -306,7 +325,8 @@ impl Engine {
 
     /// Attaches a connection that completed CONNECT to user `name` (created if absent; its
     /// options replaced): sends it `connected` first, then an own SUBSCRIBE for every channel
-    /// the user is in. True if the user was created.
+    /// the user is in. True if the user was created. [`EngineError::Interrupted`]: the
+    /// connection may be attached in part, and must be detached.
     pub async fn attach(
         &self,
         conn: &Arc<Conn>,

@@ -1,12 +1,12 @@
-//! The actions of §2.4: connect, subscribe, unsubscribe, publish, private message, and the
-//! cascade when a user's last connection closes. Each action awaits its webhooks first, then
-//! makes one engine call that decides and applies its effect.
+//! The actions of §2.4: connect, subscribe, unsubscribe, publish and private message (the close
+//! of a connection is in `closing`). Each action awaits its webhooks first, then makes one engine
+//! call that decides and applies its effect.
 
 use super::{Conn, Hooks, Hub, HubError, Leave, Origin};
 use crate::engine::frames::{self, PublishBody};
 use crate::engine::options::{want_names, UserOptions};
 use crate::engine::{
-    now_stamp, raw, Entry, Joined, LeaseKind, Membership, Publication, Recipients,
+    now_stamp, raw, EngineError, Entry, Joined, LeaseKind, Membership, Publication, Recipients,
 };
 use crate::protocol::{args, to_ascii_string, OutFrame};
 use crate::webhook::{json_truthy, Decision, Hook};
@@ -65,7 +65,15 @@ impl Hub {
             "CONNECTED",
             &args([("name", json!(&*name)), ("payload", payload)]),
         );
-        self.engine.attach(conn, &name, options, &connected).await?;
+        if let Err(e) = self.engine.attach(conn, &name, options, &connected).await {
+            if matches!(e, EngineError::Interrupted(_)) {
+                // Attached in part (CONNECTED may even be out): undo it like any close, in the
+                // background, since it waits for the engine.
+                let (hub, conn, name) = (self.clone(), conn.clone(), name.clone());
+                tokio::spawn(async move { hub.connection_closed(&name, &conn).await });
+            }
+            return Err(e.into());
+        }
         self.run_auto_lists(&name, &origin, &decision).await;
         Ok(name)
     }
@@ -244,18 +252,13 @@ impl Hub {
         let Some(flags) = self.engine.member_flags(channel, user).await? else {
             return Ok(());
         };
-        if flags.moderated_unsubscribe && leave != Leave::Silent {
+        if flags.moderated_unsubscribe && leave == Leave::Asked {
             let form = vec![
                 ("channel_name", channel.to_owned()),
                 ("user", user.to_owned()),
             ];
-            let decision = self.hook(Hook::Unsubscribe, form, origin).await;
-            if leave == Leave::Asked {
-                if !decision.success {
-                    return Err(HubError::Denied(decision.error_msg()));
-                }
-                self.run_auto_lists(user, origin, &decision).await;
-            }
+            let decision = self.ask(Hook::Unsubscribe, form, origin).await?;
+            self.run_auto_lists(user, origin, &decision).await;
         }
         if let Some(emptied) = self.engine.leave(channel, user).await? {
             if emptied.0 {
@@ -268,15 +271,19 @@ impl Hub {
     /// The destroy attempt after the last subscriber left: the channel goes only if the
     /// destroy_channel webhook agrees and nobody joined meanwhile.
     async fn try_destroy(&self, channel: &str) {
-        let form = vec![("channel_name", channel.to_owned())];
-        let decision = self
-            .hook(Hook::DestroyChannel, form, &Origin::default())
-            .await;
-        if decision.success {
+        if self.destroy_approved(channel).await {
             if let Err(e) = self.destroy_if_empty(channel).await {
                 tracing::warn!("destroying channel {channel} failed: {e}");
             }
         }
+    }
+
+    /// Asks the destroy_channel webhook whether an emptied channel may go.
+    pub(super) async fn destroy_approved(&self, channel: &str) -> bool {
+        let form = vec![("channel_name", channel.to_owned())];
+        self.hook(Hook::DestroyChannel, form, &Origin::default())
+            .await
+            .success
     }
 
     /// PUBLISH from a client (the channel is created if unknown) or from the web application.
@@ -415,50 +422,6 @@ impl Hub {
         if options.reflective && (!exists || recipient != sender) {
             self.engine.send_to_user(sender, &frame).await?;
         }
-        Ok(())
-    }
-
-    /// A connection went away: detach it, apply the per-connection / global unsubscription rules,
-    /// and if it was the user's last connection run the cascade — forced unsubscribes (with
-    /// destroy attempts), then removal of the user, then the disconnect webhook.
-    pub async fn connection_closed(self: &Arc<Self>, user: &str, conn: &Arc<Conn>) {
-        if let Err(e) = self.close_connection(user, conn).await {
-            tracing::warn!("close handling of {user} failed: {e}");
-        }
-    }
-
-    async fn close_connection(
-        self: &Arc<Self>,
-        user: &str,
-        conn: &Arc<Conn>,
-    ) -> Result<(), HubError> {
-        let detached = self.engine.detach(user, conn).await?;
-        let origin = Origin::api(conn.cookie.clone());
-        for channel in detached.emptied {
-            let _ = self
-                .unsubscribe(user, &origin, &channel, Leave::Forced)
-                .await;
-        }
-        if !detached.last {
-            return Ok(());
-        }
-        // While the user has no connection, nothing can subscribe it (see `subscribe`), so this
-        // snapshot is complete. A tab that attaches meanwhile (a page reload) keeps the user and
-        // its remaining subscriptions: the cascade stops there.
-        for channel in self.engine.user_channels(user).await? {
-            if self.engine.has_connections(user).await? {
-                return Ok(());
-            }
-            let _ = self
-                .unsubscribe(user, &origin, &channel, Leave::Forced)
-                .await;
-        }
-        // A new tab attached, or another cascade already removed the user: no disconnect.
-        if !self.engine.remove_user(user).await? {
-            return Ok(());
-        }
-        let form = vec![("name", user.to_owned())];
-        self.hook(Hook::Disconnect, form, &origin).await;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! atomically, so that every subscriber sees the same order of frames.
 
 mod actions;
+mod closing;
 mod manage;
 mod polling;
 
@@ -17,6 +18,7 @@ use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -66,8 +68,6 @@ pub enum Hooks {
 pub enum Leave {
     /// A client's UNSUBSCRIBE (or `send_hook=1`): the webhook may refuse it.
     Asked,
-    /// The close cascade: the webhook is called, its answer ignored.
-    Forced,
     /// No webhook (auto lists, plain Web API calls).
     Silent,
 }
@@ -115,6 +115,8 @@ pub struct Hub {
     pollers: Mutex<HashMap<Arc<str>, CancellationToken>>,
     /// Parent of every poller's token: cancelled at shutdown.
     shutdown: CancellationToken,
+    /// Engine steps of close handlings retried because the engine did not answer.
+    pub close_retries: AtomicU64,
 }
 
 impl Hub {
@@ -125,6 +127,7 @@ impl Hub {
             creating: Mutex::new(HashMap::new()),
             pollers: Mutex::new(HashMap::new()),
             shutdown,
+            close_retries: AtomicU64::new(0),
         })
     }
 

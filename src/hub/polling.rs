@@ -5,7 +5,7 @@
 //! task (the original leaked pollers).
 
 use super::actions::Publish;
-use super::{Hooks, Hub, Origin};
+use super::{Hooks, Hub, HubError, Origin};
 use crate::engine::LeaseKind;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -67,7 +67,17 @@ fn poller(
     Box::pin(async move {
         tokio::select! {
             _ = token.cancelled() => {}
-            _ = poll_loop(hub, channel) => {}
+            _ = poll_loop(hub.clone(), &channel) => {
+                // Ended by itself (the channel is gone, or another node polls it): forget it, so
+                // that it can be adopted again later. A newer poller's token is not cancelled.
+                token.cancel();
+                if let Some(h) = hub.upgrade() {
+                    let mut pollers = h.pollers.lock();
+                    if pollers.get(channel.as_str()).is_some_and(|t| t.is_cancelled()) {
+                        pollers.remove(channel.as_str());
+                    }
+                }
+            }
         }
     })
 }
@@ -77,15 +87,16 @@ pub(super) const POLL_LEASE: Duration = Duration::from_secs(15);
 
 /// Waits `wait` while holding the channel's poll lease (renewed every third of its life): one
 /// poller per channel in the whole cluster. False if another node holds it, or the hub is gone.
+/// While the engine does not answer, the wait goes on: the lease cannot be renewed, but nobody
+/// else can take it either until the engine is back.
 async fn wait_holding_lease(hub: &Weak<Hub>, channel: &str, wait: Duration) -> bool {
     let until = tokio::time::Instant::now() + wait;
     loop {
         let Some(h) = hub.upgrade() else { return false };
-        if !matches!(
-            h.engine.lease(LeaseKind::Poll, channel, POLL_LEASE).await,
-            Ok(true)
-        ) {
-            return false;
+        match h.engine.lease(LeaseKind::Poll, channel, POLL_LEASE).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => tracing::debug!("renewing the poll lease of {channel} failed: {e}"),
         }
         drop(h);
         let left = until.saturating_duration_since(tokio::time::Instant::now());
@@ -102,22 +113,32 @@ struct Fetched {
     options: Map<String, Value>,
 }
 
-async fn poll_loop(hub: Weak<Hub>, channel: String) {
+/// Polls until the channel is gone, stops polling, or another node polls it. Engine failures
+/// (Redis away) make it wait and try again, never end it.
+async fn poll_loop(hub: Weak<Hub>, channel: &str) {
     let mut backoff = FIRST_BACKOFF;
     let mut delay = None;
     loop {
         // Read the current polling settings each round: `persistent` replies may change them.
         let Some(h) = hub.upgrade() else { return };
-        let Ok(Some(polling)) = h.engine.polling(&channel).await else {
-            return;
+        let polling = match h.engine.polling(channel).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::info!("polling channel {channel} waits for the engine: {e}");
+                drop(h);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
         };
         if !polling.is_active() {
-            let _ = h.engine.release(LeaseKind::Poll, &channel).await;
+            let _ = h.engine.release(LeaseKind::Poll, channel).await;
             return; // a reply set the mode to ""
         }
         drop(h);
         let interval = Duration::from_secs_f64(polling.interval);
-        if !wait_holding_lease(&hub, &channel, delay.take().unwrap_or(interval)).await {
+        if !wait_holding_lease(&hub, channel, delay.take().unwrap_or(interval)).await {
             return;
         }
         let Some(h) = hub.upgrade() else { return };
@@ -168,7 +189,7 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
         // again next round. If the options are refused, it carries on with its settings.
         let mut repoll = false;
         if !fetched.options.is_empty() {
-            match h.update_polled_channel(&channel, &fetched.options).await {
+            match h.update_polled_channel(channel, &fetched.options).await {
                 Ok(changed) => repoll = changed,
                 Err(e) => {
                     tracing::info!("polling reply for channel {channel} has bad options: {e}")
@@ -180,13 +201,21 @@ async fn poll_loop(hub: Weak<Hub>, channel: String) {
                 publisher: None,
                 originator: Some(&polling.originator),
                 origin: &Origin::default(),
-                channel: &channel,
+                channel,
                 payload: &super::raw(&fetched.payload),
                 hooks: Hooks::Skip,
             })
             .await;
-        if published.is_err() {
-            return; // the channel is gone
+        match published {
+            Ok(()) => {}
+            Err(HubError::Engine(e)) => {
+                // Not published: counted by the engine, reported here; the next round tries anew.
+                tracing::warn!("polled content for channel {channel} not published: {e}");
+                delay = Some(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(300).max(interval));
+                continue;
+            }
+            Err(_) => return, // the channel is gone
         }
         if polling.mode == "once" && !repoll {
             return;

@@ -143,8 +143,14 @@ impl Session {
                         Ok(()) => {}
                         Err(fault) => {
                             self.error(Some(id), &fault.to_string());
-                            if connect && matches!(fault, FrameFault::Hub(_)) {
-                                self.connect_refused();
+                            match fault {
+                                // The engine could not take the connection in: the client
+                                // must start again (and the web app did not refuse it).
+                                FrameFault::Hub(HubError::Engine(_)) if connect => {
+                                    self.outbox.close(CloseReason::Unavailable);
+                                }
+                                FrameFault::Hub(_) if connect => self.connect_refused(),
+                                _ => {}
                             }
                         }
                     }

@@ -130,6 +130,8 @@ async fn write_loop(
                 CloseReason::Kicked | CloseReason::Closed => 1000,
                 CloseReason::Shutdown => 1001,
                 CloseReason::MessageTooLarge { .. } => 1009,
+                // "Try Again Later".
+                CloseReason::Unavailable => 1013,
             };
             let frame = CloseFrame {
                 code,

@@ -29,14 +29,61 @@ pub struct Running {
     exited: bool,
 }
 
+/// The engine arguments of this run (`HOOKBOX_TEST_ENGINE`): none for the memory engine, else the
+/// test Redis (or Redis Cluster) under a key prefix of the binary's own.
+fn engine_args() -> Vec<String> {
+    let prefix = format!("bin{:016x}", rand::random::<u64>());
+    match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
+        Ok("redis") => vec![
+            "--engine".into(),
+            "redis".into(),
+            "--redis-url".into(),
+            std::env::var("HOOKBOX_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+            "--redis-prefix".into(),
+            prefix,
+        ],
+        Ok("redis-cluster") => vec![
+            "--engine".into(),
+            "redis".into(),
+            "--redis-cluster".into(),
+            "--redis-url".into(),
+            super::redis_cluster_urls()
+                .expect("HOOKBOX_TEST_REDIS_CLUSTER")
+                .join(","),
+            "--redis-prefix".into(),
+            prefix,
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// Checks the startup's engine line names the engine this run tests.
+pub fn assert_engine_line(line: &str) {
+    let expected = match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
+        Ok("redis") => " - hookbox - INFO - Engine: Redis at ",
+        Ok("redis-cluster") => " - hookbox - INFO - Engine: Redis Cluster at ",
+        _ => " - hookbox - INFO - Engine: memory",
+    };
+    assert!(line.contains(expected), "not the engine line: {line:?}");
+}
+
 impl Running {
+    /// Starts the binary with `args` (plus the run's engine, unless `args` choose one) and
+    /// `envs`.
     pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Running {
+        let engine = if args.contains(&"--engine") {
+            Vec::new()
+        } else {
+            engine_args()
+        };
         // `exec` keeps the pid the server's own, and `2>&1` merges the streams in output order.
         let mut child = command("sh", envs)
             .arg("-c")
             .arg("exec \"$0\" \"$@\" 2>&1")
             .arg(BIN)
             .args(args)
+            .args(engine)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

@@ -54,15 +54,20 @@ impl Cluster {
     }
 
     pub async fn start_with(n: usize, tweak: impl Fn(&mut Config)) -> Cluster {
+        Cluster::start_each(n, |_, config| tweak(config)).await
+    }
+
+    /// `n` nodes whose configs `tweak` may change, given each node's index.
+    pub async fn start_each(n: usize, tweak: impl Fn(usize, &mut Config)) -> Cluster {
         let web = WebApp::start().await;
         let prefix = format!("cluster{:016x}", rand::random::<u64>());
         let url = redis_url();
         let mut nodes = Vec::new();
         let mut stops = Vec::new();
-        for _ in 0..n {
+        for i in 0..n {
             let mut config = test_config(&web);
             config.engine = redis_engine(&url, &prefix);
-            tweak(&mut config);
+            tweak(i, &mut config);
             let stop = CancellationToken::new();
             let app = App::bind(config, stop.clone()).await.expect("bind a node");
             nodes.push(app.local_addr());

@@ -14,6 +14,7 @@ mod client;
 pub mod cluster;
 pub mod csp;
 mod flows;
+pub mod proxy;
 mod server;
 mod webapp;
 

@@ -104,6 +104,11 @@ impl Server {
         }
     }
 
+    /// Stops the server as SIGTERM does (its shutdown token).
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     /// A WebSocket client (not yet CONNECTed).
     pub async fn client(&self) -> Client {
         Client::open(&format!("ws://{}/ws", self.addr)).await

@@ -46,12 +46,50 @@ struct Member {
 
 #[derive(Default)]
 struct LocalChannel {
+    /// The channel's epoch, once an event or a snapshot told it (offsets count within it).
+    epoch: Option<String>,
     /// The offset of the last event delivered (0: none yet).
     last: u64,
     members: Vec<Member>,
 }
 
 impl LocalChannel {
+    /// Takes `epoch` as the channel's. If it had another, the channel this node knew was
+    /// destroyed and created again without this node seeing it (the events were lost, or Redis
+    /// lost its data): its members here are members no more, so they get their UNSUBSCRIBE, and
+    /// only connections joining the new channel stay (with what they kept cleared: it was of the
+    /// old one). True if the channel was replaced.
+    fn adopt_epoch(&mut self, channel: &str, epoch: &str) -> bool {
+        match &self.epoch {
+            Some(e) if e == epoch => return false,
+            None => {
+                self.epoch = Some(epoch.to_owned());
+                return false;
+            }
+            Some(_) => {}
+        }
+        self.epoch = Some(epoch.to_owned());
+        self.last = 0;
+        let stamp = crate::engine::now_stamp();
+        for m in &mut self.members {
+            let before = m.slots.len();
+            m.slots.retain(|s| s.pending.is_some());
+            for s in &mut m.slots {
+                s.pending = Some(Vec::new());
+            }
+            if m.slots.len() < before {
+                let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
+                let mut st = m.user.state.lock();
+                st.send_all(&frame);
+                if m.slots.is_empty() {
+                    st.channels.shift_remove(channel);
+                }
+            }
+        }
+        self.members.retain(|m| !m.slots.is_empty());
+        true
+    }
+
     fn member(&mut self, user: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| &*m.user.name == user)
     }
@@ -125,6 +163,8 @@ pub struct LocalIndex {
     pub users: Mutex<HashMap<Arc<str>, Arc<User>>>,
     /// Channel events that never arrived (counted by offset gaps).
     pub lost_events: AtomicU64,
+    /// Channels found replaced by a new epoch (see `LocalChannel::adopt_epoch`).
+    pub replaced: AtomicU64,
     /// Woken after each channel event is delivered (see [`LocalIndex::delivered`]).
     delivered: tokio::sync::Notify,
 }
@@ -138,6 +178,7 @@ impl LocalIndex {
             hasher: RandomState::new(),
             users: Mutex::new(HashMap::new()),
             lost_events: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
             delivered: tokio::sync::Notify::new(),
         }
     }
@@ -167,8 +208,16 @@ impl LocalIndex {
             (!ev.frame.is_empty()).then(|| OutFrame::from_bytes(Bytes::copy_from_slice(ev.frame)));
         let mut shard = self.shard(channel).lock();
         let lc = shard.get_mut(channel)?;
+        if lc.adopt_epoch(channel, &ev.epoch) {
+            self.replaced.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("channel {channel} was replaced without this node seeing it go");
+            if lc.members.is_empty() {
+                shard.remove(channel);
+                return Some(Followup::Unsubscribe(channel.to_owned()));
+            }
+        }
         if ev.offset <= lc.last {
-            return None; // already delivered (or older than this node's view)
+            return None; // already delivered
         }
         let mut followup = None;
         if lc.last != 0 && ev.offset > lc.last + 1 {
@@ -325,6 +374,10 @@ impl LocalIndex {
         let Some(lc) = shard.get_mut(channel) else {
             return; // destroyed meanwhile
         };
+        if lc.adopt_epoch(channel, &snap.epoch) {
+            self.replaced.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("channel {channel} was replaced without this node seeing it go");
+        }
         let presence: Vec<&str> = if snap.settings.presenceful {
             snap.members.iter().map(String::as_str).collect()
         } else {
@@ -443,6 +496,19 @@ impl LocalIndex {
             }
         })
         .await;
+    }
+
+    /// Closes every connection of this node; how many.
+    pub fn close_all(&self, reason: CloseReason) -> usize {
+        let users: Vec<Arc<User>> = self.users.lock().values().cloned().collect();
+        let mut closed = 0;
+        for u in users {
+            for c in u.state.lock().conns.iter() {
+                c.outbox.close(reason.clone());
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Whether this node delivers `channel` to anyone (so it must stay subscribed).

@@ -111,6 +111,8 @@ struct Inner {
     history_max_bytes: usize,
     /// Redis errors seen (commands that failed).
     errors: AtomicU64,
+    /// Times this node found its record in Redis gone and closed its connections.
+    state_losses: AtomicU64,
     /// Connections of this node, for its heartbeat record (see `node`).
     conns: Mutex<HashSet<Arc<str>>>,
     /// Work for the follow-up task (what must wait on Redis).
@@ -128,7 +130,7 @@ impl RedisEngine {
         shutdown: CancellationToken,
     ) -> Result<RedisEngine, EngineError> {
         let keys = Keys::new(&config.prefix);
-        let node: Arc<str> = crate::session::new_connection_id()[..16].into();
+        let node: Arc<str> = super::random_id().into();
         let index = Arc::new(LocalIndex::new(keys.clone(), node.clone()));
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
         // The dispatcher: runs in the pub/sub connection's reader, one message at a time.
@@ -204,6 +206,7 @@ impl RedisEngine {
             subscribed: tokio::sync::Mutex::new(HashSet::new()),
             history_max_bytes,
             errors: AtomicU64::new(0),
+            state_losses: AtomicU64::new(0),
             conns: Mutex::new(HashSet::new()),
             followups,
             reaped: Mutex::new(Some(reaped_rx)),
@@ -523,7 +526,7 @@ impl RedisEngine {
         for a in wire::settings_args(&settings) {
             inv.arg(a);
         }
-        inv.arg(crate::session::new_connection_id().as_ref())
+        inv.arg(super::random_id())
             .arg(self.inner.history_max_bytes)
             .arg(now_secs());
         state_and_history_args(&mut inv, &state, update.history.as_deref());
@@ -843,22 +846,31 @@ impl RedisEngine {
             wire::parse_snapshot(&reply, self.inner.history_max_bytes),
         ) {
             (Some(true), Some(snap)) => {
+                let uk = self.k().user(user);
+                let still_there: Result<i64, EngineError> = self
+                    .inner
+                    .invoke(
+                        scripts::USER_CHANNEL
+                            .key(&uk.meta)
+                            .key(&uk.channels)
+                            .key(&uk.conns)
+                            .arg(ch),
+                    )
+                    .await;
+                if !matches!(still_there, Ok(1)) {
+                    // The user's last connection closed meanwhile (its cascade cannot see this
+                    // channel), or the answer is unknown: take the membership back.
+                    self.inner.abandon(ch, user, &pending).await;
+                    self.leave(ch, user).await?;
+                    still_there?;
+                    return Ok(Joined::UserGone);
+                }
                 if let Some(u) = &local {
                     self.inner
                         .index
                         .finish_catch_up(ch, u, &pending, &snap, initial_data);
                 }
                 self.record(ch, user, conn).await?;
-                let uk = self.k().user(user);
-                let _: i64 = self
-                    .inner
-                    .invoke(
-                        scripts::USER_CHANNEL
-                            .key(&uk.meta)
-                            .key(&uk.channels)
-                            .arg(ch),
-                    )
-                    .await?;
                 let _: RValue = self
                     .inner
                     .query(

@@ -5,12 +5,17 @@
 //! than the timeout is dead: the first survivor to take its reaper lock hands each of its
 //! connections to the hub as closed (so the usual unsubscribe, destroy_channel and disconnect
 //! webhooks fire, once), adopts its pollers, and deletes its records.
+//!
+//! A node that finds its own record gone (it was cut off for longer than the timeout and reaped,
+//! or Redis restarted without its data) closes every connection it has: the cluster no longer
+//! knows them, and their clients must connect again.
 
 use super::{unavailable, Inner};
 use crate::engine::{Conn, EngineError, Reaped};
-use crate::outbox::Outbox;
+use crate::outbox::{CloseReason, Outbox};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +28,7 @@ pub(super) async fn start(
     shutdown: CancellationToken,
 ) -> Result<(), EngineError> {
     let since = chrono::Utc::now().timestamp_millis();
-    beat(&inner, since).await?;
+    beat(&inner, since).await?; // creates the record
     let period = (timeout / 3).max(Duration::from_millis(50));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
@@ -36,12 +41,25 @@ pub(super) async fn start(
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            if let Err(e) = beat(&inner, since).await {
-                if healthy {
-                    tracing::warn!("Redis heartbeat failed: {e}");
+            match beat(&inner, since).await {
+                Err(e) => {
+                    if healthy {
+                        tracing::warn!("Redis heartbeat failed: {e}");
+                    }
+                    healthy = false;
+                    continue;
                 }
-                healthy = false;
-                continue;
+                Ok(Record::Missing) => {
+                    // Whatever Redis knew of this node's users is gone, so they cannot go on as
+                    // if nothing happened: their clients connect again and start afresh.
+                    let closed = inner.index.close_all(CloseReason::Unavailable);
+                    tracing::warn!(
+                        "this node's record in Redis was gone (Redis lost its data, or the other \
+                         nodes gave this node up for dead): closed its {closed} connections"
+                    );
+                    inner.state_losses.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Record::Kept) => {}
             }
             if !healthy {
                 healthy = true;
@@ -59,7 +77,14 @@ pub(super) async fn start(
     Ok(())
 }
 
-async fn beat(inner: &Inner, since: i64) -> Result<(), EngineError> {
+/// What a heartbeat found of this node's record.
+enum Record {
+    Kept,
+    /// Not there: created again.
+    Missing,
+}
+
+async fn beat(inner: &Inner, since: i64) -> Result<Record, EngineError> {
     // The pub/sub connection only receives; a command now and then is what makes it notice a
     // lost connection, reconnect and resubscribe.
     let _: () = redis::cmd("PING")
@@ -68,14 +93,18 @@ async fn beat(inner: &Inner, since: i64) -> Result<(), EngineError> {
         .map_err(unavailable)?;
     let now = chrono::Utc::now().timestamp_millis();
     let value = json!({"since": since, "seen": now}).to_string();
-    let _: () = redis::cmd("HSET")
+    let added: i64 = redis::cmd("HSET")
         .arg(inner.keys.nodes())
         .arg(&*inner.node)
         .arg(value)
         .query_async(&mut inner.conn())
         .await
         .map_err(unavailable)?;
-    Ok(())
+    Ok(if added == 1 {
+        Record::Missing
+    } else {
+        Record::Kept
+    })
 }
 
 /// Cleans up after every node whose heartbeat is older than `timeout`.

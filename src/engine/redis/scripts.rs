@@ -3,8 +3,10 @@
 //!
 //! A channel's event messages are published from inside the scripts that change the channel, so
 //! their order on the channel's pub/sub channel is the order of the changes. Every message starts
-//! with a JSON header line `[offset, kind, …]`; the rest of the message is a frame, encoded once
-//! by the node that asked.
+//! with a JSON header line `[epoch, offset, kind, …]`; the rest of the message is a frame,
+//! encoded once by the node that asked. The epoch is a random id drawn when the channel is
+//! created: offsets count from 1 within it, and a channel destroyed and created again (or lost
+//! with Redis's data) has a new one.
 //!
 //! History entries are stored as `"<offset> <unix seconds or -1> <json>"`.
 
@@ -13,7 +15,9 @@ use std::sync::LazyLock;
 
 /// Shared Lua helpers, prepended to the scripts that need them.
 const COMMON: &str = r#"
-local function publish(cmd, chan, header, body)
+-- Publishes a channel event: the header gets the channel's epoch (key C) in front.
+local function publish(C, cmd, chan, header, body)
+  table.insert(header, 1, redis.call('HGET', C, 'epoch'))
   redis.call(cmd, chan, cjson.encode(header) .. '\n' .. (body or ''))
 end
 local function entry_offset(e)
@@ -133,7 +137,7 @@ end
 if trim then prune(C, H, now, false) end
 if frame ~= '' then
   local off = redis.call('HINCRBY', C, 'off', 1)
-  publish(cmd, chan, {off, 'B', ''}, frame)
+  publish(C, cmd, chan, {off, 'B', ''}, frame)
 end
 return 1
 "#,
@@ -156,11 +160,12 @@ local off = redis.call('HINCRBY', C, 'off', 1)
 redis.call('ZADD', M, off, user)
 local presence = ''
 if redis.call('HGET', C, 'pres') == '1' then presence = ARGV[5] end
-publish(cmd, chan, {off, 'J', user, node}, presence)
+publish(C, cmd, chan, {off, 'J', user, node}, presence)
 if redis.call('HGET', C, 'po') ~= '1' then
   append(C, H, off, ARGV[7], ARGV[6], tonumber(ARGV[8]))
 end
-local out = {2, off, redis.call('HGET', C, 's'), redis.call('HGET', C, 'floor'), #history}
+local out = {2, off, redis.call('HGET', C, 'epoch'), redis.call('HGET', C, 's'),
+  redis.call('HGET', C, 'floor'), #history}
 for _, e in ipairs(history) do table.insert(out, e) end
 local state = redis.call('HGETALL', ST)
 table.insert(out, #state)
@@ -182,7 +187,7 @@ if not redis.call('ZSCORE', M, user) then return -1 end
 local off = redis.call('HINCRBY', C, 'off', 1)
 redis.call('ZREM', M, user)
 local pres = redis.call('HGET', C, 'pres') == '1' and 1 or 0
-publish(cmd, chan, {off, 'L', user, pres}, ARGV[4])
+publish(C, cmd, chan, {off, 'L', user, pres}, ARGV[4])
 if redis.call('HGET', C, 'po') ~= '1' then
   append(C, H, off, ARGV[6], ARGV[5], tonumber(ARGV[7]))
 end
@@ -202,7 +207,7 @@ if redis.call('EXISTS', C) == 0 then return -1 end
 local off = redis.call('HINCRBY', C, 'off', 1)
 local skip = ARGV[3]
 if redis.call('HGET', C, 'refl') == '1' then skip = '' end
-publish(ARGV[2], ARGV[1], {off, 'P', skip, ARGV[4]}, ARGV[5])
+publish(C, ARGV[2], ARGV[1], {off, 'P', skip, ARGV[4]}, ARGV[5])
 append(C, H, off, ARGV[7], ARGV[6], tonumber(ARGV[8]))
 return off
 "#,
@@ -227,7 +232,7 @@ else
   redis.call('HDEL', ST, key)
 end
 local off = redis.call('HINCRBY', C, 'off', 1)
-publish(ARGV[5], ARGV[4], {off, 'B', ''}, ARGV[6])
+publish(C, ARGV[5], ARGV[4], {off, 'B', ''}, ARGV[6])
 return 1
 "#,
     )
@@ -245,7 +250,7 @@ if redis.call('EXISTS', C) == 0 then return -1 end
 if ARGV[3] == '1' and redis.call('ZCARD', M) > 0 then return -1 end
 local members = redis.call('ZRANGE', M, 0, -1)
 local off = redis.call('HINCRBY', C, 'off', 1)
-publish(ARGV[2], ARGV[1], {off, 'X', ARGV[4]}, '')
+publish(C, ARGV[2], ARGV[1], {off, 'X', ARGV[4]}, '')
 redis.call('DEL', C, H, M, ST)
 return members
 "#,
@@ -253,15 +258,15 @@ return members
 });
 
 /// A consistent read of a channel. KEYS: C, H, M, ST. Returns `{}` without such a channel, else
-/// `{2, offset, settings, floor, n, n history entries, 2m, m state pairs, members…}`.
+/// `{2, offset, epoch, settings, floor, n, n history entries, 2m, m state pairs, members…}`.
 pub static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local C, H, M, ST = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('EXISTS', C) == 0 then return {} end
 local history = redis.call('LRANGE', H, 0, -1)
-local out = {2, tonumber(redis.call('HGET', C, 'off')), redis.call('HGET', C, 's'),
-  redis.call('HGET', C, 'floor'), #history}
+local out = {2, tonumber(redis.call('HGET', C, 'off')), redis.call('HGET', C, 'epoch'),
+  redis.call('HGET', C, 's'), redis.call('HGET', C, 'floor'), #history}
 for _, e in ipairs(history) do table.insert(out, e) end
 local state = redis.call('HGETALL', ST)
 table.insert(out, #state)
@@ -290,13 +295,18 @@ return out
 
 /// Detaches a connection. KEYS: U, UC, REC. ARGV: conn, cookie. Returns `{last (0/1),
 /// emptied channel…}`: channels whose last recorded connection this was, in per-connection or
-/// global-unsubscription mode.
+/// global-unsubscription mode. A connection already detached (a retry whose first answer was
+/// lost) is `last` again if the user still exists with no connection: its cascade is still due,
+/// and removing the user happens once however many cascades run.
 pub static DETACH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local U, UC, REC = KEYS[1], KEYS[2], KEYS[3]
 local conn = ARGV[1]
-if redis.call('HDEL', UC, conn) == 0 then return {0} end
+if redis.call('HDEL', UC, conn) == 0 then
+  if redis.call('EXISTS', U) == 1 and redis.call('HLEN', UC) == 0 then return {1} end
+  return {0}
+end
 local opts = cjson.decode(redis.call('HGET', U, 'opts') or '{}')
 local per = opts['per_connection_subscriptions'] == true
 local global = opts['global_unsubscriptions'] == true
@@ -363,11 +373,14 @@ return redis.call('HLEN', KEYS[2])
     )
 });
 
-/// Adds a channel to a user's channels, keeping the order they were joined in. KEYS: U, UCH.
-/// ARGV: channel.
+/// Adds a channel to a user's channels, keeping the order they were joined in, if the user still
+/// has a connection. KEYS: U, UCH, UC. ARGV: channel. Returns 0 (nothing done) if it has none: its
+/// last connection closed after the join was decided, and its close cascade may already have read
+/// its channels, so the joiner must leave again.
 pub static USER_CHANNEL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+if redis.call('HLEN', KEYS[3]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('ZADD', KEYS[2], 'NX', n, ARGV[1])
 return 1

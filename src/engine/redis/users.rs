@@ -17,12 +17,25 @@ impl RedisEngine {
         options: UserOptions,
         connected: &OutFrame,
     ) -> Result<bool, EngineError> {
+        // Listening to the user's events (MESSAGE, kick) before the user exists with this
+        // connection: nothing meant for it after its CONNECTED is missed.
+        self.inner.subscribe(&self.k().user(name).events).await?;
+        self.attach_subscribed(conn, name, options, connected)
+            .await
+            .map_err(EngineError::interrupted)
+    }
+
+    /// The part of `attach` that writes: any failure here may leave the connection attached.
+    async fn attach_subscribed(
+        &self,
+        conn: &Arc<Conn>,
+        name: &str,
+        options: UserOptions,
+        connected: &OutFrame,
+    ) -> Result<bool, EngineError> {
         let inner = &self.inner;
         let uk = self.k().user(name);
         let opts = options.to_json();
-        // Listening to the user's events (MESSAGE, kick) before the user exists with this
-        // connection: nothing meant for it after its CONNECTED is missed.
-        inner.subscribe(&uk.events).await?;
         // The user exists cluster-wide with this connection before the client hears CONNECTED.
         let reply: Vec<String> = inner
             .invoke(

@@ -174,9 +174,10 @@ pub fn now_secs() -> i64 {
     chrono::Local::now().timestamp()
 }
 
-/// A channel read atomically: its offset, settings, history, state and members.
+/// A channel read atomically: its epoch and offset, settings, history, state and members.
 #[derive(Debug, Default)]
 pub struct Snapshot {
+    pub epoch: String,
     pub offset: u64,
     pub settings: ChannelSettings,
     pub history: History,
@@ -212,16 +213,17 @@ fn parse_entry(e: &str) -> Option<Entry> {
     Some(entry)
 }
 
-/// Parses a `SNAPSHOT` (or `JOIN`) reply `{2, offset, settings, floor, n, entries…, 2m, pairs…,
-/// members…}`; `history_max_bytes` bounds the history as on every node.
+/// Parses a `SNAPSHOT` (or `JOIN`) reply `{2, offset, epoch, settings, floor, n, entries…, 2m,
+/// pairs…, members…}`; `history_max_bytes` bounds the history as on every node.
 pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snapshot> {
-    if items.len() < 6 || int(&items[0]) != 2 {
+    if items.len() < 7 || int(&items[0]) != 2 {
         return None;
     }
     let offset = int(&items[1]) as u64;
-    let settings = parse_settings(&text(&items[2]));
-    let n = int(&items[4]).max(0) as usize;
-    let entries = items.get(5..5 + n)?;
+    let epoch = text(&items[2]);
+    let settings = parse_settings(&text(&items[3]));
+    let n = int(&items[5]).max(0) as usize;
+    let entries = items.get(6..6 + n)?;
     let mut history = History::default();
     history.set_max_bytes(history_max_bytes);
     for e in entries {
@@ -229,8 +231,8 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
             history.push(entry);
         }
     }
-    let m = int(items.get(5 + n)?).max(0) as usize;
-    let pairs = items.get(6 + n..6 + n + m)?;
+    let m = int(items.get(6 + n)?).max(0) as usize;
+    let pairs = items.get(7 + n..7 + n + m)?;
     let mut state = Map::new();
     for kv in pairs.chunks(2) {
         if let [k, v] = kv {
@@ -238,8 +240,9 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
             state.insert(text(k), val);
         }
     }
-    let members = items[6 + n + m..].iter().map(text).collect();
+    let members = items[7 + n + m..].iter().map(text).collect();
     Some(Snapshot {
+        epoch,
         offset,
         settings,
         history,
@@ -251,6 +254,7 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
 /// A channel event as published by the scripts: a JSON header line, then a frame.
 #[derive(Debug)]
 pub struct Event<'a> {
+    pub epoch: String,
     pub offset: u64,
     pub kind: Kind,
     pub frame: &'a [u8],
@@ -283,22 +287,24 @@ pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
             .unwrap_or("")
             .to_owned()
     };
-    let offset = header.first()?.as_u64()?;
-    let kind = match header.get(1)?.as_str()? {
+    let epoch = header.first()?.as_str()?.to_owned();
+    let offset = header.get(1)?.as_u64()?;
+    let kind = match header.get(2)?.as_str()? {
         "P" => Kind::Publish {
-            skip_conn: s(2),
-            to: s(3),
+            skip_conn: s(3),
+            to: s(4),
         },
-        "B" => Kind::Broadcast { skip_user: s(2) },
-        "J" => Kind::Join { user: s(2) },
+        "B" => Kind::Broadcast { skip_user: s(3) },
+        "J" => Kind::Join { user: s(3) },
         "L" => Kind::Leave {
-            user: s(2),
-            presence: header.get(3).and_then(Value::as_i64) == Some(1),
+            user: s(3),
+            presence: header.get(4).and_then(Value::as_i64) == Some(1),
         },
-        "X" => Kind::Destroy { stamp: s(2) },
+        "X" => Kind::Destroy { stamp: s(3) },
         _ => return None,
     };
     Some(Event {
+        epoch,
         offset,
         kind,
         frame: &msg[nl + 1..],
@@ -321,8 +327,8 @@ mod tests {
 
     #[test]
     fn events_parse() {
-        let e = parse_event(b"[7, \"P\", \"c1\", \"*\"]\n, \"PUBLISH\", {}]\r\n").unwrap();
-        assert_eq!(e.offset, 7);
+        let e = parse_event(b"[\"ep\", 7, \"P\", \"c1\", \"*\"]\n, \"PUBLISH\", {}]\r\n").unwrap();
+        assert_eq!((e.epoch.as_str(), e.offset), ("ep", 7));
         assert_eq!(
             e.kind,
             Kind::Publish {
