@@ -170,6 +170,51 @@ async fn channel_events_a_node_missed_are_noticed_and_logged() {
     assert_eq!(bob.expect("PUBLISH").await["payload"], 4);
 }
 
+/// A member's leave is among the events a node lost (here: bob was removed from the channel in
+/// Redis, and the event saying so never reached his node). Once the gap shows, the node checks
+/// its members against a snapshot: bob gets his UNSUBSCRIBE and no longer receives the channel,
+/// while ann, still a member, does.
+#[tokio::test]
+async fn a_lost_leave_is_made_good_once_the_gap_shows() {
+    let web = WebApp::start().await;
+    web.channel_options(json!({"moderated": false}));
+    let prefix = format!("lostleave{:016x}", rand::random::<u64>());
+    let (_run, port) = node(&web, &prefix);
+    let mut ann = connected(port, "ann").await;
+    let mut bob = connected(port, "bob").await;
+    for c in [&mut ann, &mut bob] {
+        c.send("SUBSCRIBE", json!({"channel_name": "room"})).await;
+        c.expect("SUBSCRIBE").await;
+    }
+
+    let meta = format!("{prefix}:c:{{room}}");
+    assert_eq!(
+        redis_cli(&["ZREM", &format!("{meta}:m"), "bob"]).trim(),
+        "1"
+    );
+    redis_cli(&["HINCRBY", &meta, "off", "1"]); // the leave's offset, never published
+    let form = [
+        ("security_token", "secret"),
+        ("channel_name", "room"),
+        ("payload", "1"),
+    ];
+    let body = common::binary::api_post(port, "publish", &form).await;
+    assert_eq!(body[0], true, "{body}");
+    assert_eq!(ann.expect("PUBLISH").await["payload"], 1);
+    // The publication came before the check; then bob is let go.
+    assert_eq!(bob.expect("PUBLISH").await["payload"], 1);
+    assert_eq!(bob.expect("UNSUBSCRIBE").await["user"], "bob");
+    let form = [
+        ("security_token", "secret"),
+        ("channel_name", "room"),
+        ("payload", "2"),
+    ];
+    let body = common::binary::api_post(port, "publish", &form).await;
+    assert_eq!(body[0], true, "{body}");
+    assert_eq!(ann.expect("PUBLISH").await["payload"], 2);
+    bob.assert_quiet().await;
+}
+
 /// A private redis-server (this test stops and restarts it), persisting every write so that a
 /// restart keeps the data.
 struct OwnRedis {

@@ -149,8 +149,9 @@ pub enum Followup {
     CatchUp { channel: String, user: Arc<User> },
     /// `channel` has no local member left: its pub/sub subscription can go.
     Unsubscribe(String),
-    /// Events of `channel` were lost: log and count (done), nothing else can be done.
-    Lost,
+    /// Events of `channel` were lost (logged and counted): its members here are checked against
+    /// a fresh snapshot, since a lost leave or destroy would leave them receiving it.
+    Lost(String),
 }
 
 pub struct LocalIndex {
@@ -224,7 +225,7 @@ impl LocalIndex {
             let lost = ev.offset - lc.last - 1;
             self.lost_events.fetch_add(lost, Ordering::Relaxed);
             tracing::warn!("{lost} events of channel {channel} were lost (Redis unreachable?)");
-            followup = Some(Followup::Lost);
+            followup = Some(Followup::Lost(channel.to_owned()));
         }
         lc.last = ev.offset;
         match ev.kind {
@@ -509,6 +510,63 @@ impl LocalIndex {
             }
         }
         closed
+    }
+
+    /// This node's channels.
+    pub fn channels(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.lock().keys().map(|k| k.to_string()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// The last offset delivered of `channel` in its epoch, if this node delivers it.
+    pub fn position(&self, channel: &str) -> Option<(Option<String>, u64)> {
+        let shard = self.shard(channel).lock();
+        shard.get(channel).map(|lc| (lc.epoch.clone(), lc.last))
+    }
+
+    /// Checks this node's members of `channel` against `snap`, a snapshot at least as new as
+    /// every event delivered (events up to its offset that never came are counted lost): a member
+    /// that is no member in the snapshot left or was removed while its events were lost, so its
+    /// connections get their UNSUBSCRIBE and stop receiving the channel; a snapshot of another
+    /// epoch means the channel was replaced. Returns true if the channel has no local member
+    /// left (its subscription can go).
+    pub fn reconcile(&self, channel: &str, snap: Option<&Snapshot>) -> bool {
+        let mut shard = self.shard(channel).lock();
+        let Some(lc) = shard.get_mut(channel) else {
+            return false;
+        };
+        let stamp = crate::engine::now_stamp();
+        let members: &[String] = match snap {
+            Some(snap) => {
+                if lc.adopt_epoch(channel, &snap.epoch) {
+                    self.replaced.fetch_add(1, Ordering::Relaxed);
+                } else if snap.offset > lc.last {
+                    self.lost_events
+                        .fetch_add(snap.offset - lc.last, Ordering::Relaxed);
+                    lc.last = snap.offset;
+                }
+                &snap.members
+            }
+            None => &[], // the channel is gone
+        };
+        lc.members.retain(|m| {
+            let pending = m.slots.iter().any(|s| s.pending.is_some());
+            if pending || members.iter().any(|n| *n == *m.user.name) {
+                return true;
+            }
+            let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
+            let mut st = m.user.state.lock();
+            st.send_all(&frame);
+            st.channels.shift_remove(channel);
+            false
+        });
+        if lc.members.is_empty() {
+            shard.remove(channel);
+            return true;
+        }
+        false
     }
 
     /// Whether this node delivers `channel` to anyone (so it must stay subscribed).

@@ -29,7 +29,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, PushInfo, PushKind, RedisFuture, Value as RValue};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +113,8 @@ struct Inner {
     errors: AtomicU64,
     /// Times this node found its record in Redis gone and closed its connections.
     state_losses: AtomicU64,
+    /// The pub/sub connection dropped since the last resynchronisation.
+    pubsub_lost: Arc<AtomicBool>,
     /// Connections of this node, for its heartbeat record (see `node`).
     conns: Mutex<HashSet<Arc<str>>>,
     /// Work for the follow-up task (what must wait on Redis).
@@ -133,10 +135,13 @@ impl RedisEngine {
         let node: Arc<str> = super::random_id().into();
         let index = Arc::new(LocalIndex::new(keys.clone(), node.clone()));
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
+        // Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
+        let pubsub_lost = Arc::new(AtomicBool::new(false));
         // The dispatcher: runs in the pub/sub connection's reader, one message at a time.
         let dispatch = {
             let index = index.clone();
             let followups = followups.clone();
+            let pubsub_lost = pubsub_lost.clone();
             move |info: PushInfo| -> Result<(), std::convert::Infallible> {
                 if matches!(info.kind, PushKind::Message | PushKind::SMessage) {
                     if let [chan, msg, ..] = info.data.as_slice() {
@@ -149,6 +154,7 @@ impl RedisEngine {
                     }
                 } else if info.kind == PushKind::Disconnection {
                     tracing::warn!("Redis pub/sub connection lost; reconnecting");
+                    pubsub_lost.store(true, Ordering::Relaxed);
                 }
                 Ok(())
             }
@@ -207,6 +213,7 @@ impl RedisEngine {
             history_max_bytes,
             errors: AtomicU64::new(0),
             state_losses: AtomicU64::new(0),
+            pubsub_lost,
             conns: Mutex::new(HashSet::new()),
             followups,
             reaped: Mutex::new(Some(reaped_rx)),
@@ -236,7 +243,9 @@ impl RedisEngine {
                             .unsubscribe(&events, move || !index.has_channel(&channel))
                             .await;
                     }
-                    Followup::Lost => {}
+                    Followup::Lost(channel) => {
+                        tokio::spawn(async move { inner.resync(&channel).await });
+                    }
                 }
             }
         });
@@ -398,6 +407,45 @@ impl Inner {
                 self.abandon(channel, &user.name, &added).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Brings this node's view of `channel` in line with Redis after some of its events were
+    /// lost: a snapshot, then (once the events up to it have had a moment to arrive) the members
+    /// checked against it; see [`LocalIndex::reconcile`].
+    async fn resync(&self, channel: &str) {
+        let snap = match self.snapshot(channel).await {
+            Ok(snap) => snap,
+            Err(e) => {
+                tracing::warn!("resynchronising channel {channel} failed: {e}");
+                return;
+            }
+        };
+        if let Some(snap) = &snap {
+            let same_epoch = self
+                .index
+                .position(channel)
+                .is_some_and(|(epoch, _)| epoch.as_deref() == Some(snap.epoch.as_str()));
+            if same_epoch {
+                self.index
+                    .delivered(channel, snap.offset, Duration::from_secs(1))
+                    .await;
+            }
+        }
+        if self.index.reconcile(channel, snap.as_ref()) {
+            let events = self.keys.channel(channel).events;
+            let index = self.index.clone();
+            let channel = channel.to_owned();
+            self.unsubscribe(&events, move || !index.has_channel(&channel))
+                .await;
+        }
+    }
+
+    /// After the pub/sub connection was lost and is back: every channel this node delivers is
+    /// resynchronised, since events published meanwhile never came.
+    async fn resync_all(&self) {
+        for channel in self.index.channels() {
+            self.resync(&channel).await;
         }
     }
 

@@ -61,6 +61,12 @@ pub(super) async fn start(
                 }
                 Ok(Record::Kept) => {}
             }
+            // The beat pinged the pub/sub connection: if it had dropped, it is back now (and
+            // resubscribed), and what was published meanwhile must be caught up with.
+            if inner.pubsub_lost.swap(false, Ordering::Relaxed) {
+                let inner = inner.clone();
+                tokio::spawn(async move { inner.resync_all().await });
+            }
             if !healthy {
                 healthy = true;
                 healthy_since = tokio::time::Instant::now();
