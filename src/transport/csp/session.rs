@@ -108,11 +108,11 @@ impl CspSession {
         st.requests_in_flight == 0 && st.last_activity.elapsed() >= idle
     }
 
-    /// Whether the client completed a CONNECT. Sending packets is not enough: any web page can
-    /// make its visitors post empty ones, so only a user the web app let in holds a session
-    /// against eviction.
+    /// Whether the client completed a CONNECT, or one is being checked by the web app. Sending
+    /// packets is not enough: any web page can make its visitors post empty ones, so only a user
+    /// the web app let in (or is asked about) holds a session against eviction.
     fn is_used(&self) -> bool {
-        self.progress.stage() == Stage::Connected
+        self.progress.stage() != Stage::Initial
     }
 
     /// Marks the start of a request: applies its variables and acknowledgement. The request
@@ -505,8 +505,7 @@ impl Registry {
                 .values()
                 .filter(|s| {
                     s.is_idle(limits.idle_timeout)
-                        || (s.progress.stage() == Stage::Initial
-                            && s.created.elapsed() >= limits.unused_timeout)
+                        || (!s.is_used() && s.created.elapsed() >= limits.unused_timeout)
                 })
                 .map(|s| s.key.clone())
                 .collect();
