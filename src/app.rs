@@ -7,8 +7,8 @@ use crate::engine::redis::RedisEngine;
 use crate::engine::Engine;
 use crate::hub::Hub;
 use crate::transport::{self, csp, websocket, PeerAddr, Shared, TimedListener};
-use crate::webhook::WebhookClient;
-use crate::{demo, static_files};
+use crate::webhook::{ClientLimits, WebhookClient};
+use crate::{demo, ops, static_files};
 use axum::routing::{any, get};
 use axum::Router;
 use std::net::SocketAddr;
@@ -64,6 +64,8 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener, AppError> {
 impl App {
     /// Binds every listener the configuration asks for. `shutdown` stops everything.
     pub async fn bind(mut config: Config, shutdown: CancellationToken) -> Result<App, AppError> {
+        // Before anything is counted (see `metrics::install`).
+        crate::metrics::install();
         let listener = bind(&config.interface, config.port).await?;
         let api_listener = match &config.web_api {
             Some((host, port)) => Some(bind(host, *port).await?),
@@ -91,8 +93,11 @@ impl App {
         let webhooks = WebhookClient::new(
             config.webhooks.clone(),
             allowed,
-            config.webhook_timeout,
-            config.webhook_max_concurrency,
+            ClientLimits {
+                timeout: config.webhook_timeout,
+                max_concurrency: config.webhook_max_concurrency,
+                error_details: config.webhook_error_details,
+            },
         );
         let engine = match &config.engine {
             EngineConfig::Memory => {
@@ -170,6 +175,9 @@ impl App {
             .route("/csp/{*endpoint}", any(csp::handle))
             .route("/static/hookbox.js", get(static_files::hookbox_js))
             .route("/static/hookbox.min.js", get(static_files::hookbox_js))
+            .route("/metrics", get(ops::metrics))
+            .route("/healthz", get(ops::healthz))
+            .route("/readyz", get(ops::readyz))
             .with_state(self.state.clone());
         // 0.3.3's `/rest` lived on the main port, and the apps that speak it (django-hookbox 0.3)
         // know no other address, so it stays here even when `-w/-W` move `/web` away.
@@ -217,8 +225,13 @@ impl App {
             let demo = demo::router(port);
             demo_task = Some(tokio::spawn(serve_one(listener, demo, demo_stop.clone())));
         }
+        // After the startup lines: a web app that does not answer is worth a warning.
+        let hub = self.state.hub.clone();
+        tokio::spawn(async move { hub.webhooks().probe().await });
+        let upkeep = tokio::spawn(crate::metrics::upkeep());
         shutdown.cancelled().await;
         drain(&state, tasks, config.shutdown_timeout).await;
+        upkeep.abort();
         demo_stop.cancel();
         if let Some(task) = demo_task {
             let _ = task.await;

@@ -18,6 +18,8 @@ pub mod demo;
 pub mod engine;
 pub mod hub;
 pub mod log;
+pub mod metrics;
+pub mod ops;
 pub mod outbox;
 pub mod protocol;
 pub mod session;

@@ -1,20 +1,40 @@
 //! Logging in the original's format: `<asctime> - <name> - <LEVEL> - <message>`, e.g.
 //! `2026-11-27 23:28:09,648 - hookbox - INFO - Listening to hookbox on http://127.0.0.1:8001`.
-//! django-hookbox parses that first line. Access lines use the logger name `access`.
+//! django-hookbox parses that first line. Access lines use the logger name `access`. With
+//! `--log-format json` every line is a JSON object instead.
+//!
+//! Writes never block the runtime: each output (stderr, `-E`, `-A`) has its own writer thread
+//! fed through a bounded queue of lines. When an output cannot keep up (a slow disk, a stalled
+//! pipe) lines are dropped rather than stalling connections, and counted
+//! ([`dropped_lines`], exported as a metric).
 
-use crate::config::{Config, LogLevel};
+use crate::config::{Config, LogFormat, LogLevel};
 use std::fmt;
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use tracing::{Event, Level, Subscriber};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::{Layer, Registry};
+
+/// Lines queued per output before new ones are dropped: enough for a burst of a few seconds.
+const QUEUED_LINES: usize = 16 * 1024;
+
+/// The drop counters of every output, for [`dropped_lines`].
+static DROPPED: OnceLock<Vec<ErrorCounter>> = OnceLock::new();
+
+/// Log lines dropped so far because an output fell behind.
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |c| c.iter().map(|c| c.dropped_lines() as u64).sum())
+}
 
 struct PythonFormat;
 
@@ -57,42 +77,84 @@ fn level_filter(level: LogLevel) -> LevelFilter {
     }
 }
 
-/// A layer appending the events `filter` lets through to the file at `path`, if one is given.
-fn file_layer<S, F>(path: Option<&Path>, filter: F) -> std::io::Result<Option<impl Layer<S>>>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    F: tracing_subscriber::layer::Filter<S> + 'static,
-{
-    let Some(path) = path else { return Ok(None) };
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    Ok(Some(
-        tracing_subscriber::fmt::layer()
-            .event_format(PythonFormat)
-            .with_writer(Mutex::new(file))
-            .with_filter(filter),
-    ))
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// What keeps the writer threads running; dropping it flushes what is queued.
+pub struct LogGuard {
+    _guards: Vec<WorkerGuard>,
+}
+
+/// The outputs being set up: each gets a writer thread behind a bounded queue, and a layer
+/// formatting into it.
+struct Outputs {
+    format: LogFormat,
+    guards: Vec<WorkerGuard>,
+    counters: Vec<ErrorCounter>,
+}
+
+impl Outputs {
+    fn writer<W: std::io::Write + Send + 'static>(&mut self, w: W) -> NonBlocking {
+        let (writer, guard) = NonBlockingBuilder::default()
+            .buffered_lines_limit(QUEUED_LINES)
+            .lossy(true)
+            .thread_name("hookbox-log")
+            .finish(w);
+        self.counters.push(writer.error_counter());
+        self.guards.push(guard);
+        writer
+    }
+
+    fn layer<W: std::io::Write + Send + 'static>(&mut self, w: W) -> BoxedLayer {
+        let writer = self.writer(w);
+        match self.format {
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .event_format(PythonFormat)
+                .with_writer(writer)
+                .boxed(),
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(writer)
+                .boxed(),
+        }
+    }
+
+    /// A layer appending to the file at `path`, if one is given.
+    fn file(&mut self, path: Option<&Path>) -> std::io::Result<Option<BoxedLayer>> {
+        let Some(path) = path else { return Ok(None) };
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Some(self.layer(file)))
+    }
 }
 
 /// Installs the global logger: stderr at `-L` (our own crate and the access log; dependencies
-/// only from WARNING), plus the optional `-E` (WARNING and up) and `-A` (access) files.
-pub fn init(config: &Config) -> std::io::Result<()> {
+/// only from WARNING), plus the optional `-E` (WARNING and up) and `-A` (access) files. Keep the
+/// guard until the process ends.
+pub fn init(config: &Config) -> std::io::Result<LogGuard> {
     let level = level_filter(config.log_level);
+    let mut out = Outputs {
+        format: config.log_format,
+        guards: Vec::new(),
+        counters: Vec::new(),
+    };
     let stderr_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::WARN.into())
         .parse_lossy(format!("warn,hookbox={level},access={level}"));
-    let stderr = tracing_subscriber::fmt::layer()
-        .event_format(PythonFormat)
-        .with_writer(std::io::stderr)
-        .with_filter(stderr_filter);
-    let errors = file_layer(config.log_file_errors.as_deref(), LevelFilter::WARN)?;
-    let access = file_layer(
-        config.log_file_access.as_deref(),
-        Targets::new().with_target("access", LevelFilter::INFO),
-    )?;
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(errors)
-        .with(access)
-        .init();
-    Ok(())
+    let mut layers = vec![out
+        .layer(std::io::stderr())
+        .with_filter(stderr_filter)
+        .boxed()];
+    if let Some(l) = out.file(config.log_file_errors.as_deref())? {
+        layers.push(l.with_filter(LevelFilter::WARN).boxed());
+    }
+    if let Some(l) = out.file(config.log_file_access.as_deref())? {
+        let access = Targets::new().with_target("access", LevelFilter::INFO);
+        layers.push(l.with_filter(access).boxed());
+    }
+    tracing_subscriber::registry().with(layers).init();
+    let _ = DROPPED.set(out.counters);
+    Ok(LogGuard {
+        _guards: out.guards,
+    })
 }

@@ -21,7 +21,8 @@ fn main() {
 
 #[tokio::main]
 async fn run(config: Config) -> anyhow::Result<()> {
-    hookbox::log::init(&config)?;
+    // Kept to the end: dropping it flushes the log lines still queued.
+    let _log = hookbox::log::init(&config)?;
     // Signal handlers are in place before the startup line is printed, so a supervisor that
     // signals as soon as it sees the line gets a clean exit.
     let mut term = signal(SignalKind::terminate())?;

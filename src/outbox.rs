@@ -6,7 +6,7 @@
 //! closed with a reason rather than slowing everyone else down or growing memory without limit.
 //! The transport's writer task drains everything queued at once and writes it as one message.
 
-use crate::protocol::OutFrame;
+use crate::protocol::{OutFrame, ServerFrame};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use tokio::sync::Notify;
@@ -116,6 +116,7 @@ impl Outbox {
             inner.queue.clear();
             inner.bytes = 0;
             drop(inner);
+            crate::metrics::slow_consumer_closed();
             self.notify.notify_one();
             self.closed_signal.cancel();
             return false;
@@ -174,8 +175,10 @@ impl Outbox {
         self.inner.lock().closed.is_some()
     }
 
-    /// Takes everything queued, numbering the frames. Empty when nothing is pending.
+    /// Takes everything queued, numbering the frames. Empty when nothing is pending. What it
+    /// hands over is counted (frames by name, bytes), once per drain.
     pub fn drain(&self) -> Drained {
+        let mut by_kind = [0u32; ServerFrame::ALL.len()];
         let mut inner = self.inner.lock();
         let mut out = Drained {
             data: Vec::with_capacity(inner.bytes),
@@ -185,10 +188,15 @@ impl Outbox {
         let mut id = inner.next_id;
         for frame in inner.queue.drain(..) {
             frame.write_with_id(id, &mut out.data);
+            by_kind[frame.kind().index()] += 1;
             id += 1;
         }
         inner.next_id = id;
         inner.bytes = 0;
+        drop(inner);
+        if out.frames > 0 {
+            crate::metrics::drained(&by_kind, out.data.len());
+        }
         out
     }
 

@@ -207,3 +207,37 @@ async fn redis_restarted_without_its_data_makes_every_client_start_afresh() {
     assert_eq!(alice.expect("SUBSCRIBE").await["user"], "bob");
     assert_eq!(alice.expect("PUBLISH").await["payload"], 1);
 }
+
+/// `/readyz` says whether the node's engine answers: 503 while the node is cut off from Redis,
+/// 200 once it is back; `/healthz` answers throughout.
+#[tokio::test]
+async fn readyz_follows_the_link_to_redis() {
+    let url = redis_url();
+    let proxy = Proxy::start(&redis_addr(&url)).await;
+    let proxied = proxy.redis_url();
+    let c = Cluster::start_each(1, |_, config| {
+        on_redis(config, &proxied, Duration::from_secs(60));
+    })
+    .await;
+    let http = common::http_client();
+    let get = |path: &'static str| {
+        let url = format!("http://{}{path}", c.nodes[0]);
+        let http = http.clone();
+        async move {
+            let resp = http.get(url).send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_owned()));
+    proxy.cut();
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: engine unavailable"), "{body}");
+    assert_eq!(get("/healthz").await.0, 200);
+    proxy.restore();
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while get("/readyz").await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::task::yield_now().await;
+    }
+}

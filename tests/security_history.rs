@@ -497,7 +497,12 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
     use std::sync::Arc;
 
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let webhooks = WebhookClient::new(Default::default(), Vec::new(), GUARD, 8);
+    let limits = hookbox::webhook::ClientLimits {
+        timeout: GUARD,
+        max_concurrency: 8,
+        error_details: false,
+    };
+    let webhooks = WebhookClient::new(Default::default(), Vec::new(), limits);
     let engine = Engine::Memory(Box::new(MemoryEngine::new(256 * 1024)));
     let api = Arc::new(ApiState {
         hub: Hub::new(engine, webhooks, shutdown.clone()),

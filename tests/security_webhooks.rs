@@ -511,7 +511,7 @@ async fn a_webhook_redirect_is_not_followed() {
         .await;
     s.web.expect("connect").await;
     assert_eq!(
-        c.expect_error("Invalid callback response, status=302 (/hookbox/connect), body: ")
+        c.expect_error("Invalid callback response, status=302")
             .await,
         id
     );
@@ -651,7 +651,7 @@ async fn every_refused_connect_counts_toward_the_limit() {
         errors,
         [
             (json!(1), json!("Missing cookie_string")),
-            (json!(2), json!("failure: oops")),
+            (json!(2), json!("failure: HTTP 500")),
             (
                 json!(3),
                 json!("Unauthorized (missing name parameter in server response)")
@@ -801,10 +801,7 @@ async fn waiting_for_a_webhook_slot_is_bounded() {
     s.web
         .set("connect", Reply::ok(json!({"name": "slow"})).gated(&gate));
     let no_slot = "failure: too many webhook calls in flight (no slot within 0.5s)";
-    let no_reply = format!(
-        "failure: no reply within 0.5s from http://{}/hookbox/connect",
-        s.web.addr
-    );
+    let no_reply = "failure: no reply within 0.5s".to_owned();
 
     let mut waiters = Vec::new();
     for i in 0..3 {

@@ -1,5 +1,9 @@
 //! Webhook failure modes (§5.2): a web app that refuses connections, answers bad statuses or
 //! bodies, is slow or goes away, each mapped to its ERROR text, with other traffic unaffected.
+//!
+//! Clients see a text that names no internal host, OS error or reply body; with
+//! `--webhook-error-details` they see the original's detailed texts (the server log always has
+//! them).
 
 mod common;
 use common::*;
@@ -8,7 +12,11 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn web_app_refusing_connections_gives_failure() {
-    let s = Server::start_with(|c| c.webhooks.cbport = free_port()).await;
+    let s = Server::start_with(|c| {
+        c.webhooks.cbport = free_port();
+        c.webhook_error_details = true;
+    })
+    .await;
     let mut c = s.client().await;
     let id = c.send("CONNECT", json!({"cookie_string": "user=a"})).await;
     let args = c.expect("ERROR").await;
@@ -23,10 +31,47 @@ async fn web_app_refusing_connections_gives_failure() {
     assert_eq!(c.expect_error("Not connected").await, id);
 }
 
+/// By default the texts say what kind of failure it was, not what the web app's internals are.
+#[tokio::test]
+async fn clients_see_failures_without_internal_details() {
+    let s = Server::start_with(|c| c.max_failed_connects = 100).await;
+    let mut c = s.client().await;
+    let cases = [
+        (
+            Reply::raw(500, "<h1>boom at db1.internal</h1>"),
+            "failure: HTTP 500",
+        ),
+        (Reply::raw(404, "no such hook"), "failure: HTTP 404"),
+        (
+            Reply::raw(302, "moved"),
+            "Invalid callback response, status=302",
+        ),
+        (Reply::raw(200, "not json at /srv/app"), "Invalid json"),
+        (
+            Reply::raw(200, "[true]"),
+            "Invalid response (expected json list of length 2)",
+        ),
+    ];
+    for (reply, msg) in cases {
+        let connect = ("CONNECT", json!({"cookie_string": "user=a"}));
+        expect_refused(&s, &mut c, "connect", reply, connect, msg).await;
+    }
+    drop(s);
+    let s = Server::start_with(|c| c.webhooks.cbport = free_port()).await;
+    let mut c = s.client().await;
+    c.send("CONNECT", json!({"cookie_string": "user=a"})).await;
+    c.expect_error("failure: the web application could not be reached")
+        .await;
+}
+
 #[tokio::test]
 async fn bad_statuses_and_bodies_map_to_their_error_texts() {
     // Many refused CONNECTs on one socket: allowed here, to see every error text.
-    let s = Server::start_with(|c| c.max_failed_connects = 100).await;
+    let s = Server::start_with(|c| {
+        c.max_failed_connects = 100;
+        c.webhook_error_details = true;
+    })
+    .await;
     let mut c = s.client().await;
     let cases = [
         (Reply::raw(500, "<h1>boom</h1>"), "failure: <h1>boom</h1>"),

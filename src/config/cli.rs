@@ -42,6 +42,9 @@ pub struct Options {
     /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL
     #[arg(short = 'L', long, value_name = "LEVEL", env = "HOOKBOX_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Log line format: text (the original's) or json (one object per line) [default: text]
+    #[arg(long, value_name = "FORMAT", env = "HOOKBOX_LOG_FORMAT")]
+    pub log_format: Option<String>,
 
     /// Interface to listen on [default: 0.0.0.0]
     #[arg(short = 'i', long, value_name = "IFACE", env = "HOOKBOX_INTERFACE")]
@@ -230,6 +233,9 @@ pub struct Options {
     /// Let /web/set_config change where webhooks go (within the allowed hosts)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_ALLOW_SET_CONFIG_WEBHOOKS")]
     pub allow_set_config_webhooks: Option<bool>,
+    /// Tell clients why a webhook failed (its URL, the OS error, the reply) instead of a generic text; for development
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_WEBHOOK_ERROR_DETAILS")]
+    pub webhook_error_details: Option<bool>,
     /// Where channels and users live: memory (one node) or redis (several nodes) [default: memory]
     #[arg(long, value_name = "ENGINE", env = "HOOKBOX_ENGINE")]
     pub engine: Option<String>,
@@ -269,7 +275,7 @@ impl Options {
     /// Fills every option not given here from `file`.
     pub fn or_file(mut self, file: Options) -> Options {
         merge_fields!(self, file;
-            log_file_errors, log_file_access, log_level, interface, port, web_api_port,
+            log_file_errors, log_file_access, log_level, log_format, interface, port, web_api_port,
             web_api_interface, ignore_publish_non_existing_channels, cbport, cbhost, cbpath,
             cookie_identifier, webhook_secret, cbhttps, cbtrailingslash, cbsendhookboxversion,
             cb_connect, cb_disconnect, cb_create_channel, cb_destroy_channel, cb_subscribe,
@@ -278,7 +284,7 @@ impl Options {
             max_message_size, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
-            allow_set_config_webhooks, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
+            allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port);
         self
     }

@@ -68,6 +68,15 @@ fn mask_password(url: &str) -> String {
     }
 }
 
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `<asctime> - <name> - <LEVEL> - <message>`, as the original wrote them.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields.message`.
+    Json,
+}
+
 /// Log verbosity, with Python's level names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
@@ -91,6 +100,7 @@ pub struct Config {
     pub api_security_token: Option<String>,
     pub admin_password: Option<String>,
     pub log_level: LogLevel,
+    pub log_format: LogFormat,
     pub log_file_errors: Option<PathBuf>,
     pub log_file_access: Option<PathBuf>,
     pub max_message_size: usize,
@@ -114,6 +124,8 @@ pub struct Config {
     /// (`--webhook-allow-hosts`).
     pub webhook_allow_hosts: Vec<HostRule>,
     pub allow_set_config_webhooks: bool,
+    /// Clients see why a webhook failed, not just that it did (`--webhook-error-details`).
+    pub webhook_error_details: bool,
     /// Where channels and users live.
     pub engine: EngineConfig,
     /// How long shutdown waits for the connections' close handling.
@@ -135,6 +147,7 @@ impl Default for Config {
             api_security_token: None,
             admin_password: None,
             log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
             log_file_errors: None,
             log_file_access: None,
             max_message_size: 64 * 1024,
@@ -150,6 +163,7 @@ impl Default for Config {
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
+            webhook_error_details: false,
             engine: EngineConfig::Memory,
             shutdown_timeout: Duration::from_secs(10),
             demo_port: None,
@@ -378,6 +392,16 @@ impl Config {
         };
         let extra_hosts = net::parse_hosts(o.webhook_allow_hosts.as_deref().unwrap_or(""))
             .map_err(|why| invalid("--webhook-allow-hosts", why))?;
+        let log_format = match o.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "--log-format",
+                    format!("{other} (expected text or json)"),
+                ))
+            }
+        };
         let log_level = match o
             .log_level
             .as_deref()
@@ -416,6 +440,7 @@ impl Config {
             api_security_token: o.api_security_token,
             admin_password: o.admin_password,
             log_level,
+            log_format,
             log_file_errors: o.log_file_errors,
             log_file_access: o.log_file_access,
             max_message_size,
@@ -431,6 +456,7 @@ impl Config {
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),
+            webhook_error_details: o.webhook_error_details.unwrap_or(false),
             engine,
             shutdown_timeout,
             demo_port,

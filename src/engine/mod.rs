@@ -201,6 +201,23 @@ impl Engine {
         }
     }
 
+    /// Users with a connection on this node, and the channels this node knows (see
+    /// [`crate::metrics::CHANNELS`]).
+    pub fn counts(&self) -> (usize, usize) {
+        match self {
+            Engine::Memory(e) => e.counts(),
+            Engine::Redis(e) => e.counts(),
+        }
+    }
+
+    /// Whether the engine answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        match self {
+            Engine::Memory(_) => Ok(()),
+            Engine::Redis(e) => e.ping().await,
+        }
+    }
+
     /// What other nodes left behind when they died, as it is found; `None` with one node.
     pub fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Reaped>> {
         match self {

@@ -357,6 +357,7 @@ impl Hub {
             },
         };
         if self.engine.publish(p.channel, publication).await? {
+            crate::metrics::publication();
             Ok(())
         } else {
             Err(HubError::NoChannel(p.channel.to_owned()))

@@ -12,7 +12,6 @@ use super::{Conn, Hub, Origin};
 use crate::engine::EngineError;
 use crate::webhook::Hook;
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,7 +108,7 @@ impl Hub {
                         tracing::warn!("close handling: {what} failed ({e}); retrying");
                     }
                     failed = true;
-                    self.close_retries.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::close_retry();
                     // Jittered, so that many closes waiting on one outage do not retry in step.
                     let jitter = rand::random_range(0.8..1.2);
                     tokio::time::sleep(delay.mul_f64(jitter)).await;

@@ -18,7 +18,6 @@ use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -115,8 +114,6 @@ pub struct Hub {
     pollers: Mutex<HashMap<Arc<str>, CancellationToken>>,
     /// Parent of every poller's token: cancelled at shutdown.
     shutdown: CancellationToken,
-    /// Engine steps of close handlings retried because the engine did not answer.
-    pub close_retries: AtomicU64,
 }
 
 impl Hub {
@@ -127,7 +124,6 @@ impl Hub {
             creating: Mutex::new(HashMap::new()),
             pollers: Mutex::new(HashMap::new()),
             shutdown,
-            close_retries: AtomicU64::new(0),
         })
     }
 

@@ -45,6 +45,17 @@ pub enum FrameKind {
 pub struct ArgError(pub &'static str);
 
 impl FrameKind {
+    /// The frame's name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            FrameKind::Connect => "CONNECT",
+            FrameKind::Subscribe => "SUBSCRIBE",
+            FrameKind::Unsubscribe => "UNSUBSCRIBE",
+            FrameKind::Publish => "PUBLISH",
+            FrameKind::Message => "MESSAGE",
+        }
+    }
+
     /// The kind of a frame named `name`, if it is one a client may send.
     pub fn of(name: &str) -> Option<FrameKind> {
         Some(match name {

@@ -16,11 +16,76 @@ pub use json::{to_ascii_string, write_ascii};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-/// A server frame encoded once, minus its leading `[<id>`: the bytes `, "NAME", {args}]\r\n`.
+/// The frames a server sends, as metrics count them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerFrame {
+    Connected,
+    Subscribe,
+    Unsubscribe,
+    Publish,
+    StateUpdate,
+    Message,
+    Error,
+    SetCookie,
+    Other,
+}
+
+impl ServerFrame {
+    pub const ALL: [ServerFrame; 9] = [
+        ServerFrame::Connected,
+        ServerFrame::Subscribe,
+        ServerFrame::Unsubscribe,
+        ServerFrame::Publish,
+        ServerFrame::StateUpdate,
+        ServerFrame::Message,
+        ServerFrame::Error,
+        ServerFrame::SetCookie,
+        ServerFrame::Other,
+    ];
+
+    pub fn of(name: &str) -> ServerFrame {
+        match name {
+            "CONNECTED" => ServerFrame::Connected,
+            "SUBSCRIBE" => ServerFrame::Subscribe,
+            "UNSUBSCRIBE" => ServerFrame::Unsubscribe,
+            "PUBLISH" => ServerFrame::Publish,
+            "STATE_UPDATE" => ServerFrame::StateUpdate,
+            "MESSAGE" => ServerFrame::Message,
+            "ERROR" => ServerFrame::Error,
+            "SET_COOKIE" => ServerFrame::SetCookie,
+            _ => ServerFrame::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerFrame::Connected => "CONNECTED",
+            ServerFrame::Subscribe => "SUBSCRIBE",
+            ServerFrame::Unsubscribe => "UNSUBSCRIBE",
+            ServerFrame::Publish => "PUBLISH",
+            ServerFrame::StateUpdate => "STATE_UPDATE",
+            ServerFrame::Message => "MESSAGE",
+            ServerFrame::Error => "ERROR",
+            ServerFrame::SetCookie => "SET_COOKIE",
+            ServerFrame::Other => "other",
+        }
+    }
+
+    /// Its position in [`ServerFrame::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A server frame encoded once, minus its leading `[<id>`: the bytes `, "NAME", {args}]\r\n`,
+/// and which frame it is.
 ///
 /// Cloning is one atomic increment, so a publication fans out without re-encoding.
 #[derive(Clone, Debug)]
-pub struct OutFrame(Bytes);
+pub struct OutFrame {
+    tail: Bytes,
+    kind: ServerFrame,
+}
 
 impl OutFrame {
     /// Encodes a frame with the given name and arguments (ASCII-only, Python separators).
@@ -31,29 +96,42 @@ impl OutFrame {
         out.extend_from_slice(b", ");
         write_ascii(&mut out, args);
         out.extend_from_slice(b"]\r\n");
-        OutFrame(Bytes::from(out))
+        OutFrame {
+            tail: Bytes::from(out),
+            kind: ServerFrame::of(name),
+        }
     }
 
-    /// A frame encoded elsewhere (another node), from the bytes [`OutFrame::tail`] gave there.
+    /// A frame encoded elsewhere (another node), from the bytes [`OutFrame::tail`] gave there:
+    /// `, "NAME", …`.
     pub fn from_bytes(tail: Bytes) -> OutFrame {
-        OutFrame(tail)
+        let name = tail
+            .get(3..)
+            .and_then(|rest| rest.iter().position(|b| *b == b'"').map(|end| &rest[..end]))
+            .and_then(|name| std::str::from_utf8(name).ok())
+            .map_or(ServerFrame::Other, ServerFrame::of);
+        OutFrame { tail, kind: name }
     }
 
     /// The encoded frame without its id, as shared between nodes.
     pub fn tail(&self) -> &[u8] {
-        &self.0
+        &self.tail
+    }
+
+    pub fn kind(&self) -> ServerFrame {
+        self.kind
     }
 
     /// Size in bytes once written with an id (used for outbox byte budgets).
     pub fn wire_len(&self) -> usize {
-        self.0.len() + 8
+        self.tail.len() + 8
     }
 
     /// Writes the complete frame `[id, "NAME", {args}]\r\n` into `out`.
     pub fn write_with_id(&self, id: u64, out: &mut Vec<u8>) {
         out.push(b'[');
         out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-        out.extend_from_slice(&self.0);
+        out.extend_from_slice(&self.tail);
     }
 }
 
@@ -66,6 +144,17 @@ pub fn args<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_frame_from_another_node_knows_its_kind() {
+        let f = OutFrame::new("STATE_UPDATE", &args([("a", json!(1))]));
+        let copy = OutFrame::from_bytes(Bytes::copy_from_slice(f.tail()));
+        assert_eq!(copy.kind(), ServerFrame::StateUpdate);
+        assert_eq!(
+            OutFrame::from_bytes(Bytes::from_static(b"junk")).kind(),
+            ServerFrame::Other
+        );
+    }
 
     #[test]
     fn frame_with_id() {

@@ -138,8 +138,10 @@ impl Session {
             match frame {
                 Ok(frame) => {
                     let id = frame.id;
-                    let connect = frame.name == "CONNECT";
-                    match self.handle(frame).await {
+                    let kind = FrameKind::of(&frame.name);
+                    crate::metrics::frame_in(kind);
+                    let connect = kind == Some(FrameKind::Connect);
+                    match self.handle(frame, kind).await {
                         Ok(()) => {}
                         Err(fault) => {
                             self.error(Some(id), &fault.to_string());
@@ -155,7 +157,10 @@ impl Session {
                         }
                     }
                 }
-                Err(e) => self.error(e.id, e.msg),
+                Err(e) => {
+                    crate::metrics::frame_invalid();
+                    self.error(e.id, e.msg)
+                }
             }
         }
         Ok(())
@@ -179,8 +184,8 @@ impl Session {
         ));
     }
 
-    async fn handle(&mut self, frame: InFrame) -> Result<(), FrameFault> {
-        let Some(kind) = FrameKind::of(&frame.name) else {
+    async fn handle(&mut self, frame: InFrame, kind: Option<FrameKind>) -> Result<(), FrameFault> {
+        let Some(kind) = kind else {
             return Err(FrameFault::Unknown(frame.name));
         };
         // The state comes before the arguments: a client that is not connected hears that

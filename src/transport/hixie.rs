@@ -6,6 +6,7 @@
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
 use super::{next_batch, Shared};
+use crate::metrics::{OpenConnection, Transport};
 use crate::outbox::Outbox;
 use crate::session::Session;
 use axum::body::Body;
@@ -72,6 +73,7 @@ pub fn upgrade(app: Arc<Shared>, mut req: Request<Body>, remote: String) -> Resp
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S, remote: String) {
+    let _open = OpenConnection::new(Transport::Hixie);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
     let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), app.limits.session);

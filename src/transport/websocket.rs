@@ -6,6 +6,7 @@
 //! keep idle connections cheap.
 
 use super::{client_address, hixie, next_batch, PeerAddr, Shared};
+use crate::metrics::{OpenConnection, Transport};
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::Session;
 use axum::body::Body;
@@ -58,6 +59,7 @@ pub async fn upgrade(
 }
 
 async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
+    let _open = OpenConnection::new(Transport::WebSocket);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
     let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), app.limits.session);

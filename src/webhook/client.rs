@@ -1,7 +1,9 @@
 //! The pooled HTTP client that calls the web application.
 
+use super::decision::quote;
 use super::{Decision, Hook, WebhookSettings};
 use crate::config::HostRule;
+use crate::metrics::Outcome;
 use parking_lot::RwLock;
 use reqwest::header::{HeaderValue, COOKIE, SET_COOKIE};
 use std::sync::Arc;
@@ -14,9 +16,6 @@ pub const HOOKBOX_VERSION: &str = "0.3.4a1";
 /// A reply body larger than this is refused: the web app is answering with something that is not a
 /// hook reply, and we will not buffer it.
 const MAX_REPLY_BYTES: usize = 1 << 20;
-
-/// How much of a bad reply is quoted back in error messages.
-const QUOTE_BYTES: usize = 1000;
 
 /// One hook invocation.
 #[derive(Debug, Clone)]
@@ -40,15 +39,33 @@ pub struct WebhookClient {
     // Bounds the calls in flight so that a slow web app cannot make us open unbounded sockets.
     permits: Arc<Semaphore>,
     timeout: Duration,
+    /// `--webhook-error-details`: clients see why a call failed (URL, OS error, reply), not
+    /// just that it did.
+    error_details: bool,
+}
+
+/// How the webhook client behaves, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    /// Longest a call may take, and longest a call waits for a slot.
+    pub timeout: Duration,
+    /// Calls in flight at once.
+    pub max_concurrency: usize,
+    /// Failures are explained to clients in full (for development).
+    pub error_details: bool,
 }
 
 impl WebhookClient {
     pub fn new(
         settings: WebhookSettings,
         allowed: Vec<HostRule>,
-        timeout: Duration,
-        max_concurrency: usize,
+        limits: ClientLimits,
     ) -> WebhookClient {
+        let ClientLimits {
+            timeout,
+            max_concurrency,
+            error_details,
+        } = limits;
         // https webhooks (`--cbhttps`, an https `--cb-single-url`) use rustls with the ring
         // provider and the system's trusted certificates. Installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -67,6 +84,30 @@ impl WebhookClient {
             settings: RwLock::new(settings),
             permits: Arc::new(Semaphore::new(max_concurrency)),
             timeout,
+            error_details,
+        }
+    }
+
+    /// Checks, once at startup, that the web app's host takes connections, and warns if not:
+    /// every webhook would fail until it does.
+    pub async fn probe(&self) {
+        let url = self.settings.read().url(Hook::Connect);
+        let Some(addr) = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        else {
+            return;
+        };
+        let connect = tokio::net::TcpStream::connect(&addr);
+        match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "the web application at {addr} does not answer ({e}): every webhook fails until it does"
+            ),
+            Err(_) => tracing::warn!(
+                "the web application at {addr} does not answer (no connection within {:.1}s): every webhook fails until it does",
+                self.timeout.as_secs_f64()
+            ),
         }
     }
 
@@ -162,13 +203,21 @@ impl WebhookClient {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    async fn send(&self, action: &str, url: &str, req: reqwest::RequestBuilder) -> Decision {
+    async fn send(
+        &self,
+        action: &'static str,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Decision {
         let started = Instant::now();
         // Waiting for a permit is queueing, not the web app being slow: the timeout starts once
         // the call is actually made. The wait itself is bounded too.
         let _permit = match self.permit().await {
             Ok(p) => p,
-            Err(e) => return Decision::failure(e),
+            Err(e) => {
+                let failure = Failure::new(Outcome::Failed, e.clone(), e);
+                return self.finish(action, url, started, Err(failure));
+            }
         };
         let outcome = tokio::time::timeout(self.timeout, async {
             let resp = req.send().await.map_err(|e| error_chain(&e))?;
@@ -182,13 +231,25 @@ impl WebhookClient {
             Ok::<_, String>((status, set_cookie, body))
         })
         .await;
-        let decision = match outcome {
-            Err(_) => Decision::failure(format!(
-                "failure: no reply within {:.1}s from {url}",
-                self.timeout.as_secs_f64()
+        let result = match outcome {
+            Err(_) => {
+                let within = format!(
+                    "failure: no reply within {:.1}s",
+                    self.timeout.as_secs_f64()
+                );
+                Err(Failure::new(
+                    Outcome::Timeout,
+                    within.clone(),
+                    format!("{within} from {url}"),
+                ))
+            }
+            Ok(Err(e)) => Err(Failure::new(
+                Outcome::Failed,
+                "failure: the web application could not be reached".to_owned(),
+                format!("failure: {e}"),
             )),
-            Ok(Err(e)) => Decision::failure(format!("failure: {e}")),
-            Ok(Ok((200, set_cookie, body))) => Decision::parse(&body, set_cookie),
+            Ok(Ok((200, set_cookie, body))) => Decision::parse(&body, set_cookie)
+                .map_err(|bad| Failure::new(Outcome::Failed, bad.public, bad.detail)),
             Ok(Ok((status, _, body))) if status >= 400 => {
                 let body = quote(&body);
                 let text = if body.is_empty() {
@@ -196,24 +257,84 @@ impl WebhookClient {
                 } else {
                     body
                 };
-                Decision::failure(format!("failure: {text}"))
+                Err(Failure::new(
+                    Outcome::Failed,
+                    format!("failure: HTTP {status}"),
+                    format!("failure: {text}"),
+                ))
             }
             Ok(Ok((status, _, body))) => {
                 let path = reqwest::Url::parse(url)
                     .map(|u| u.path().to_owned())
                     .unwrap_or_default();
-                Decision::failure(format!(
-                    "Invalid callback response, status={status} ({path}), body: {}",
-                    quote(&body)
+                let public = format!("Invalid callback response, status={status}");
+                Err(Failure::new(
+                    Outcome::Failed,
+                    public.clone(),
+                    format!("{public} ({path}), body: {}", quote(&body)),
                 ))
             }
         };
-        tracing::info!(
-            "webhook {action} {url} ==> {} ({} ms)",
-            if decision.success { "ok" } else { "denied" },
-            started.elapsed().as_millis()
-        );
-        decision
+        self.finish(action, url, started, result)
+    }
+
+    /// Counts and logs a call, and turns a failure into the denial the client sees: with the
+    /// details only under `--webhook-error-details`, since they name internal hosts and errors.
+    /// Failures are WARNINGs (in the error log too); answers are DEBUG lines.
+    fn finish(
+        &self,
+        action: &'static str,
+        url: &str,
+        started: Instant,
+        result: Result<Decision, Failure>,
+    ) -> Decision {
+        let took = started.elapsed();
+        match result {
+            Ok(decision) => {
+                let outcome = if decision.success {
+                    Outcome::Ok
+                } else {
+                    Outcome::Denied
+                };
+                crate::metrics::webhook_call(action, outcome, took);
+                tracing::debug!(
+                    "webhook {action} {url} ==> {} ({} ms)",
+                    if decision.success { "ok" } else { "denied" },
+                    took.as_millis()
+                );
+                decision
+            }
+            Err(f) => {
+                crate::metrics::webhook_call(action, f.outcome, took);
+                tracing::warn!(
+                    "webhook {action} {url} failed ({} ms): {}",
+                    took.as_millis(),
+                    f.detail
+                );
+                Decision::failure(if self.error_details {
+                    f.detail
+                } else {
+                    f.public
+                })
+            }
+        }
+    }
+}
+
+/// A call that got no decision: the text clients see by default, and the full one.
+struct Failure {
+    outcome: Outcome,
+    public: String,
+    detail: String,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, public: String, detail: String) -> Failure {
+        Failure {
+            outcome,
+            public,
+            detail,
+        }
     }
 }
 
@@ -241,14 +362,6 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    match text.char_indices().nth(QUOTE_BYTES) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.into_owned(),
-    }
 }
 
 /// An error with its causes: "error sending request …: tcp connect error: Connection refused".

@@ -24,37 +24,32 @@ impl Decision {
         }
     }
 
-    /// Parses a `200` body.
-    pub fn parse(body: &[u8], set_cookie: Option<String>) -> Decision {
-        let value: Value = match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(_) => {
-                return Decision::failure(format!(
-                    "Invalid json: {}",
-                    String::from_utf8_lossy(body)
-                ))
-            }
+    /// Parses a `200` body; a body that is no `[bool, {…}]` is a [`BadReply`].
+    pub fn parse(body: &[u8], set_cookie: Option<String>) -> Result<Decision, BadReply> {
+        let shape = |text: &str| BadReply {
+            public: text.to_owned(),
+            detail: text.to_owned(),
         };
+        let value: Value = serde_json::from_slice(body).map_err(|_| BadReply {
+            public: "Invalid json".to_owned(),
+            detail: format!("Invalid json: {}", quote(body)),
+        })?;
         let Value::Array(mut items) = value else {
-            return Decision::failure(
-                "Invalid response (expected json list of length 2)".to_owned(),
-            );
+            return Err(shape("Invalid response (expected json list of length 2)"));
         };
         if items.len() != 2 {
-            return Decision::failure(
-                "Invalid response (expected json list of length 2)".to_owned(),
-            );
+            return Err(shape("Invalid response (expected json list of length 2)"));
         }
         let Value::Object(options) = items.pop().expect("length checked") else {
-            return Decision::failure(
-                "Invalid response (expected json object in response index 1)".to_owned(),
-            );
+            return Err(shape(
+                "Invalid response (expected json object in response index 1)",
+            ));
         };
-        Decision {
+        Ok(Decision {
             success: json_truthy(&items[0]),
             options,
             set_cookie,
-        }
+        })
     }
 
     /// The `msg` option of a reply, when it is text: what django-hookbox and other web apps of the
@@ -76,6 +71,26 @@ impl Decision {
     }
 }
 
+/// Why a `200` reply is no decision: the text for clients (without the reply, which may show the
+/// web app's internals) and the text for the log (quoting at most [`QUOTE_CHARS`] of it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadReply {
+    pub public: String,
+    pub detail: String,
+}
+
+/// How much of a bad reply is quoted in logs and detailed errors.
+pub const QUOTE_CHARS: usize = 1000;
+
+/// `body` as text, cut to [`QUOTE_CHARS`] characters.
+pub fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    match text.char_indices().nth(QUOTE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.into_owned(),
+    }
+}
+
 /// Python truthiness of a JSON value.
 pub fn json_truthy(v: &Value) -> bool {
     match v {
@@ -94,23 +109,34 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let d = Decision::parse(br#"[true, {"name": "a"}]"#, None);
+        let d = Decision::parse(br#"[true, {"name": "a"}]"#, None).unwrap();
         assert!(d.success);
         assert_eq!(d.options["name"], "a");
+        let bad = Decision::parse(b"nope", None).unwrap_err();
         assert_eq!(
-            Decision::parse(b"nope", None).error_msg(),
-            "Invalid json: nope"
+            (bad.public.as_str(), bad.detail.as_str()),
+            ("Invalid json", "Invalid json: nope")
         );
         assert_eq!(
-            Decision::parse(b"[true]", None).error_msg(),
+            Decision::parse(b"[true]", None).unwrap_err().public,
             "Invalid response (expected json list of length 2)"
         );
         assert_eq!(
-            Decision::parse(b"[true, 3]", None).error_msg(),
+            Decision::parse(b"[true, 3]", None).unwrap_err().public,
             "Invalid response (expected json object in response index 1)"
         );
-        let d = Decision::parse(b"[0, {}]", None);
+        let d = Decision::parse(b"[0, {}]", None).unwrap();
         assert!(!d.success);
         assert_eq!(d.error_msg(), "Unauthorized");
+    }
+
+    #[test]
+    fn quotes_are_bounded() {
+        let big = "x".repeat(5000);
+        let bad = Decision::parse(big.as_bytes(), None).unwrap_err();
+        assert_eq!(
+            bad.detail.chars().count(),
+            "Invalid json: ".len() + QUOTE_CHARS + 1
+        );
     }
 }

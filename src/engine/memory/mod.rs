@@ -245,6 +245,12 @@ impl MemoryEngine {
         })
     }
 
+    /// Users with a connection, and channels (what `/metrics` reports).
+    pub fn counts(&self) -> (usize, usize) {
+        let channels = self.shards.iter().map(|s| s.lock().len()).sum();
+        (self.users.lock().len(), channels)
+    }
+
     pub fn channel_names(&self) -> Vec<Value> {
         let mut names = Vec::new();
         for shard in self.shards.iter() {

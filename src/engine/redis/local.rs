@@ -21,7 +21,6 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const SHARDS: usize = 32;
@@ -162,10 +161,6 @@ pub struct LocalIndex {
     hasher: RandomState,
     /// Users with at least one connection on this node.
     pub users: Mutex<HashMap<Arc<str>, Arc<User>>>,
-    /// Channel events that never arrived (counted by offset gaps).
-    pub lost_events: AtomicU64,
-    /// Channels found replaced by a new epoch (see `LocalChannel::adopt_epoch`).
-    pub replaced: AtomicU64,
     /// Woken after each channel event is delivered (see [`LocalIndex::delivered`]).
     delivered: tokio::sync::Notify,
 }
@@ -178,8 +173,6 @@ impl LocalIndex {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             users: Mutex::new(HashMap::new()),
-            lost_events: AtomicU64::new(0),
-            replaced: AtomicU64::new(0),
             delivered: tokio::sync::Notify::new(),
         }
     }
@@ -210,7 +203,7 @@ impl LocalIndex {
         let mut shard = self.shard(channel).lock();
         let lc = shard.get_mut(channel)?;
         if lc.adopt_epoch(channel, &ev.epoch) {
-            self.replaced.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::replaced_channel();
             tracing::warn!("channel {channel} was replaced without this node seeing it go");
             if lc.members.is_empty() {
                 shard.remove(channel);
@@ -223,7 +216,7 @@ impl LocalIndex {
         let mut followup = None;
         if lc.last != 0 && ev.offset > lc.last + 1 {
             let lost = ev.offset - lc.last - 1;
-            self.lost_events.fetch_add(lost, Ordering::Relaxed);
+            crate::metrics::lost_events(lost);
             tracing::warn!("{lost} events of channel {channel} were lost (Redis unreachable?)");
             followup = Some(Followup::Lost(channel.to_owned()));
         }
@@ -376,7 +369,7 @@ impl LocalIndex {
             return; // destroyed meanwhile
         };
         if lc.adopt_epoch(channel, &snap.epoch) {
-            self.replaced.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::replaced_channel();
             tracing::warn!("channel {channel} was replaced without this node seeing it go");
         }
         let presence: Vec<&str> = if snap.settings.presenceful {
@@ -512,6 +505,12 @@ impl LocalIndex {
         closed
     }
 
+    /// Users with a connection on this node, and channels with a member on this node.
+    pub fn counts(&self) -> (usize, usize) {
+        let channels = self.shards.iter().map(|s| s.lock().len()).sum();
+        (self.users.lock().len(), channels)
+    }
+
     /// This node's channels.
     pub fn channels(&self) -> Vec<String> {
         self.shards
@@ -541,10 +540,9 @@ impl LocalIndex {
         let members: &[String] = match snap {
             Some(snap) => {
                 if lc.adopt_epoch(channel, &snap.epoch) {
-                    self.replaced.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::replaced_channel();
                 } else if snap.offset > lc.last {
-                    self.lost_events
-                        .fetch_add(snap.offset - lc.last, Ordering::Relaxed);
+                    crate::metrics::lost_events(snap.offset - lc.last);
                     lc.last = snap.offset;
                 }
                 &snap.members

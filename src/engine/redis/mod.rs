@@ -29,7 +29,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, PushInfo, PushKind, RedisFuture, Value as RValue};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +91,9 @@ fn lease_kind(kind: super::LeaseKind) -> &'static str {
     }
 }
 
+/// A failed Redis command, counted.
 fn unavailable(e: redis::RedisError) -> EngineError {
+    crate::metrics::engine_error();
     EngineError::Unavailable(e.to_string())
 }
 
@@ -109,10 +111,6 @@ struct Inner {
     /// lock), so that a subscribe and an unsubscribe of one channel cannot cross.
     subscribed: tokio::sync::Mutex<HashSet<String>>,
     history_max_bytes: usize,
-    /// Redis errors seen (commands that failed).
-    errors: AtomicU64,
-    /// Times this node found its record in Redis gone and closed its connections.
-    state_losses: AtomicU64,
     /// The pub/sub connection dropped since the last resynchronisation.
     pubsub_lost: Arc<AtomicBool>,
     /// Connections of this node, for its heartbeat record (see `node`).
@@ -154,6 +152,7 @@ impl RedisEngine {
                     }
                 } else if info.kind == PushKind::Disconnection {
                     tracing::warn!("Redis pub/sub connection lost; reconnecting");
+                    crate::metrics::redis_reconnect();
                     pubsub_lost.store(true, Ordering::Relaxed);
                 }
                 Ok(())
@@ -211,8 +210,6 @@ impl RedisEngine {
             index,
             subscribed: tokio::sync::Mutex::new(HashSet::new()),
             history_max_bytes,
-            errors: AtomicU64::new(0),
-            state_losses: AtomicU64::new(0),
             pubsub_lost,
             conns: Mutex::new(HashSet::new()),
             followups,
@@ -273,22 +270,18 @@ impl Inner {
         self.cmd.clone()
     }
 
-    /// Runs a command, counting failures.
+    /// Runs a command (failures are counted, see `unavailable`).
     async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, EngineError> {
-        cmd.query_async(&mut self.conn()).await.map_err(|e| {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            unavailable(e)
-        })
+        cmd.query_async(&mut self.conn()).await.map_err(unavailable)
     }
 
     async fn invoke<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> Result<T, EngineError> {
-        inv.invoke_async(&mut self.conn()).await.map_err(|e| {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            unavailable(e)
-        })
+        inv.invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     /// Runs commands whose keys may be in different slots: one pipeline on a single Redis,
@@ -329,10 +322,7 @@ impl Inner {
             Link::Single(c) => c.subscribe(chan).await,
             Link::Cluster(c) => c.ssubscribe(chan).await,
         };
-        r.map_err(|e| {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            unavailable(e)
-        })?;
+        r.map_err(unavailable)?;
         subscribed.insert(chan.to_owned());
         Ok(())
     }
@@ -353,7 +343,7 @@ impl Inner {
                 subscribed.remove(chan);
             }
             Err(e) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::engine_error();
                 tracing::warn!("unsubscribing from {chan} failed: {e}");
             }
         }
@@ -509,6 +499,22 @@ impl RedisEngine {
             )
             .await?;
         Ok(())
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        self.inner.index.counts()
+    }
+
+    /// Whether Redis answers a PING within a second.
+    pub async fn ping(&self) -> Result<(), EngineError> {
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(Duration::from_secs(1), self.inner.query::<String>(&ping)).await
+        {
+            Ok(r) => r.map(drop),
+            Err(_) => Err(EngineError::Unavailable(
+                "no answer to PING within 1s".into(),
+            )),
+        }
     }
 
     pub fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<super::Reaped>> {

@@ -57,7 +57,7 @@ pub(super) async fn start(
                         "this node's record in Redis was gone (Redis lost its data, or the other \
                          nodes gave this node up for dead): closed its {closed} connections"
                     );
-                    inner.state_losses.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::state_loss();
                 }
                 Ok(Record::Kept) => {}
             }

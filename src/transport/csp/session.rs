@@ -14,6 +14,7 @@
 use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
+use crate::metrics::{OpenConnection, Transport};
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::{Progress, Session, Stage};
 use bytes::Bytes;
@@ -357,6 +358,8 @@ async fn run_session(
     mut inbound: mpsc::Receiver<Inbound>,
     limit: usize,
 ) {
+    // A CSP session is a connection while its RTJP session runs.
+    let _open = OpenConnection::new(Transport::Csp);
     loop {
         let msg = tokio::select! {
             m = inbound.recv() => m,
