@@ -1,5 +1,6 @@
 //! Wires the server together: listeners, routes, the hub, and shutdown.
 
+use crate::admin::{self, AdminState};
 use crate::api::{self, ApiState};
 use crate::config::{Config, EngineConfig};
 use crate::engine::memory::MemoryEngine;
@@ -30,6 +31,7 @@ pub struct App {
     config: Config,
     state: Arc<Shared>,
     api: Arc<ApiState>,
+    admin: Arc<AdminState>,
     listener: TcpListener,
     api_listener: Option<TcpListener>,
     demo_listener: Option<TcpListener>,
@@ -99,12 +101,17 @@ impl App {
                 error_details: config.webhook_error_details,
             },
         );
+        // Where this node listens, as other nodes and the admin console show it.
+        let address = listener.local_addr().map_or_else(
+            |_| config.interface.clone(),
+            |a| format!("{}:{}", config.interface, a.port()),
+        );
         let engine = match &config.engine {
             EngineConfig::Memory => {
                 Engine::Memory(Box::new(MemoryEngine::new(config.history_max_bytes)))
             }
             EngineConfig::Redis(redis) => Engine::Redis(
-                RedisEngine::connect(redis, config.history_max_bytes, shutdown.clone())
+                RedisEngine::connect(redis, &address, config.history_max_bytes, shutdown.clone())
                     .await
                     .map_err(AppError::Engine)?,
             ),
@@ -145,10 +152,17 @@ impl App {
             shutdown,
             connections,
         });
+        let admin = AdminState::new(
+            api.clone(),
+            config.trusted_proxies.clone(),
+            config.engine.describe(),
+            address,
+        );
         Ok(App {
             config,
             state,
             api,
+            admin,
             listener,
             api_listener,
             demo_listener,
@@ -186,7 +200,7 @@ impl App {
             api = api.route("/web/{method}", any(api::handle_web));
         }
         router = router.merge(api.with_state(self.api.clone()));
-        router
+        router.merge(admin::router(self.admin.clone()))
     }
 
     /// Serves until `shutdown` is cancelled. Logs the startup line once the sockets are bound.
@@ -229,9 +243,11 @@ impl App {
         let hub = self.state.hub.clone();
         tokio::spawn(async move { hub.webhooks().probe().await });
         let upkeep = tokio::spawn(crate::metrics::upkeep());
+        let sampler = tokio::spawn(self.admin.clone().sample_forever());
         shutdown.cancelled().await;
         drain(&state, tasks, config.shutdown_timeout).await;
         upkeep.abort();
+        sampler.abort();
         demo_stop.cancel();
         if let Some(task) = demo_task {
             let _ = task.await;

@@ -9,6 +9,7 @@
 //! ([`dropped_lines`], exported as a metric).
 
 use crate::config::{Config, LogFormat, LogLevel};
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -25,6 +26,44 @@ use tracing_subscriber::{Layer, Registry};
 
 /// Lines queued per output before new ones are dropped: enough for a burst of a few seconds.
 const QUEUED_LINES: usize = 16 * 1024;
+
+/// Lines the admin console's log view shows: the newest, at most this many.
+const TAIL_LINES: usize = 500;
+/// Longest line kept there (a longer one is cut).
+const TAIL_LINE_CHARS: usize = 2000;
+
+/// The newest log lines, in the text format whatever `--log-format` says (one short lock per
+/// line, never held across anything else).
+static TAIL: parking_lot::Mutex<VecDeque<String>> = parking_lot::Mutex::new(VecDeque::new());
+
+/// The newest log lines, oldest first.
+pub fn tail() -> Vec<String> {
+    TAIL.lock().iter().cloned().collect()
+}
+
+/// Appends what it is given, line by line, to [`TAIL`].
+struct TailWriter;
+
+impl std::io::Write for TailWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let mut tail = TAIL.lock();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(match line.char_indices().nth(TAIL_LINE_CHARS) {
+                Some((cut, _)) => format!("{}…", &line[..cut]),
+                None => line.to_owned(),
+            });
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// The drop counters of every output, for [`dropped_lines`].
 static DROPPED: OnceLock<Vec<ErrorCounter>> = OnceLock::new();
@@ -141,10 +180,19 @@ pub fn init(config: &Config) -> std::io::Result<LogGuard> {
     let stderr_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::WARN.into())
         .parse_lossy(format!("warn,hookbox={level},access={level}"));
-    let mut layers = vec![out
-        .layer(std::io::stderr())
-        .with_filter(stderr_filter)
-        .boxed()];
+    let tail_filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .parse_lossy(format!("warn,hookbox={level},access={level}"));
+    let mut layers = vec![
+        out.layer(std::io::stderr())
+            .with_filter(stderr_filter)
+            .boxed(),
+        tracing_subscriber::fmt::layer()
+            .event_format(PythonFormat)
+            .with_writer(|| TailWriter)
+            .with_filter(tail_filter)
+            .boxed(),
+    ];
     if let Some(l) = out.file(config.log_file_errors.as_deref())? {
         layers.push(l.with_filter(LevelFilter::WARN).boxed());
     }

@@ -8,6 +8,7 @@
 //! The recorder is process-wide (the `metrics` crate has one global recorder): every server in a
 //! process shares it. The binary runs one server.
 
+use crate::engine::Transport;
 use crate::protocol::{FrameKind, ServerFrame};
 use metrics::{counter, gauge, histogram, Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -123,6 +124,20 @@ pub fn render(users: usize, channels: usize, log_lines_dropped: u64) -> String {
     handle.render()
 }
 
+/// The current samples, `name{labels}` (as exported) → value: what the admin console's overview
+/// reads.
+pub fn samples() -> std::collections::HashMap<String, f64> {
+    install()
+        .render()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Keeps the recorder's histograms compact; run every few seconds.
 pub async fn upkeep() {
     let handle = install();
@@ -133,30 +148,12 @@ pub async fn upkeep() {
     }
 }
 
-/// The transports, as the `transport` label names them.
-#[derive(Debug, Clone, Copy)]
-pub enum Transport {
-    WebSocket,
-    Hixie,
-    Csp,
-}
-
-impl Transport {
-    fn label(self) -> &'static str {
-        match self {
-            Transport::WebSocket => "websocket",
-            Transport::Hixie => "hixie",
-            Transport::Csp => "csp",
-        }
-    }
-}
-
 /// One open connection, counted while it lives.
 pub struct OpenConnection(Gauge);
 
 impl OpenConnection {
     pub fn new(transport: Transport) -> OpenConnection {
-        let g = gauge!(CONNECTIONS, "transport" => transport.label());
+        let g = gauge!(CONNECTIONS, "transport" => transport.name());
         g.increment(1.0);
         OpenConnection(g)
     }
@@ -224,7 +221,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn label(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Denied => "denied",
@@ -236,7 +233,7 @@ impl Outcome {
 
 /// A webhook call (`hook`: its action, or `poll`) and how long it took.
 pub fn webhook_call(hook: &'static str, outcome: Outcome, took: Duration) {
-    counter!(WEBHOOK_CALLS, "hook" => hook, "outcome" => outcome.label()).increment(1);
+    counter!(WEBHOOK_CALLS, "hook" => hook, "outcome" => outcome.name()).increment(1);
     histogram!(WEBHOOK_SECONDS, "hook" => hook).record(took.as_secs_f64());
 }
 

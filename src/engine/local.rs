@@ -21,6 +21,37 @@ pub struct Conn {
     /// The client's X-Forwarded-For if present, else the socket's peer address.
     pub remote_addr: String,
     pub outbox: Arc<Outbox>,
+    pub transport: Transport,
+    /// When the connection completed CONNECT (Unix milliseconds).
+    pub since_ms: i64,
+}
+
+/// How a connection reaches hookbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    WebSocket,
+    Hixie,
+    Csp,
+}
+
+impl Transport {
+    /// As metrics, logs and the admin console name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Hixie => "hixie",
+            Transport::Csp => "csp",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Transport> {
+        Some(match name {
+            "websocket" => Transport::WebSocket,
+            "hixie" => Transport::Hixie,
+            "csp" => Transport::Csp,
+            _ => return None,
+        })
+    }
 }
 
 impl Conn {

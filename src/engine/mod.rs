@@ -25,7 +25,7 @@ pub mod options;
 pub mod redis;
 
 pub use history::{now_stamp, raw, Entry};
-pub use local::{Conn, User, UserState};
+pub use local::{Conn, Transport, User, UserState};
 pub use options::{ChannelSettings, OptionError, Polling, UserOptions, CHANNEL_OPTION_KEYS};
 
 use crate::protocol::OutFrame;
@@ -150,6 +150,34 @@ pub enum LeaseKind {
     Poll,
 }
 
+/// A node of the server, as the admin console shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeInfo {
+    pub id: String,
+    /// Where the node listens (`interface:port`).
+    pub address: String,
+    /// When it started, and when its heartbeat was last seen (Unix milliseconds).
+    pub since: i64,
+    pub seen: i64,
+    /// Its heartbeat is fresher than `--node-timeout`.
+    pub alive: bool,
+    pub connections: usize,
+    /// The node answering.
+    pub this: bool,
+}
+
+/// One connection of a user, as the admin console shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConnInfo {
+    pub id: String,
+    pub transport: Option<&'static str>,
+    pub address: String,
+    /// When it connected (Unix milliseconds).
+    pub since: i64,
+    /// The node it is on.
+    pub node: String,
+}
+
 /// What the engine found left behind by a node that died.
 #[derive(Debug)]
 pub enum Reaped {
@@ -208,6 +236,27 @@ impl Engine {
             Engine::Memory(e) => e.counts(),
             Engine::Redis(e) => e.counts(),
         }
+    }
+
+    /// The nodes of the server (just this one with the memory engine, described by `local`).
+    pub async fn nodes(&self, local: NodeInfo) -> Result<Vec<NodeInfo>, EngineError> {
+        match self {
+            Engine::Memory(e) => Ok(vec![NodeInfo {
+                connections: e.connection_count(),
+                ..local
+            }]),
+            Engine::Redis(e) => e.nodes().await,
+        }
+    }
+
+    /// Names of users with a connection, at most `limit` of them; true if there are more.
+    pub async fn user_names(&self, limit: usize) -> Result<(Vec<String>, bool), EngineError> {
+        each!(self, e => e.user_names(limit))
+    }
+
+    /// A user's connections, wherever they are (`None`: no such user).
+    pub async fn connections_of(&self, user: &str) -> Result<Option<Vec<ConnInfo>>, EngineError> {
+        each!(self, e => e.connections_of(user))
     }
 
     /// Whether the engine answers (for `/readyz`).

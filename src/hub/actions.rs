@@ -233,7 +233,11 @@ impl Hub {
             .join(channel, user, origin.conn_id(), initial_data.as_ref())
             .await?;
         match joined {
-            Joined::Joined | Joined::AlreadyMember => Ok(()),
+            Joined::Joined => {
+                self.observe(channel, || format!("SUBSCRIBE {user}"));
+                Ok(())
+            }
+            Joined::AlreadyMember => Ok(()),
             Joined::NoChannel => Err(HubError::NoChannel(channel.to_owned())),
             // The user's last connection closed meanwhile: its cascade owns the user.
             Joined::UserGone => Err(HubError::NoUser(user.to_owned())),
@@ -261,6 +265,7 @@ impl Hub {
             self.run_auto_lists(user, origin, &decision).await;
         }
         if let Some(emptied) = self.engine.leave(channel, user).await? {
+            self.observe(channel, || format!("UNSUBSCRIBE {user}"));
             if emptied.0 {
                 self.try_destroy(channel).await;
             }
@@ -342,8 +347,10 @@ impl Hub {
             datetime: &stamp,
             user: user.as_ref(),
         };
+        let frame = frames::publish(p.channel, &body);
+        let watched = frame.clone(); // one refcount: shown to the channel's watchers, if any
         let publication = Publication {
-            frame: frames::publish(p.channel, &body),
+            frame,
             // Encoded only for a channel that keeps history (a change of history_size since
             // the flags were read only means one entry more or less).
             entry: flags
@@ -358,6 +365,7 @@ impl Hub {
         };
         if self.engine.publish(p.channel, publication).await? {
             crate::metrics::publication();
+            self.observe(p.channel, || watched.text().to_owned());
             Ok(())
         } else {
             Err(HubError::NoChannel(p.channel.to_owned()))

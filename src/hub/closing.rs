@@ -76,12 +76,15 @@ impl Hub {
         let left = self
             .until_engine("leave", || self.engine.leave(channel, user))
             .await;
+        if left.is_some() {
+            self.observe(channel, || format!("UNSUBSCRIBE {user} (closed)"));
+        }
         if left.is_some_and(|emptied| emptied.0) && self.destroy_approved(channel).await {
             let destroyed = self
                 .until_engine("destroy", || self.engine.destroy_if_empty(channel))
                 .await;
             if destroyed {
-                self.stop_poller(channel);
+                self.stopped(channel);
             }
         }
     }

@@ -69,7 +69,7 @@ impl Hub {
         if !self.engine.destroy_channel(name).await? {
             return Err(no_channel());
         }
-        self.stop_poller(name);
+        self.stopped(name);
         Ok(())
     }
 
@@ -104,6 +104,7 @@ impl Hub {
     /// `/web/state_set_key`: a STATE_UPDATE goes out only if the value changed.
     pub async fn state_set_key(&self, name: &str, key: &str, val: Value) -> Result<(), HubError> {
         if self.engine.set_state(name, key, val).await? {
+            self.observe(name, || format!("STATE_UPDATE set {key}"));
             Ok(())
         } else {
             Err(HubError::NoChannel(name.to_owned()))
@@ -113,6 +114,7 @@ impl Hub {
     /// `/web/state_delete_key`: a STATE_UPDATE goes out only if the key existed.
     pub async fn state_delete_key(&self, name: &str, key: &str) -> Result<(), HubError> {
         if self.engine.delete_state(name, key).await? {
+            self.observe(name, || format!("STATE_UPDATE delete {key}"));
             Ok(())
         } else {
             Err(HubError::NoChannel(name.to_owned()))

@@ -8,6 +8,7 @@ mod actions;
 mod closing;
 mod manage;
 mod polling;
+mod watch;
 
 pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::Publish;
@@ -114,6 +115,8 @@ pub struct Hub {
     pollers: Mutex<HashMap<Arc<str>, CancellationToken>>,
     /// Parent of every poller's token: cancelled at shutdown.
     shutdown: CancellationToken,
+    /// The admin console's live channel views.
+    watchers: watch::Watchers,
 }
 
 impl Hub {
@@ -124,6 +127,7 @@ impl Hub {
             creating: Mutex::new(HashMap::new()),
             pollers: Mutex::new(HashMap::new()),
             shutdown,
+            watchers: watch::Watchers::default(),
         })
     }
 
@@ -277,8 +281,14 @@ impl Hub {
     async fn destroy_if_empty(&self, name: &str) -> Result<bool, HubError> {
         let destroyed = self.engine.destroy_if_empty(name).await?;
         if destroyed {
-            self.stop_poller(name);
+            self.stopped(name);
         }
         Ok(destroyed)
+    }
+
+    /// A channel was destroyed: its poller stops, its watchers hear it.
+    fn stopped(&self, name: &str) {
+        self.stop_poller(name);
+        self.observe(name, || "destroyed".to_owned());
     }
 }

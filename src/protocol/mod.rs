@@ -122,6 +122,16 @@ impl OutFrame {
         self.kind
     }
 
+    /// The frame as text without its id and brackets: `"NAME", {args}`.
+    pub fn text(&self) -> &str {
+        let inner = self
+            .tail
+            .get(2..self.tail.len().saturating_sub(3))
+            .unwrap_or_default();
+        // The encoder writes ASCII only.
+        std::str::from_utf8(inner).unwrap_or_default()
+    }
+
     /// Size in bytes once written with an id (used for outbox byte budgets).
     pub fn wire_len(&self) -> usize {
         self.tail.len() + 8

@@ -4,6 +4,7 @@
 //! [`Outbox`] yields. Frames of one connection are handled strictly one after another (a webhook
 //! in flight delays only this connection), which is what keeps each client's actions ordered.
 
+use crate::engine::Transport;
 use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish};
 use crate::outbox::{CloseReason, Outbox};
 use crate::protocol::{
@@ -72,6 +73,7 @@ impl Progress {
 pub struct Session {
     hub: Arc<Hub>,
     id: Arc<str>,
+    transport: Transport,
     remote_addr: String,
     outbox: Arc<Outbox>,
     decoder: FrameDecoder,
@@ -102,6 +104,7 @@ impl Session {
     /// `limits.max_frame` bounds the bytes buffered for one unfinished frame.
     pub fn new(
         hub: Arc<Hub>,
+        transport: Transport,
         remote_addr: String,
         outbox: Arc<Outbox>,
         limits: SessionLimits,
@@ -109,6 +112,7 @@ impl Session {
         Session {
             hub,
             id: new_connection_id(),
+            transport,
             remote_addr,
             outbox,
             decoder: FrameDecoder::new(limits.max_frame),
@@ -254,6 +258,8 @@ impl Session {
             cookie,
             remote_addr: self.remote_addr.clone(),
             outbox: self.outbox.clone(),
+            transport: self.transport,
+            since_ms: chrono::Utc::now().timestamp_millis(),
         });
         self.progress.set(Stage::Connecting);
         let user = match self.hub.connect(&conn, payload_text).await {

@@ -6,7 +6,8 @@
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
 use super::{next_batch, Shared};
-use crate::metrics::{OpenConnection, Transport};
+use crate::engine::Transport;
+use crate::metrics::OpenConnection;
 use crate::outbox::Outbox;
 use crate::session::Session;
 use axum::body::Body;
@@ -76,7 +77,13 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
     let _open = OpenConnection::new(Transport::Hixie);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), app.limits.session);
+    let mut session = Session::new(
+        app.hub.clone(),
+        Transport::Hixie,
+        remote,
+        outbox.clone(),
+        app.limits.session,
+    );
     let (mut reader, writer) = tokio::io::split(io);
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(

@@ -6,7 +6,8 @@
 //! keep idle connections cheap.
 
 use super::{client_address, hixie, next_batch, PeerAddr, Shared};
-use crate::metrics::{OpenConnection, Transport};
+use crate::engine::Transport;
+use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::Session;
 use axum::body::Body;
@@ -62,7 +63,13 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     let _open = OpenConnection::new(Transport::WebSocket);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-    let mut session = Session::new(app.hub.clone(), remote, outbox.clone(), app.limits.session);
+    let mut session = Session::new(
+        app.hub.clone(),
+        Transport::WebSocket,
+        remote,
+        outbox.clone(),
+        app.limits.session,
+    );
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
     let writer = tokio::spawn(write_loop(

@@ -42,6 +42,8 @@ pub struct WebhookClient {
     /// `--webhook-error-details`: clients see why a call failed (URL, OS error, reply), not
     /// just that it did.
     error_details: bool,
+    /// The last calls, oldest first (a bounded ring; one short lock per call).
+    calls: parking_lot::Mutex<std::collections::VecDeque<CallRecord>>,
 }
 
 /// How the webhook client behaves, from the configuration.
@@ -85,7 +87,13 @@ impl WebhookClient {
             permits: Arc::new(Semaphore::new(max_concurrency)),
             timeout,
             error_details,
+            calls: parking_lot::Mutex::new(std::collections::VecDeque::with_capacity(CALL_LOG)),
         }
+    }
+
+    /// The last webhook calls, newest first.
+    pub fn recent_calls(&self) -> Vec<CallRecord> {
+        self.calls.lock().iter().rev().cloned().collect()
     }
 
     /// Checks, once at startup, that the web app's host takes connections, and warns if not:
@@ -166,7 +174,7 @@ impl WebhookClient {
         if send_version {
             req = req.header("X-Hookbox-Version", HOOKBOX_VERSION);
         }
-        self.send(call.hook.action(), &url, req).await
+        self.send(call.hook.action(), &url, req, &form).await
     }
 
     /// A polling fetch in `persistent`/`once` mode: a webhook-style POST without `action`.
@@ -179,7 +187,7 @@ impl WebhookClient {
             form.push(("secret".to_owned(), secret));
         }
         let req = self.http.post(url).form(&form);
-        self.send("poll", url, req).await
+        self.send("poll", url, req, &form).await
     }
 
     /// A polling fetch in `simple` mode: `GET url`, body returned as text.
@@ -203,20 +211,43 @@ impl WebhookClient {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    async fn send(
+    async fn send<K: AsRef<str>>(
         &self,
         action: &'static str,
         url: &str,
         req: reqwest::RequestBuilder,
+        form: &[(K, String)],
     ) -> Decision {
         let started = Instant::now();
+        let mut record = CallRecord {
+            time: chrono::Utc::now().timestamp_millis(),
+            hook: action,
+            url: url.to_owned(),
+            status: None,
+            ms: 0,
+            outcome: "",
+            // Secrets are not kept (cookies travel in a header, never stored here).
+            form: form
+                .iter()
+                .map(|(k, v)| {
+                    let k = k.as_ref();
+                    let v = if k == "secret" {
+                        "(redacted)"
+                    } else {
+                        v.as_str()
+                    };
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect(),
+            response: String::new(),
+        };
         // Waiting for a permit is queueing, not the web app being slow: the timeout starts once
         // the call is actually made. The wait itself is bounded too.
         let _permit = match self.permit().await {
             Ok(p) => p,
             Err(e) => {
                 let failure = Failure::new(Outcome::Failed, e.clone(), e);
-                return self.finish(action, url, started, Err(failure));
+                return self.finish(record, started, Err(failure));
             }
         };
         let outcome = tokio::time::timeout(self.timeout, async {
@@ -231,6 +262,10 @@ impl WebhookClient {
             Ok::<_, String>((status, set_cookie, body))
         })
         .await;
+        if let Ok(Ok((status, _, body))) = &outcome {
+            record.status = Some(*status);
+            record.response = quote(body);
+        }
         let result = match outcome {
             Err(_) => {
                 let within = format!(
@@ -275,7 +310,7 @@ impl WebhookClient {
                 ))
             }
         };
-        self.finish(action, url, started, result)
+        self.finish(record, started, result)
     }
 
     /// Counts and logs a call, and turns a failure into the denial the client sees: with the
@@ -283,19 +318,28 @@ impl WebhookClient {
     /// Failures are WARNINGs (in the error log too); answers are DEBUG lines.
     fn finish(
         &self,
-        action: &'static str,
-        url: &str,
+        mut record: CallRecord,
         started: Instant,
         result: Result<Decision, Failure>,
     ) -> Decision {
         let took = started.elapsed();
+        let (action, url) = (record.hook, record.url.clone());
+        record.ms = took.as_millis() as u64;
+        let outcome = match &result {
+            Ok(d) if d.success => Outcome::Ok,
+            Ok(_) => Outcome::Denied,
+            Err(f) => f.outcome,
+        };
+        record.outcome = outcome.name();
+        {
+            let mut calls = self.calls.lock();
+            if calls.len() == CALL_LOG {
+                calls.pop_front();
+            }
+            calls.push_back(record);
+        }
         match result {
             Ok(decision) => {
-                let outcome = if decision.success {
-                    Outcome::Ok
-                } else {
-                    Outcome::Denied
-                };
                 crate::metrics::webhook_call(action, outcome, took);
                 tracing::debug!(
                     "webhook {action} {url} ==> {} ({} ms)",
@@ -319,6 +363,26 @@ impl WebhookClient {
             }
         }
     }
+}
+
+/// Webhook calls kept for the admin console's log.
+const CALL_LOG: usize = 100;
+
+/// One webhook call, as the admin console's log shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallRecord {
+    /// When it was made (Unix milliseconds).
+    pub time: i64,
+    pub hook: &'static str,
+    pub url: String,
+    /// The reply's HTTP status, if one came.
+    pub status: Option<u16>,
+    pub ms: u64,
+    pub outcome: &'static str,
+    /// The form sent, `secret` redacted.
+    pub form: Vec<(String, String)>,
+    /// The reply's start (at most 1000 characters).
+    pub response: String,
 }
 
 /// A call that got no decision: the text clients see by default, and the full one.

@@ -9,6 +9,6 @@ mod client;
 mod decision;
 mod settings;
 
-pub use client::{ClientLimits, HookCall, WebhookClient};
+pub use client::{CallRecord, ClientLimits, HookCall, WebhookClient};
 pub use decision::{json_truthy, Decision};
 pub use settings::{Hook, WebhookSettings};

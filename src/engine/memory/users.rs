@@ -4,7 +4,7 @@
 use super::MemoryEngine;
 use crate::engine::frames::{self, history_room};
 use crate::engine::options::{OptionError, UserOptions};
-use crate::engine::{Conn, Detached, User};
+use crate::engine::{Conn, ConnInfo, Detached, User};
 use crate::outbox::CloseReason;
 use crate::protocol::OutFrame;
 use serde_json::{json, Map, Value};
@@ -188,6 +188,35 @@ impl MemoryEngine {
             conn.outbox.close(CloseReason::Kicked);
         }
         Some(st.conns.len())
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().len()
+    }
+
+    pub fn user_names(&self, limit: usize) -> (Vec<String>, bool) {
+        let mut names: Vec<String> = self.users.lock().keys().map(|k| k.to_string()).collect();
+        names.sort();
+        let more = names.len() > limit;
+        names.truncate(limit);
+        (names, more)
+    }
+
+    pub fn connections_of(&self, user: &str) -> Option<Vec<ConnInfo>> {
+        let user = self.users.lock().get(user).cloned()?;
+        let st = user.state.lock();
+        Some(
+            st.conns
+                .iter()
+                .map(|c| ConnInfo {
+                    id: c.id.to_string(),
+                    transport: Some(c.transport.name()),
+                    address: c.remote_addr.clone(),
+                    since: c.since_ms,
+                    node: "local".to_owned(),
+                })
+                .collect(),
+        )
     }
 
     pub fn connection_ids(&self) -> Vec<Value> {

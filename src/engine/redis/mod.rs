@@ -113,6 +113,9 @@ struct Inner {
     history_max_bytes: usize,
     /// The pub/sub connection dropped since the last resynchronisation.
     pubsub_lost: Arc<AtomicBool>,
+    /// Where this node listens, for its heartbeat record.
+    address: String,
+    node_timeout: Duration,
     /// Connections of this node, for its heartbeat record (see `node`).
     conns: Mutex<HashSet<Arc<str>>>,
     /// Work for the follow-up task (what must wait on Redis).
@@ -124,8 +127,10 @@ struct Inner {
 
 impl RedisEngine {
     /// Connects to Redis and starts this node's dispatcher and heartbeat.
+    /// `address` is where this node listens (shown to the other nodes' admin consoles).
     pub async fn connect(
         config: &RedisConfig,
+        address: &str,
         history_max_bytes: usize,
         shutdown: CancellationToken,
     ) -> Result<RedisEngine, EngineError> {
@@ -211,6 +216,8 @@ impl RedisEngine {
             subscribed: tokio::sync::Mutex::new(HashSet::new()),
             history_max_bytes,
             pubsub_lost,
+            address: address.to_owned(),
+            node_timeout: config.node_timeout,
             conns: Mutex::new(HashSet::new()),
             followups,
             reaped: Mutex::new(Some(reaped_rx)),
@@ -503,6 +510,10 @@ impl RedisEngine {
 
     pub fn counts(&self) -> (usize, usize) {
         self.inner.index.counts()
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<super::NodeInfo>, EngineError> {
+        node::nodes(&self.inner).await
     }
 
     /// Whether Redis answers a PING within a second.

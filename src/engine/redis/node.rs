@@ -10,8 +10,9 @@
 //! or Redis restarted without its data) closes every connection it has: the cluster no longer
 //! knows them, and their clients must connect again.
 
+use super::wire::ConnRecord;
 use super::{unavailable, Inner};
-use crate::engine::{Conn, EngineError, Reaped};
+use crate::engine::{Conn, EngineError, NodeInfo, Reaped, Transport};
 use crate::outbox::{CloseReason, Outbox};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -83,6 +84,33 @@ pub(super) async fn start(
     Ok(())
 }
 
+/// Every node's heartbeat record and connection count.
+pub(super) async fn nodes(inner: &Inner) -> Result<Vec<NodeInfo>, EngineError> {
+    let records: HashMap<String, String> = inner
+        .query(redis::cmd("HGETALL").arg(inner.keys.nodes()))
+        .await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::with_capacity(records.len());
+    for (id, record) in records {
+        let v: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
+        let seen = v["seen"].as_i64().unwrap_or(0);
+        let connections: usize = inner
+            .query(redis::cmd("HLEN").arg(inner.keys.node_conns(&id)))
+            .await?;
+        out.push(NodeInfo {
+            this: id == *inner.node,
+            alive: now - seen < inner.node_timeout.as_millis() as i64,
+            address: v["addr"].as_str().unwrap_or("").to_owned(),
+            since: v["since"].as_i64().unwrap_or(0),
+            seen,
+            connections,
+            id,
+        });
+    }
+    out.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
+    Ok(out)
+}
+
 /// What a heartbeat found of this node's record.
 enum Record {
     Kept,
@@ -98,7 +126,7 @@ async fn beat(inner: &Inner, since: i64) -> Result<Record, EngineError> {
         .await
         .map_err(unavailable)?;
     let now = chrono::Utc::now().timestamp_millis();
-    let value = json!({"since": since, "seen": now}).to_string();
+    let value = json!({"since": since, "seen": now, "addr": inner.address}).to_string();
     let added: i64 = redis::cmd("HSET")
         .arg(inner.keys.nodes())
         .arg(&*inner.node)
@@ -150,24 +178,21 @@ async fn reap(inner: &Inner, timeout: Duration) -> Result<(), EngineError> {
             conns.len()
         );
         for (id, record) in conns {
-            let v: Value = serde_json::from_str(&record).unwrap_or(Value::Null);
-            let (Some(user), cookie, addr) = (
-                v["user"].as_str(),
-                v["cookie"].as_str().unwrap_or(""),
-                v["addr"].as_str().unwrap_or(""),
-            ) else {
+            let Some(r) = ConnRecord::parse(&record) else {
                 continue;
             };
             // A stand-in for the dead node's connection: nothing is ever written to it.
             let conn = Arc::new(Conn {
                 id: Arc::from(id.as_str()),
-                cookie: cookie.to_owned(),
-                remote_addr: addr.to_owned(),
+                cookie: r.cookie,
+                remote_addr: r.addr,
                 outbox: Arc::new(Outbox::new(1)),
+                transport: r.transport.unwrap_or(Transport::WebSocket),
+                since_ms: r.since_ms,
             });
             let _ = inner
                 .reaped_tx
-                .send(Reaped::Connection(conn, Arc::from(user)));
+                .send(Reaped::Connection(conn, Arc::from(r.user.as_str())));
         }
         inner
             .run_all(vec![

@@ -1,9 +1,10 @@
 //! The Redis engine's users: one user across every node, its connections wherever they are.
 
 use super::local::Followup;
+use super::wire::ConnRecord;
 use super::{scripts, unavailable, RedisEngine};
 use crate::engine::options::{OptionError, UserOptions};
-use crate::engine::{Conn, Detached, EngineError, User};
+use crate::engine::{Conn, ConnInfo, Detached, EngineError, Transport, User};
 use crate::protocol::OutFrame;
 use redis::Value as RValue;
 use serde_json::{json, Map, Value};
@@ -66,7 +67,7 @@ impl RedisEngine {
         }
         inner.conns.lock().insert(conn.id.clone());
         let now = chrono::Utc::now().timestamp_millis();
-        let record = json!({"user": name, "cookie": conn.cookie, "addr": conn.remote_addr});
+        let record = super::wire::ConnRecord::of(name, conn).to_json();
         let mut publish = redis::cmd(inner.pub_cmd());
         publish
             .arg(&uk.events)
@@ -74,7 +75,7 @@ impl RedisEngine {
         inner
             .run_all(vec![
                 redis::Cmd::zadd(self.k().connections(), &*conn.id, now),
-                redis::Cmd::hset(inner.node_conns_key(), &*conn.id, record.to_string()),
+                redis::Cmd::hset(inner.node_conns_key(), &*conn.id, record),
                 publish,
             ])
             .await?;
@@ -309,6 +310,53 @@ impl RedisEngine {
     pub async fn kick(&self, name: &str) -> Result<Option<usize>, EngineError> {
         let n = self.user_event(name, b"[\"K\"]\n".to_vec()).await?;
         Ok(usize::try_from(n).ok())
+    }
+
+    /// Users with a connection on any node (read from every node's connection records).
+    pub async fn user_names(&self, limit: usize) -> Result<(Vec<String>, bool), EngineError> {
+        let mut names = std::collections::BTreeSet::new();
+        for node in self.nodes().await? {
+            let records: Vec<String> = self
+                .inner
+                .query(redis::cmd("HVALS").arg(self.k().node_conns(&node.id)))
+                .await?;
+            names.extend(
+                records
+                    .iter()
+                    .filter_map(|r| ConnRecord::parse(r))
+                    .map(|r| r.user),
+            );
+        }
+        let more = names.len() > limit;
+        Ok((names.into_iter().take(limit).collect(), more))
+    }
+
+    /// A user's connections on every node, from the nodes' connection records.
+    pub async fn connections_of(&self, name: &str) -> Result<Option<Vec<ConnInfo>>, EngineError> {
+        if !self.user_exists(name).await? {
+            return Ok(None);
+        }
+        let conns: std::collections::HashMap<String, String> = self
+            .inner
+            .query(redis::cmd("HGETALL").arg(self.k().user(name).conns))
+            .await?;
+        let mut out = Vec::with_capacity(conns.len());
+        for (id, node) in conns {
+            let record: Option<String> = self
+                .inner
+                .query(redis::cmd("HGET").arg(self.k().node_conns(&node)).arg(&id))
+                .await?;
+            let r = record.as_deref().and_then(ConnRecord::parse);
+            out.push(ConnInfo {
+                id,
+                transport: r.as_ref().and_then(|r| r.transport).map(Transport::name),
+                address: r.as_ref().map(|r| r.addr.clone()).unwrap_or_default(),
+                since: r.as_ref().map_or(0, |r| r.since_ms),
+                node,
+            });
+        }
+        out.sort_by_key(|c| c.since);
+        Ok(Some(out))
     }
 
     pub async fn connection_ids(&self) -> Result<Vec<Value>, EngineError> {

@@ -3,6 +3,7 @@
 
 use crate::engine::history::{Entry, History};
 use crate::engine::options::ChannelSettings;
+use crate::engine::{Conn, Transport};
 use redis::Value as RValue;
 use serde_json::{Map, Value};
 
@@ -172,6 +173,51 @@ pub fn stamp_secs(stamp: &str) -> Option<i64> {
 
 pub fn now_secs() -> i64 {
     chrono::Local::now().timestamp()
+}
+
+/// What a node records of each of its connections (`<prefix>:n:<node>:conns`), so that another
+/// node can close it for it, and the admin console can show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnRecord {
+    pub user: String,
+    pub cookie: String,
+    pub addr: String,
+    pub transport: Option<Transport>,
+    pub since_ms: i64,
+}
+
+impl ConnRecord {
+    pub fn of(user: &str, conn: &Conn) -> ConnRecord {
+        ConnRecord {
+            user: user.to_owned(),
+            cookie: conn.cookie.clone(),
+            addr: conn.remote_addr.clone(),
+            transport: Some(conn.transport),
+            since_ms: conn.since_ms,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "user": self.user,
+            "cookie": self.cookie,
+            "addr": self.addr,
+            "transport": self.transport.map(Transport::name),
+            "since": self.since_ms,
+        })
+        .to_string()
+    }
+
+    pub fn parse(text: &str) -> Option<ConnRecord> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        Some(ConnRecord {
+            user: v["user"].as_str()?.to_owned(),
+            cookie: v["cookie"].as_str().unwrap_or("").to_owned(),
+            addr: v["addr"].as_str().unwrap_or("").to_owned(),
+            transport: v["transport"].as_str().and_then(Transport::from_name),
+            since_ms: v["since"].as_i64().unwrap_or(0),
+        })
+    }
 }
 
 /// A channel read atomically: its epoch and offset, settings, history, state and members.

@@ -14,7 +14,8 @@
 use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
-use crate::metrics::{OpenConnection, Transport};
+use crate::engine::Transport;
+use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::{Progress, Session, Stage};
 use bytes::Bytes;
@@ -546,7 +547,13 @@ impl Registry {
             evicted.extend(sessions.remove(&key));
         }
         let outbox = Arc::new(Outbox::new(self.limits.outbox_bytes));
-        let session = Session::new(hub, remote.to_string(), outbox.clone(), self.limits.session);
+        let session = Session::new(
+            hub,
+            Transport::Csp,
+            remote.to_string(),
+            outbox.clone(),
+            self.limits.session,
+        );
         let progress = session.progress();
         let key = crate::session::new_connection_id();
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);

@@ -1,0 +1,215 @@
+//! Admin logins: sessions that expire, and a throttle on wrong passwords.
+//!
+//! A session is a random 128-bit token in an `HttpOnly`, `SameSite=Strict` cookie. It ends
+//! after [`IDLE`] without a request, after [`LIFETIME`] in any case, at logout, and when the admin
+//! password changes (`/web/set_config`): each session remembers a digest of the password it was
+//! opened with. Wrong passwords are limited per client address and in all, so that guessing is
+//! slow whoever does it.
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A session unused this long is over.
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
+/// A session is over this long after its login, used or not.
+pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// Most sessions at once; a new login past it ends the oldest.
+const MAX_SESSIONS: usize = 64;
+/// Wrong passwords allowed per client address, and in all, per [`WINDOW`].
+const MAX_FAILURES_PER_ADDRESS: usize = 5;
+const MAX_FAILURES: usize = 50;
+const WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered at most (the oldest are forgotten first).
+const MAX_ADDRESSES: usize = 10_000;
+
+struct Session {
+    created: Instant,
+    last_used: Instant,
+    password: [u8; 32],
+}
+
+fn digest(password: &str) -> [u8; 32] {
+    Sha256::digest(password.as_bytes()).into()
+}
+
+/// Constant-time equality of two digests.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Default)]
+struct Failures {
+    /// Failure times per client address, and of everyone (each within the last window).
+    by_address: HashMap<IpAddr, Vec<Instant>>,
+    all: Vec<Instant>,
+}
+
+impl Failures {
+    fn prune(&mut self, now: Instant) {
+        let fresh = |t: &Instant| now.duration_since(*t) < WINDOW;
+        self.all.retain(fresh);
+        self.by_address.retain(|_, times| {
+            times.retain(fresh);
+            !times.is_empty()
+        });
+    }
+
+    /// How long `addr` must wait before it may try again, if at all.
+    fn wait(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        self.prune(now);
+        let until_free = |times: &[Instant], max: usize| {
+            (times.len() >= max).then(|| WINDOW.saturating_sub(now.duration_since(times[0])))
+        };
+        let mine = self.by_address.get(&addr).map_or(&[][..], Vec::as_slice);
+        until_free(mine, MAX_FAILURES_PER_ADDRESS).or_else(|| until_free(&self.all, MAX_FAILURES))
+    }
+
+    fn record(&mut self, addr: IpAddr, now: Instant) {
+        if self.by_address.len() >= MAX_ADDRESSES && !self.by_address.contains_key(&addr) {
+            let oldest = self
+                .by_address
+                .iter()
+                .min_by_key(|(_, t)| t.last().copied())
+                .map(|(a, _)| *a);
+            if let Some(a) = oldest {
+                self.by_address.remove(&a);
+            }
+        }
+        self.by_address.entry(addr).or_default().push(now);
+        self.all.push(now);
+    }
+}
+
+/// Why a login was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    #[error("the admin console is disabled (start hookbox with -a PASSWORD)")]
+    Disabled,
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("too many wrong passwords: try again in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    // Short critical sections (map lookups), never held across an await.
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<Failures>,
+}
+
+impl Sessions {
+    /// Checks `given` against the current password; a new session's token if it matches.
+    pub fn login(
+        &self,
+        current: Option<&str>,
+        given: &str,
+        addr: IpAddr,
+    ) -> Result<String, LoginError> {
+        let current = current.ok_or(LoginError::Disabled)?;
+        let now = Instant::now();
+        let mut failures = self.failures.lock();
+        if let Some(wait) = failures.wait(addr, now) {
+            return Err(LoginError::Throttled(wait));
+        }
+        let password = digest(current);
+        if !same(&digest(given), &password) {
+            failures.record(addr, now);
+            return Err(LoginError::WrongPassword);
+        }
+        drop(failures);
+        let token = format!("{:032x}", rand::random::<u128>());
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|_, s| alive(s, now));
+        if sessions.len() >= MAX_SESSIONS {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.created)
+                .map(|(t, _)| t.clone());
+            if let Some(t) = oldest {
+                sessions.remove(&t);
+            }
+        }
+        sessions.insert(
+            token.clone(),
+            Session {
+                created: now,
+                last_used: now,
+                password,
+            },
+        );
+        Ok(token)
+    }
+
+    /// Whether `token` is a live session opened with the `current` password; touches it.
+    pub fn check(&self, current: Option<&str>, token: &str) -> bool {
+        let Some(current) = current else { return false };
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock();
+        let ok = sessions
+            .get(token)
+            .is_some_and(|s| alive(s, now) && same(&s.password, &digest(current)));
+        match sessions.get_mut(token) {
+            Some(s) if ok => s.last_used = now,
+            Some(_) => {
+                sessions.remove(token);
+            }
+            None => {}
+        }
+        ok
+    }
+
+    pub fn logout(&self, token: &str) {
+        self.sessions.lock().remove(token);
+    }
+}
+
+fn alive(s: &Session, now: Instant) -> bool {
+    now.duration_since(s.last_used) < IDLE && now.duration_since(s.created) < LIFETIME
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 2));
+
+    #[test]
+    fn sessions_follow_the_password() {
+        let s = Sessions::default();
+        assert_eq!(s.login(None, "x", A), Err(LoginError::Disabled));
+        let t = s.login(Some("pw"), "pw", A).unwrap();
+        assert!(s.check(Some("pw"), &t));
+        assert!(
+            !s.check(Some("new"), &t),
+            "a new password ends old sessions"
+        );
+        assert!(!s.check(Some("pw"), &t), "for good");
+        let t = s.login(Some("pw"), "pw", A).unwrap();
+        s.logout(&t);
+        assert!(!s.check(Some("pw"), &t));
+    }
+
+    #[test]
+    fn wrong_passwords_are_throttled_per_address() {
+        let s = Sessions::default();
+        for _ in 0..MAX_FAILURES_PER_ADDRESS {
+            assert_eq!(
+                s.login(Some("pw"), "guess", A),
+                Err(LoginError::WrongPassword)
+            );
+        }
+        assert!(matches!(
+            s.login(Some("pw"), "pw", A),
+            Err(LoginError::Throttled(_))
+        ));
+        assert!(
+            s.login(Some("pw"), "pw", B).is_ok(),
+            "others are not locked out"
+        );
+    }
+}
