@@ -189,6 +189,8 @@ impl App {
             .route("/csp/{*endpoint}", any(csp::handle))
             .route("/static/hookbox.js", get(static_files::hookbox_js))
             .route("/static/hookbox.min.js", get(static_files::hookbox_js))
+            .route("/static/hookbox.mjs", get(static_files::hookbox_mjs))
+            .route("/static/hookbox.d.ts", get(static_files::hookbox_d_ts))
             .route("/metrics", get(ops::metrics))
             .route("/healthz", get(ops::healthz))
             .route("/readyz", get(ops::readyz))

@@ -18,6 +18,8 @@ const PAGE: &str = include_str!("../static/demo/index.html");
 const COOKIE: &str = "demo_user";
 /// The one channel the demo page uses, and the only one the demo lets anyone create or publish to.
 const LOBBY: &str = "lobby";
+/// Longest chat message the publish webhook lets through.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
 const ADJECTIVES: [&str; 12] = [
     "amber", "brave", "calm", "deft", "eager", "fuzzy", "gentle", "happy", "jolly", "keen",
     "lucky", "merry",
@@ -40,6 +42,19 @@ struct Demo {
 }
 
 impl Demo {
+    /// A `Set-Cookie` value with a fresh, signed name.
+    fn name_cookie(&self) -> String {
+        // 1.44 million names, so that two visitors rarely get the same one (and become one user).
+        let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 10_000);
+        let name = format!(
+            "{}-{}-{}",
+            ADJECTIVES[n % ADJECTIVES.len()],
+            ANIMALS[(n / ADJECTIVES.len()) % ANIMALS.len()],
+            n / (ADJECTIVES.len() * ANIMALS.len())
+        );
+        format!("{COOKIE}={name}.{}; Path=/; SameSite=Lax", self.sign(&name))
+    }
+
     fn sign(&self, name: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
         mac.update(name.as_bytes());
@@ -73,6 +88,8 @@ impl Demo {
 pub fn router(hookbox_port: u16) -> Router {
     Router::new()
         .route("/", get(page))
+        .route("/name", post(new_name))
+        .route("/favicon.ico", get(favicon))
         .route("/hookbox/{hook}", post(webhook))
         .with_state(Arc::new(Demo {
             hookbox_port,
@@ -92,16 +109,18 @@ async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
         .unwrap_or("127.0.0.1");
     let url = format!("http://{host}:{}", demo.hookbox_port);
     let html = Html(PAGE.replace("{{HOOKBOX_URL}}", &url));
-    // 1.44 million names, so that two visitors rarely get the same one (and become one user).
-    let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 10_000);
-    let name = format!(
-        "{}-{}-{}",
-        ADJECTIVES[n % ADJECTIVES.len()],
-        ANIMALS[(n / ADJECTIVES.len()) % ANIMALS.len()],
-        n / (ADJECTIVES.len() * ANIMALS.len())
-    );
-    let cookie = format!("{COOKIE}={name}.{}; Path=/; SameSite=Lax", demo.sign(&name));
-    ([(header::SET_COOKIE, cookie)], html).into_response()
+    ([(header::SET_COOKIE, demo.name_cookie())], html).into_response()
+}
+
+/// A fresh name for a page whose cookie no longer works (hookbox restarted: names are signed
+/// with a per-process key), in the same cookie.
+async fn new_name(State(demo): State<Arc<Demo>>) -> Response {
+    ([(header::SET_COOKIE, demo.name_cookie())], "").into_response()
+}
+
+/// No icon, but no 404 in the console of every visitor either.
+async fn favicon() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 fn answer(ok: bool, options: Value) -> Response {
@@ -114,7 +133,7 @@ fn answer(ok: bool, options: Value) -> Response {
 }
 
 /// Answers every webhook: names come from the cookie, channels get history and presence, and
-/// publishes are checked (non-empty text, at most 500 characters).
+/// publishes are checked (non-empty text, at most [`MAX_MESSAGE_CHARS`] characters).
 async fn webhook(
     State(demo): State<Arc<Demo>>,
     Path(hook): Path<String>,
@@ -152,10 +171,14 @@ async fn webhook(
                 .unwrap_or("")
                 .trim()
                 .to_owned();
+            let chars = text.chars().count();
             if text.is_empty() {
                 answer(false, json!({"error": "Empty message"}))
+            } else if chars > MAX_MESSAGE_CHARS {
+                let error =
+                    format!("Message too long: {chars} characters (at most {MAX_MESSAGE_CHARS})");
+                answer(false, json!({"error": error}))
             } else {
-                let text: String = text.chars().take(500).collect();
                 answer(true, json!({"override_payload": {"text": text}}))
             }
         }

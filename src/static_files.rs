@@ -6,14 +6,41 @@ use axum::response::IntoResponse;
 /// Our browser client, API-compatible with the original `hookbox.js`.
 pub const HOOKBOX_JS: &str = include_str!("../static/hookbox.js");
 
-/// `/static/hookbox.js` (also served as `hookbox.min.js`, the name many pages load).
-pub async fn hookbox_js() -> impl IntoResponse {
+/// The same client as an ES module: the script, then its exports.
+pub const HOOKBOX_MJS: &str = concat!(
+    include_str!("../static/hookbox.js"),
+    "\n// ES module exports (the script above also sets globalThis.hookbox).\n",
+    "const hookbox = globalThis.hookbox;\n",
+    "export default hookbox;\n",
+    "export const connect = (...args) => hookbox.connect(...args);\n",
+    "export const { Connection, Subscription, logging } = hookbox;\n",
+);
+
+/// TypeScript declarations of the client's API.
+pub const HOOKBOX_D_TS: &str = include_str!("../static/hookbox.d.ts");
+
+fn script(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=300"),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
         ],
-        HOOKBOX_JS,
+        body,
     )
+}
+
+/// `/static/hookbox.js` (also served as `hookbox.min.js`, the name many pages load).
+pub async fn hookbox_js() -> impl IntoResponse {
+    script("text/javascript; charset=utf-8", HOOKBOX_JS)
+}
+
+/// `/static/hookbox.mjs`: `import hookbox from 'http://HOST:8001/static/hookbox.mjs'`.
+pub async fn hookbox_mjs() -> impl IntoResponse {
+    script("text/javascript; charset=utf-8", HOOKBOX_MJS)
+}
+
+/// `/static/hookbox.d.ts`.
+pub async fn hookbox_d_ts() -> impl IntoResponse {
+    script("application/typescript; charset=utf-8", HOOKBOX_D_TS)
 }

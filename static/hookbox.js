@@ -15,11 +15,20 @@
  * Frames travel over a WebSocket at <url>ws, or - when WebSocket is missing or
  * fails before opening - over the Comet Session Protocol (CSP) at <url>csp.
  *
- * Opt-in extras (4th argument of hookbox.connect):
- *   {reconnect: true}  reconnect with exponential backoff after an unexpected
- *                      close, re-sending CONNECT and re-subscribing; progress
- *                      is reported through conn.onReconnecting(attempt, delayMs).
+ * Options (4th argument of hookbox.connect):
+ *   {reconnect: true}  (the default) after an unexpected close, reconnect with
+ *                      jittered exponential backoff (0.5 s doubling up to 30 s),
+ *                      re-send CONNECT and re-subscribe to every channel.
+ *                      conn.onConnectionLost(reason) reports the loss and
+ *                      conn.onReconnecting(attempt, delayMs) each attempt. A
+ *                      page that had a WebSocket goes back to WebSocket (it
+ *                      never settles for CSP after a server restart). No
+ *                      reconnect after conn.disconnect(), nor when the server
+ *                      closed the connection on purpose (WebSocket close 1000:
+ *                      the web app disconnected the user; 1008: a policy).
+ *                      {reconnect: false} gives the original's behaviour.
  *   {transport: 'auto' | 'websocket' | 'csp'}  force one transport (default auto).
+ * An https: server URL uses wss: for the WebSocket.
  *
  * No dependencies, no build step. Requires TextEncoder/TextDecoder, btoa/atob.
  */
@@ -157,7 +166,7 @@
       };
       ws.onerror = (event) => this.onerror(event);
       ws.onclose = (event) => this._finish(!this.opened ? 'ServerUnreachable'
-        : event.wasClean ? 'ConnectionClosedCleanly' : 'ConnectionLost');
+        : event.wasClean ? 'ConnectionClosedCleanly' : 'ConnectionLost', event.code);
       // A socket stuck in CONNECTING (some proxies) counts as a failed open.
       this._openTimer = setTimeout(() => {
         if (!this.opened) {
@@ -177,12 +186,12 @@
       this._finish('ConnectionClosedCleanly');
     }
 
-    _finish(reason) {
+    _finish(reason, code) {
       if (this.closed) return;
       this.closed = true;
       clearTimeout(this._openTimer);
       if (this._ws) this._ws.onopen = this._ws.onmessage = this._ws.onclose = this._ws.onerror = null;
-      this.onclose(reason);
+      this.onclose(reason, code);
     }
   }
 
@@ -449,7 +458,7 @@
       this.connectPayload = connectPayload;
       this._cookieExplicit = cookieString !== undefined && cookieString !== null;
       this.cookieString = this._cookieExplicit ? String(cookieString) : documentCookie();
-      this.options = Object.assign({ reconnect: false, transport: 'auto' }, options);
+      this.options = Object.assign({ reconnect: true, transport: 'auto' }, options);
       this.username = null;
       this.connected = false;
       this.transportName = null;
@@ -465,6 +474,7 @@
       this._disconnected = false; // disconnect() was called
       this._attempt = 0;          // reconnect attempts since the last CONNECTED
       this._reconnectTimer = null;
+      this._webSocketWorked = false; // a WebSocket opened once: never fall back to CSP again
       this._open(false);
     }
 
@@ -506,34 +516,47 @@
       this.transportName = transport.name;
       this._frameId = 0;
       this._buffer = '';
-      transport.onopen = () => this._sendConnect();
+      transport.onopen = () => {
+        if (transport.name === 'websocket') this._webSocketWorked = true;
+        this._sendConnect();
+      };
       transport.onmessage = (text) => this._receive(transport, text);
       transport.onerror = (error) => log.debug('transport error', error);
-      transport.onclose = (reason) => this._transportClosed(transport, reason);
+      transport.onclose = (reason, code) => this._transportClosed(transport, reason, code);
       log.debug('opening', transport.name, transport.url);
       transport.open();
     }
 
-    _transportClosed(transport, reason) {
+    _transportClosed(transport, reason, code) {
       if (transport !== this._transport) return; // stale or closed by disconnect()
       this._transport = null;
       const wasConnected = this.connected;
       this.connected = false;
-      log.debug('transport closed', transport.name, reason);
+      log.debug('transport closed', transport.name, reason, code);
 
-      // WebSocket never opened: fall back to CSP, as the original client does.
-      if (transport.name === 'websocket' && !transport.opened && this.options.transport === 'auto') {
+      // WebSocket never opened: fall back to CSP, as the original client does - unless a
+      // WebSocket worked before (the server is restarting: wait for it rather than poll).
+      if (transport.name === 'websocket' && !transport.opened && this.options.transport === 'auto'
+          && !this._webSocketWorked) {
         log.info('WebSocket failed, falling back to CSP');
         return this._open(true);
       }
-      if (this.options.reconnect) this._rememberSubscriptions();
+      // The server ended it on purpose (1000: the web app disconnected the user; 1008: a
+      // policy, e.g. the client fell behind or was refused too often): no reconnect.
+      const deliberate = code === 1000 || code === 1008;
+      const again = this.options.reconnect && !this._disconnected && !deliberate;
+      if (again) this._rememberSubscriptions();
       if (wasConnected) {
-        // Like the original: these two reasons are "lost", anything else is a close.
-        const lost = reason === 'ServerUnreachable' || reason === 'ConnectionTimeout';
-        if (lost) this._call('onConnectionLost', reason);
-        else this._call('onClose');
+        if (again) {
+          this._call('onConnectionLost', reason);
+        } else {
+          // Like the original: these two reasons are "lost", anything else is a close.
+          const lost = reason === 'ServerUnreachable' || reason === 'ConnectionTimeout';
+          if (lost) this._call('onConnectionLost', reason);
+          else this._call('onClose');
+        }
       }
-      if (this.options.reconnect && !this._disconnected) this._scheduleReconnect();
+      if (again) this._scheduleReconnect();
     }
 
     /** Queue SUBSCRIBE for every live channel so that a reconnect restores them. */

@@ -49,6 +49,24 @@ test('two tabs chat with presence and history', async () => {
   // An empty message is refused by the demo's publish webhook, and the page says so.
   await bob.evaluate(() => { document.getElementById('text').value = '   '; });
   await bob.click('#send');
+  await bob.waitForFunction(() => document.getElementById('error').textContent === 'Not sent: Empty message');
+  // So is one over 2,000 characters (messages used to be cut at 500 without a word).
+  await bob.fill('#text', 'y'.repeat(2001));
+  await bob.click('#send');
+  await bob.waitForFunction(() => document.getElementById('error').textContent === 'Not sent: Message too long: 2001 characters (at most 2000)');
+
+  // A 2,000-character word wraps: the page is no wider than the window, presence stays in view.
+  const word = 'w'.repeat(2000);
+  await alice.fill('#text', word);
+  await alice.click('#send');
+  await bob.waitForFunction((w) => document.getElementById('log').textContent.includes(w), word);
+  const layout = await bob.evaluate(() => ({
+    page: document.documentElement.scrollWidth,
+    window: window.innerWidth,
+    presenceRight: document.getElementById('presence').getBoundingClientRect().right,
+  }));
+  assert.ok(layout.page <= layout.window, JSON.stringify(layout));
+  assert.ok(layout.presenceRight <= layout.window, JSON.stringify(layout));
 
   // History: a third visitor sees the earlier message.
   const late = await (await browser.newContext()).newPage();
@@ -58,4 +76,17 @@ test('two tabs chat with presence and history', async () => {
   // Leaving updates presence for the others.
   await bob.close();
   await alice.waitForFunction((n) => !document.getElementById('presence').textContent.includes(n), bobName);
+
+  // hookbox restarts (its demo signs names with a new key): the page reconnects by itself, gets
+  // a new name and is back in the lobby, over WebSocket.
+  const ports = hookbox.ports;
+  await hookbox.stop();
+  await alice.waitForFunction(() => document.getElementById('status').textContent.startsWith('connection lost')
+    || document.getElementById('status').textContent.startsWith('reconnecting'));
+  hookbox = await startHookbox(['--demo', '--demo-port', String(ports.demo), '-p', String(ports.main)]);
+  await alice.waitForFunction((n) => {
+    const me = document.getElementById('me').textContent;
+    return me.includes('-') && me !== n && document.getElementById('status').textContent === 'connected via websocket'
+      && document.getElementById('presence').textContent.includes(me);
+  }, name, { timeout: 60000 });
 });

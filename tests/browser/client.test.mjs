@@ -1,0 +1,152 @@
+// /static/hookbox.js as a page uses it when the world misbehaves: the server restarts (the page
+// reconnects by itself, over WebSocket again, and is back in its channels), the web app
+// disconnects the user (no reconnect), an https: page (wss:), and the ES module build.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHookbox, launchBrowser, startWebApp } from './harness.mjs';
+
+const pages = {};
+let web;
+let hookbox;
+let browser;
+let port;
+
+before(async () => {
+  web = await startWebApp({
+    hooks: {
+      connect: (form, headers) => {
+        const m = /(?:^|; )sid=([^;]+)/.exec(headers.cookie || '');
+        return m ? [true, { name: m[1] }] : [false, { error: 'no session cookie' }];
+      },
+      create_channel: () => [true, { moderated: false }],
+    },
+    pages,
+  });
+  hookbox = await startHookbox(['--cbport', String(web.port), '-r', 'tok']);
+  port = hookbox.ports.main;
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await hookbox?.stop();
+  await web?.close();
+});
+
+/** Serves a page as user `sid` whose script is `body` (hookbox.js loaded first). */
+async function open(sid, body, init) {
+  pages[`/${sid}`] = {
+    headers: { 'Set-Cookie': `sid=${sid}; Path=/` },
+    html: `<!doctype html><meta charset="utf-8"><title>t</title>
+<script src="${hookbox.url}/static/hookbox.js"></script><script>${body}</script>`,
+  };
+  const tab = await (await browser.newContext()).newPage();
+  if (init) await tab.addInitScript(init);
+  await tab.goto(`${web.url}/${sid}`);
+  return tab;
+}
+
+async function publish(channel, payload) {
+  const resp = await fetch(`${hookbox.url}/web/publish`, {
+    method: 'POST',
+    body: new URLSearchParams({ security_token: 'tok', channel_name: channel, payload: JSON.stringify(payload) }),
+  });
+  return (await resp.json())[0];
+}
+
+const watcher = (channel) => `
+  window.events = [];
+  const conn = hookbox.connect('${hookbox.url}');
+  conn.onOpen = (args) => { events.push(['open', conn.transportName]); conn.subscribe('${channel}'); };
+  conn.onSubscribed = (name, sub) => {
+    events.push(['subscribed', name]);
+    sub.onPublish = (f) => events.push(['publish', f.payload]);
+  };
+  conn.onConnectionLost = (reason) => events.push(['lost']);
+  conn.onClose = () => events.push(['close']);
+`;
+
+test('after a server restart the page reconnects over WebSocket and is back in its channel', async () => {
+  // Counts WebSocket attempts that failed before opening (the server was down).
+  const countFailures = () => {
+    window.wsFailures = 0;
+    const Real = window.WebSocket;
+    window.WebSocket = function (url, protocols) {
+      const ws = new Real(url, protocols);
+      let opened = false;
+      ws.addEventListener('open', () => { opened = true; });
+      ws.addEventListener('close', () => { if (!opened) window.wsFailures += 1; });
+      return ws;
+    };
+  };
+  const tab = await open('restart_user', watcher('news'), countFailures);
+  await tab.waitForFunction(() => events.some((e) => e[0] === 'subscribed'));
+
+  await hookbox.stop();
+  await tab.waitForFunction(() => events.some((e) => e[0] === 'lost'));
+  // A reconnect attempt failed while the server was down: a client that then falls back to CSP
+  // would stay on it once the server is back.
+  await tab.waitForFunction(() => window.wsFailures > 0, null, { timeout: 30000 });
+  hookbox = await startHookbox(['--cbport', String(web.port), '-r', 'tok', '-p', String(port)]);
+  await tab.waitForFunction(() => events.filter((e) => e[0] === 'subscribed').length === 2, null, { timeout: 60000 });
+  assert.equal(await publish('news', 'after the restart'), true);
+  await tab.waitForFunction(() => events.some((e) => e[0] === 'publish'));
+  const events = await tab.evaluate(() => window.events);
+  assert.deepEqual(events, [
+    ['open', 'websocket'],
+    ['subscribed', 'news'],
+    ['lost'],
+    ['open', 'websocket'],
+    ['subscribed', 'news'],
+    ['publish', 'after the restart'],
+  ]);
+  await tab.close();
+});
+
+test('a user the web app disconnects stays disconnected', async () => {
+  const tab = await open('kicked_user', watcher('kick'));
+  await tab.waitForFunction(() => events.some((e) => e[0] === 'subscribed'));
+  const resp = await fetch(`${hookbox.url}/web/disconnect`, {
+    method: 'POST',
+    body: new URLSearchParams({ security_token: 'tok', name: 'kicked_user' }),
+  });
+  assert.deepEqual(await resp.json(), [true, { connections: 1 }]);
+  await tab.waitForFunction(() => events.some((e) => e[0] === 'close'));
+  await web.waitFor((c) => c.form.action === 'disconnect' && c.form.name === 'kicked_user', 'disconnect webhook');
+  // A reconnect would have sent a second CONNECT: the web app saw one.
+  assert.equal(web.calls.filter((c) => c.form.action === 'connect' && c.headers.cookie === 'sid=kicked_user').length, 1);
+  await tab.close();
+});
+
+test('an https: server URL uses wss:', async () => {
+  const tab = await open('tls_user', `
+    window.urls = [];
+    window.WebSocket = function (url) { urls.push(url); throw new Error('not here'); };
+    hookbox.connect('https://hookbox.example:8443');
+  `);
+  await tab.waitForFunction(() => window.urls.length > 0);
+  assert.deepEqual(await tab.evaluate(() => window.urls), ['wss://hookbox.example:8443/ws']);
+  await tab.close();
+});
+
+test('the ES module build connects like the script', async () => {
+  pages['/esm_user'] = {
+    headers: { 'Set-Cookie': 'sid=esm_user; Path=/' },
+    html: `<!doctype html><meta charset="utf-8"><title>t</title>
+<script type="module">
+  import hookbox, { connect } from '${hookbox.url}/static/hookbox.mjs';
+  window.events = [typeof hookbox.connect, typeof connect];
+  const conn = connect('${hookbox.url}');
+  conn.onOpen = (args) => { events.push(args.name); conn.subscribe('esm'); };
+  conn.onSubscribed = (name) => events.push(name);
+</script>`,
+  };
+  const tab = await (await browser.newContext()).newPage();
+  await tab.goto(`${web.url}/esm_user`);
+  await tab.waitForFunction(() => window.events && window.events.length === 4);
+  assert.deepEqual(await tab.evaluate(() => window.events), ['function', 'function', 'esm_user', 'esm']);
+  const types = await fetch(`${hookbox.url}/static/hookbox.d.ts`);
+  assert.equal(types.status, 200);
+  assert.match(await types.text(), /export interface Connection/);
+  await tab.close();
+});
