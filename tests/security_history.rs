@@ -276,7 +276,16 @@ async fn a_replay_of_several_poisoned_channels_fits_a_new_csp_tab() {
         }
         assert_eq!(name, "SUBSCRIBE", "{args:?}");
         let ch = args["channel_name"].as_str().unwrap().to_owned();
-        let history = subscribe_history(&args, &ch);
+        let mut history = subscribe_history(&args, &ch);
+        // With the Redis engine a replay built after the publication has it in its history.
+        if history
+            .last()
+            .is_some_and(|e| e[0] == "PUBLISH" && e[1]["payload"] == "after")
+        {
+            assert!(!published);
+            published = true;
+            history.pop();
+        }
         // With the Redis engine a comet may pull the first replays into (larger) packets
         // before the next is sized, leaving a later one no room for history: allowed, it only
         // has to be the newest entries.
