@@ -325,11 +325,41 @@ fn invalid_options_are_one_line_errors() {
         &[],
         &["--cb-single-url"],
     );
+    // A bad value from the environment names the variable; a misspelt flag gets a suggestion.
     assert_fails(
         &["-i", "127.0.0.1"],
         &[("HOOKBOX_PORT", "abc")],
-        &["--port"],
+        &["HOOKBOX_PORT", "abc"],
     );
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0"],
+        &[("HOOKBOX_LOG_LEVEL", "LOUD")],
+        &["HOOKBOX_LOG_LEVEL", "LOUD"],
+    );
+    assert_fails(
+        &["-i", "127.0.0.1", "--prot", "0"],
+        &[],
+        &["--prot", "did you mean '--port'?"],
+    );
+}
+
+#[test]
+fn version_and_grouped_help() {
+    let (status, out, _) = run_to_exit(&["-V"], &[]);
+    assert!(status.success());
+    assert_eq!(out.trim(), format!("hookbox {}", env!("CARGO_PKG_VERSION")));
+    let (status, out, _) = run_to_exit(&["--help"], &[]);
+    assert!(status.success());
+    for heading in [
+        "Listening:",
+        "Webhooks:",
+        "Logging:",
+        "Limits:",
+        "Several nodes (Redis):",
+    ] {
+        assert!(out.contains(heading), "{heading} in {out}");
+    }
+    assert!(out.contains("docs/configuration.md"), "{out}");
 }
 
 #[test]
@@ -343,25 +373,32 @@ fn bad_config_files_are_one_line_errors() {
         &[missing.to_str().unwrap()],
     );
 
-    let cases: [(&str, &str, &[&str]); 4] = [
-        ("syntax.toml", "port = \n", &[]),
-        ("unknown.toml", "port = 0\nbogus-key = 1\n", &["bogus-key"]),
-        ("type.toml", "port = \"eighty\"\n", &[]),
+    let cases: [(&str, &str, &[&str]); 5] = [
+        ("syntax.toml", "port = \n", &["line 1, column 8"]),
+        (
+            "unknown.toml",
+            "port = 0\nbogus-key = 1\n",
+            &["line 2, column 1", "unknown key `bogus-key`"],
+        ),
+        (
+            "misspelt.toml",
+            "port = 0\nwebhok-timeout = 1\n",
+            &["unknown key `webhok-timeout` (did you mean `webhook-timeout`?)"],
+        ),
+        ("type.toml", "port = \"eighty\"\n", &["line 1, column 8"]),
         (
             "bad-value.toml",
             "port = 0\ncb-single-url = \"gopher://x\"\n",
-            &["--cb-single-url"],
+            &["cb-single-url in"],
         ),
     ];
     for (name, text, extra) in cases {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         let p = path.to_str().unwrap();
-        // A file that does not parse is named; a value that is invalid names its option.
+        // The file is named, with where in it and what.
         let mut names = extra.to_vec();
-        if name != "bad-value.toml" {
-            names.push(p);
-        }
+        names.push(p);
         assert_fails(&["-i", "127.0.0.1", "--config", p], &[], &names);
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -14,7 +14,8 @@ use std::path::PathBuf;
     version,
     about = "hookbox: a real-time messaging server, drop-in compatible with HookBox 0.3.4a1",
     args_override_self = true,
-    disable_version_flag = true
+    after_help = "Every flag also works as a HOOKBOX_* environment variable and a key of the --config \
+TOML file; all of them, with defaults and meanings: docs/configuration.md"
 )]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Options {
@@ -30,6 +31,7 @@ pub struct Options {
         value_name = "FILE",
         env = "HOOKBOX_LOG_FILE_ERRORS"
     )]
+    #[arg(help_heading = "Logging")]
     pub log_file_errors: Option<PathBuf>,
     /// Also write the access log to FILE
     #[arg(
@@ -38,22 +40,28 @@ pub struct Options {
         value_name = "FILE",
         env = "HOOKBOX_LOG_FILE_ACCESS"
     )]
+    #[arg(help_heading = "Logging")]
     pub log_file_access: Option<PathBuf>,
     /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL
     #[arg(short = 'L', long, value_name = "LEVEL", env = "HOOKBOX_LOG_LEVEL")]
+    #[arg(help_heading = "Logging")]
     pub log_level: Option<String>,
     /// Log line format: text (the original's) or json (one object per line) [default: text]
     #[arg(long, value_name = "FORMAT", env = "HOOKBOX_LOG_FORMAT")]
+    #[arg(help_heading = "Logging")]
     pub log_format: Option<String>,
 
     /// Interface to listen on [default: 0.0.0.0]
     #[arg(short = 'i', long, value_name = "IFACE", env = "HOOKBOX_INTERFACE")]
+    #[arg(help_heading = "Listening")]
     pub interface: Option<String>,
     /// Port to listen on [default: 8001]
     #[arg(short = 'p', long, value_name = "PORT", env = "HOOKBOX_PORT")]
+    #[arg(help_heading = "Listening")]
     pub port: Option<u16>,
     /// Serve the Web API on a separate port
     #[arg(short = 'w', long, value_name = "PORT", env = "HOOKBOX_WEB_API_PORT")]
+    #[arg(help_heading = "Listening")]
     pub web_api_port: Option<u16>,
     /// Serve the Web API on a separate interface
     #[arg(
@@ -62,6 +70,7 @@ pub struct Options {
         value_name = "IFACE",
         env = "HOOKBOX_WEB_API_INTERFACE"
     )]
+    #[arg(help_heading = "Listening")]
     pub web_api_interface: Option<String>,
     /// Any non-empty VALUE makes /web/publish to a missing channel succeed silently
     #[arg(
@@ -70,16 +79,20 @@ pub struct Options {
         value_name = "VALUE",
         env = "HOOKBOX_IGNORE_PUBLISH_NON_EXISTING_CHANNELS"
     )]
+    #[arg(help_heading = "Web API and admin console")]
     pub ignore_publish_non_existing_channels: Option<String>,
 
     /// Webhook port [default: 80]
     #[arg(long, value_name = "PORT", env = "HOOKBOX_CBPORT")]
+    #[arg(help_heading = "Webhooks")]
     pub cbport: Option<u16>,
     /// Webhook host [default: 127.0.0.1]
     #[arg(long, value_name = "HOST", env = "HOOKBOX_CBHOST")]
+    #[arg(help_heading = "Webhooks")]
     pub cbhost: Option<String>,
     /// Webhook path prefix [default: /hookbox]
     #[arg(long, value_name = "PATH", env = "HOOKBOX_CBPATH")]
+    #[arg(help_heading = "Webhooks")]
     pub cbpath: Option<String>,
     /// Name of the session cookie (accepted for compatibility; cookies are forwarded whole)
     #[arg(
@@ -88,6 +101,7 @@ pub struct Options {
         value_name = "NAME",
         env = "HOOKBOX_COOKIE_IDENTIFIER"
     )]
+    #[arg(help_heading = "Webhooks")]
     pub cookie_identifier: Option<String>,
     /// Sent as the form field `secret` with every webhook
     #[arg(
@@ -96,19 +110,24 @@ pub struct Options {
         value_name = "SECRET",
         env = "HOOKBOX_WEBHOOK_SECRET"
     )]
+    #[arg(help_heading = "Webhooks")]
     pub webhook_secret: Option<String>,
     /// Call webhooks over https
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBHTTPS")]
+    #[arg(help_heading = "Webhooks")]
     pub cbhttps: Option<bool>,
     /// Append a slash to webhook paths
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBTRAILINGSLASH")]
+    #[arg(help_heading = "Webhooks")]
     pub cbtrailingslash: Option<bool>,
     /// Send X-Hookbox-Version with every webhook
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBSENDHOOKBOXVERSION")]
+    #[arg(help_heading = "Webhooks")]
     pub cbsendhookboxversion: Option<bool>,
     /// Path of the connect webhook [default: connect]
     #[arg(long = "cb-connect", value_name = "PATH", env = "HOOKBOX_CB_CONNECT")]
     #[serde(rename = "cb-connect")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_connect: Option<String>,
     /// Path of the disconnect webhook [default: disconnect]
     #[arg(
@@ -117,6 +136,7 @@ pub struct Options {
         env = "HOOKBOX_CB_DISCONNECT"
     )]
     #[serde(rename = "cb-disconnect")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_disconnect: Option<String>,
     /// Path of the create_channel webhook [default: create_channel]
     #[arg(
@@ -125,6 +145,7 @@ pub struct Options {
         env = "HOOKBOX_CB_CREATE_CHANNEL"
     )]
     #[serde(rename = "cb-create_channel")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_create_channel: Option<String>,
     /// Path of the destroy_channel webhook [default: destroy_channel]
     #[arg(
@@ -133,6 +154,7 @@ pub struct Options {
         env = "HOOKBOX_CB_DESTROY_CHANNEL"
     )]
     #[serde(rename = "cb-destroy_channel")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_destroy_channel: Option<String>,
     /// Path of the subscribe webhook [default: subscribe]
     #[arg(
@@ -141,6 +163,7 @@ pub struct Options {
         env = "HOOKBOX_CB_SUBSCRIBE"
     )]
     #[serde(rename = "cb-subscribe")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_subscribe: Option<String>,
     /// Path of the unsubscribe webhook [default: unsubscribe]
     #[arg(
@@ -149,14 +172,17 @@ pub struct Options {
         env = "HOOKBOX_CB_UNSUBSCRIBE"
     )]
     #[serde(rename = "cb-unsubscribe")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_unsubscribe: Option<String>,
     /// Path of the publish webhook [default: publish]
     #[arg(long = "cb-publish", value_name = "PATH", env = "HOOKBOX_CB_PUBLISH")]
     #[serde(rename = "cb-publish")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_publish: Option<String>,
     /// Path of the message webhook [default: message]
     #[arg(long = "cb-message", value_name = "PATH", env = "HOOKBOX_CB_MESSAGE")]
     #[serde(rename = "cb-message")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_message: Option<String>,
     /// Send every webhook to this absolute URL (the `action` field tells them apart)
     #[arg(
@@ -165,6 +191,7 @@ pub struct Options {
         env = "HOOKBOX_CB_SINGLE_URL"
     )]
     #[serde(rename = "cb-single-url")]
+    #[arg(help_heading = "Webhooks")]
     pub cb_single_url: Option<String>,
 
     /// Enables the Web API; callers send it as the form field `security_token` (`secret` on
@@ -177,88 +204,116 @@ pub struct Options {
         env = "HOOKBOX_API_SECURITY_TOKEN"
     )]
     #[serde(alias = "rest-secret")]
+    #[arg(help_heading = "Web API and admin console")]
     pub api_security_token: Option<String>,
     /// Admin console password
     #[arg(short = 'a', long, value_name = "PW", env = "HOOKBOX_ADMIN_PASSWORD")]
+    #[arg(help_heading = "Web API and admin console")]
     pub admin_password: Option<String>,
     /// Accepted for compatibility; has no effect
     #[arg(short = 'd', long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    #[arg(help_heading = "Demo and compatibility")]
     pub debug: Option<bool>,
     /// Accepted for compatibility; has no effect
     #[arg(short = 'o', long, value_name = "N")]
+    #[arg(help_heading = "Demo and compatibility")]
     pub objgraph: Option<u64>,
 
     /// Seconds to wait for a webhook reply [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_WEBHOOK_TIMEOUT")]
+    #[arg(help_heading = "Webhooks")]
     pub webhook_timeout: Option<f64>,
     /// Most webhook calls in flight at once [default: 256]
     #[arg(long, value_name = "N", env = "HOOKBOX_WEBHOOK_MAX_CONCURRENCY")]
+    #[arg(help_heading = "Webhooks")]
     pub webhook_max_concurrency: Option<usize>,
     /// Largest inbound client message in bytes [default: 65536]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_MESSAGE_SIZE")]
+    #[arg(help_heading = "Limits")]
     pub max_message_size: Option<usize>,
     /// Bytes queued for one slow client before it is disconnected [default: 1048576]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_OUTBOX_BYTES")]
+    #[arg(help_heading = "Limits")]
     pub outbox_bytes: Option<usize>,
     /// Longest a CSP comet request is held open, in seconds [default: 30]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_POLL_TIMEOUT")]
+    #[arg(help_heading = "Limits")]
     pub csp_poll_timeout: Option<f64>,
     /// A CSP session with no request for this many seconds is closed [default: 60]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_SESSION_TIMEOUT")]
+    #[arg(help_heading = "Limits")]
     pub csp_session_timeout: Option<f64>,
     /// Most CSP sessions alive at once [default: 10000]
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS")]
+    #[arg(help_heading = "Limits")]
     pub csp_max_sessions: Option<usize>,
     /// A CSP session that has not completed CONNECT this many seconds after its handshake is closed [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_HANDSHAKE_TIMEOUT")]
+    #[arg(help_heading = "Limits")]
     pub csp_handshake_timeout: Option<f64>,
     /// Most CSP sessions alive at once per client address [default: 100]
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS_PER_IP")]
+    #[arg(help_heading = "Limits")]
     pub csp_max_sessions_per_ip: Option<usize>,
     /// Proxies whose X-Forwarded-For is believed, comma-separated IPs or CIDR ranges [default: 127.0.0.0/8,::1]
     #[arg(long, value_name = "RANGES", env = "HOOKBOX_TRUSTED_PROXIES")]
+    #[arg(help_heading = "Listening")]
     pub trusted_proxies: Option<String>,
     /// Refused CONNECTs after which a connection is closed [default: 3]
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_FAILED_CONNECTS")]
+    #[arg(help_heading = "Limits")]
     pub max_failed_connects: Option<u32>,
     /// Most bytes of history a channel keeps, besides its history_size [default: 262144]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_HISTORY_MAX_BYTES")]
+    #[arg(help_heading = "Limits")]
     pub history_max_bytes: Option<usize>,
     /// Most channel names in one /web/publish_multi call [default: 1000]
     #[arg(long, value_name = "N", env = "HOOKBOX_PUBLISH_MULTI_MAX_CHANNELS")]
+    #[arg(help_heading = "Web API and admin console")]
     pub publish_multi_max_channels: Option<usize>,
     /// More hosts webhooks and channel pollers may call, comma-separated HOST or HOST:PORT (the configured webhook host is always allowed)
     #[arg(long, value_name = "HOSTS", env = "HOOKBOX_WEBHOOK_ALLOW_HOSTS")]
+    #[arg(help_heading = "Webhooks")]
     pub webhook_allow_hosts: Option<String>,
     /// Let /web/set_config change where webhooks go (within the allowed hosts)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_ALLOW_SET_CONFIG_WEBHOOKS")]
+    #[arg(help_heading = "Web API and admin console")]
     pub allow_set_config_webhooks: Option<bool>,
     /// Tell clients why a webhook failed (its URL, the OS error, the reply) instead of a generic text; for development
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_WEBHOOK_ERROR_DETAILS")]
+    #[arg(help_heading = "Webhooks")]
     pub webhook_error_details: Option<bool>,
     /// Where channels and users live: memory (one node) or redis (several nodes) [default: memory]
     #[arg(long, value_name = "ENGINE", env = "HOOKBOX_ENGINE")]
+    #[arg(help_heading = "Several nodes (Redis)")]
     pub engine: Option<String>,
     /// Redis to use with --engine redis; with --redis-cluster, comma-separated seed nodes [default: redis://127.0.0.1:6379]
     #[arg(long, value_name = "URL", env = "HOOKBOX_REDIS_URL")]
+    #[arg(help_heading = "Several nodes (Redis)")]
     pub redis_url: Option<String>,
     /// The Redis is a Redis Cluster (sharded pub/sub; Redis 7 or later)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_REDIS_CLUSTER")]
+    #[arg(help_heading = "Several nodes (Redis)")]
     pub redis_cluster: Option<bool>,
     /// Prefix of hookbox's Redis keys: the nodes of one server share it [default: hookbox]
     #[arg(long, value_name = "PREFIX", env = "HOOKBOX_REDIS_PREFIX")]
+    #[arg(help_heading = "Several nodes (Redis)")]
     pub redis_prefix: Option<String>,
     /// Seconds after which a node that stopped refreshing its heartbeat is cleaned up after [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_NODE_TIMEOUT")]
+    #[arg(help_heading = "Several nodes (Redis)")]
     pub node_timeout: Option<f64>,
     /// Seconds SIGTERM/SIGINT waits for every connection's close handling before exiting [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_SHUTDOWN_TIMEOUT")]
+    #[arg(help_heading = "Listening")]
     pub shutdown_timeout: Option<f64>,
     /// Also run the built-in demo web app (chat) and point the webhooks at it
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_DEMO")]
+    #[arg(help_heading = "Demo and compatibility")]
     pub demo: Option<bool>,
     /// Port of the demo web app [default: 8000]
     #[arg(long, value_name = "PORT", env = "HOOKBOX_DEMO_PORT")]
+    #[arg(help_heading = "Demo and compatibility")]
     pub demo_port: Option<u16>,
 
     /// Stray positional arguments are ignored, as the original did

@@ -2,6 +2,7 @@
 //! optional TOML file, then passed by value into the app.
 
 mod cli;
+mod hints;
 mod net;
 
 pub use cli::Options;
@@ -21,12 +22,12 @@ pub enum ConfigError {
     #[error("invalid config file {path}: {msg}")]
     FileParse { path: PathBuf, msg: String },
     #[error("invalid value for {option}: {why}")]
-    Invalid { option: &'static str, why: String },
+    Invalid { option: String, why: String },
 }
 
 fn invalid(option: &'static str, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        option,
+        option: option.to_owned(),
         why: why.into(),
     }
 }
@@ -187,29 +188,39 @@ impl Config {
                 a
             }
         });
-        let matches = command.try_get_matches_from(args);
-        let cli = matches
-            .and_then(|m| Options::from_arg_matches(&m))
-            .map_err(|e| match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    e.exit()
-                }
-                _ => ConfigError::Cli(
-                    first_line(&e.to_string())
-                        .trim_start_matches("error: ")
-                        .to_owned(),
-                ),
-            })?;
-        let mut cli = cli;
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let fail = |e: clap::Error| match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                e.exit()
+            }
+            _ => ConfigError::Cli(hints::cli_error(&e, &command, &args)),
+        };
+        let matches = command.clone().try_get_matches_from(&args).map_err(fail)?;
+        let mut cli = Options::from_arg_matches(&matches).map_err(fail)?;
         if cli.api_security_token.is_none() {
             // 0.3.3's name, below `HOOKBOX_API_SECURITY_TOKEN` (which clap has read already).
             cli.api_security_token = std::env::var("HOOKBOX_REST_SECRET").ok();
         }
-        let opts = match cli.config.clone() {
-            Some(path) => cli.or_file(read_file(&path)?),
+        let file = cli.config.clone();
+        let opts = match &file {
+            Some(path) => {
+                let keys: Vec<String> = command
+                    .get_arguments()
+                    .filter_map(|a| a.get_long().map(str::to_owned))
+                    .collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                cli.or_file(read_file(path, &keys)?)
+            }
             None => cli,
         };
-        Config::from_options(opts)
+        // A bad value is named where it came from: the flag, its variable, or its file key.
+        Config::from_options(opts).map_err(|e| match e {
+            ConfigError::Invalid { option, why } => ConfigError::Invalid {
+                option: hints::source_name(&option, &matches, &command, file.as_deref()),
+                why,
+            },
+            other => other,
+        })
     }
 
     /// Validates merged options into a config.
@@ -474,14 +485,15 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<Options, ConfigError> {
+/// Reads the TOML file; `keys` are the known keys, for suggestions.
+fn read_file(path: &Path, keys: &[&str]) -> Result<Options, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|err| ConfigError::FileRead {
         path: path.to_owned(),
         err,
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::FileParse {
         path: path.to_owned(),
-        msg: first_line(e.message()),
+        msg: hints::toml_error(&e, &text, keys),
     })
 }
 
