@@ -31,6 +31,9 @@
 #                     CPU and RSS counted as the server's) on $REDIS_PORT (6390) per repetition
 #   NODES=1           hookbox nodes on $PORT, $PORT+1, … (NODES > 1 needs ENGINE=redis); the
 #                     subscribers are spread over them, the publisher posts to the first
+#   SERVER=hookbox    or a peer from bench/peers/: `nchan` (nginx + Nchan, Debian) or
+#                     `socketio` (Socket.IO 4.8, npm); started the same way (pinned to
+#                     $SERVER_CPU, fresh per repetition) and spoken to with `--proto $SERVER`
 #   OUT=bench/results where logs and result lines are written (git-ignored)
 #
 # Everything stays on 127.0.0.0/8; every run is bounded in time and stops by itself.
@@ -63,6 +66,12 @@ QUIET_PCT="${QUIET_PCT:-15}"
 QUIET_WAIT="${QUIET_WAIT:-300}"
 ENGINE="${ENGINE:-memory}"
 NODES="${NODES:-1}"
+SERVER="${SERVER:-hookbox}"
+case "$SERVER" in hookbox | nchan | socketio) ;; *)
+    echo "run.sh: SERVER must be hookbox, nchan or socketio" >&2
+    exit 2
+    ;;
+esac
 REDIS_PORT="${REDIS_PORT:-6390}"
 case "$ENGINE" in memory | redis) ;; *)
     echo "run.sh: ENGINE must be memory or redis" >&2
@@ -163,8 +172,30 @@ start_redis() {
     exit 1
 }
 
+start_peer() {
+    local log="$1"
+    if port_open "$PORT"; then
+        echo "run.sh: something already listens on 127.0.0.1:$PORT" >&2
+        exit 1
+    fi
+    # The peer scripts exec the server: $! is its PID.
+    (ulimit -n "$NOFILE" && exec "$HERE/peers/$SERVER.sh" "$PORT" "$SERVER_CPU") >"$log.0" 2>&1 &
+    HB_PIDS+=($!)
+    for _ in $(seq 300); do
+        port_open "$PORT" && return 0
+        kill -0 "${HB_PIDS[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: $SERVER did not start; see $log.0" >&2
+    exit 1
+}
+
 start_hookbox() {
     local log="$1" n port engine_args=()
+    if [[ "$SERVER" != hookbox ]]; then
+        start_peer "$log"
+        return
+    fi
     if [[ "$ENGINE" == redis ]]; then
         start_redis "$log.redis"
         engine_args=(--engine redis --redis-url "redis://127.0.0.1:$REDIS_PORT")
@@ -190,7 +221,12 @@ start_hookbox() {
     done
 }
 
-echo "run.sh: workload $WL, $REPS repetitions, hookbox: $BUILD_DESC, engine $ENGINE, $NODES node(s), loadgen args: $*" | tee -a "$RESULTS" >&2
+if [[ "$SERVER" == hookbox ]]; then
+    DESC="hookbox: $BUILD_DESC, engine $ENGINE, $NODES node(s)"
+else
+    DESC="peer: $SERVER"
+fi
+echo "run.sh: workload $WL, $REPS repetitions, $DESC, loadgen args: $*" | tee -a "$RESULTS" >&2
 for rep in $(seq "$REPS"); do
     busy_before="$(wait_quiet)"
     start_hookbox "$OUT/$TAG.hookbox.$rep.log"
@@ -201,7 +237,7 @@ for rep in $(seq "$REPS"); do
     for n in $(seq 1 $((NODES - 1))); do server_args+=(--extra-port $((PORT + n))); done
     # shellcheck disable=SC2086
     (ulimit -n "$NOFILE" && exec taskset -c "$LOADGEN_CPU" timeout "$RUN_TIMEOUT" "$LG" \
-        "${server_args[@]}" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
+        "${server_args[@]}" --proto "$SERVER" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
         ${LOADGEN_ARGS:-} "$WL" "$@") >"$OUT/$TAG.loadgen.$rep.out" 2>"$OUT/$TAG.loadgen.$rep.err"
     rc=$?
     set -e

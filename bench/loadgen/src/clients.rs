@@ -44,7 +44,7 @@ pub async fn open_and_subscribe(
     let t0 = Instant::now();
     let mut ws = ws_connect(&url, dst, ctx.src.pick(i), deadline).await?;
     let open_ns = t0.elapsed().as_nanos() as u64;
-    let mut lines = LineBuf::default();
+    let mut lines = ctx.proto.lines();
     let mut hs = ctx
         .proto
         .handshake(&mut ws, &mut lines, user, channel, deadline)

@@ -1,10 +1,10 @@
 //! Client-side protocol adapters: everything that depends on which server we talk to.
 //!
-//! One enum variant per server protocol. Today only hookbox's RTJP exists. To add a peer
-//! (Nchan, Pushpin, Socket.IO, ...), add a variant and fill in each `match` below:
-//! the subscriber URL, the login/subscribe handshake (may be empty), how a data frame is
-//! recognised, and how the publisher's HTTP request is built and acknowledged. The workloads
-//! only use these methods.
+//! One enum variant per server protocol: hookbox's RTJP, Nchan's plain WebSocket messages and
+//! Socket.IO's Engine.IO v4 packets. Each fills in: the subscriber URL, the login/subscribe
+//! handshake (may be empty), how messages split into frames, how a data frame is recognised,
+//! and how the publisher's HTTP request is built and acknowledged. The workloads only use these
+//! methods (peer servers: `bench/peers/`).
 
 use crate::net::Ws;
 use futures_util::{SinkExt, StreamExt};
@@ -16,6 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 pub enum Proto {
     /// hookbox / HookBox 0.3.4a1: RTJP frames over WebSocket at /ws, Web API /web/publish.
     Hookbox,
+    /// Nchan: `ws://…/sub?id=CHANNEL`, one message per publication, `POST /pub?id=CHANNEL`.
+    Nchan,
+    /// Socket.IO 4 (Engine.IO v4 over WebSocket) with `bench/peers/socketio/server.js`.
+    Socketio,
 }
 
 /// Where the server under test listens.
@@ -49,9 +53,23 @@ enum Step {
 
 impl Proto {
     /// The WebSocket URL a subscriber of `channel` opens.
-    pub fn ws_url(&self, t: &Target, _channel: &str) -> String {
+    pub fn ws_url(&self, t: &Target, channel: &str) -> String {
         match self {
             Proto::Hookbox => format!("ws://{}:{}/ws", t.host, t.port),
+            Proto::Nchan => format!("ws://{}:{}/sub?id={channel}", t.host, t.port),
+            Proto::Socketio => format!(
+                "ws://{}:{}/socket.io/?EIO=4&transport=websocket",
+                t.host, t.port
+            ),
+        }
+    }
+
+    /// How the server's messages split into frames: `\r\n`-ended lines (RTJP, several per
+    /// message), or one frame per message.
+    pub fn lines(&self) -> LineBuf {
+        LineBuf {
+            carry: Vec::new(),
+            per_message: !matches!(self, Proto::Hookbox),
         }
     }
 
@@ -99,6 +117,43 @@ impl Proto {
                 hs.subscribe_ns = t1.elapsed().as_nanos() as u64;
                 Ok(hs)
             }
+            // Subscribed by opening the socket.
+            Proto::Nchan => Ok(Handshake::default()),
+            Proto::Socketio => {
+                let mut hs = Handshake::default();
+                let t0 = Instant::now();
+                // The Engine.IO open packet, then connecting to the default namespace.
+                recv_until(ws, lines, deadline, &mut hs.leftover, |m| match m.first() {
+                    Some(b'0') => Step::Done,
+                    _ => Step::Fail(lossy(m)),
+                })
+                .await?;
+                send_text(ws, "40".into(), deadline).await?;
+                recv_until(ws, lines, deadline, &mut hs.leftover, |m| {
+                    if m.starts_with(b"40") {
+                        Step::Done
+                    } else if m.starts_with(b"44") {
+                        Step::Fail(lossy(m))
+                    } else {
+                        Step::Continue
+                    }
+                })
+                .await?;
+                hs.login_ns = t0.elapsed().as_nanos() as u64;
+                hs.leftover.clear();
+                let t1 = Instant::now();
+                send_text(ws, format!("42[\"subscribe\",\"{channel}\"]"), deadline).await?;
+                recv_until(ws, lines, deadline, &mut hs.leftover, |m| {
+                    if m.starts_with(b"42[\"subscribed\"") {
+                        Step::Done
+                    } else {
+                        Step::Continue
+                    }
+                })
+                .await?;
+                hs.subscribe_ns = t1.elapsed().as_nanos() as u64;
+                Ok(hs)
+            }
         }
     }
 
@@ -112,6 +167,9 @@ impl Proto {
                 }
                 payload_stamp(line)
             }
+            Proto::Nchan => payload_stamp(line),
+            Proto::Socketio if line.starts_with(b"42[\"message\"") => payload_stamp(line),
+            Proto::Socketio => None,
         }
     }
 
@@ -129,6 +187,14 @@ impl Proto {
                 url_encode_into(payload, &mut body);
                 (url, body)
             }
+            Proto::Nchan => (
+                format!("http://{}:{}/pub?id={channel}", t.host, t.port),
+                payload.to_owned(),
+            ),
+            Proto::Socketio => (
+                format!("http://{}:{}/publish?room={channel}", t.host, t.port),
+                payload.to_owned(),
+            ),
         }
     }
 
@@ -136,6 +202,9 @@ impl Proto {
     pub fn publish_ok(&self, status: u16, body: &[u8]) -> bool {
         match self {
             Proto::Hookbox => status == 200 && body.starts_with(b"[true"),
+            // 201: delivered to subscribers, 202: queued with none.
+            Proto::Nchan => status == 201 || status == 202,
+            Proto::Socketio => status == 200,
         }
     }
 }
@@ -211,16 +280,24 @@ pub fn url_encode_into(s: &str, out: &mut String) {
     }
 }
 
-/// Splits a stream of WebSocket messages into `\r\n`-terminated lines. A line may span messages.
+/// Splits a stream of WebSocket messages into `\r\n`-terminated lines (a line may span
+/// messages), or, for protocols framed by messages, hands over each message.
 #[derive(Default)]
 pub struct LineBuf {
     carry: Vec<u8>,
+    per_message: bool,
 }
 
 impl LineBuf {
     /// Calls `f` on every complete, non-empty line (without its `\r\n`).
     #[inline]
     pub fn feed(&mut self, data: &[u8], mut f: impl FnMut(&[u8])) {
+        if self.per_message {
+            if !data.is_empty() {
+                f(data);
+            }
+            return;
+        }
         if self.carry.is_empty() {
             let rest = split_lines(data, &mut f);
             if !rest.is_empty() {
