@@ -3,8 +3,8 @@
 # and the npm packages that drive it for the browser tests, redis-server and nginx for the
 # multi-node tests, django-hookbox 0.3 and its Python 2.7 dependencies from PyPI), checks
 # formatting and lints, then runs the Rust unit and integration tests on the memory engine, a
-# single Redis and a Redis Cluster, django-hookbox's own test suite against the binary, and the
-# headless-browser tests.
+# single Redis and a Redis Cluster, django-hookbox's own test suite against the binary, the
+# headless-browser tests, and a short smoke run of the benchmark harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -115,3 +115,8 @@ echo "==> browser tests (headless Chromium)"
   npm ci --no-audit --no-fund --loglevel=error
   npm test
 )
+
+# The benchmark harness, end to end on a small load against hookbox alone (release builds):
+# it must run; its numbers are not checked here (benchmarks are not tests).
+echo "==> benchmark harness smoke (bench/race.sh, QUICK)"
+QUICK=1 bench/race.sh

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Summarises a bench/race.sh CSV: medians per workload and server, ratios hookbox / peer, as a
+Markdown file; and PNG plots next to it when matplotlib is available.
+
+Usage: plot.py RACE.csv RACE.md
+"""
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+FIELDS = [
+    ("srv_cpu_ns_per_delivery", "CPU µs / delivery", 1000.0),
+    ("lat_p50_us", "p50 ms", 1000.0),
+    ("lat_p99_us", "p99 ms", 1000.0),
+    ("lat_p999_us", "p99.9 ms", 1000.0),
+    ("lost", "lost", 1.0),
+    ("srv_rss_per_conn_b", "RSS / conn KB", 1000.0),
+    ("rss_per_conn_b", "RSS / conn KB", 1000.0),
+]
+
+
+def load(path):
+    rows = defaultdict(lambda: defaultdict(list))  # (workload, server) -> field -> values
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        _round, workload, server, rest = line.split(",", 3)
+        for kv in rest.split():
+            k, _, v = kv.partition("=")
+            try:
+                rows[(workload, server)][k].append(float(v))
+            except ValueError:
+                pass
+    return rows
+
+
+def main():
+    csv, md = sys.argv[1], sys.argv[2]
+    rows = load(csv)
+    workloads = sorted({w for w, _ in rows})
+    servers = []
+    for _, s in rows:
+        if s not in servers:
+            servers.append(s)
+    out = [f"# Race: {Path(csv).stem}", "", "Medians over the rounds; ratio = hookbox / peer.", ""]
+    for w in workloads:
+        present = [s for s in servers if (w, s) in rows]
+        fields = [(k, label, scale) for k, label, scale in FIELDS
+                  if any(k in rows[(w, s)] for s in present)]
+        peers = [s for s in present if s != "hookbox"]
+        header = ["metric"] + present + [f"hookbox / {s}" for s in peers]
+        out.append(f"## {w}")
+        out.append("")
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        for k, label, scale in fields:
+            med = {s: statistics.median(rows[(w, s)][k]) / scale
+                   for s in present if rows[(w, s)].get(k)}
+            cells = [f"{med[s]:.2f}" if s in med else "–" for s in present]
+            ratios = []
+            for s in present:
+                if s == "hookbox":
+                    continue
+                if "hookbox" in med and s in med and med[s] > 0:
+                    ratios.append(f"{med['hookbox'] / med[s]:.2f}")
+                else:
+                    ratios.append("–")
+            out.append("| " + " | ".join([label] + cells + ratios) + " |")
+        out.append("")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        for k, label, scale in FIELDS[:3]:
+            fig, ax = plt.subplots(figsize=(7, 4))
+            ws = [w for w in workloads if w.startswith("b")]
+            width = 0.8 / max(1, len(servers))
+            for i, s in enumerate(servers):
+                vals = [statistics.median(rows[(w, s)][k]) / scale if rows[(w, s)].get(k) else 0
+                        for w in ws]
+                ax.bar([j + i * width for j in range(len(ws))], vals, width, label=s)
+            ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(ws))], ws)
+            ax.set_ylabel(label)
+            ax.legend()
+            png = Path(md).with_name(Path(md).stem + f"-{k}.png")
+            fig.savefig(png, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            out.append(f"![{label}]({png.name})")
+        out.append("")
+    except ImportError:
+        out.append("(no plots: matplotlib is not installed)")
+    Path(md).write_text("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

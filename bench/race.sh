@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# bench/race.sh — hookbox against its peers (Nchan, Socket.IO) on this machine, in one run:
+# each workload on every server, interleaved (a round runs every server once), ROUNDS rounds,
+# medians. Writes bench/results/race-<date>.md (tables with the ratio hookbox / peer), .csv
+# (every repetition) and PNG plots (bench/plot.py, matplotlib in a private venv).
+#
+# Usage: bench/race.sh                 (the full race, ~30 minutes)
+#        QUICK=1 bench/race.sh         (one small round, hookbox only: the CI smoke)
+# Environment: ROUNDS=3, SERVERS="hookbox nchan socketio", and run.sh's knobs.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+OUT="${OUT:-$HERE/results}"
+mkdir -p "$OUT"
+STAMP="$(date +%Y%m%d-%H%M%S)"
+CSV="$OUT/race-$STAMP.csv"
+MD="$OUT/race-$STAMP.md"
+if [[ -n "${QUICK:-}" ]]; then
+    ROUNDS=1
+    SERVERS="${SERVERS:-hookbox}"
+    WORKLOADS=(
+        "b1k|b --subs 200 --rate 20 --duration 2 --warmup 1 --payload 100"
+        "a10k|a --subs 500 --channels 50"
+    )
+    export QUIET_WAIT=5 QUIET_PCT=100
+else
+    ROUNDS="${ROUNDS:-3}"
+    SERVERS="${SERVERS:-hookbox nchan socketio}"
+    WORKLOADS=(
+        "b1k|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
+        "b10k|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
+        "a10k|a --subs 10000 --channels 1000"
+        "a18k|a --subs 18000 --channels 1000"
+    )
+fi
+
+# Builds once (hookbox, loadgen); the peers install themselves on first start.
+REPS=0 "$HERE/run.sh" b --subs 1 --rate 1 --duration 1 >/dev/null 2>&1 || true
+: >"$CSV"
+for round in $(seq "$ROUNDS"); do
+    for wl in "${WORKLOADS[@]}"; do
+        name="${wl%%|*}"
+        args="${wl#*|}"
+        for server in $SERVERS; do
+            echo "race.sh: round $round, $name, $server" >&2
+            # shellcheck disable=SC2086
+            line="$(SERVER="$server" REPS=1 SKIP_BUILD=1 "$HERE/run.sh" $args 2>/dev/null \
+                | grep '^rep1 RESULT ' || true)"
+            if [[ -z "$line" ]]; then
+                echo "race.sh: $name on $server failed" >&2
+                continue
+            fi
+            # CSV: round, workload, server, then key=value pairs.
+            echo "$round,$name,$server,${line#rep1 RESULT }" >>"$CSV"
+        done
+    done
+done
+PY="${PYTHON:-python3}"
+VENV="$OUT/.venv"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    "$PY" -m venv "$VENV" && "$VENV/bin/pip" install -q matplotlib >/dev/null 2>&1 || true
+fi
+if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    PY="$VENV/bin/python"
+fi
+"$PY" "$HERE/plot.py" "$CSV" "$MD"
+echo "race.sh: $MD" >&2
