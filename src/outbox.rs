@@ -53,6 +53,9 @@ impl CloseReason {
     }
 }
 
+/// Frames of room an emptied queue keeps; more is given back after a drain.
+const IDLE_QUEUE_CAPACITY: usize = 8;
+
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<OutFrame>,
@@ -193,6 +196,10 @@ impl Outbox {
         }
         inner.next_id = id;
         inner.bytes = 0;
+        // After a burst the queue gives its room back: idle connections are many.
+        if inner.queue.capacity() > IDLE_QUEUE_CAPACITY {
+            inner.queue = VecDeque::new();
+        }
         drop(inner);
         if out.frames > 0 {
             crate::metrics::drained(&by_kind, out.data.len());

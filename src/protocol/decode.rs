@@ -64,6 +64,10 @@ impl FrameDecoder {
             from = start;
         }
         self.pending.drain(..start);
+        if self.pending.is_empty() {
+            // Nothing left over (the usual case): an idle connection keeps no buffer.
+            self.pending = Vec::new();
+        }
         self.scanned = self.pending.len();
         if self.pending.len() > self.max_pending {
             self.pending = Vec::new();

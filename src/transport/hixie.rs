@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 4 * 1024;
+const READ_CHUNK: usize = 512;
 
 /// A hixie-75 request: an upgrade to "WebSocket" without any of RFC 6455's headers.
 pub fn is_hixie75(headers: &HeaderMap) -> bool {
@@ -103,7 +103,8 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
         for event in decoder.push(&buf[..n]) {
             match event {
                 Event::Text(text) => {
-                    if session.receive(&text).await.is_err() {
+                    // Boxed, as on the WebSocket: idle connections carry only the small loop.
+                    if Box::pin(session.receive(&text)).await.is_err() {
                         break 'read;
                     }
                 }
@@ -114,7 +115,8 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
     done.cancel();
     let _ = writer.await;
     drop(reader); // release the socket before the close handling, which may wait on webhooks
-    session.close().await;
+                  // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
+    Box::pin(session.close()).await;
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(

@@ -20,10 +20,13 @@ use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Socket read buffer per connection: RTJP frames are small, and idle connections are many.
-const READ_BUFFER: usize = 4 * 1024;
-/// Socket write buffer per connection (the outbox holds the backlog, not this buffer).
-const WRITE_BUFFER: usize = 8 * 1024;
+/// Socket read buffer per connection, to start with: RTJP frames are small and idle connections
+/// many (it grows for a larger message). Measured: 4 KiB here cost ~4 KB of RSS per idle
+/// connection.
+const READ_BUFFER: usize = 256;
+/// Socket write buffer: 0 writes each message at once (the outbox holds the backlog, and the
+/// writer sends everything queued as one message).
+const WRITE_BUFFER: usize = 0;
 
 pub async fn upgrade(
     State(app): State<Arc<Shared>>,
@@ -96,7 +99,9 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
             }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
         };
-        if data.len() > limit || session.receive(&data).await.is_err() {
+        // Boxed: the handling of a frame (webhooks and all) is a large future, kept off the
+        // reader's own state, which every idle connection carries.
+        if data.len() > limit || Box::pin(session.receive(&data)).await.is_err() {
             outbox.close(CloseReason::MessageTooLarge { limit });
             break;
         }
@@ -110,7 +115,8 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     // handling, which may wait on webhooks for a while.
     drop(stream);
     tracing::debug!("connection {} closed", session.id());
-    session.close().await;
+    // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
+    Box::pin(session.close()).await;
 }
 
 fn is_capacity_error(e: &axum::Error) -> bool {

@@ -368,7 +368,8 @@ async fn run_session(
         };
         match msg {
             Some(Inbound::Data(data)) => {
-                if session.receive(&data).await.is_err() {
+                // Boxed: idle sessions carry only the small loop.
+                if Box::pin(session.receive(&data)).await.is_err() {
                     outbox.close(CloseReason::MessageTooLarge { limit });
                     break;
                 }
@@ -376,7 +377,8 @@ async fn run_session(
             Some(Inbound::Close) | None => break,
         }
     }
-    session.close().await;
+    // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
+    Box::pin(session.close()).await;
 }
 
 /// Why a handshake was refused.
