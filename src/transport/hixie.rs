@@ -5,10 +5,10 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
-use super::{next_batch, Shared};
+use super::Shared;
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
-use crate::outbox::Outbox;
+use crate::outbox::{CloseReason, Outbox};
 use crate::session::Session;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
@@ -86,19 +86,21 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
     );
     let (mut reader, writer) = tokio::io::split(io);
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(
-        writer,
-        outbox.clone(),
-        done.clone(),
-        app.shutdown.clone(),
-    ));
+    let writer = tokio::spawn(write_loop(writer, outbox.clone(), done.clone()));
 
+    // As on the WebSocket, shutdown reaches the writer through the outbox.
+    let mut stopping = false;
     let mut decoder = Deframer::new(limit);
     let mut buf = vec![0u8; READ_CHUNK];
     'read: loop {
         let n = tokio::select! {
             r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
             _ = done.cancelled() => break,
+            _ = app.shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                outbox.close(CloseReason::Shutdown);
+                continue;
+            }
         };
         for event in decoder.push(&buf[..n]) {
             match event {
@@ -112,10 +114,11 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
             }
         }
     }
-    done.cancel();
+    outbox.close(CloseReason::Closed);
     let _ = writer.await;
-    drop(reader); // release the socket before the close handling, which may wait on webhooks
-                  // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
+    // The socket is released before the close handling, which may wait on webhooks.
+    drop(reader);
+    // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
     Box::pin(session.close()).await;
 }
 
@@ -123,9 +126,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     outbox: Arc<Outbox>,
     done: CancellationToken,
-    shutdown: CancellationToken,
 ) {
-    while let Some(drained) = next_batch(&outbox, &done, &shutdown).await {
+    loop {
+        outbox.ready().await;
+        let drained = outbox.drain();
         let mut out = Vec::with_capacity(drained.data.len() + 2 * drained.frames);
         for frame in drained.data.split_inclusive(|b| *b == b'\n') {
             out.push(0x00);

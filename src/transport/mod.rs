@@ -41,25 +41,9 @@ pub struct Limits {
 }
 
 use crate::config::IpRange;
-use crate::outbox::{CloseReason, Drained, Outbox};
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
 use tokio_util::sync::CancellationToken;
-
-/// Waits until the outbox has something to write (or closes), then takes all of it.
-/// `None` once the connection is done; at shutdown the outbox is closed so its close is written.
-pub(crate) async fn next_batch(
-    outbox: &Outbox,
-    done: &CancellationToken,
-    shutdown: &CancellationToken,
-) -> Option<Drained> {
-    tokio::select! {
-        _ = outbox.ready() => {}
-        _ = done.cancelled() => return None,
-        _ = shutdown.cancelled() => outbox.close(CloseReason::Shutdown),
-    }
-    Some(outbox.drain())
-}
 
 /// The client's address: the socket's peer, unless that peer is a trusted proxy
 /// (`--trusted-proxies`), in which case the proxy's `X-Forwarded-For` names it. Of that list,

@@ -5,7 +5,7 @@
 //! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
 //! keep idle connections cheap.
 
-use super::{client_address, hixie, next_batch, PeerAddr, Shared};
+use super::{client_address, hixie, PeerAddr, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
@@ -75,17 +75,21 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     );
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(
-        sink,
-        outbox.clone(),
-        done.clone(),
-        app.shutdown.clone(),
-    ));
+    let writer = tokio::spawn(write_loop(sink, outbox.clone(), done.clone()));
 
+    // Shutdown reaches the writer through the outbox: the writer itself waits on nothing but
+    // the outbox, so a delivery wakes one per-connection primitive and registers on nothing
+    // shared (the shutdown token is only polled here, when the client sends something).
+    let mut stopping = false;
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = done.cancelled() => break,
+            _ = app.shutdown.cancelled(), if !stopping => {
+                stopping = true;
+                outbox.close(CloseReason::Shutdown);
+                continue;
+            }
         };
         let data: axum::body::Bytes = match msg {
             Some(Ok(Message::Text(t))) => t.into(),
@@ -106,10 +110,8 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
             break;
         }
     }
-    // Let the writer flush a close reason if one is set; otherwise stop it now.
-    if !outbox.is_closed() {
-        done.cancel();
-    }
+    // The writer flushes what is queued and the close (a reply to the peer's, if it closed).
+    outbox.close(CloseReason::Closed);
     let _ = writer.await;
     // The socket is released (the writer completed the close handshake) before the close
     // handling, which may wait on webhooks for a while.
@@ -128,9 +130,10 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Arc<Outbox>,
     done: CancellationToken,
-    shutdown: CancellationToken,
 ) {
-    while let Some(drained) = next_batch(&outbox, &done, &shutdown).await {
+    loop {
+        outbox.ready().await;
+        let drained = outbox.drain();
         if !drained.data.is_empty() {
             // The encoder only ever produces ASCII.
             let text = String::from_utf8(drained.data).expect("frames are ASCII");
