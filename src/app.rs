@@ -147,6 +147,7 @@ impl App {
                 outbox_bytes: config.outbox_bytes,
                 session: config.session_limits(),
                 csp_poll_timeout: config.csp_poll_timeout,
+                write_coalesce: config.write_coalesce,
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             shutdown,

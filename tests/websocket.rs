@@ -246,3 +246,52 @@ async fn binary_messages_with_utf8_text_are_read_as_text() {
     assert_eq!(frames[3][1], "PUBLISH");
     assert_eq!(frames[3][2]["payload"], 7);
 }
+
+/// `--write-coalesce-ms`: frames queued within the window after the first go out in one
+/// WebSocket message (one write). Three publications made well within a one-second window
+/// arrive as one message of three frames.
+#[tokio::test]
+async fn coalesced_writes_carry_several_frames() {
+    let s = Server::start_with(|c| c.write_coalesce = std::time::Duration::from_secs(1)).await;
+    s.web.channel_options(json!({"moderated": false}));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr))
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    let mut frames = Vec::new();
+    let send = |text: String| Message::Text(text.into());
+    ws.send(send(frame(
+        1,
+        "CONNECT",
+        json!({"cookie_string": "user=ann"}),
+    )))
+    .await
+    .unwrap();
+    read_frames(&mut ws, &mut buf, &mut frames, 1).await;
+    ws.send(send(frame(2, "SUBSCRIBE", json!({"channel_name": "room"}))))
+        .await
+        .unwrap();
+    read_frames(&mut ws, &mut buf, &mut frames, 2).await;
+    assert_eq!(frames[1][1], "SUBSCRIBE");
+    for i in 0..3 {
+        s.api_ok(
+            "publish",
+            &[("channel_name", "room"), ("payload", &i.to_string())],
+        )
+        .await;
+    }
+    let msg = tokio::time::timeout(GUARD, ws.next())
+        .await
+        .expect("a message")
+        .unwrap()
+        .unwrap();
+    let Message::Text(text) = msg else {
+        panic!("{msg:?}")
+    };
+    let lines: Vec<Value> = text
+        .split_terminator("\r\n")
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let payloads: Vec<&Value> = lines.iter().map(|f| &f[2]["payload"]).collect();
+    assert_eq!(payloads, [&json!(0), &json!(1), &json!(2)], "{text}");
+}

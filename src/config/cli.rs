@@ -230,6 +230,10 @@ pub struct Options {
     /// Largest inbound client message in bytes [default: 65536]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_MESSAGE_SIZE")]
     #[arg(help_heading = "Limits")]
+    /// Milliseconds a WebSocket writer waits after a first frame to send more in the same write: less CPU per delivery under load, that much more latency; 0 writes at once [default: 0]
+    #[arg(long, value_name = "MS", env = "HOOKBOX_WRITE_COALESCE_MS")]
+    pub write_coalesce_ms: Option<u64>,
+    #[arg(help_heading = "Limits")]
     pub max_message_size: Option<usize>,
     /// Bytes queued for one slow client before it is disconnected [default: 1048576]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_OUTBOX_BYTES")]
@@ -336,7 +340,7 @@ impl Options {
             cb_connect, cb_disconnect, cb_create_channel, cb_destroy_channel, cb_subscribe,
             cb_unsubscribe, cb_publish, cb_message, cb_single_url, api_security_token,
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
-            max_message_size, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
+            max_message_size, write_coalesce_ms, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,

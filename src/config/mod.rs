@@ -108,6 +108,8 @@ pub struct Config {
     pub outbox_bytes: usize,
     /// Longest a CSP comet request waits for data (the client's `du` is capped at this).
     pub csp_poll_timeout: Duration,
+    /// How long a WebSocket writer gathers frames before writing (`--write-coalesce-ms`).
+    pub write_coalesce: Duration,
     /// Idle time after which a CSP session is closed.
     pub csp_session_timeout: Duration,
     pub csp_max_sessions: usize,
@@ -154,6 +156,7 @@ impl Default for Config {
             max_message_size: 64 * 1024,
             outbox_bytes: 1024 * 1024,
             csp_poll_timeout: Duration::from_secs(30),
+            write_coalesce: Duration::ZERO,
             csp_session_timeout: Duration::from_secs(60),
             csp_max_sessions: 10_000,
             csp_handshake_timeout: Duration::from_secs(10),
@@ -308,6 +311,16 @@ impl Config {
                 ))
             }
         };
+        let write_coalesce = match o.write_coalesce_ms {
+            None => d.write_coalesce,
+            Some(ms) if ms <= 1000 => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err(invalid(
+                    "--write-coalesce-ms",
+                    format!("{ms} (at most 1000)"),
+                ))
+            }
+        };
         let csp_poll_timeout =
             seconds(o.csp_poll_timeout, "--csp-poll-timeout", d.csp_poll_timeout)?;
         let csp_session_timeout = seconds(
@@ -457,6 +470,7 @@ impl Config {
             max_message_size,
             outbox_bytes,
             csp_poll_timeout,
+            write_coalesce,
             csp_session_timeout,
             csp_max_sessions,
             csp_handshake_timeout,

@@ -86,7 +86,12 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
     );
     let (mut reader, writer) = tokio::io::split(io);
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(writer, outbox.clone(), done.clone()));
+    let writer = tokio::spawn(write_loop(
+        writer,
+        outbox.clone(),
+        done.clone(),
+        app.limits.write_coalesce,
+    ));
 
     // As on the WebSocket, shutdown reaches the writer through the outbox.
     let mut stopping = false;
@@ -126,9 +131,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     outbox: Arc<Outbox>,
     done: CancellationToken,
+    coalesce: std::time::Duration,
 ) {
     loop {
         outbox.ready().await;
+        super::websocket::gather(&outbox, coalesce).await;
         let drained = outbox.drain();
         let mut out = Vec::with_capacity(drained.data.len() + 2 * drained.frames);
         for frame in drained.data.split_inclusive(|b| *b == b'\n') {

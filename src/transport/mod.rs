@@ -36,6 +36,9 @@ pub struct Limits {
     pub session: SessionLimits,
     /// Longest a CSP comet waits (`--csp-poll-timeout`).
     pub csp_poll_timeout: Duration,
+    /// How long WebSocket and hixie writers gather frames before writing
+    /// (`--write-coalesce-ms`; zero: at once).
+    pub write_coalesce: Duration,
     /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
     pub trusted_proxies: Vec<IpRange>,
 }

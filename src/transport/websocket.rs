@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Socket read buffer per connection, to start with: RTJP frames are small and idle connections
@@ -75,7 +76,12 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     );
     let (sink, mut stream) = socket.split();
     let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(sink, outbox.clone(), done.clone()));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        outbox.clone(),
+        done.clone(),
+        app.limits.write_coalesce,
+    ));
 
     // Shutdown reaches the writer through the outbox: the writer itself waits on nothing but
     // the outbox, so a delivery wakes one per-connection primitive and registers on nothing
@@ -121,6 +127,17 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     Box::pin(session.close()).await;
 }
 
+/// With `--write-coalesce-ms`, lets more frames join the first before the write: one system call
+/// for several deliveries, at the cost of that much latency. A close is written at once.
+pub(super) async fn gather(outbox: &Outbox, coalesce: Duration) {
+    if !coalesce.is_zero() && !outbox.is_closed() {
+        tokio::select! {
+            _ = tokio::time::sleep(coalesce) => {}
+            _ = outbox.closed() => {}
+        }
+    }
+}
+
 fn is_capacity_error(e: &axum::Error) -> bool {
     let text = e.to_string();
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
@@ -130,9 +147,11 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Arc<Outbox>,
     done: CancellationToken,
+    coalesce: Duration,
 ) {
     loop {
         outbox.ready().await;
+        gather(&outbox, coalesce).await;
         let drained = outbox.drain();
         if !drained.data.is_empty() {
             // The encoder only ever produces ASCII.
