@@ -230,11 +230,11 @@ pub struct Options {
     /// Largest inbound client message in bytes [default: 65536]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_MESSAGE_SIZE")]
     #[arg(help_heading = "Limits")]
+    pub max_message_size: Option<usize>,
     /// Milliseconds a WebSocket writer waits after a first frame to send more in the same write: less CPU per delivery under load, that much more latency; 0 writes at once [default: 0]
     #[arg(long, value_name = "MS", env = "HOOKBOX_WRITE_COALESCE_MS")]
-    pub write_coalesce_ms: Option<u64>,
     #[arg(help_heading = "Limits")]
-    pub max_message_size: Option<usize>,
+    pub write_coalesce_ms: Option<u64>,
     /// Bytes queued for one slow client before it is disconnected [default: 1048576]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_OUTBOX_BYTES")]
     #[arg(help_heading = "Limits")]
