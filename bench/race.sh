@@ -6,8 +6,9 @@
 #
 # Usage: bench/race.sh                 (the full race, ~30 minutes)
 #        QUICK=1 bench/race.sh         (one small round, hookbox only: the CI smoke)
-# Environment: ROUNDS=3, SERVERS="hookbox hookbox+coalesce50 nchan socketio" (hookbox+coalesceN
-# is hookbox with --write-coalesce-ms N), and run.sh's knobs.
+# Environment: ROUNDS=3, SERVERS="hookbox hookbox+coalesce50 hookbox+csp nchan socketio"
+# (hookbox+coalesceN: hookbox with --write-coalesce-ms N; hookbox+csp: its subscribers on CSP
+# long polls instead of WebSocket), and run.sh's knobs.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/results}"
@@ -25,7 +26,7 @@ if [[ -n "${QUICK:-}" ]]; then
     export QUIET_WAIT=5 QUIET_PCT=100
 else
     ROUNDS="${ROUNDS:-3}"
-    SERVERS="${SERVERS:-hookbox hookbox+coalesce50 nchan socketio}"
+    SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp nchan socketio}"
     WORKLOADS=(
         "b1k|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
         "b10k|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
@@ -45,10 +46,12 @@ for round in $(seq "$ROUNDS"); do
             echo "race.sh: round $round, $name, $server" >&2
             kind="${server%%+*}"
             extra=""
+            proto="$kind"
             if [[ "$server" == *+coalesce* ]]; then extra="--write-coalesce-ms ${server##*+coalesce}"; fi
+            if [[ "$server" == *+csp ]]; then proto=csp; fi
             # shellcheck disable=SC2086
-            line="$(SERVER="$kind" HOOKBOX_ARGS="$extra" REPS=1 SKIP_BUILD=1 "$HERE/run.sh" $args \
-                2>/dev/null | grep '^rep1 RESULT ' || true)"
+            line="$(SERVER="$kind" PROTO="$proto" HOOKBOX_ARGS="$extra" REPS=1 SKIP_BUILD=1 \
+                "$HERE/run.sh" $args 2>/dev/null | grep '^rep1 RESULT ' || true)"
             if [[ -z "$line" ]]; then
                 echo "race.sh: $name on $server failed" >&2
                 continue

@@ -34,6 +34,7 @@
 #   SERVER=hookbox    or a peer from bench/peers/: `nchan` (nginx + Nchan, Debian) or
 #                     `socketio` (Socket.IO 4.8, npm); started the same way (pinned to
 #                     $SERVER_CPU, fresh per repetition) and spoken to with `--proto $SERVER`
+#   PROTO=$SERVER     the loadgen's protocol; PROTO=csp speaks to hookbox over CSP (long polls)
 #   OUT=bench/results where logs and result lines are written (git-ignored)
 #
 # Everything stays on 127.0.0.0/8; every run is bounded in time and stops by itself.
@@ -67,6 +68,7 @@ QUIET_WAIT="${QUIET_WAIT:-300}"
 ENGINE="${ENGINE:-memory}"
 NODES="${NODES:-1}"
 SERVER="${SERVER:-hookbox}"
+PROTO="${PROTO:-$SERVER}"
 case "$SERVER" in hookbox | nchan | socketio) ;; *)
     echo "run.sh: SERVER must be hookbox, nchan or socketio" >&2
     exit 2
@@ -200,6 +202,10 @@ start_hookbox() {
         start_redis "$log.redis"
         engine_args=(--engine redis --redis-url "redis://127.0.0.1:$REDIS_PORT")
     fi
+    if [[ "$PROTO" == csp ]]; then
+        # Every loadgen session comes from one address: lift the per-address CSP quota.
+        engine_args+=(--csp-max-sessions 20000 --csp-max-sessions-per-ip 20000)
+    fi
     for n in $(seq 0 $((NODES - 1))); do
         port=$((PORT + n))
         if port_open "$port"; then
@@ -237,7 +243,7 @@ for rep in $(seq "$REPS"); do
     for n in $(seq 1 $((NODES - 1))); do server_args+=(--extra-port $((PORT + n))); done
     # shellcheck disable=SC2086
     (ulimit -n "$NOFILE" && exec taskset -c "$LOADGEN_CPU" timeout "$RUN_TIMEOUT" "$LG" \
-        "${server_args[@]}" --proto "$SERVER" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
+        "${server_args[@]}" --proto "$PROTO" --port "$PORT" --webhook-port "$HOOK_PORT" --token "$TOKEN" \
         ${LOADGEN_ARGS:-} "$WL" "$@") >"$OUT/$TAG.loadgen.$rep.out" 2>"$OUT/$TAG.loadgen.$rep.err"
     rc=$?
     set -e

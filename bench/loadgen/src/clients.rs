@@ -1,6 +1,6 @@
 //! Opening many subscribers with bounded concurrency, and keeping them open.
 
-use crate::net::{ws_connect, SrcPool, Ws};
+use crate::net::{ws_connect, Link, SrcPool};
 use crate::proto::{message_bytes, Handshake, LineBuf, Proto, Target};
 use crate::stats::new_hist;
 use futures_util::StreamExt;
@@ -25,6 +25,8 @@ pub struct Ctx {
     pub server_pids: Vec<u32>,
     /// Per-connection budget for TCP connect + upgrade + login + subscribe.
     pub handshake_timeout: Duration,
+    /// For CSP subscribers: one pooled HTTP client (a keep-alive connection per long poll).
+    pub http: reqwest::Client,
 }
 
 /// Open one socket, log in as `user`, subscribe to `channel`.
@@ -33,7 +35,7 @@ pub async fn open_and_subscribe(
     i: usize,
     user: u64,
     channel: &str,
-) -> Result<(Ws, LineBuf, Handshake), String> {
+) -> Result<(Link, LineBuf, Handshake), String> {
     let deadline = Instant::now() + ctx.handshake_timeout;
     let dst = ctx.dsts[i % ctx.dsts.len()];
     let target = Target {
@@ -42,7 +44,10 @@ pub async fn open_and_subscribe(
     };
     let url = ctx.proto.ws_url(&target, channel);
     let t0 = Instant::now();
-    let mut ws = ws_connect(&url, dst, ctx.src.pick(i), deadline).await?;
+    let mut ws = match ctx.proto {
+        Proto::Csp => Link::Csp(crate::csp::CspLink::open(ctx.http.clone(), url, deadline).await?),
+        _ => Link::Ws(ws_connect(&url, dst, ctx.src.pick(i), deadline).await?),
+    };
     let open_ns = t0.elapsed().as_nanos() as u64;
     let mut lines = ctx.proto.lines();
     let mut hs = ctx
@@ -83,7 +88,7 @@ pub async fn connect_many<T, F, Fut>(
 ) -> Phase<T>
 where
     T: Send + 'static,
-    F: Fn(Ws, LineBuf, Vec<Vec<u8>>) -> Fut + Clone + Send + 'static,
+    F: Fn(Link, LineBuf, Vec<Vec<u8>>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
     let sem = Arc::new(Semaphore::new(conc.max(1)));
@@ -166,8 +171,29 @@ pub struct HoldEnd {
 }
 
 /// Keep a connection open and read it (so control frames are answered) until `stop` or `hard`.
-pub async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, hard: Instant) -> HoldEnd {
+pub async fn hold(link: Link, mut stop: watch::Receiver<bool>, hard: Instant) -> HoldEnd {
     let mut end = HoldEnd::default();
+    let mut ws = match link {
+        Link::Ws(ws) => ws,
+        Link::Csp(mut c) => {
+            // A CSP client is idle in a long poll, re-issued as each one ends.
+            let sleep = tokio::time::sleep_until(hard.into());
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|v| *v) => break,
+                    _ = &mut sleep => break,
+                    r = c.next() => match r {
+                        Ok(data) if !data.is_empty() => end.messages += 1,
+                        Ok(_) => {}
+                        Err(e) => { end.closed = Some(e); break; }
+                    }
+                }
+            }
+            return end;
+        }
+    };
     let sleep = tokio::time::sleep_until(hard.into());
     tokio::pin!(sleep);
     let stopped = async move {

@@ -12,6 +12,7 @@
 mod clients;
 mod net;
 mod procstat;
+mod csp;
 mod proto;
 mod stats;
 mod webhook;
@@ -137,6 +138,11 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         src,
         server_pids: cli.server_pid,
         handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
+        // Long polls hold a connection each: no pool limit, none kept idle beyond a poll.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .build()
+            .expect("an HTTP client"),
     });
     let res = match cli.cmd {
         Cmd::A(a) => wl_a::run(ctx, a, cli.webhook_port, cli.connect_concurrency).await,

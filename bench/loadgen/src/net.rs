@@ -9,6 +9,12 @@ use tokio_tungstenite::WebSocketStream;
 
 pub type Ws = WebSocketStream<TcpStream>;
 
+/// A subscriber's connection: a WebSocket, or a CSP session (hookbox over HTTP long polls).
+pub enum Link {
+    Ws(Ws),
+    Csp(crate::csp::CspLink),
+}
+
 /// Source addresses for client sockets. Empty = let the kernel pick (127.0.0.1).
 #[derive(Clone, Debug, Default)]
 pub struct SrcPool {

@@ -6,7 +6,7 @@
 //! and how the publisher's HTTP request is built and acknowledged. The workloads only use these
 //! methods (peer servers: `bench/peers/`).
 
-use crate::net::Ws;
+use crate::net::Link;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Instant;
 use tokio::time::timeout_at;
@@ -20,6 +20,9 @@ pub enum Proto {
     Nchan,
     /// Socket.IO 4 (Engine.IO v4 over WebSocket) with `bench/peers/socketio/server.js`.
     Socketio,
+    /// hookbox's RTJP over CSP (`/csp`: HTTP long polls), as the original client without
+    /// WebSocket.
+    Csp,
 }
 
 /// Where the server under test listens.
@@ -56,6 +59,7 @@ impl Proto {
     pub fn ws_url(&self, t: &Target, channel: &str) -> String {
         match self {
             Proto::Hookbox => format!("ws://{}:{}/ws", t.host, t.port),
+            Proto::Csp => format!("http://{}:{}/csp", t.host, t.port),
             Proto::Nchan => format!("ws://{}:{}/sub?id={channel}", t.host, t.port),
             Proto::Socketio => format!(
                 "ws://{}:{}/socket.io/?EIO=4&transport=websocket",
@@ -69,21 +73,21 @@ impl Proto {
     pub fn lines(&self) -> LineBuf {
         LineBuf {
             carry: Vec::new(),
-            per_message: !matches!(self, Proto::Hookbox),
+            per_message: !matches!(self, Proto::Hookbox | Proto::Csp),
         }
     }
 
     /// Log in as user number `user` and subscribe to `channel`, on an open socket.
     pub async fn handshake(
         &self,
-        ws: &mut Ws,
+        ws: &mut Link,
         lines: &mut LineBuf,
         user: u64,
         channel: &str,
         deadline: Instant,
     ) -> Result<Handshake, String> {
         match self {
-            Proto::Hookbox => {
+            Proto::Hookbox | Proto::Csp => {
                 let mut hs = Handshake::default();
                 let connect = format!("[1, \"CONNECT\", {{\"cookie_string\": \"u={user}\"}}]\r\n");
                 let t0 = Instant::now();
@@ -161,7 +165,7 @@ impl Proto {
     #[inline]
     pub fn data_stamp(&self, line: &[u8]) -> Option<(u64, u64)> {
         match self {
-            Proto::Hookbox => {
+            Proto::Hookbox | Proto::Csp => {
                 if rtjp_name(line) != Some("PUBLISH") {
                     return None;
                 }
@@ -176,7 +180,7 @@ impl Proto {
     /// The publisher's HTTP request: (URL, form body) for one payload on `channel`.
     pub fn publish_request(&self, t: &Target, channel: &str, payload: &str) -> (String, String) {
         match self {
-            Proto::Hookbox => {
+            Proto::Hookbox | Proto::Csp => {
                 let url = format!("http://{}:{}/web/publish", t.host, t.port);
                 let mut body = String::with_capacity(payload.len() * 2 + 64);
                 body.push_str("security_token=");
@@ -201,7 +205,7 @@ impl Proto {
     /// Whether the server accepted a publish request.
     pub fn publish_ok(&self, status: u16, body: &[u8]) -> bool {
         match self {
-            Proto::Hookbox => status == 200 && body.starts_with(b"[true"),
+            Proto::Hookbox | Proto::Csp => status == 200 && body.starts_with(b"[true"),
             // 201: delivered to subscribers, 202: queued with none.
             Proto::Nchan => status == 201 || status == 202,
             Proto::Socketio => status == 200,
@@ -335,16 +339,38 @@ pub fn message_bytes(m: &Message) -> Result<Option<&[u8]>, String> {
     }
 }
 
-async fn send_text(ws: &mut Ws, text: String, deadline: Instant) -> Result<(), String> {
-    match timeout_at(deadline.into(), ws.send(Message::Text(text.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("send: {e}")),
-        Err(_) => Err("send: timeout".into()),
+async fn send_text(link: &mut Link, text: String, deadline: Instant) -> Result<(), String> {
+    match link {
+        Link::Ws(ws) => match timeout_at(deadline.into(), ws.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("send: {e}")),
+            Err(_) => Err("send: timeout".into()),
+        },
+        Link::Csp(c) => c.send(&text, deadline).await,
+    }
+}
+
+/// The next data of a link during a handshake (copied: handshakes only).
+async fn recv_data(link: &mut Link, deadline: Instant) -> Result<Option<Vec<u8>>, String> {
+    match link {
+        Link::Ws(ws) => {
+            let m = match timeout_at(deadline.into(), ws.next()).await {
+                Err(_) => return Err("handshake timeout".into()),
+                Ok(None) => return Err("connection closed".into()),
+                Ok(Some(Err(e))) => return Err(format!("read: {e}")),
+                Ok(Some(Ok(m))) => m,
+            };
+            Ok(message_bytes(&m)?.map(<[u8]>::to_vec))
+        }
+        Link::Csp(c) => match timeout_at(deadline.into(), c.next()).await {
+            Err(_) => Err("handshake timeout".into()),
+            Ok(r) => r.map(Some),
+        },
     }
 }
 
 async fn recv_until(
-    ws: &mut Ws,
+    ws: &mut Link,
     lines: &mut LineBuf,
     deadline: Instant,
     leftover: &mut Vec<Vec<u8>>,
@@ -354,14 +380,8 @@ async fn recv_until(
     let mut fail = None;
     // Bounded by the deadline.
     loop {
-        let m = match timeout_at(deadline.into(), ws.next()).await {
-            Err(_) => return Err("handshake timeout".into()),
-            Ok(None) => return Err("connection closed".into()),
-            Ok(Some(Err(e))) => return Err(format!("read: {e}")),
-            Ok(Some(Ok(m))) => m,
-        };
-        if let Some(data) = message_bytes(&m)? {
-            lines.feed(data, |line| {
+        if let Some(data) = recv_data(ws, deadline).await? {
+            lines.feed(&data, |line| {
                 if done || fail.is_some() {
                     leftover.push(line.to_vec());
                     return;

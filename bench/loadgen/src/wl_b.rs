@@ -4,7 +4,7 @@
 //! mark every sequence they see, so loss, gaps, duplicates and reordering are exact.
 
 use crate::clients::{connect_many, join_all, Ctx};
-use crate::net::Ws;
+use crate::net::Link;
 use crate::procstat::{rss_kb, rss_sum_kb, self_pid, CpuMark, MachineMark};
 use crate::proto::{make_payload, message_bytes, LineBuf, Proto};
 use crate::stats::{hist_fields, new_hist, now_ns, Bits, Report};
@@ -105,7 +105,7 @@ impl SubState {
 
 async fn subscriber(
     sh: Arc<Shared>,
-    mut ws: Ws,
+    link: Link,
     mut lines: LineBuf,
     leftover: Vec<Vec<u8>>,
     mut stop: watch::Receiver<bool>,
@@ -133,6 +133,38 @@ async fn subscriber(
     };
     tokio::pin!(stopped);
     let mut signaled = false;
+    let mut ws = match link {
+        Link::Ws(ws) => ws,
+        Link::Csp(mut c) => {
+            // One long poll after another, each answering what arrived since the last.
+            loop {
+                let r = tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    _ = &mut sleep => break,
+                    r = c.next() => r,
+                };
+                let now = now_ns();
+                match r {
+                    Ok(data) => lines.feed(&data, |line| st.on_line(&sh, line, now)),
+                    Err(e) => {
+                        st.out.closed = Some(e);
+                        break;
+                    }
+                }
+                st.flush(&sh);
+                if !signaled && st.unique >= sh.target.load(Relaxed) {
+                    signaled = true;
+                    sh.done.fetch_add(1, Relaxed);
+                }
+            }
+            st.flush(&sh);
+            if !signaled {
+                sh.done.fetch_add(1, Relaxed);
+            }
+            return st.out;
+        }
+    };
     loop {
         let m = tokio::select! {
             biased;
