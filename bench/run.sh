@@ -46,8 +46,8 @@ if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
 fi
 WL="$1"
 shift
-case "$WL" in a | b | d) ;; *)
-    echo "run.sh: unknown workload '$WL' (a, b or d)" >&2
+case "$WL" in a | b | d | e) ;; *)
+    echo "run.sh: unknown workload '$WL' (a, b, d or e)" >&2
     exit 2
     ;;
 esac

@@ -75,7 +75,7 @@ pub struct Phase<T> {
 }
 
 /// Opens `n` subscribers (user `i`, channel `channel_of(i)`), at most `conc` handshakes in
-/// flight. After its handshake each runs `body(ws, lines, leftover)` until that returns; the
+/// flight. After its handshake each runs `body(i, link, lines, leftover)` until that returns; the
 /// task's result is `None` if the handshake failed. Returns once every handshake has ended or
 /// `phase_timeout` has passed.
 pub async fn connect_many<T, F, Fut>(
@@ -88,7 +88,7 @@ pub async fn connect_many<T, F, Fut>(
 ) -> Phase<T>
 where
     T: Send + 'static,
-    F: Fn(Link, LineBuf, Vec<Vec<u8>>) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, Link, LineBuf, Vec<Vec<u8>>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
     let sem = Arc::new(Semaphore::new(conc.max(1)));
@@ -109,7 +109,7 @@ where
                 Ok((ws, lines, mut hs)) => {
                     let leftover = std::mem::take(&mut hs.leftover);
                     let _ = tx.send(Ok(hs));
-                    Some(body(ws, lines, leftover).await)
+                    Some(body(i, ws, lines, leftover).await)
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));

@@ -19,6 +19,7 @@ mod webhook;
 mod wl_a;
 mod wl_b;
 mod wl_d;
+mod wl_e;
 
 use clap::{Parser, Subcommand};
 use clients::Ctx;
@@ -77,6 +78,8 @@ enum Cmd {
     B(wl_b::Args),
     /// Webhook-gated connects.
     D(wl_d::Args),
+    /// Reconnect storm: every subscriber drops at once and comes back.
+    E(wl_e::Args),
 }
 
 fn main() {
@@ -116,6 +119,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         Cmd::A(a) => a.subs,
         Cmd::B(b) => b.subs,
         Cmd::D(d) => d.connects,
+        Cmd::E(e) => e.subs,
     };
     let src = SrcPool::new(conns, cli.spread_above);
     eprintln!(
@@ -148,6 +152,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         Cmd::A(a) => wl_a::run(ctx, a, cli.webhook_port, cli.connect_concurrency).await,
         Cmd::B(b) => wl_b::run(ctx, b, cli.webhook_port, cli.connect_concurrency).await,
         Cmd::D(d) => wl_d::run(ctx, d, cli.webhook_port).await,
+        Cmd::E(e) => wl_e::run(ctx, e, cli.webhook_port, cli.connect_concurrency).await,
     };
     match res {
         Ok(()) => 0,

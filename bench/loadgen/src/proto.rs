@@ -103,12 +103,20 @@ impl Proto {
                         _ => Step::Continue,
                     },
                 )
-                .await?;
+                .await
+                .map_err(|e| format!("login: {e}"))?;
                 hs.login_ns = t0.elapsed().as_nanos() as u64;
+                // A user that is in the channel already (a reconnect while its previous
+                // connection is still being closed) gets its own SUBSCRIBE right after CONNECTED,
+                // and the SUBSCRIBE sent below answers nothing: that one counts.
+                let replayed = hs.leftover.iter().any(|l| rtjp_name(l) == Some("SUBSCRIBE"));
                 hs.leftover.clear();
                 let sub = format!("[2, \"SUBSCRIBE\", {{\"channel_name\": \"{channel}\"}}]\r\n");
                 let t1 = Instant::now();
                 send_text(ws, sub, deadline).await?;
+                if replayed {
+                    return Ok(hs);
+                }
                 recv_until(ws, lines, deadline, &mut hs.leftover, |line| {
                     match rtjp_name(line) {
                         // Presence is off in our channels, so the first SUBSCRIBE is our own.
@@ -117,7 +125,8 @@ impl Proto {
                         _ => Step::Continue,
                     }
                 })
-                .await?;
+                .await
+                .map_err(|e| format!("subscribe: {e}"))?;
                 hs.subscribe_ns = t1.elapsed().as_nanos() as u64;
                 Ok(hs)
             }

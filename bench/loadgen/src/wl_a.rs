@@ -42,7 +42,7 @@ pub async fn run(ctx: Arc<Ctx>, a: Args, hook_port: u16, conc: usize) -> Result<
         conc,
         move |i| format!("{prefix}{}", i % channels),
         Duration::from_secs(600),
-        move |ws, _lines, _left| hold(ws, stop_rx.clone(), hard),
+        move |_, ws, _lines, _left| hold(ws, stop_rx.clone(), hard),
     )
     .await;
     let (connect_cpu, _) = srv0.since();

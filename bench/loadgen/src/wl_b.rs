@@ -291,7 +291,7 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
         conc,
         move |_| channel.clone(),
         Duration::from_secs(600),
-        move |ws, lines, left| subscriber(sh2.clone(), ws, lines, left, stop_rx.clone(), hard),
+        move |_, ws, lines, left| subscriber(sh2.clone(), ws, lines, left, stop_rx.clone(), hard),
     )
     .await;
     eprintln!(

@@ -45,7 +45,7 @@ pub async fn run(ctx: Arc<Ctx>, d: Args, hook_port: u16) -> Result<(), String> {
         d.concurrency,
         move |i| format!("{prefix}{}", i % channels),
         Duration::from_secs(600),
-        move |ws, _lines, _left| hold(ws, stop_rx.clone(), hard),
+        move |_, ws, _lines, _left| hold(ws, stop_rx.clone(), hard),
     )
     .await;
     let (srv_cpu, wall) = srv.since();
