@@ -16,7 +16,14 @@ FIELDS = [
     ("lat_p999_us", "p99.9 ms", 1000.0),
     ("lost", "lost", 1.0),
     ("srv_rss_per_conn_b", "RSS / conn KB", 1000.0),
-    ("rss_per_conn_b", "RSS / conn KB", 1000.0),
+    ("connects_per_s", "accepted connects / s", 1.0),
+    ("login_p99_us", "CONNECT→CONNECTED p99 ms", 1000.0),
+    ("srv_cpu_us_per_connect", "CPU µs / connect", 1.0),
+    ("all_back_ms", "storm: all back, ms", 1.0),
+    ("reconnect_p99_us", "storm: reconnect p99 ms", 1000.0),
+    ("hooks_per_reconnect", "storm: webhooks / reconnect", 1.0),
+    ("srv_cpu_us_per_reconnect", "storm: CPU µs / reconnect", 1.0),
+    ("return_failed", "storm: failed returns", 1.0),
 ]
 
 

@@ -6,7 +6,8 @@
 #
 # Usage: bench/race.sh                 (the full race, ~30 minutes)
 #        QUICK=1 bench/race.sh         (one small round, hookbox only: the CI smoke)
-# Environment: ROUNDS=3, SERVERS="hookbox hookbox+coalesce50 hookbox+csp nchan socketio"
+# Environment: ROUNDS=3, WORKLOADS_ONLY="b1k e5k …" (a subset), SERVERS="hookbox
+# hookbox+coalesce50 hookbox+csp nchan socketio"
 # (hookbox+coalesceN: hookbox with --write-coalesce-ms N; hookbox+csp: its subscribers on CSP
 # long polls instead of WebSocket), and run.sh's knobs.
 set -euo pipefail
@@ -16,33 +17,39 @@ mkdir -p "$OUT"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 CSV="$OUT/race-$STAMP.csv"
 MD="$OUT/race-$STAMP.md"
+# Each workload: name | servers it runs on ("all": every one of $SERVERS) | loadgen arguments.
 if [[ -n "${QUICK:-}" ]]; then
     ROUNDS=1
     SERVERS="${SERVERS:-hookbox}"
     WORKLOADS=(
-        "b1k|b --subs 200 --rate 20 --duration 2 --warmup 1 --payload 100"
-        "a10k|a --subs 500 --channels 50"
+        "b1k|all|b --subs 200 --rate 20 --duration 2 --warmup 1 --payload 100"
+        "a10k|all|a --subs 500 --channels 50"
+        "e5k|all|e --subs 300 --spread 0.5"
     )
     export QUIET_WAIT=5 QUIET_PCT=100
 else
     ROUNDS="${ROUNDS:-3}"
     SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp nchan socketio}"
     WORKLOADS=(
-        "b1k|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
-        "b10k|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
-        "a10k|a --subs 10000 --channels 1000"
-        "a18k|a --subs 18000 --channels 1000"
+        "b1k|all|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
+        "b10k|hookbox hookbox+coalesce50 nchan socketio|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
+        "a10k|hookbox nchan socketio|a --subs 10000 --channels 1000"
+        "a18k|hookbox nchan socketio|a --subs 18000 --channels 1000"
+        "d2k|hookbox|d --connects 2000 --concurrency 100"
+        "e5k|hookbox nchan socketio|e --subs 5000 --spread 1"
     )
 fi
+WORKLOADS_ONLY="${WORKLOADS_ONLY:-}"
 
 # Builds once (hookbox, loadgen); the peers install themselves on first start.
 REPS=0 "$HERE/run.sh" b --subs 1 --rate 1 --duration 1 >/dev/null 2>&1 || true
 : >"$CSV"
 for round in $(seq "$ROUNDS"); do
     for wl in "${WORKLOADS[@]}"; do
-        name="${wl%%|*}"
-        args="${wl#*|}"
+        IFS='|' read -r name on args <<<"$wl"
+        if [[ -n "$WORKLOADS_ONLY" && " $WORKLOADS_ONLY " != *" $name "* ]]; then continue; fi
         for server in $SERVERS; do
+            if [[ "$on" != all && " $on " != *" $server "* ]]; then continue; fi
             echo "race.sh: round $round, $name, $server" >&2
             kind="${server%%+*}"
             extra=""
