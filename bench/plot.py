@@ -11,10 +11,12 @@ from pathlib import Path
 
 FIELDS = [
     ("srv_cpu_ns_per_delivery", "CPU µs / delivery", 1000.0),
+    ("srv_cpu_ns_per_publish", "CPU µs / publish", 1000.0),
     ("lat_p50_us", "p50 ms", 1000.0),
     ("lat_p99_us", "p99 ms", 1000.0),
     ("lat_p999_us", "p99.9 ms", 1000.0),
     ("lost", "lost", 1.0),
+    ("subs_failed", "refused subscribers", 1.0),
     ("srv_rss_per_conn_b", "RSS / conn KB", 1000.0),
     ("connects_per_s", "accepted connects / s", 1.0),
     ("login_p99_us", "CONNECT→CONNECTED p99 ms", 1000.0),
@@ -79,9 +81,9 @@ def main():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        for k, label, scale in FIELDS[:3]:
+        for k, label, scale in [FIELDS[0], FIELDS[2], FIELDS[3]]:
             fig, ax = plt.subplots(figsize=(7, 4))
-            ws = [w for w in workloads if w.startswith("b")]
+            ws = [w for w in workloads if w[0] in "bc"]
             width = 0.8 / max(1, len(servers))
             for i, s in enumerate(servers):
                 vals = [statistics.median(rows[(w, s)][k]) / scale if rows[(w, s)].get(k) else 0
@@ -94,6 +96,26 @@ def main():
             fig.savefig(png, dpi=100, bbox_inches="tight")
             plt.close(fig)
             out.append(f"![{label}]({png.name})")
+        # Idle footprint: RSS per connection against the number of connections.
+        aw = sorted((w for w in workloads if w.startswith("a")),
+                    key=lambda w: statistics.median(next(iter(
+                        rows[(w, s)]["subs"] for s in servers if rows[(w, s)].get("subs")))))
+        if aw:
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for s in servers:
+                pts = [(statistics.median(rows[(w, s)]["subs"]),
+                        statistics.median(rows[(w, s)]["srv_rss_per_conn_b"]) / 1000.0)
+                       for w in aw if rows[(w, s)].get("srv_rss_per_conn_b")]
+                if pts:
+                    ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=s)
+            ax.set_xlabel("idle connections")
+            ax.set_ylabel("server RSS / connection, KB")
+            ax.set_ylim(bottom=0)
+            ax.legend()
+            png = Path(md).with_name(Path(md).stem + "-rss.png")
+            fig.savefig(png, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            out.append(f"![RSS per idle connection]({png.name})")
         out.append("")
     except ImportError:
         out.append("(no plots: matplotlib is not installed)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/race.sh — hookbox against its peers (Nchan, Socket.IO) on this machine, in one run:
+# bench/race.sh — hookbox against its peers (Nchan, Pushpin, Socket.IO) on this machine, in one run:
 # each workload on every server, interleaved (a round runs every server once), ROUNDS rounds,
 # medians. Writes bench/results/race-<date>.md (tables with the ratio hookbox / peer), .csv
 # (every repetition) and PNG plots (bench/plot.py, matplotlib in a private venv).
@@ -7,9 +7,10 @@
 # Usage: bench/race.sh                 (the full race, ~30 minutes)
 #        QUICK=1 bench/race.sh         (one small round, hookbox only: the CI smoke)
 # Environment: ROUNDS=3, WORKLOADS_ONLY="b1k e5k …" (a subset), SERVERS="hookbox
-# hookbox+coalesce50 hookbox+csp nchan socketio"
+# hookbox+coalesce50 hookbox+csp nchan pushpin socketio"
 # (hookbox+coalesceN: hookbox with --write-coalesce-ms N; hookbox+csp: its subscribers on CSP
-# long polls instead of WebSocket), and run.sh's knobs.
+# long polls instead of WebSocket; pushpin: HTTP streaming subscribers, pushpin+ws: WebSocket
+# over HTTP), and run.sh's knobs (HOOKBOX_REV=HEAD races a clean export of a commit).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/results}"
@@ -29,14 +30,15 @@ if [[ -n "${QUICK:-}" ]]; then
     export QUIET_WAIT=5 QUIET_PCT=100
 else
     ROUNDS="${ROUNDS:-3}"
-    SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp nchan socketio}"
+    SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp nchan pushpin socketio}"
     WORKLOADS=(
         "b1k|all|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
-        "b10k|hookbox hookbox+coalesce50 nchan socketio|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
-        "a10k|hookbox nchan socketio|a --subs 10000 --channels 1000"
-        "a18k|hookbox nchan socketio|a --subs 18000 --channels 1000"
+        "b10k|hookbox hookbox+coalesce50 nchan pushpin socketio|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
+        "c10k|hookbox nchan pushpin socketio|c --subs 10000 --group 10 --rate 500 --duration 10 --warmup 2 --payload 100"
+        "a10k|hookbox nchan pushpin socketio|a --subs 10000 --channels 1000"
+        "a18k|hookbox nchan pushpin socketio|a --subs 18000 --channels 1000"
         "d2k|hookbox|d --connects 2000 --concurrency 100"
-        "e5k|hookbox nchan socketio|e --subs 5000 --spread 1"
+        "e5k|hookbox nchan pushpin socketio|e --subs 5000 --spread 1"
     )
 fi
 WORKLOADS_ONLY="${WORKLOADS_ONLY:-}"
@@ -56,6 +58,7 @@ for round in $(seq "$ROUNDS"); do
             proto="$kind"
             if [[ "$server" == *+coalesce* ]]; then extra="--write-coalesce-ms ${server##*+coalesce}"; fi
             if [[ "$server" == *+csp ]]; then proto=csp; fi
+            if [[ "$server" == pushpin+ws ]]; then proto=pushpin-ws; fi
             # shellcheck disable=SC2086
             line="$(SERVER="$kind" PROTO="$proto" HOOKBOX_ARGS="$extra" REPS=1 SKIP_BUILD=1 \
                 "$HERE/run.sh" $args 2>/dev/null | grep '^rep1 RESULT ' || true)"

@@ -6,6 +6,7 @@
 #
 #   WORKLOAD   a  idle footprint       e.g. bench/run.sh a --subs 10000 --channels 1000
 #              b  broadcast fan-out    e.g. bench/run.sh b --subs 1000 --rate 1000 --duration 10 --warmup 2 --payload 100
+#              c  many small channels  e.g. bench/run.sh c --subs 10000 --group 10 --rate 1000 --duration 10
 #              d  webhook-gated conns  e.g. bench/run.sh d --connects 2000 --concurrency 100
 #   Options after WORKLOAD go to `loadgen WORKLOAD` (see `bench/loadgen/target/release/loadgen b --help`).
 #
@@ -31,9 +32,11 @@
 #                     CPU and RSS counted as the server's) on $REDIS_PORT (6390) per repetition
 #   NODES=1           hookbox nodes on $PORT, $PORT+1, … (NODES > 1 needs ENGINE=redis); the
 #                     subscribers are spread over them, the publisher posts to the first
-#   SERVER=hookbox    or a peer from bench/peers/: `nchan` (nginx + Nchan, Debian) or
+#   SERVER=hookbox    or a peer from bench/peers/: `nchan` (nginx + Nchan, Debian), `pushpin`
+#                     (Pushpin + zurl, Debian; the loadgen's web app is its GRIP backend) or
 #                     `socketio` (Socket.IO 4.8, npm); started the same way (pinned to
-#                     $SERVER_CPU, fresh per repetition) and spoken to with `--proto $SERVER`
+#                     $SERVER_CPU, fresh per repetition; CPU and RSS summed over its process
+#                     tree) and spoken to with `--proto $SERVER`
 #   PROTO=$SERVER     the loadgen's protocol; PROTO=csp speaks to hookbox over CSP (long polls)
 #   OUT=bench/results where logs and result lines are written (git-ignored)
 #
@@ -41,13 +44,13 @@
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 WL="$1"
 shift
-case "$WL" in a | b | d | e) ;; *)
-    echo "run.sh: unknown workload '$WL' (a, b, d or e)" >&2
+case "$WL" in a | b | c | d | e) ;; *)
+    echo "run.sh: unknown workload '$WL' (a, b, c, d or e)" >&2
     exit 2
     ;;
 esac
@@ -69,8 +72,8 @@ ENGINE="${ENGINE:-memory}"
 NODES="${NODES:-1}"
 SERVER="${SERVER:-hookbox}"
 PROTO="${PROTO:-$SERVER}"
-case "$SERVER" in hookbox | nchan | socketio) ;; *)
-    echo "run.sh: SERVER must be hookbox, nchan or socketio" >&2
+case "$SERVER" in hookbox | nchan | pushpin | socketio) ;; *)
+    echo "run.sh: SERVER must be hookbox, nchan, pushpin or socketio" >&2
     exit 2
     ;;
 esac
@@ -180,11 +183,15 @@ start_peer() {
         echo "run.sh: something already listens on 127.0.0.1:$PORT" >&2
         exit 1
     fi
-    # The peer scripts exec the server: $! is its PID.
-    (ulimit -n "$NOFILE" && exec "$HERE/peers/$SERVER.sh" "$PORT" "$SERVER_CPU") >"$log.0" 2>&1 &
+    # The peer scripts exec the server (pushpin.sh supervises its processes): $! is the root of
+    # the server's process tree.
+    (ulimit -n "$NOFILE" && GRIP_PORT="$HOOK_PORT" exec "$HERE/peers/$SERVER.sh" "$PORT" "$SERVER_CPU") >"$log.0" 2>&1 &
     HB_PIDS+=($!)
     for _ in $(seq 300); do
-        port_open "$PORT" && return 0
+        # Pushpin publishes on PORT+1 (its handler may come up after condure).
+        if port_open "$PORT" && { [[ "$SERVER" != pushpin ]] || port_open $((PORT + 1)); }; then
+            return 0
+        fi
         kill -0 "${HB_PIDS[-1]}" 2>/dev/null || break
         sleep 0.1
     done

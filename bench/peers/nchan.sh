@@ -2,7 +2,7 @@
 # bench/peers/nchan.sh PORT CPU — runs Nchan (nginx + libnginx-mod-nchan, from Debian) on
 # 127.0.0.1:PORT, pinned to CPU, in the foreground until killed.
 #   publish:   POST http://127.0.0.1:PORT/pub?id=CHANNEL   (body = the message)
-#   subscribe: ws://127.0.0.1:PORT/sub?id=CHANNEL          (each message = one data frame)
+#   subscribe: ws://127.0.0.1:PORT/sub?id=CHANNEL[,CHANNEL2…] (each message = one data frame)
 # Installs the packages if missing (apt, through sudo when not root).
 set -euo pipefail
 PORT="${1:?port}"
@@ -41,6 +41,7 @@ http {
         location = /sub {
             nchan_subscriber websocket;
             nchan_channel_id \$arg_id;
+            nchan_channel_id_split_delimiter ",";
             nchan_subscriber_first_message newest;
         }
     }

@@ -1,6 +1,6 @@
 //! Opening many subscribers with bounded concurrency, and keeping them open.
 
-use crate::net::{ws_connect, Link, SrcPool};
+use crate::net::{ws_connect, HttpLink, Link, SrcPool};
 use crate::proto::{message_bytes, Handshake, LineBuf, Proto, Target};
 use crate::stats::new_hist;
 use futures_util::StreamExt;
@@ -45,7 +45,12 @@ pub async fn open_and_subscribe(
     let url = ctx.proto.ws_url(&target, channel);
     let t0 = Instant::now();
     let mut ws = match ctx.proto {
-        Proto::Csp => Link::Csp(crate::csp::CspLink::open(ctx.http.clone(), url, deadline).await?),
+        Proto::Csp => Link::Http(HttpLink::Csp(
+            crate::csp::CspLink::open(ctx.http.clone(), url, deadline).await?,
+        )),
+        Proto::Pushpin => Link::Http(HttpLink::Stream(
+            crate::stream::StreamLink::open(ctx.http.clone(), url, deadline).await?,
+        )),
         _ => Link::Ws(ws_connect(&url, dst, ctx.src.pick(i), deadline).await?),
     };
     let open_ns = t0.elapsed().as_nanos() as u64;
@@ -175,8 +180,8 @@ pub async fn hold(link: Link, mut stop: watch::Receiver<bool>, hard: Instant) ->
     let mut end = HoldEnd::default();
     let mut ws = match link {
         Link::Ws(ws) => ws,
-        Link::Csp(mut c) => {
-            // A CSP client is idle in a long poll, re-issued as each one ends.
+        Link::Http(mut c) => {
+            // A CSP client is idle in a long poll, re-issued as each one ends; a stream waits.
             let sleep = tokio::time::sleep_until(hard.into());
             tokio::pin!(sleep);
             loop {

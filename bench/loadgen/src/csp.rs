@@ -27,7 +27,11 @@ fn body_inner(text: &str) -> Option<&str> {
 
 impl CspLink {
     /// Handshakes a new session.
-    pub async fn open(http: reqwest::Client, base: String, deadline: Instant) -> Result<CspLink, String> {
+    pub async fn open(
+        http: reqwest::Client,
+        base: String,
+        deadline: Instant,
+    ) -> Result<CspLink, String> {
         let left = deadline.saturating_duration_since(Instant::now());
         let resp = http
             .post(format!("{base}/handshake"))
@@ -44,7 +48,13 @@ impl CspLink {
             .as_str()
             .ok_or_else(|| format!("handshake: {text:.100}"))?
             .to_owned();
-        Ok(CspLink { http, base, key, acked: 0, sent: 0 })
+        Ok(CspLink {
+            http,
+            base,
+            key,
+            acked: 0,
+            sent: 0,
+        })
     }
 
     /// Sends RTJP text as one packet.
@@ -55,7 +65,10 @@ impl CspLink {
         let left = deadline.saturating_duration_since(Instant::now());
         let resp = self
             .http
-            .post(format!("{}/send?s={}&a={}", self.base, self.key, self.acked))
+            .post(format!(
+                "{}/send?s={}&a={}",
+                self.base, self.key, self.acked
+            ))
             .body(body)
             .timeout(left)
             .send()

@@ -4,17 +4,19 @@
 //! - `a`: idle footprint — N subscribers over M channels; server RSS per connection, idle CPU.
 //! - `b`: broadcast fan-out — S subscribers on one channel, a publisher POSTing at a fixed rate;
 //!   end-to-end latency, deliveries, loss, gaps, duplicates, server CPU per delivery.
+//! - `c`: many small channels — `b` with each subscriber in a personal channel and a group.
 //! - `d`: webhook-gated connects — connect + subscribe through the webhook app; connects/s, p99.
 //!
 //! Runs on a single-threaded tokio runtime (the loadgen is pinned to one core). Every loop is
 //! bounded in count and time; every run stops by itself and prints one `RESULT k=v …` line.
 
 mod clients;
+mod csp;
 mod net;
 mod procstat;
-mod csp;
 mod proto;
 mod stats;
+mod stream;
 mod webhook;
 mod wl_a;
 mod wl_b;
@@ -76,6 +78,9 @@ enum Cmd {
     A(wl_a::Args),
     /// Broadcast fan-out: S subscribers on one channel, publisher at a fixed rate.
     B(wl_b::Args),
+    /// Many small channels: each subscriber in a personal channel and a group (--group,
+    /// default 10); publishes alternate between them.
+    C(wl_b::Args),
     /// Webhook-gated connects.
     D(wl_d::Args),
     /// Reconnect storm: every subscriber drops at once and comes back.
@@ -117,7 +122,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
     }
     let conns = match &cli.cmd {
         Cmd::A(a) => a.subs,
-        Cmd::B(b) => b.subs,
+        Cmd::B(b) | Cmd::C(b) => b.subs,
         Cmd::D(d) => d.connects,
         Cmd::E(e) => e.subs,
     };
@@ -151,6 +156,12 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
     let res = match cli.cmd {
         Cmd::A(a) => wl_a::run(ctx, a, cli.webhook_port, cli.connect_concurrency).await,
         Cmd::B(b) => wl_b::run(ctx, b, cli.webhook_port, cli.connect_concurrency).await,
+        Cmd::C(mut c) => {
+            if c.group == 0 {
+                c.group = 10;
+            }
+            wl_b::run(ctx, c, cli.webhook_port, cli.connect_concurrency).await
+        }
         Cmd::D(d) => wl_d::run(ctx, d, cli.webhook_port).await,
         Cmd::E(e) => wl_e::run(ctx, e, cli.webhook_port, cli.connect_concurrency).await,
     };

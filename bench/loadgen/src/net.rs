@@ -9,10 +9,34 @@ use tokio_tungstenite::WebSocketStream;
 
 pub type Ws = WebSocketStream<TcpStream>;
 
-/// A subscriber's connection: a WebSocket, or a CSP session (hookbox over HTTP long polls).
+/// A subscriber's connection: a WebSocket, or plain HTTP.
 pub enum Link {
     Ws(Ws),
+    Http(HttpLink),
+}
+
+/// A subscriber over plain HTTP: a CSP session (hookbox over long polls), or an HTTP stream
+/// (Pushpin).
+pub enum HttpLink {
     Csp(crate::csp::CspLink),
+    Stream(crate::stream::StreamLink),
+}
+
+impl HttpLink {
+    pub async fn send(&mut self, text: &str, deadline: Instant) -> Result<(), String> {
+        match self {
+            HttpLink::Csp(c) => c.send(text, deadline).await,
+            HttpLink::Stream(_) => Err("an HTTP stream only receives".into()),
+        }
+    }
+
+    /// What arrived next (may be empty: a long poll that ended with nothing).
+    pub async fn next(&mut self) -> Result<Vec<u8>, String> {
+        match self {
+            HttpLink::Csp(c) => c.next().await,
+            HttpLink::Stream(s) => s.next().await,
+        }
+    }
 }
 
 /// Source addresses for client sockets. Empty = let the kernel pick (127.0.0.1).

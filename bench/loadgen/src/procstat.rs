@@ -47,9 +47,12 @@ fn cpu_split_sum(pids: &[u32]) -> (u64, u64) {
         .fold((0, 0), |(u, s), (u1, s1)| (u + u1, s + s1))
 }
 
-/// Summed VmRSS of several processes, in kB.
+/// Summed VmRSS of several processes and their descendants, in kB.
 pub fn rss_sum_kb(pids: &[u32]) -> u64 {
-    pids.iter().filter_map(|&p| rss_kb(p)).sum()
+    with_descendants(pids)
+        .iter()
+        .filter_map(|&p| rss_kb(p))
+        .sum()
 }
 
 /// CPU of a set of processes (the server's, or ourselves) between two points in time. A
@@ -62,11 +65,49 @@ pub struct CpuMark {
     at: Instant,
 }
 
+/// `pids` and all their descendants (a server may be a tree: Pushpin's runner starts condure,
+/// pushpin-proxy and pushpin-handler; its script starts zurl).
+pub fn with_descendants(pids: &[u32]) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // Field 4 (ppid) is the second after the command name's closing ')'.
+            let ppid = s
+                .rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().nth(1)?.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                parent_of.push((pid, pp));
+            }
+        }
+    }
+    let mut out = pids.to_vec();
+    // Bounded: each pass adds only processes not yet in `out`; at most one pass per level.
+    loop {
+        let before = out.len();
+        for &(pid, pp) in &parent_of {
+            if out.contains(&pp) && !out.contains(&pid) {
+                out.push(pid);
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
 impl CpuMark {
+    /// Marks the CPU of `pids` and their descendants (as they are now).
     pub fn now(pids: &[u32]) -> Self {
-        let (u, s) = cpu_split_sum(pids);
+        let pids = with_descendants(pids);
+        let (u, s) = cpu_split_sum(&pids);
         CpuMark {
-            pids: pids.to_vec(),
+            pids,
             cpu: u + s,
             sys: s,
             at: Instant::now(),

@@ -20,6 +20,13 @@ pub enum Proto {
     Nchan,
     /// Socket.IO 4 (Engine.IO v4 over WebSocket) with `bench/peers/socketio/server.js`.
     Socketio,
+    /// Pushpin (`bench/peers/pushpin.sh`) with HTTP streaming subscribers: `GET /stream?id=…`,
+    /// held by our GRIP backend (the loadgen's web app), one `\r\n`-ended line per publication;
+    /// `POST :PORT+1/publish/` (JSON items).
+    Pushpin,
+    /// Pushpin with WebSocket subscribers (WebSocket-over-HTTP to the GRIP backend), one
+    /// message per publication.
+    PushpinWs,
     /// hookbox's RTJP over CSP (`/csp`: HTTP long polls), as the original client without
     /// WebSocket.
     Csp,
@@ -55,12 +62,16 @@ enum Step {
 }
 
 impl Proto {
-    /// The WebSocket URL a subscriber of `channel` opens.
-    pub fn ws_url(&self, t: &Target, channel: &str) -> String {
+    /// The WebSocket URL a subscriber of `channels` (one name, or several joined by `,`) opens.
+    pub fn ws_url(&self, t: &Target, channels: &str) -> String {
         match self {
             Proto::Hookbox => format!("ws://{}:{}/ws", t.host, t.port),
             Proto::Csp => format!("http://{}:{}/csp", t.host, t.port),
-            Proto::Nchan => format!("ws://{}:{}/sub?id={channel}", t.host, t.port),
+            // Nchan splits the id at `,` (nchan_channel_id_split_delimiter); our GRIP backend too.
+            Proto::Nchan | Proto::PushpinWs => {
+                format!("ws://{}:{}/sub?id={channels}", t.host, t.port)
+            }
+            Proto::Pushpin => format!("http://{}:{}/stream?id={channels}", t.host, t.port),
             Proto::Socketio => format!(
                 "ws://{}:{}/socket.io/?EIO=4&transport=websocket",
                 t.host, t.port
@@ -73,19 +84,21 @@ impl Proto {
     pub fn lines(&self) -> LineBuf {
         LineBuf {
             carry: Vec::new(),
-            per_message: !matches!(self, Proto::Hookbox | Proto::Csp),
+            per_message: !matches!(self, Proto::Hookbox | Proto::Csp | Proto::Pushpin),
         }
     }
 
-    /// Log in as user number `user` and subscribe to `channel`, on an open socket.
+    /// Log in as user number `user` and subscribe to `channels` (one name, or several joined
+    /// by `,`), on an open socket.
     pub async fn handshake(
         &self,
         ws: &mut Link,
         lines: &mut LineBuf,
         user: u64,
-        channel: &str,
+        channels: &str,
         deadline: Instant,
     ) -> Result<Handshake, String> {
+        let channels: Vec<&str> = channels.split(',').collect();
         match self {
             Proto::Hookbox | Proto::Csp => {
                 let mut hs = Handshake::default();
@@ -106,32 +119,48 @@ impl Proto {
                 .await
                 .map_err(|e| format!("login: {e}"))?;
                 hs.login_ns = t0.elapsed().as_nanos() as u64;
-                // A user that is in the channel already (a reconnect while its previous
-                // connection is still being closed) gets its own SUBSCRIBE right after CONNECTED,
-                // and the SUBSCRIBE sent below answers nothing: that one counts.
-                let replayed = hs.leftover.iter().any(|l| rtjp_name(l) == Some("SUBSCRIBE"));
+                // A user that is in a channel already (a reconnect while its previous
+                // connection is still being closed) gets its own SUBSCRIBE for it right after
+                // CONNECTED, and the SUBSCRIBE sent below answers nothing: those count.
+                let replayed = hs
+                    .leftover
+                    .iter()
+                    .filter(|l| rtjp_name(l) == Some("SUBSCRIBE"))
+                    .count();
                 hs.leftover.clear();
-                let sub = format!("[2, \"SUBSCRIBE\", {{\"channel_name\": \"{channel}\"}}]\r\n");
                 let t1 = Instant::now();
-                send_text(ws, sub, deadline).await?;
-                if replayed {
-                    return Ok(hs);
+                for (k, channel) in channels.iter().enumerate() {
+                    let sub = format!(
+                        "[{}, \"SUBSCRIBE\", {{\"channel_name\": \"{channel}\"}}]\r\n",
+                        k + 2
+                    );
+                    send_text(ws, sub, deadline).await?;
                 }
-                recv_until(ws, lines, deadline, &mut hs.leftover, |line| {
-                    match rtjp_name(line) {
-                        // Presence is off in our channels, so the first SUBSCRIBE is our own.
-                        Some("SUBSCRIBE") => Step::Done,
-                        Some("ERROR") => Step::Fail(lossy(line)),
-                        _ => Step::Continue,
-                    }
-                })
-                .await
-                .map_err(|e| format!("subscribe: {e}"))?;
+                let mut need = channels.len().saturating_sub(replayed);
+                if need > 0 {
+                    recv_until(ws, lines, deadline, &mut hs.leftover, |line| {
+                        match rtjp_name(line) {
+                            // Presence is off in our channels: each SUBSCRIBE is one of ours.
+                            Some("SUBSCRIBE") => {
+                                need -= 1;
+                                if need == 0 {
+                                    Step::Done
+                                } else {
+                                    Step::Continue
+                                }
+                            }
+                            Some("ERROR") => Step::Fail(lossy(line)),
+                            _ => Step::Continue,
+                        }
+                    })
+                    .await
+                    .map_err(|e| format!("subscribe: {e}"))?;
+                }
                 hs.subscribe_ns = t1.elapsed().as_nanos() as u64;
                 Ok(hs)
             }
             // Subscribed by opening the socket.
-            Proto::Nchan => Ok(Handshake::default()),
+            Proto::Nchan | Proto::Pushpin | Proto::PushpinWs => Ok(Handshake::default()),
             Proto::Socketio => {
                 let mut hs = Handshake::default();
                 let t0 = Instant::now();
@@ -155,13 +184,18 @@ impl Proto {
                 hs.login_ns = t0.elapsed().as_nanos() as u64;
                 hs.leftover.clear();
                 let t1 = Instant::now();
-                send_text(ws, format!("42[\"subscribe\",\"{channel}\"]"), deadline).await?;
+                for channel in &channels {
+                    send_text(ws, format!("42[\"subscribe\",\"{channel}\"]"), deadline).await?;
+                }
+                let mut need = channels.len();
                 recv_until(ws, lines, deadline, &mut hs.leftover, |m| {
                     if m.starts_with(b"42[\"subscribed\"") {
-                        Step::Done
-                    } else {
-                        Step::Continue
+                        need -= 1;
+                        if need == 0 {
+                            return Step::Done;
+                        }
                     }
+                    Step::Continue
                 })
                 .await?;
                 hs.subscribe_ns = t1.elapsed().as_nanos() as u64;
@@ -180,7 +214,7 @@ impl Proto {
                 }
                 payload_stamp(line)
             }
-            Proto::Nchan => payload_stamp(line),
+            Proto::Nchan | Proto::Pushpin | Proto::PushpinWs => payload_stamp(line),
             Proto::Socketio if line.starts_with(b"42[\"message\"") => payload_stamp(line),
             Proto::Socketio => None,
         }
@@ -208,6 +242,26 @@ impl Proto {
                 format!("http://{}:{}/publish?room={channel}", t.host, t.port),
                 payload.to_owned(),
             ),
+            Proto::Pushpin | Proto::PushpinWs => {
+                let mut body = String::with_capacity(payload.len() * 2 + 128);
+                body.push_str("{\"items\":[{\"channel\":\"");
+                json_escape_into(channel, &mut body);
+                body.push_str("\",\"formats\":{\"ws-message\":{\"content\":\"");
+                json_escape_into(payload, &mut body);
+                body.push_str("\"},\"http-stream\":{\"content\":\"");
+                json_escape_into(payload, &mut body);
+                body.push_str("\\r\\n\"}}}]}");
+                (format!("http://{}:{}/publish/", t.host, t.port + 1), body)
+            }
+        }
+    }
+
+    /// The publish request's Content-Type.
+    pub fn publish_content_type(&self) -> &'static str {
+        match self {
+            Proto::Hookbox | Proto::Csp => "application/x-www-form-urlencoded",
+            Proto::Pushpin | Proto::PushpinWs => "application/json",
+            Proto::Nchan | Proto::Socketio => "text/plain",
         }
     }
 
@@ -217,7 +271,7 @@ impl Proto {
             Proto::Hookbox | Proto::Csp => status == 200 && body.starts_with(b"[true"),
             // 201: delivered to subscribers, 202: queued with none.
             Proto::Nchan => status == 201 || status == 202,
-            Proto::Socketio => status == 200,
+            Proto::Socketio | Proto::Pushpin | Proto::PushpinWs => status == 200,
         }
     }
 }
@@ -278,6 +332,18 @@ fn parse_u64(b: &[u8]) -> Option<(u64, usize)> {
 
 fn lossy(line: &[u8]) -> String {
     String::from_utf8_lossy(&line[..line.len().min(300)]).into_owned()
+}
+
+/// Appends `s` as the inside of a JSON string.
+pub fn json_escape_into(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
 }
 
 pub fn url_encode_into(s: &str, out: &mut String) {
@@ -350,12 +416,14 @@ pub fn message_bytes(m: &Message) -> Result<Option<&[u8]>, String> {
 
 async fn send_text(link: &mut Link, text: String, deadline: Instant) -> Result<(), String> {
     match link {
-        Link::Ws(ws) => match timeout_at(deadline.into(), ws.send(Message::Text(text.into()))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("send: {e}")),
-            Err(_) => Err("send: timeout".into()),
-        },
-        Link::Csp(c) => c.send(&text, deadline).await,
+        Link::Ws(ws) => {
+            match timeout_at(deadline.into(), ws.send(Message::Text(text.into()))).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("send: {e}")),
+                Err(_) => Err("send: timeout".into()),
+            }
+        }
+        Link::Http(c) => c.send(&text, deadline).await,
     }
 }
 
@@ -371,7 +439,7 @@ async fn recv_data(link: &mut Link, deadline: Instant) -> Result<Option<Vec<u8>>
             };
             Ok(message_bytes(&m)?.map(<[u8]>::to_vec))
         }
-        Link::Csp(c) => match timeout_at(deadline.into(), c.next()).await {
+        Link::Http(c) => match timeout_at(deadline.into(), c.next()).await {
             Err(_) => Err("handshake timeout".into()),
             Ok(r) => r.map(Some),
         },

@@ -4,6 +4,10 @@
 //! `connect` names the user after the `u=<n>` cookie, `create_channel` answers the channel
 //! options chosen on the command line, every other hook (subscribe, unsubscribe, publish,
 //! destroy_channel, disconnect, …) is approved with `[true, {}]`.
+//!
+//! It is also Pushpin's GRIP backend (WebSocket-over-HTTP, `bench/peers/pushpin.sh`): a
+//! request of type `application/websocket-events` whose body opens with `OPEN` is accepted and
+//! subscribed to every channel of its `?id=a,b` query; a `CLOSE` is acknowledged.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -22,6 +26,8 @@ pub struct HookStats {
     pub disconnect: AtomicU64,
     pub other: AtomicU64,
     pub bad_request: AtomicU64,
+    /// GRIP WebSocket-over-HTTP requests (Pushpin).
+    pub grip: AtomicU64,
 }
 
 impl HookStats {
@@ -112,13 +118,32 @@ async fn serve_conn(
                 break;
             }
             let body = &buf[hend + 4..total];
-            let cookie = header(head, b"cookie").unwrap_or(b"");
-            let reply = answer(body, cookie, &stats, &create_reply);
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
-                reply.len(),
-                reply
-            );
+            let resp = if head.starts_with(b"GET /stream?") {
+                // GRIP HTTP streaming: hold the response open on the request's channels.
+                stats.grip.fetch_add(1, Relaxed);
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nGrip-Hold: stream\r\n\
+                     Grip-Channel: {}\r\nContent-Length: 0\r\n\r\n",
+                    grip_channels(head).join(", ")
+                )
+            } else if header(head, b"content-type") == Some(&b"application/websocket-events"[..]) {
+                stats.grip.fetch_add(1, Relaxed);
+                let reply = grip_answer(head, body);
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/websocket-events\r\n\
+                     Sec-WebSocket-Extensions: grip\r\nContent-Length: {}\r\n\r\n{}",
+                    reply.len(),
+                    reply
+                )
+            } else {
+                let cookie = header(head, b"cookie").unwrap_or(b"");
+                let reply = answer(body, cookie, &stats, &create_reply);
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                    reply.len(),
+                    reply
+                )
+            };
             if sock.write_all(resp.as_bytes()).await.is_err() {
                 return;
             }
@@ -166,6 +191,42 @@ fn answer(body: &[u8], cookie: &[u8], stats: &HookStats, create_reply: &str) -> 
             "[true, {}]".to_owned()
         }
     }
+}
+
+/// The GRIP reply to a WebSocket-over-HTTP request: `OPEN` plus one `subscribe` control message
+/// per channel of the request's `id` query (`a,b`); `CLOSE` acknowledged; anything else (the
+/// client's own messages) answered with no events.
+fn grip_answer(head: &[u8], body: &[u8]) -> String {
+    let mut out = String::new();
+    if body.starts_with(b"OPEN") {
+        out.push_str("OPEN\r\n");
+        for ch in grip_channels(head) {
+            let msg = format!("c:{{\"type\": \"subscribe\", \"channel\": \"{ch}\"}}");
+            out.push_str(&format!("TEXT {:x}\r\n{msg}\r\n", msg.len()));
+        }
+    } else if find(body, b"CLOSE").is_some() {
+        out.push_str("CLOSE\r\n");
+    }
+    out
+}
+
+/// The channels of a GRIP request's `id` query (`?id=a,b`), restricted to [A-Za-z0-9_-] (our
+/// channel names) so they need no escaping.
+fn grip_channels(head: &[u8]) -> Vec<String> {
+    // Request line: `POST /sub?id=a,b HTTP/1.1`.
+    let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
+    let target = line.split(|&b| b == b' ').nth(1).unwrap_or(b"");
+    let query = target.splitn(2, |&b| b == b'?').nth(1).unwrap_or(b"");
+    let ids = form_field(query, b"id").unwrap_or(b"");
+    ids.split(|&b| b == b',')
+        .filter(|c| !c.is_empty())
+        .map(|ch| {
+            ch.iter()
+                .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+                .map(|&b| b as char)
+                .collect()
+        })
+        .collect()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -218,6 +279,11 @@ mod tests {
         );
         assert_eq!(answer(b"action=subscribe", b"", &st, "CR"), "[true, {}]");
         assert_eq!(st.subscribe.load(Relaxed), 1);
+        assert_eq!(
+            grip_answer(b"POST /sub?id=p1,g0 HTTP/1.1\r\nHost: x", b"OPEN\r\n"),
+            "OPEN\r\nTEXT 28\r\nc:{\"type\": \"subscribe\", \"channel\": \"p1\"}\r\n\
+             TEXT 28\r\nc:{\"type\": \"subscribe\", \"channel\": \"g0\"}\r\n"
+        );
         assert_eq!(
             header(
                 b"POST / HTTP/1.1\r\nContent-Length: 12\r\nCookie: u=1",

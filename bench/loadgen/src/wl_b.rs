@@ -2,6 +2,10 @@
 //! total rate R for warm-up + T seconds. Each payload carries its send time (ns) and sequence
 //! number. Subscribers record end-to-end latency (messages sent after the warm-up only) and
 //! mark every sequence they see, so loss, gaps, duplicates and reordering are exact.
+//!
+//! Workload C (many small channels) is the same run with `--group N`: subscriber i joins its
+//! personal channel and the group of N it belongs to; publishes alternate between the personal
+//! channels and the groups, round-robin, so each reaches 1 or N subscribers (see `Route`).
 
 use crate::clients::{connect_many, join_all, Ctx};
 use crate::net::Link;
@@ -38,9 +42,72 @@ pub struct Args {
     /// After the last publish, wait at most this many seconds for deliveries to arrive.
     #[arg(long, default_value_t = 5.0)]
     pub drain: f64,
-    /// Channel name.
+    /// Channel name (workload C: the prefix of every channel name).
     #[arg(long, default_value = "bench")]
     pub channel: String,
+    /// Workload C: subscribers per group channel (0 = workload B, one broadcast channel).
+    #[arg(long, default_value_t = 0)]
+    pub group: usize,
+}
+
+/// Which channel each publish goes to, and who receives it. Broadcast (workload B): one
+/// channel, everyone. Small channels (workload C): even sequence numbers go to the personal
+/// channels `<base>-p<i>` in turn, odd ones to the groups `<base>-g<i / group>` in turn.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    subs: u64,
+    /// 0 = broadcast.
+    group: u64,
+}
+
+impl Route {
+    fn groups(&self) -> u64 {
+        self.subs.div_ceil(self.group.max(1))
+    }
+
+    /// The channels subscriber `i` joins (`,`-joined, as `Proto::handshake` takes them).
+    fn channels_of(&self, base: &str, i: u64) -> String {
+        if self.group == 0 {
+            base.to_owned()
+        } else {
+            format!("{base}-p{i},{base}-g{}", i / self.group)
+        }
+    }
+
+    fn channel_of_seq(&self, base: &str, seq: u64) -> String {
+        if self.group == 0 {
+            base.to_owned()
+        } else if seq % 2 == 0 {
+            format!("{base}-p{}", (seq / 2) % self.subs)
+        } else {
+            format!("{base}-g{}", (seq / 2) % self.groups())
+        }
+    }
+
+    fn reaches(&self, seq: u64, i: u64) -> bool {
+        if self.group == 0 {
+            true
+        } else if seq % 2 == 0 {
+            (seq / 2) % self.subs == i
+        } else {
+            (seq / 2) % self.groups() == i / self.group
+        }
+    }
+
+    /// The sequence numbers of bitmap word `w` that reach subscriber `i`.
+    fn word_mask(&self, w: usize, i: u64) -> u64 {
+        if self.group == 0 {
+            return u64::MAX;
+        }
+        let lo = w as u64 * 64;
+        (0..64).fold(0, |m, b| {
+            if self.reaches(lo + b, i) {
+                m | 1 << b
+            } else {
+                m
+            }
+        })
+    }
 }
 
 /// State shared by all subscribers of one run.
@@ -50,8 +117,8 @@ struct Shared {
     warm: u64,
     /// Bitmap size (planned sequence count).
     bits: u64,
-    /// Number of acknowledged publishes; u64::MAX until publishing has ended.
-    target: AtomicU64,
+    /// Per subscriber: acknowledged publishes that reach it; u64::MAX until publishing ended.
+    targets: Vec<AtomicU64>,
     /// Subscribers that have seen `target` messages (or died).
     done: AtomicU64,
     lat: Mutex<Histogram<u64>>,
@@ -59,6 +126,7 @@ struct Shared {
 
 /// What one subscriber saw.
 struct SubOut {
+    idx: usize,
     recv: Bits,
     dups: u64,
     reordered: u64,
@@ -105,6 +173,7 @@ impl SubState {
 
 async fn subscriber(
     sh: Arc<Shared>,
+    idx: usize,
     link: Link,
     mut lines: LineBuf,
     leftover: Vec<Vec<u8>>,
@@ -113,6 +182,7 @@ async fn subscriber(
 ) -> SubOut {
     let mut st = SubState {
         out: SubOut {
+            idx,
             recv: Bits::with_len(sh.bits),
             dups: 0,
             reordered: 0,
@@ -135,8 +205,9 @@ async fn subscriber(
     let mut signaled = false;
     let mut ws = match link {
         Link::Ws(ws) => ws,
-        Link::Csp(mut c) => {
-            // One long poll after another, each answering what arrived since the last.
+        Link::Http(mut c) => {
+            // One long poll after another, each answering what arrived since the last (CSP);
+            // or the chunks of one endless response (an HTTP stream).
             loop {
                 let r = tokio::select! {
                     biased;
@@ -153,7 +224,7 @@ async fn subscriber(
                     }
                 }
                 st.flush(&sh);
-                if !signaled && st.unique >= sh.target.load(Relaxed) {
+                if !signaled && st.unique >= sh.targets[idx].load(Relaxed) {
                     signaled = true;
                     sh.done.fetch_add(1, Relaxed);
                 }
@@ -192,7 +263,7 @@ async fn subscriber(
             }
         }
         st.flush(&sh);
-        if !signaled && st.unique >= sh.target.load(Relaxed) {
+        if !signaled && st.unique >= sh.targets[idx].load(Relaxed) {
             signaled = true;
             sh.done.fetch_add(1, Relaxed);
         }
@@ -216,17 +287,18 @@ async fn publisher(
     ctx: Arc<Ctx>,
     ps: Arc<PubShared>,
     client: reqwest::Client,
-    channel: String,
+    (route, base): (Route, String),
     size: usize,
     mut rx: mpsc::Receiver<u64>,
 ) {
     while let Some(seq) = rx.recv().await {
         let payload = make_payload(now_ns(), seq, size);
+        let channel = route.channel_of_seq(&base, seq);
         let (url, body) = ctx.proto.publish_request(&ctx.target, &channel, &payload);
         let t0 = Instant::now();
         let res = client
             .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", ctx.proto.publish_content_type())
             .body(body)
             .send()
             .await;
@@ -271,11 +343,15 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
     let total = ((b.warmup + b.duration) * b.rate).round() as u64;
     let warm = (b.warmup * b.rate).round() as u64;
     let planned = Duration::from_secs_f64(b.warmup + b.duration);
+    let route = Route {
+        subs: b.subs as u64,
+        group: b.group as u64,
+    };
     let sh = Arc::new(Shared {
         proto: ctx.proto,
         warm,
         bits: total + 1,
-        target: AtomicU64::new(u64::MAX),
+        targets: (0..b.subs).map(|_| AtomicU64::new(u64::MAX)).collect(),
         done: AtomicU64::new(0),
         lat: Mutex::new(new_hist()),
     });
@@ -289,13 +365,16 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
         ctx.clone(),
         b.subs,
         conc,
-        move |_| channel.clone(),
+        move |i| route.channels_of(&channel, i as u64),
         Duration::from_secs(600),
-        move |_, ws, lines, left| subscriber(sh2.clone(), ws, lines, left, stop_rx.clone(), hard),
+        move |i, ws, lines, left| {
+            subscriber(sh2.clone(), i, ws, lines, left, stop_rx.clone(), hard)
+        },
     )
     .await;
     eprintln!(
-        "loadgen: B: {} subscribed, {} failed in {:.2}s",
+        "loadgen: {}: {} subscribed, {} failed in {:.2}s",
+        if route.group == 0 { "B" } else { "C" },
         ph.ok,
         ph.failed,
         ph.elapsed.as_secs_f64()
@@ -332,7 +411,7 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
             ctx.clone(),
             ps.clone(),
             client.clone(),
-            b.channel.clone(),
+            (route, b.channel.clone()),
             b.payload,
             rx,
         )));
@@ -381,8 +460,14 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
 
     // Drain: wait until every live subscriber has all acknowledged messages, or the drain time.
     let acked: Vec<u64> = ps.acked.iter().map(|a| a.load(Relaxed)).collect();
-    let acked_total: u64 = acked.iter().map(|w| w.count_ones() as u64).sum();
-    sh.target.store(acked_total, Relaxed);
+    for (i, t) in sh.targets.iter().enumerate() {
+        let n: u64 = acked
+            .iter()
+            .enumerate()
+            .map(|(w, a)| (a & route.word_mask(w, i as u64)).count_ones() as u64)
+            .sum();
+        t.store(n, Relaxed);
+    }
     let drain_until = Instant::now() + Duration::from_secs_f64(b.drain);
     while sh.done.load(Relaxed) < ph.ok && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -417,14 +502,10 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
         }
         m
     };
-    let masks: Vec<u64> = (0..acked.len()).map(in_window).collect();
-    let expected_per_sub: u64 = acked
-        .iter()
-        .zip(&masks)
-        .map(|(a, m)| (a & m).count_ones() as u64)
-        .sum();
+    let window: Vec<u64> = (0..acked.len()).map(in_window).collect();
     let (mut deliveries, mut lost, mut gaps, mut dups, mut reordered, mut closed) =
         (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut expected = 0u64;
     let mut close_reason = None;
     for o in &outs {
         dups += o.dups;
@@ -434,7 +515,9 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
             close_reason.get_or_insert_with(|| c.clone());
         }
         let mut prev_missing = false;
-        for (w, (&a, &m)) in acked.iter().zip(&masks).enumerate() {
+        for (w, (&a, &win)) in acked.iter().zip(&window).enumerate() {
+            let m = win & route.word_mask(w, o.idx as u64);
+            expected += (a & m).count_ones() as u64;
             let r = o.recv.words.get(w).copied().unwrap_or(0);
             deliveries += (r & m).count_ones() as u64;
             let missing = a & m & !r;
@@ -458,15 +541,18 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
             }
         }
     }
-    // Subscribers whose task did not report count as having received nothing.
+    // Subscribers whose task did not report count as having received nothing (as many as an
+    // average subscriber that did).
     let missing_subs = ph.ok - outs.len() as u64;
-    lost += missing_subs * expected_per_sub;
-    let expected = expected_per_sub * ph.ok;
+    let missing_expected = missing_subs * expected / (outs.len() as u64).max(1);
+    lost += missing_expected;
+    expected += missing_expected;
     let measured_pub_s = pub_end.duration_since(t_measure).as_secs_f64().max(1e-3);
 
     let mut r = Report::default();
-    r.add("workload", "b");
+    r.add("workload", if route.group == 0 { "b" } else { "c" });
     r.add("subs", b.subs);
+    r.add("group", b.group);
     r.add("subs_ok", ph.ok);
     r.add("subs_failed", ph.failed);
     r.add("rate_target", b.rate);
@@ -501,6 +587,13 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
     r.add(
         "srv_cpu_ns_per_delivery",
         format!("{:.0}", srv_cpu as f64 / deliveries.max(1) as f64),
+    );
+    r.add(
+        "srv_cpu_ns_per_publish",
+        format!(
+            "{:.0}",
+            srv_cpu as f64 / (sent - warm.min(sent)).max(1) as f64
+        ),
     );
     r.add("srv_sys_share_pct", format!("{srv_sys:.0}"));
     r.add("lg_sys_share_pct", format!("{lg_sys:.0}"));

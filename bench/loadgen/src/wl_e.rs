@@ -81,7 +81,9 @@ pub async fn run(ctx: Arc<Ctx>, e: Args, hook_port: u16, conc: usize) -> Result<
             }
             Err(e) => {
                 failed += 1;
-                *errors.entry(e.chars().take(80).collect::<String>()).or_insert(0u64) += 1;
+                *errors
+                    .entry(e.chars().take(80).collect::<String>())
+                    .or_insert(0u64) += 1;
             }
         }
     }
