@@ -77,7 +77,7 @@ impl Route {
     fn channel_of_seq(&self, base: &str, seq: u64) -> String {
         if self.group == 0 {
             base.to_owned()
-        } else if seq % 2 == 0 {
+        } else if seq.is_multiple_of(2) {
             format!("{base}-p{}", (seq / 2) % self.subs)
         } else {
             format!("{base}-g{}", (seq / 2) % self.groups())
@@ -87,7 +87,7 @@ impl Route {
     fn reaches(&self, seq: u64, i: u64) -> bool {
         if self.group == 0 {
             true
-        } else if seq % 2 == 0 {
+        } else if seq.is_multiple_of(2) {
             (seq / 2) % self.subs == i
         } else {
             (seq / 2) % self.groups() == i / self.group
@@ -544,7 +544,9 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
     // Subscribers whose task did not report count as having received nothing (as many as an
     // average subscriber that did).
     let missing_subs = ph.ok - outs.len() as u64;
-    let missing_expected = missing_subs * expected / (outs.len() as u64).max(1);
+    let missing_expected = (missing_subs * expected)
+        .checked_div(outs.len() as u64)
+        .unwrap_or(0);
     lost += missing_expected;
     expected += missing_expected;
     let measured_pub_s = pub_end.duration_since(t_measure).as_secs_f64().max(1e-3);
