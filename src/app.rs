@@ -148,6 +148,8 @@ impl App {
                 session: config.session_limits(),
                 csp_poll_timeout: config.csp_poll_timeout,
                 write_coalesce: config.write_coalesce,
+                ping_interval: config.ping_interval,
+                connect_timeout: config.connect_timeout,
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             shutdown,
@@ -218,7 +220,11 @@ impl App {
         );
         let tasks = TaskTracker::new();
         let main = self.main_router();
-        tasks.spawn(serve_one(self.listener, main, shutdown.clone()));
+        let deadlines = transport::Deadlines {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+        };
+        tasks.spawn(serve_one(self.listener, deadlines, main, shutdown.clone()));
         let state = self.state.clone();
         // The demo app answers the webhooks of the close handling at shutdown, so it stops last.
         let demo_stop = CancellationToken::new();
@@ -232,7 +238,7 @@ impl App {
                 .route("/rest/{method}", any(api::handle_rest))
                 .route("/{method}", any(api::handle_web))
                 .with_state(self.api.clone());
-            tasks.spawn(serve_one(listener, api, shutdown.clone()));
+            tasks.spawn(serve_one(listener, deadlines, api, shutdown.clone()));
         }
         // After every "Listening to" line, so the original's startup lines stay in their order.
         tracing::info!("Engine: {}", config.engine.describe());
@@ -240,7 +246,12 @@ impl App {
             let demo_port = listener.local_addr()?.port();
             tracing::info!("Demo chat: open http://127.0.0.1:{demo_port}/ in two browser tabs");
             let demo = demo::router(port);
-            demo_task = Some(tokio::spawn(serve_one(listener, demo, demo_stop.clone())));
+            demo_task = Some(tokio::spawn(serve_one(
+                listener,
+                deadlines,
+                demo,
+                demo_stop.clone(),
+            )));
         }
         // After the startup lines: a web app that does not answer is worth a warning.
         let hub = self.state.hub.clone();
@@ -291,13 +302,24 @@ async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response
     resp
 }
 
-async fn serve_one(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+async fn serve_one(
+    listener: TcpListener,
+    deadlines: transport::Deadlines,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     let service = router
         .layer(axum::middleware::map_response(nosniff))
         .into_make_service_with_connect_info::<PeerAddr>();
-    if let Err(e) = axum::serve(TimedListener(listener), service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    if let Err(e) = axum::serve(
+        TimedListener {
+            listener,
+            deadlines,
+        },
+        service,
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
     {
         tracing::error!("server error: {e}");
     }

@@ -52,6 +52,10 @@ pub const ENGINE_REPLACED_CHANNELS: &str = "hookbox_engine_replaced_channels_tot
 pub const ENGINE_STATE_LOSSES: &str = "hookbox_engine_state_losses_total";
 /// Engine steps of close handlings retried because the engine did not answer.
 pub const CLOSE_RETRIES: &str = "hookbox_close_retries_total";
+/// Connections closed for doing nothing, by `kind`: `header` (request headers not complete
+/// within `--header-timeout`), `idle` (nothing received for `--idle-timeout`), `connect` (no
+/// CONNECT within `--connect-timeout`).
+pub const TIMEOUTS: &str = "hookbox_timeouts_total";
 /// Log lines dropped because the log writer fell behind.
 pub const LOG_LINES_DROPPED: &str = "hookbox_log_lines_dropped_total";
 
@@ -112,6 +116,7 @@ fn describe() {
         "Times this node's Redis record was gone"
     );
     describe_counter!(CLOSE_RETRIES, "Close handling steps retried");
+    describe_counter!(TIMEOUTS, "Connections closed for doing nothing");
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped by the log writer");
 }
 
@@ -261,6 +266,11 @@ pub fn state_loss() {
     counter!(ENGINE_STATE_LOSSES).increment(1);
 }
 
+/// A connection closed by one of the read bounds (`kind`: header, idle, connect).
+pub fn timed_out(kind: &'static str) {
+    counter!(TIMEOUTS, "kind" => kind).increment(1);
+}
+
 pub fn close_retry() {
     counter!(CLOSE_RETRIES).increment(1);
 }
@@ -269,7 +279,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 18] = [
+    const ALL: [&str; 19] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -287,6 +297,7 @@ mod tests {
         ENGINE_REPLACED_CHANNELS,
         ENGINE_STATE_LOSSES,
         CLOSE_RETRIES,
+        TIMEOUTS,
         LOG_LINES_DROPPED,
     ];
 

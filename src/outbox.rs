@@ -30,6 +30,8 @@ pub enum CloseReason {
     /// The engine could not take the connection in, or lost its state (a Redis that restarted
     /// empty, a node the others gave up for dead): the client must connect again.
     Unavailable,
+    /// The connection sent no CONNECT within `--connect-timeout`.
+    ConnectTimeout { after: std::time::Duration },
 }
 
 impl CloseReason {
@@ -48,6 +50,9 @@ impl CloseReason {
             }
             CloseReason::Unavailable => {
                 "the server's shared state is unavailable: connect again".to_owned()
+            }
+            CloseReason::ConnectTimeout { after } => {
+                format!("no CONNECT within {} s", after.as_secs_f64())
             }
         }
     }

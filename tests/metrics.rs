@@ -276,3 +276,31 @@ async fn json_log_lines() {
         "{msg}"
     );
 }
+
+/// Connections closed for doing nothing are counted by kind.
+#[tokio::test]
+async fn timeouts_are_counted_by_kind() {
+    use tokio::io::AsyncReadExt;
+    let web = WebApp::start().await;
+    let (_run, port) = server(
+        &web,
+        &["--header-timeout", "0.3", "--connect-timeout", "0.3"],
+    );
+    // A socket that sends nothing, and a WebSocket that sends no CONNECT.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(GUARD, silent.read(&mut buf))
+        .await
+        .expect("the silent socket was not closed");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    let mut ws = Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
+    assert_eq!(
+        ws.expect_close().await,
+        Some((1008, "no CONNECT within 0.3 s".to_owned()))
+    );
+    let m = scrape(port).await;
+    assert_eq!(value(&m, r#"hookbox_timeouts_total{kind="header"}"#), 1.0);
+    assert_eq!(value(&m, r#"hookbox_timeouts_total{kind="connect"}"#), 1.0);
+}

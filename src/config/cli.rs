@@ -255,6 +255,22 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_HANDSHAKE_TIMEOUT")]
     #[arg(help_heading = "Limits")]
     pub csp_handshake_timeout: Option<f64>,
+    /// A connection must send its first request's headers within this many seconds (slowloris, silent sockets) [default: 10]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_HEADER_TIMEOUT")]
+    #[arg(help_heading = "Limits")]
+    pub header_timeout: Option<f64>,
+    /// A connection on which nothing arrives for this many seconds is closed: an idle keep-alive, a dead peer (live WebSocket clients answer the pings) [default: 60]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_IDLE_TIMEOUT")]
+    #[arg(help_heading = "Limits")]
+    pub idle_timeout: Option<f64>,
+    /// Seconds between WebSocket pings; 0 sends none [default: 20]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_PING_INTERVAL")]
+    #[arg(help_heading = "Limits")]
+    pub ping_interval: Option<f64>,
+    /// A WebSocket (or hixie-75) connection that has not sent CONNECT this many seconds after opening is closed [default: 10]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CONNECT_TIMEOUT")]
+    #[arg(help_heading = "Limits")]
+    pub connect_timeout: Option<f64>,
     /// Most CSP sessions alive at once per client address [default: 100]
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS_PER_IP")]
     #[arg(help_heading = "Limits")]
@@ -341,7 +357,8 @@ impl Options {
             cb_unsubscribe, cb_publish, cb_message, cb_single_url, api_security_token,
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
             max_message_size, write_coalesce_ms, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
-            csp_handshake_timeout, csp_max_sessions_per_ip, trusted_proxies, max_failed_connects,
+            csp_handshake_timeout, csp_max_sessions_per_ip, header_timeout, idle_timeout,
+            ping_interval, connect_timeout, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port);

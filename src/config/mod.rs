@@ -116,6 +116,14 @@ pub struct Config {
     /// A CSP session that has not begun a CONNECT this long after its handshake is closed.
     pub csp_handshake_timeout: Duration,
     pub csp_max_sessions_per_ip: usize,
+    /// How long a connection may take to send its first request's headers.
+    pub header_timeout: Duration,
+    /// How long a connection may stay without sending anything.
+    pub idle_timeout: Duration,
+    /// WebSocket ping period; `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a WebSocket or hixie-75 connection may stay without a CONNECT.
+    pub connect_timeout: Duration,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpRange>,
     /// Refused CONNECTs after which a connection is closed.
@@ -161,6 +169,10 @@ impl Default for Config {
             csp_max_sessions: 10_000,
             csp_handshake_timeout: Duration::from_secs(10),
             csp_max_sessions_per_ip: 100,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Some(Duration::from_secs(20)),
+            connect_timeout: Duration::from_secs(10),
             trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
             max_failed_connects: 3,
             history_max_bytes: 256 * 1024,
@@ -340,6 +352,27 @@ impl Config {
         )?;
         let shutdown_timeout =
             seconds(o.shutdown_timeout, "--shutdown-timeout", d.shutdown_timeout)?;
+        let header_timeout = seconds(o.header_timeout, "--header-timeout", d.header_timeout)?;
+        let idle_timeout = seconds(o.idle_timeout, "--idle-timeout", d.idle_timeout)?;
+        let connect_timeout = seconds(o.connect_timeout, "--connect-timeout", d.connect_timeout)?;
+        let ping_interval = match o.ping_interval {
+            None => d.ping_interval,
+            Some(0.0) => None,
+            v => Some(seconds(v, "--ping-interval", Duration::ZERO)?),
+        };
+        // Live connections must not look idle: a WebSocket client answers each ping, a CSP
+        // client's comet is answered within the poll timeout and followed by the next.
+        if idle_timeout <= csp_poll_timeout || ping_interval.is_some_and(|p| idle_timeout <= p) {
+            return Err(invalid(
+                "--idle-timeout",
+                format!(
+                    "{} s (must exceed --csp-poll-timeout, {} s, and --ping-interval, {} s)",
+                    idle_timeout.as_secs_f64(),
+                    csp_poll_timeout.as_secs_f64(),
+                    ping_interval.unwrap_or_default().as_secs_f64()
+                ),
+            ));
+        }
         let engine = match o.engine.as_deref().unwrap_or("memory") {
             "memory" => EngineConfig::Memory,
             "redis" => {
@@ -475,6 +508,10 @@ impl Config {
             csp_max_sessions,
             csp_handshake_timeout,
             csp_max_sessions_per_ip,
+            header_timeout,
+            idle_timeout,
+            ping_interval,
+            connect_timeout,
             trusted_proxies,
             max_failed_connects,
             history_max_bytes,
@@ -600,5 +637,29 @@ mod tests {
         assert!(!e.contains('\n') && e.contains("--bogus"), "{e}");
         let e = parse(&["--port", "abc"]).unwrap_err().to_string();
         assert!(!e.contains('\n') && e.contains("--port"), "{e}");
+    }
+
+    #[test]
+    fn liveness_bounds() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.ping_interval, Some(Duration::from_secs(20)));
+        let c = parse(&[
+            "--ping-interval=0",
+            "--idle-timeout=45",
+            "--header-timeout=2.5",
+        ])
+        .unwrap();
+        assert_eq!(c.ping_interval, None);
+        assert_eq!(c.idle_timeout, Duration::from_secs(45));
+        assert_eq!(c.header_timeout, Duration::from_millis(2500));
+        // Live clients must not look idle.
+        let e = parse(&["--idle-timeout=30"]).unwrap_err().to_string();
+        assert!(
+            e.contains("--idle-timeout") && e.contains("--csp-poll-timeout"),
+            "{e}"
+        );
+        let e = parse(&["--idle-timeout=40", "--ping-interval=50"]).unwrap_err();
+        assert!(e.to_string().contains("--ping-interval, 50 s"), "{e}");
+        assert!(parse(&["--connect-timeout=0"]).is_err());
     }
 }

@@ -5,11 +5,12 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
+use super::websocket::ConnectDeadline;
 use super::Shared;
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
-use crate::session::Session;
+use crate::session::{Session, Stage};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -93,11 +94,18 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
         app.limits.write_coalesce,
     ));
 
-    // As on the WebSocket, shutdown reaches the writer through the outbox.
+    // As on the WebSocket, shutdown reaches the writer through the outbox; and CONNECT must
+    // come within --connect-timeout. hixie-75 has no ping: a silent connection is closed after
+    // --idle-timeout (`listener`).
     let mut stopping = false;
     let mut decoder = Deframer::new(limit);
     let mut buf = vec![0u8; READ_CHUNK];
+    let progress = session.progress();
+    let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
     'read: loop {
+        if progress.stage() != Stage::Initial {
+            connect_by = None;
+        }
         let n = tokio::select! {
             r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
             _ = done.cancelled() => break,
@@ -105,6 +113,10 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
                 stopping = true;
                 outbox.close(CloseReason::Shutdown);
                 continue;
+            }
+            reason = ConnectDeadline::wait(&mut connect_by) => {
+                outbox.close(reason);
+                break;
             }
         };
         for event in decoder.push(&buf[..n]) {

@@ -1,7 +1,15 @@
-//! The listeners' sockets: every accepted connection is wrapped so that a write the peer does
-//! not take for [`WRITE_STALL`] fails, whatever is written (a WebSocket frame, a CSP comet reply,
-//! a Web API answer). Without it, a peer that stops reading holds its socket, and whatever the
-//! response still references, until the kernel gives up on it many minutes later.
+//! The listeners' sockets: every accepted connection is wrapped so that a peer cannot hold a
+//! socket (a file descriptor, and whatever its task references) by doing nothing:
+//! - a write the peer does not take for [`WRITE_STALL`] fails, whatever is written (a WebSocket
+//!   frame, a CSP comet reply, a Web API answer);
+//! - the first request's headers must be complete within `--header-timeout` of the accept
+//!   (a slowloris sending a byte now and then, a socket that sends nothing);
+//! - after that, a connection on which nothing arrives for `--idle-timeout` is closed (an idle
+//!   keep-alive, a dead peer; live WebSocket clients answer the server's pings, see
+//!   `websocket`).
+//!
+//! It works at the byte level, below HTTP and WebSocket alike, so it bounds every protocol the
+//! listener speaks, upgraded connections included.
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
@@ -13,13 +21,25 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// A peer that accepts no bytes for this long is treated as gone.
 pub const WRITE_STALL: Duration = Duration::from_secs(30);
 
+/// The read bounds of every accepted connection (from the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// The first request's headers must be complete this long after the accept.
+    pub header: Duration,
+    /// Longest a connection may send nothing, once its first request's headers are in.
+    pub idle: Duration,
+}
+
 /// A TCP listener whose connections are [`TimedStream`]s.
-pub struct TimedListener(pub TcpListener);
+pub struct TimedListener {
+    pub listener: TcpListener,
+    pub deadlines: Deadlines,
+}
 
 /// The peer address of a connection, as the handlers extract it (`ConnectInfo<PeerAddr>`).
 #[derive(Debug, Clone, Copy)]
@@ -30,12 +50,12 @@ impl Listener for TimedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = Listener::accept(&mut self.0).await;
-        (TimedStream::new(stream), addr)
+        let (stream, addr) = Listener::accept(&mut self.listener).await;
+        (TimedStream::new(stream, self.deadlines), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
+        self.listener.local_addr()
     }
 }
 
@@ -45,16 +65,75 @@ impl Connected<IncomingStream<'_, TimedListener>> for PeerAddr {
     }
 }
 
-/// A TCP stream whose writes fail after [`WRITE_STALL`] without progress. The timer exists only
-/// while a write is blocked, so an idle connection carries none.
+/// A TCP stream whose writes fail after [`WRITE_STALL`] without progress, and whose reads fail
+/// when the peer is too slow with its first request's headers or sends nothing for too long.
+/// The write timer exists only while a write is blocked; the read timer while a read waits
+/// (boxed: an idle connection carries one pointer and one timer entry).
 pub struct TimedStream {
     inner: TcpStream,
     stall: Option<Pin<Box<Sleep>>>,
+    read_timer: Option<Pin<Box<Sleep>>>,
+    deadlines: Deadlines,
+    /// Until the first request's headers are complete: their deadline, and the last three bytes
+    /// read (to find a `\r\n\r\n` split across reads).
+    head: Option<(Instant, [u8; 3])>,
 }
 
 impl TimedStream {
-    fn new(inner: TcpStream) -> TimedStream {
-        TimedStream { inner, stall: None }
+    fn new(inner: TcpStream, deadlines: Deadlines) -> TimedStream {
+        TimedStream {
+            inner,
+            stall: None,
+            read_timer: None,
+            deadlines,
+            head: Some((Instant::now() + deadlines.header, [0; 3])),
+        }
+    }
+
+    /// Looks for the end of the first request's headers in newly read bytes.
+    fn scan_head(&mut self, new: &[u8]) {
+        let Some((_, tail)) = &mut self.head else {
+            return;
+        };
+        let mut window = *tail;
+        for &b in new {
+            if window == *b"\r\n\r" && b == b'\n' {
+                self.head = None;
+                return;
+            }
+            window = [window[1], window[2], b];
+        }
+        *tail = window;
+    }
+
+    /// Runs the read timer while a read waits: until the headers' deadline at first (progress
+    /// does not move it: a slowloris sends a byte now and then), then `idle` after the last
+    /// bytes read.
+    fn watch_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let head = self.head.map(|(deadline, _)| deadline);
+        let idle = self.deadlines.idle;
+        let timer = self.read_timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(
+                head.unwrap_or_else(|| Instant::now() + idle),
+            ))
+        });
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                let (kind, what) = if self.head.is_some() {
+                    let s = self.deadlines.header.as_secs_f64();
+                    (
+                        "header",
+                        format!("no complete request headers within {s} s"),
+                    )
+                } else {
+                    let s = self.deadlines.idle.as_secs_f64();
+                    ("idle", format!("nothing received for {s} s"))
+                };
+                crate::metrics::timed_out(kind);
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what)))
+            }
+        }
     }
 
     /// After the inner write made progress (`Ready`) the timer is dropped; while it is blocked
@@ -87,7 +166,24 @@ impl AsyncRead for TimedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Pending => self.watch_read(cx),
+            Poll::Ready(r) => {
+                let new = &buf.filled()[before..];
+                if !new.is_empty() {
+                    if self.head.is_some() {
+                        self.scan_head(new);
+                    }
+                    // The headers' deadline stays until they are complete; an idle timer
+                    // starts again at the next wait.
+                    if self.head.is_none() {
+                        self.read_timer = None;
+                    }
+                }
+                Poll::Ready(r)
+            }
+        }
     }
 }
 

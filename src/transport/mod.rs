@@ -6,7 +6,7 @@ pub mod hixie;
 mod listener;
 pub mod websocket;
 
-pub use listener::{PeerAddr, TimedListener};
+pub use listener::{Deadlines, PeerAddr, TimedListener};
 
 use crate::hub::Hub;
 use crate::session::SessionLimits;
@@ -39,6 +39,10 @@ pub struct Limits {
     /// How long WebSocket and hixie writers gather frames before writing
     /// (`--write-coalesce-ms`; zero: at once).
     pub write_coalesce: Duration,
+    /// WebSocket ping period (`--ping-interval`); `None`: no pings.
+    pub ping_interval: Option<Duration>,
+    /// How long a WebSocket or hixie-75 connection may go without CONNECT (`--connect-timeout`).
+    pub connect_timeout: Duration,
     /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
     pub trusted_proxies: Vec<IpRange>,
 }

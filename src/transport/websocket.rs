@@ -4,12 +4,17 @@
 //! frames one after another, and a writer, which drains the outbox and sends everything queued as
 //! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
 //! keep idle connections cheap.
+//!
+//! Liveness: the writer pings every `--ping-interval`; a live client's pong is traffic, so only
+//! a peer that is gone (or stopped reading) goes silent for `--idle-timeout` and has its reads
+//! fail (`listener`), which closes it like any other close, webhooks included. A connection
+//! that sends no CONNECT within `--connect-timeout` is closed too.
 
 use super::{client_address, hixie, PeerAddr, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
-use crate::session::Session;
+use crate::session::{Session, Stage};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -17,8 +22,10 @@ use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 /// Socket read buffer per connection, to start with: RTJP frames are small and idle connections
@@ -81,13 +88,19 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
         outbox.clone(),
         done.clone(),
         app.limits.write_coalesce,
+        app.limits.ping_interval,
     ));
+    let progress = session.progress();
+    let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
 
     // Shutdown reaches the writer through the outbox: the writer itself waits on nothing but
     // the outbox, so a delivery wakes one per-connection primitive and registers on nothing
     // shared (the shutdown token is only polled here, when the client sends something).
     let mut stopping = false;
     loop {
+        if progress.stage() != Stage::Initial {
+            connect_by = None;
+        }
         let msg = tokio::select! {
             m = stream.next() => m,
             _ = done.cancelled() => break,
@@ -95,6 +108,10 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
                 stopping = true;
                 outbox.close(CloseReason::Shutdown);
                 continue;
+            }
+            reason = ConnectDeadline::wait(&mut connect_by) => {
+                outbox.close(reason);
+                break;
             }
         };
         let data: axum::body::Bytes = match msg {
@@ -127,6 +144,55 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     Box::pin(session.close()).await;
 }
 
+/// The deadline for a connection's CONNECT (`--connect-timeout`), shared with hixie-75. Boxed,
+/// and dropped once the client has connected, so that a connected idle connection carries no
+/// timer for it.
+pub(super) struct ConnectDeadline {
+    timer: Pin<Box<Sleep>>,
+    after: Duration,
+}
+
+impl ConnectDeadline {
+    pub(super) fn new(after: Duration) -> ConnectDeadline {
+        ConnectDeadline {
+            timer: Box::pin(tokio::time::sleep(after)),
+            after,
+        }
+    }
+
+    /// Resolves when the deadline passes (never, once dropped), with the reason to close.
+    pub(super) async fn wait(deadline: &mut Option<ConnectDeadline>) -> CloseReason {
+        match deadline {
+            Some(d) => {
+                d.timer.as_mut().await;
+                crate::metrics::timed_out("connect");
+                CloseReason::ConnectTimeout { after: d.after }
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// The writer's ping timer: resolves every `interval` (never without one).
+struct PingTimer(Option<(Pin<Box<Sleep>>, Duration)>);
+
+impl PingTimer {
+    fn new(interval: Option<Duration>) -> PingTimer {
+        PingTimer(interval.map(|i| (Box::pin(tokio::time::sleep(i)), i)))
+    }
+
+    async fn due(&mut self) {
+        match &mut self.0 {
+            Some((timer, interval)) => {
+                timer.as_mut().await;
+                let next = tokio::time::Instant::now() + *interval;
+                timer.as_mut().reset(next);
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// With `--write-coalesce-ms`, lets more frames join the first before the write: one system call
 /// for several deliveries, at the cost of that much latency. A close is written at once.
 pub(super) async fn gather(outbox: &Outbox, coalesce: Duration) {
@@ -148,9 +214,20 @@ async fn write_loop(
     outbox: Arc<Outbox>,
     done: CancellationToken,
     coalesce: Duration,
+    ping: Option<Duration>,
 ) {
+    let mut ping = PingTimer::new(ping);
     loop {
-        outbox.ready().await;
+        // A ping that wins the race leaves the outbox's wake-up stored for the next turn.
+        tokio::select! {
+            _ = outbox.ready() => {}
+            _ = ping.due() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        }
         gather(&outbox, coalesce).await;
         let drained = outbox.drain();
         if !drained.data.is_empty() {
@@ -169,6 +246,7 @@ async fn write_loop(
                 CloseReason::MessageTooLarge { .. } => 1009,
                 // "Try Again Later".
                 CloseReason::Unavailable => 1013,
+                CloseReason::ConnectTimeout { .. } => 1008,
             };
             let frame = CloseFrame {
                 code,

@@ -171,6 +171,23 @@ impl Client {
         assert_eq!(args["id"], id, "unexpected ERROR {args:?}");
     }
 
+    /// Reads until the server's next WebSocket ping (frames that arrive meanwhile are kept for
+    /// `recv`). Reading is what answers it: tungstenite queues the pong and sends it.
+    pub async fn next_ping(&mut self) {
+        loop {
+            let msg = tokio::time::timeout(GUARD, self.ws.next())
+                .await
+                .expect("timed out waiting for a ping")
+                .expect("connection closed while waiting for a ping")
+                .expect("ws error");
+            match msg {
+                Message::Ping(_) => return,
+                Message::Text(text) => self.take_text(&text),
+                other => panic!("expected a ping, got {other:?}"),
+            }
+        }
+    }
+
     /// Waits for the server to close the socket; returns the close frame's code and reason.
     pub async fn expect_close(&mut self) -> Option<(u16, String)> {
         loop {
