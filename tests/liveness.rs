@@ -1,7 +1,8 @@
 //! Sockets that do nothing are closed: a request whose headers never complete (slowloris), a
 //! socket that sends nothing, a WebSocket that never sends CONNECT, a peer that stops answering
-//! pings (its close handling runs, webhooks included) and a silent hixie-75 connection; while a
-//! live client, which answers the pings, stays connected past the idle bound.
+//! pings (its close handling runs, webhooks included), a hixie-75 connection without CONNECT;
+//! while a live client, which answers the pings, stays connected past the idle bound, and so
+//! does a connected hixie-75 client (that protocol has no ping; it may listen in silence).
 
 mod common;
 use common::*;
@@ -156,32 +157,62 @@ async fn a_peer_that_stops_answering_is_closed_and_its_webhooks_run() {
     drop(c);
 }
 
-#[tokio::test]
-async fn a_silent_hixie_connection_expires_with_its_webhooks() {
-    let s = Server::start_with(|c| c.idle_timeout = Duration::from_millis(500)).await;
+async fn hixie_open(s: &Server) -> TcpStream {
     let req = format!(
         "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n",
         s.addr
     );
     let mut sock = TcpStream::connect(s.addr).await.unwrap();
     sock.write_all(req.as_bytes()).await.unwrap();
-    let connect = frame(1, "CONNECT", json!({"cookie_string": "user=quiet"}));
+    sock
+}
+
+/// One hixie-75 frame: 0x00, the text, 0xFF.
+fn hixie_frame(text: &str) -> Vec<u8> {
     let mut msg = vec![0u8];
-    msg.extend_from_slice(connect.as_bytes());
+    msg.extend_from_slice(text.as_bytes());
     msg.push(0xff);
-    sock.write_all(&msg).await.unwrap();
-    assert_eq!(
-        s.web.expect("connect").await.header("cookie"),
-        Some("user=quiet")
-    );
-    // Nothing more is sent: the session expires and its close handling runs.
-    assert_eq!(
-        s.web.expect("disconnect").await.field("name"),
-        Some("quiet")
-    );
-    let rest = read_to_end(&mut sock).await;
-    assert!(
-        !rest.is_empty(),
-        "the handshake answer and CONNECTED came first"
-    );
+    msg
+}
+
+#[tokio::test]
+async fn a_hixie_connection_without_connect_is_closed() {
+    let s = Server::start_with(|c| c.connect_timeout = Duration::from_millis(300)).await;
+    let mut sock = hixie_open(&s).await;
+    let got = String::from_utf8_lossy(&read_to_end(&mut sock).await).into_owned();
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    assert_no_hooks(&s).await;
+}
+
+#[tokio::test]
+async fn a_connected_hixie_client_may_listen_in_silence() {
+    let s = Server::start_with(|c| c.idle_timeout = Duration::from_millis(300)).await;
+    s.web.channel_options(json!({"moderated": false}));
+    let mut sock = hixie_open(&s).await;
+    let connect = frame(1, "CONNECT", json!({"cookie_string": "user=quiet"}));
+    let subscribe = frame(2, "SUBSCRIBE", json!({"channel_name": "news"}));
+    sock.write_all(&hixie_frame(&connect)).await.unwrap();
+    sock.write_all(&hixie_frame(&subscribe)).await.unwrap();
+    s.web.expect("connect").await;
+    s.web.expect("create_channel").await;
+    // Silent for several idle bounds (nothing to wait for: this proves nothing closes it).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, body) = s
+        .api(
+            "publish",
+            &[("channel_name", "news"), ("payload", "\"still here\"")],
+        )
+        .await;
+    assert_eq!((status, &body[0]), (200, &json!(true)), "{body}");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("still here") {
+        let n = tokio::time::timeout(GUARD, sock.read(&mut buf))
+            .await
+            .expect("no PUBLISH")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_no_hooks(&s).await;
 }

@@ -188,7 +188,7 @@ struct Login {
 
 async fn login(
     State(admin): State<Arc<AdminState>>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    ConnectInfo(PeerAddr(peer, _)): ConnectInfo<PeerAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {

@@ -6,7 +6,7 @@
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
 use super::websocket::ConnectDeadline;
-use super::Shared;
+use super::{IdleSwitch, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
@@ -37,7 +37,12 @@ pub fn is_hixie75(headers: &HeaderMap) -> bool {
 }
 
 /// Answers the handshake and runs the connection once hyper hands over the socket.
-pub fn upgrade(app: Arc<Shared>, mut req: Request<Body>, remote: String) -> Response {
+pub fn upgrade(
+    app: Arc<Shared>,
+    mut req: Request<Body>,
+    remote: String,
+    idle: IdleSwitch,
+) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -53,7 +58,7 @@ pub fn upgrade(app: Arc<Shared>, mut req: Request<Body>, remote: String) -> Resp
     let connections = app.connections.clone();
     connections.spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(app, TokioIo::new(upgraded), remote).await,
+            Ok(upgraded) => run(app, TokioIo::new(upgraded), remote, idle).await,
             Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),
         }
     });
@@ -74,7 +79,12 @@ pub fn upgrade(app: Arc<Shared>, mut req: Request<Body>, remote: String) -> Resp
     resp
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S, remote: String) {
+async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
+    app: Arc<Shared>,
+    io: S,
+    remote: String,
+    idle: IdleSwitch,
+) {
     let _open = OpenConnection::new(Transport::Hixie);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
@@ -95,16 +105,17 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(app: Arc<Shared>, io: S
     ));
 
     // As on the WebSocket, shutdown reaches the writer through the outbox; and CONNECT must
-    // come within --connect-timeout. hixie-75 has no ping: a silent connection is closed after
-    // --idle-timeout (`listener`).
+    // come within --connect-timeout. hixie-75 has no ping, and a connected client may listen in
+    // silence for as long as it likes: from then on only TCP keepalive bounds it (`listener`).
     let mut stopping = false;
     let mut decoder = Deframer::new(limit);
     let mut buf = vec![0u8; READ_CHUNK];
     let progress = session.progress();
     let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
     'read: loop {
-        if progress.stage() != Stage::Initial {
+        if connect_by.is_some() && progress.stage() != Stage::Initial {
             connect_by = None;
+            idle.exempt();
         }
         let n = tokio::select! {
             r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },

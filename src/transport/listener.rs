@@ -9,7 +9,10 @@
 //!   `websocket`).
 //!
 //! It works at the byte level, below HTTP and WebSocket alike, so it bounds every protocol the
-//! listener speaks, upgraded connections included.
+//! listener speaks, upgraded connections included. The one exception is a hixie-75 connection
+//! once its client has connected: that protocol has no ping, and a python-hookboxclient
+//! listening on a quiet channel is idle but alive. TCP keepalive, on every accepted socket,
+//! finds the peers of those that are gone.
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
@@ -17,6 +20,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -35,15 +40,32 @@ pub struct Deadlines {
     pub idle: Duration,
 }
 
+/// Lets a handler take its connection out of the idle bound (hixie-75, once connected). Shared
+/// by the connection's [`TimedStream`] and its [`PeerAddr`].
+#[derive(Debug, Clone, Default)]
+pub struct IdleSwitch(Arc<AtomicBool>);
+
+impl IdleSwitch {
+    /// From now on, this connection may stay silent (TCP keepalive still finds a dead peer).
+    pub fn exempt(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_exempt(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// A TCP listener whose connections are [`TimedStream`]s.
 pub struct TimedListener {
     pub listener: TcpListener,
     pub deadlines: Deadlines,
 }
 
-/// The peer address of a connection, as the handlers extract it (`ConnectInfo<PeerAddr>`).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+/// The peer address of a connection, as the handlers extract it (`ConnectInfo<PeerAddr>`), with
+/// the connection's [`IdleSwitch`].
+#[derive(Debug, Clone)]
+pub struct PeerAddr(pub SocketAddr, pub IdleSwitch);
 
 impl Listener for TimedListener {
     type Io = TimedStream;
@@ -51,6 +73,15 @@ impl Listener for TimedListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (stream, addr) = Listener::accept(&mut self.listener).await;
+        // Keepalive probes after half the idle bound of silence, three more a sixth apart: a
+        // vanished peer's socket fails within about the idle bound even where nothing else
+        // would notice (a connected hixie-75 client).
+        let idle = self.deadlines.idle;
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(idle / 2)
+            .with_interval((idle / 6).max(Duration::from_secs(1)))
+            .with_retries(3);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         (TimedStream::new(stream, self.deadlines), addr)
     }
 
@@ -61,7 +92,7 @@ impl Listener for TimedListener {
 
 impl Connected<IncomingStream<'_, TimedListener>> for PeerAddr {
     fn connect_info(stream: IncomingStream<'_, TimedListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+        PeerAddr(*stream.remote_addr(), stream.io().idle.clone())
     }
 }
 
@@ -74,6 +105,7 @@ pub struct TimedStream {
     stall: Option<Pin<Box<Sleep>>>,
     read_timer: Option<Pin<Box<Sleep>>>,
     deadlines: Deadlines,
+    idle: IdleSwitch,
     /// Until the first request's headers are complete: their deadline, and the last three bytes
     /// read (to find a `\r\n\r\n` split across reads).
     head: Option<(Instant, [u8; 3])>,
@@ -86,6 +118,7 @@ impl TimedStream {
             stall: None,
             read_timer: None,
             deadlines,
+            idle: IdleSwitch::default(),
             head: Some((Instant::now() + deadlines.header, [0; 3])),
         }
     }
@@ -111,6 +144,10 @@ impl TimedStream {
     /// bytes read.
     fn watch_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let head = self.head.map(|(deadline, _)| deadline);
+        if head.is_none() && self.idle.is_exempt() {
+            self.read_timer = None;
+            return Poll::Pending;
+        }
         let idle = self.deadlines.idle;
         let timer = self.read_timer.get_or_insert_with(|| {
             Box::pin(tokio::time::sleep_until(

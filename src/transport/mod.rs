@@ -6,7 +6,7 @@ pub mod hixie;
 mod listener;
 pub mod websocket;
 
-pub use listener::{Deadlines, PeerAddr, TimedListener};
+pub use listener::{Deadlines, IdleSwitch, PeerAddr, TimedListener};
 
 use crate::hub::Hub;
 use crate::session::SessionLimits;

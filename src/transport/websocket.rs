@@ -38,7 +38,7 @@ const WRITE_BUFFER: usize = 0;
 
 pub async fn upgrade(
     State(app): State<Arc<Shared>>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    ConnectInfo(PeerAddr(peer, idle)): ConnectInfo<PeerAddr>,
     req: Request<Body>,
 ) -> Response {
     let remote = client_address(req.headers(), peer, &app.limits.trusted_proxies).to_string();
@@ -50,7 +50,7 @@ pub async fn upgrade(
         .to_owned();
     tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{host}", peer.ip());
     if hixie::is_hixie75(req.headers()) {
-        return hixie::upgrade(app, req, remote);
+        return hixie::upgrade(app, req, remote, idle);
     }
     let (mut parts, _body) = req.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {

@@ -74,7 +74,7 @@ fn session_not_found() -> Response {
 /// `/csp/{*endpoint}`.
 pub async fn handle(
     State(app): State<Arc<Shared>>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    ConnectInfo(PeerAddr(peer, _)): ConnectInfo<PeerAddr>,
     Path(endpoint): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
