@@ -43,6 +43,11 @@ else
 fi
 WORKLOADS_ONLY="${WORKLOADS_ONLY:-}"
 
+# A revision is resolved once: commits made while the race runs do not change what it measures.
+if [[ -n "${HOOKBOX_REV:-}" ]]; then
+    HOOKBOX_REV="$(git -C "$HERE/.." rev-parse "$HOOKBOX_REV")"
+    export HOOKBOX_REV
+fi
 # Builds once (hookbox, loadgen); the peers install themselves on first start.
 REPS=0 "$HERE/run.sh" b --subs 1 --rate 1 --duration 1 >/dev/null 2>&1 || true
 : >"$CSV"
