@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod ops;
 pub mod outbox;
 pub mod protocol;
+pub mod secret;
 pub mod session;
 pub mod static_files;
 pub mod transport;

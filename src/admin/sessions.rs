@@ -7,7 +7,7 @@
 //! slow whoever does it.
 
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
+use crate::secret::{digest, same};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -31,14 +31,6 @@ struct Session {
     password: [u8; 32],
 }
 
-fn digest(password: &str) -> [u8; 32] {
-    Sha256::digest(password.as_bytes()).into()
-}
-
-/// Constant-time equality of two digests.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 #[derive(Default)]
 struct Failures {

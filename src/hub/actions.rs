@@ -12,6 +12,8 @@ use crate::protocol::{args, to_ascii_string, OutFrame};
 use crate::webhook::{json_truthy, Decision, Hook};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -130,26 +132,52 @@ impl Hub {
         // One creation per name at a time on this node: when a crowd joins a new channel at once,
         // the first asks the web app and the others wait and find the channel made (or, if the
         // first was denied, ask in turn with their own cookie).
-        let turn = self
-            .creating
-            .lock()
-            .entry(Arc::from(name))
-            .or_default()
-            .clone();
-        let result = {
-            let _my_turn = turn.lock().await;
-            self.create_once(name, origin).await
-        };
-        let mut creating = self.creating.lock();
-        // The last one out removes the entry (the map holds one reference, this call another).
-        if creating.get(name).is_some_and(|t| Arc::ptr_eq(t, &turn))
-            && Arc::strong_count(&turn) == 2
-        {
-            creating.remove(name);
-        }
-        result
+        let turn = CreationTurn::join(&self.creating, name);
+        let _my_turn = turn.turn.lock().await;
+        self.create_once(name, origin).await
     }
 
+}
+
+/// The waiters for one channel name's creation on this node.
+pub(super) type Creating = Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>;
+
+/// One call's place among the waiters for a name's creation. The last one out removes the
+/// name's entry when it is dropped, however the call ends: a caller dropped mid-wait (its client
+/// gone during the webhook) must not leave the entry behind, or every abandoned name would stay.
+struct CreationTurn<'a> {
+    creating: &'a Creating,
+    name: &'a str,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> CreationTurn<'a> {
+    fn join(creating: &'a Creating, name: &'a str) -> CreationTurn<'a> {
+        let turn = creating.lock().entry(Arc::from(name)).or_default().clone();
+        CreationTurn {
+            creating,
+            name,
+            turn,
+        }
+    }
+}
+
+impl Drop for CreationTurn<'_> {
+    fn drop(&mut self) {
+        let mut creating = self.creating.lock();
+        // The map holds one reference, this turn another: no one else waits. (References are
+        // only taken under this lock.)
+        if creating
+            .get(self.name)
+            .is_some_and(|t| Arc::ptr_eq(t, &self.turn))
+            && Arc::strong_count(&self.turn) == 2
+        {
+            creating.remove(self.name);
+        }
+    }
+}
+
+impl Hub {
     /// Creates `name` through the webhook unless it exists, one node at a time in the cluster
     /// (the create lease), so that the webhook is asked once when a crowd on several nodes joins
     /// a new channel. The others wait for the channel, or for their turn if it was refused.
@@ -432,5 +460,32 @@ impl Hub {
             self.engine.send_to_user(sender, &frame).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_wait_for_a_creation_leaves_no_entry() {
+        let creating = Creating::default();
+        let first = CreationTurn::join(&creating, "room");
+        let held = first.turn.lock().await;
+        // A second caller waits its turn, and is dropped while waiting (its client went away).
+        let waiter = async {
+            let second = CreationTurn::join(&creating, "room");
+            let _turn = second.turn.lock().await;
+        };
+        // Polled once (it queues for the lock), then dropped.
+        tokio::select! {
+            biased;
+            _ = waiter => panic!("the turn was held"),
+            _ = std::future::ready(()) => {}
+        }
+        assert_eq!(creating.lock().len(), 1, "the first still holds the entry");
+        drop(held);
+        drop(first);
+        assert!(creating.lock().is_empty());
     }
 }

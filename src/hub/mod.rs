@@ -110,7 +110,7 @@ pub struct Hub {
     webhooks: WebhookClient,
     /// Channel names being created through the create_channel webhook, each with the async lock
     /// that lines up concurrent creators (see `ensure_channel`).
-    creating: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+    creating: actions::Creating,
     /// The pollers this node runs, by channel (see `polling`).
     pollers: Mutex<HashMap<Arc<str>, CancellationToken>>,
     /// Parent of every poller's token: cancelled at shutdown.
@@ -124,7 +124,7 @@ impl Hub {
         Arc::new(Hub {
             engine,
             webhooks,
-            creating: Mutex::new(HashMap::new()),
+            creating: actions::Creating::default(),
             pollers: Mutex::new(HashMap::new()),
             shutdown,
             watchers: watch::Watchers::default(),
