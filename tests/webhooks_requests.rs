@@ -11,6 +11,43 @@ use tokio_tungstenite::tungstenite::Message;
 // ---------------------------------------------------------------------------------------------
 // Form fields and headers
 
+/// What a web app checks `X-Hookbox-Signature` against: `sha256=` and the hex HMAC-SHA256 of
+/// the body as received, keyed by the webhook secret.
+fn hmac_sha256_hex(key: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+#[tokio::test]
+async fn without_a_secret_webhooks_are_not_signed() {
+    let s = Server::start().await;
+    drop(s.connected("ann").await);
+    let h = s.web.expect("disconnect").await;
+    assert_eq!(h.header("x-hookbox-signature"), None);
+    assert_eq!(h.field("secret"), None);
+}
+
+#[tokio::test]
+async fn a_body_altered_on_the_way_fails_the_signature() {
+    let s = Server::start_with(|c| c.webhooks.webhook_secret = Some("k".to_owned())).await;
+    drop(s.connected("ann").await);
+    let h = s.web.expect("disconnect").await;
+    let sig = h.header("x-hookbox-signature").unwrap().to_owned();
+    assert_eq!(sig, hmac_sha256_hex("k", &h.body));
+    let mut altered = h.body.to_vec();
+    altered.extend_from_slice(b"&admin=1");
+    assert_ne!(sig, hmac_sha256_hex("k", &altered));
+    assert_ne!(sig, hmac_sha256_hex("other key", &h.body));
+}
+
 #[tokio::test]
 async fn all_eight_hooks_carry_exact_fields_secret_and_headers() {
     let s = Server::start_with(|c| {
@@ -25,6 +62,11 @@ async fn all_eight_hooks_carry_exact_fields_secret_and_headers() {
         h.assert_keys(keys);
         assert_eq!(h.field("secret"), Some("s3cret"));
         assert_eq!(h.header("x-hookbox-version"), Some("0.3.4a1"), "{h:?}");
+        assert_eq!(
+            h.header("x-hookbox-signature"),
+            Some(hmac_sha256_hex("s3cret", &h.body).as_str()),
+            "{h:?}"
+        );
     };
     let alice_cookie = "user=alice; theme=dark; sid=a%20b";
     // subscribe and unsubscribe: alice in "room", on behalf of her live connection.

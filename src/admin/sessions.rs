@@ -6,8 +6,8 @@
 //! opened with. Wrong passwords are limited per client address and in all, so that guessing is
 //! slow whoever does it.
 
-use parking_lot::Mutex;
 use crate::secret::{digest, same};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -30,7 +30,6 @@ struct Session {
     last_used: Instant,
     password: [u8; 32],
 }
-
 
 #[derive(Default)]
 struct Failures {

@@ -222,7 +222,11 @@ async fn handle(
     };
     let keys = dialect.token_keys();
     // Constant time: the response time says nothing about how much of a guess was right.
-    let given = |k: &&str| params.get(k).is_some_and(|v| crate::secret::equal(v, &token));
+    let given = |k: &&str| {
+        params
+            .get(k)
+            .is_some_and(|v| crate::secret::equal(v, &token))
+    };
     if !keys.iter().any(given) {
         return reply(false, json!({"msg": dialect.bad_token()}));
     }

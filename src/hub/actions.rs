@@ -10,9 +10,9 @@ use crate::engine::{
 };
 use crate::protocol::{args, to_ascii_string, OutFrame};
 use crate::webhook::{json_truthy, Decision, Hook};
+use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -136,7 +136,6 @@ impl Hub {
         let _my_turn = turn.turn.lock().await;
         self.create_once(name, origin).await
     }
-
 }
 
 /// The waiters for one channel name's creation on this node.

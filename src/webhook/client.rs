@@ -5,7 +5,7 @@ use super::{Decision, Hook, WebhookSettings};
 use crate::config::HostRule;
 use crate::metrics::Outcome;
 use parking_lot::RwLock;
-use reqwest::header::{HeaderValue, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -55,6 +55,42 @@ pub struct ClientLimits {
     pub max_concurrency: usize,
     /// Failures are explained to clients in full (for development).
     pub error_details: bool,
+}
+
+/// The header carrying a webhook body's signature when `--webhook-secret` is set:
+/// `sha256=<hex of HMAC-SHA256(secret, the exact body bytes)>`. Unlike the `secret` form field
+/// (kept for the original's apps), it proves the body was not altered, and a web app can check
+/// it without ever comparing the secret itself.
+pub const SIGNATURE_HEADER: &str = "X-Hookbox-Signature";
+
+/// `form` as the request's urlencoded body, signed with `secret` when there is one.
+fn form_body<K: AsRef<str>>(
+    req: reqwest::RequestBuilder,
+    form: &[(K, String)],
+    secret: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
+        .finish();
+    let mut req = req.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(secret) = secret {
+        req = req.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
+    }
+    req.body(body)
+}
+
+/// `sha256=<hex HMAC-SHA256 of body keyed by secret>`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    use std::fmt::Write;
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length works");
+    mac.update(body);
+    let mut out = String::from("sha256=");
+    for b in mac.finalize().into_bytes() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 impl WebhookClient {
@@ -159,10 +195,10 @@ impl WebhookClient {
         let mut form = Vec::with_capacity(call.form.len() + 2);
         form.push(("action", call.hook.action().to_owned()));
         form.extend(call.form);
-        if let Some(secret) = secret {
-            form.push(("secret", secret));
+        if let Some(secret) = &secret {
+            form.push(("secret", secret.clone()));
         }
-        let mut req = self.http.post(&url).form(&form);
+        let mut req = form_body(self.http.post(&url), &form, secret.as_deref());
         if !call.cookie.is_empty() {
             if let Ok(v) = HeaderValue::from_bytes(call.cookie.as_bytes()) {
                 req = req.header(COOKIE, v);
@@ -183,10 +219,11 @@ impl WebhookClient {
             return Decision::failure(Self::refuse(url));
         }
         let mut form = form;
-        if let Some(secret) = self.settings.read().webhook_secret.clone() {
-            form.push(("secret".to_owned(), secret));
+        let secret = self.settings.read().webhook_secret.clone();
+        if let Some(secret) = &secret {
+            form.push(("secret".to_owned(), secret.clone()));
         }
-        let req = self.http.post(url).form(&form);
+        let req = form_body(self.http.post(url), &form, secret.as_deref());
         self.send("poll", url, req, &form).await
     }
 

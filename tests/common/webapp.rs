@@ -23,6 +23,8 @@ pub struct HookRecord {
     pub headers: HeaderMap,
     /// Form fields in wire order.
     pub form: Vec<(String, String)>,
+    /// The body as received.
+    pub body: Bytes,
 }
 
 impl HookRecord {
@@ -159,6 +161,7 @@ async fn webapp_handler(
         method: method.to_string(),
         headers: headers.clone(),
         form,
+        body: body.clone(),
     };
     let action = record.action().to_owned();
     let reply = {
