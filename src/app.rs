@@ -150,6 +150,7 @@ impl App {
                 write_coalesce: config.write_coalesce,
                 ping_interval: config.ping_interval,
                 connect_timeout: config.connect_timeout,
+                allowed_origins: config.allowed_origins.clone(),
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             shutdown,

@@ -56,6 +56,8 @@ pub const CLOSE_RETRIES: &str = "hookbox_close_retries_total";
 /// within `--header-timeout`), `idle` (nothing received for `--idle-timeout`), `connect` (no
 /// CONNECT within `--connect-timeout`).
 pub const TIMEOUTS: &str = "hookbox_timeouts_total";
+/// Requests and frames refused by a policy, by `reason` (`origin`: not on `--allowed-origins`).
+pub const REFUSALS: &str = "hookbox_refusals_total";
 /// Log lines dropped because the log writer fell behind.
 pub const LOG_LINES_DROPPED: &str = "hookbox_log_lines_dropped_total";
 
@@ -117,6 +119,7 @@ fn describe() {
     );
     describe_counter!(CLOSE_RETRIES, "Close handling steps retried");
     describe_counter!(TIMEOUTS, "Connections closed for doing nothing");
+    describe_counter!(REFUSALS, "Requests refused by a policy");
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped by the log writer");
 }
 
@@ -271,6 +274,11 @@ pub fn timed_out(kind: &'static str) {
     counter!(TIMEOUTS, "kind" => kind).increment(1);
 }
 
+/// A request refused by a policy (`reason`: origin).
+pub fn refused(reason: &'static str) {
+    counter!(REFUSALS, "reason" => reason).increment(1);
+}
+
 pub fn close_retry() {
     counter!(CLOSE_RETRIES).increment(1);
 }
@@ -279,7 +287,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 19] = [
+    const ALL: [&str; 20] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -298,6 +306,7 @@ mod tests {
         ENGINE_STATE_LOSSES,
         CLOSE_RETRIES,
         TIMEOUTS,
+        REFUSALS,
         LOG_LINES_DROPPED,
     ];
 

@@ -275,6 +275,10 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS_PER_IP")]
     #[arg(help_heading = "Limits")]
     pub csp_max_sessions_per_ip: Option<usize>,
+    /// Pages allowed to use /ws and /csp, comma-separated scheme://host[:port]; a request with another Origin header is refused (403); requests without one (non-browser clients) are not affected [default: *, any]
+    #[arg(long, value_name = "ORIGINS", env = "HOOKBOX_ALLOWED_ORIGINS")]
+    #[arg(help_heading = "Listening")]
+    pub allowed_origins: Option<String>,
     /// Proxies whose X-Forwarded-For is believed, comma-separated IPs or CIDR ranges [default: 127.0.0.0/8,::1]
     #[arg(long, value_name = "RANGES", env = "HOOKBOX_TRUSTED_PROXIES")]
     #[arg(help_heading = "Listening")]
@@ -358,7 +362,7 @@ impl Options {
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
             max_message_size, write_coalesce_ms, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, header_timeout, idle_timeout,
-            ping_interval, connect_timeout, trusted_proxies, max_failed_connects,
+            ping_interval, connect_timeout, allowed_origins, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port);

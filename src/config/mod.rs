@@ -124,6 +124,8 @@ pub struct Config {
     pub ping_interval: Option<Duration>,
     /// How long a WebSocket or hixie-75 connection may stay without a CONNECT.
     pub connect_timeout: Duration,
+    /// Origins allowed to use the client transports (`--allowed-origins`); `None`: any.
+    pub allowed_origins: Option<Vec<String>>,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpRange>,
     /// Refused CONNECTs after which a connection is closed.
@@ -173,6 +175,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             ping_interval: Some(Duration::from_secs(20)),
             connect_timeout: Duration::from_secs(10),
+            allowed_origins: None,
             trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
             max_failed_connects: 3,
             history_max_bytes: 256 * 1024,
@@ -447,6 +450,8 @@ impl Config {
                 net::parse_ranges(&list).map_err(|why| invalid("--trusted-proxies", why))?
             }
         };
+        let allowed_origins = net::parse_origins(o.allowed_origins.as_deref().unwrap_or(""))
+            .map_err(|why| invalid("--allowed-origins", why))?;
         let extra_hosts = net::parse_hosts(o.webhook_allow_hosts.as_deref().unwrap_or(""))
             .map_err(|why| invalid("--webhook-allow-hosts", why))?;
         let log_format = match o.log_format.as_deref() {
@@ -512,6 +517,7 @@ impl Config {
             idle_timeout,
             ping_interval,
             connect_timeout,
+            allowed_origins,
             trusted_proxies,
             max_failed_connects,
             history_max_bytes,

@@ -139,9 +139,59 @@ pub fn parse_hosts(text: &str) -> Result<Vec<HostRule>, String> {
         .collect()
 }
 
+/// Parses `--allowed-origins`: comma-separated `scheme://host[:port]` (http or https), kept
+/// lower-cased, as browsers write the `Origin` header. `*` (or nothing) allows any origin: `None`.
+pub fn parse_origins(text: &str) -> Result<Option<Vec<String>>, String> {
+    let items: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() || items == ["*"] {
+        return Ok(None);
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            let origin = item.trim_end_matches('/').to_ascii_lowercase();
+            let url = url::Url::parse(&origin).map_err(|e| format!("{item}: {e}"))?;
+            let plain = matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.username().is_empty();
+            if !plain || url.origin().ascii_serialization() != origin {
+                return Err(format!(
+                    "{item} (expected scheme://host[:port], e.g. https://example.com)"
+                ));
+            }
+            Ok(origin)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(parse_origins("").unwrap(), None);
+        assert_eq!(parse_origins("*").unwrap(), None);
+        assert_eq!(
+            parse_origins("https://App.example.com, http://localhost:8000/").unwrap(),
+            Some(vec![
+                "https://app.example.com".to_owned(),
+                "http://localhost:8000".to_owned()
+            ])
+        );
+        // The default port is not part of an Origin header.
+        assert!(parse_origins("https://example.com:443").is_err());
+        assert!(parse_origins("example.com").is_err());
+        assert!(parse_origins("https://example.com/path").is_err());
+        assert!(parse_origins("ftp://example.com").is_err());
+    }
 
     #[test]
     fn ranges() {

@@ -45,6 +45,28 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxies`).
     pub trusted_proxies: Vec<IpRange>,
+    /// Pages that may use the transports (`--allowed-origins`); `None`: any.
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl Limits {
+    /// Whether a request may use a client transport: it carries no `Origin` (not a browser
+    /// page: python-hookboxclient, a server), or one on the allow-list. A refusal is counted.
+    pub fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(allowed) = &self.allowed_origins else {
+            return true;
+        };
+        let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+            return true;
+        };
+        let ok = origin
+            .to_str()
+            .is_ok_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)));
+        if !ok {
+            crate::metrics::refused("origin");
+        }
+        ok
+    }
 }
 
 use crate::config::IpRange;

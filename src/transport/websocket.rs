@@ -49,6 +49,9 @@ pub async fn upgrade(
         .unwrap_or("")
         .to_owned();
     tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{host}", peer.ip());
+    if !app.limits.origin_allowed(req.headers()) {
+        return (axum::http::StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
     if hixie::is_hixie75(req.headers()) {
         return hixie::upgrade(app, req, remote, idle);
     }

@@ -93,6 +93,9 @@ pub async fn handle(
         );
         return resp;
     }
+    if !app.limits.origin_allowed(&headers) {
+        return fail(StatusCode::FORBIDDEN, None, "Origin not allowed");
+    }
     // `reflect` (echo `d` back) is not served: no client uses it, and an echo on hookbox's
     // origin is a script gadget.
     if !matches!(endpoint.as_str(), "handshake" | "comet" | "send" | "close") {
