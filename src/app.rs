@@ -142,6 +142,10 @@ impl App {
         let state = Arc::new(Shared {
             hub,
             csp,
+            quota: transport::quota::Quota::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            ),
             limits: transport::Limits {
                 max_message: config.max_message_size,
                 outbox_bytes: config.outbox_bytes,

@@ -271,6 +271,14 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CONNECT_TIMEOUT")]
     #[arg(help_heading = "Limits")]
     pub connect_timeout: Option<f64>,
+    /// Most WebSocket (and hixie-75) connections open at once; more are refused with 503 [default: 100000]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_CONNECTIONS")]
+    #[arg(help_heading = "Limits")]
+    pub max_connections: Option<usize>,
+    /// Most WebSocket (and hixie-75) connections open at once per client address [default: 1000]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_CONNECTIONS_PER_IP")]
+    #[arg(help_heading = "Limits")]
+    pub max_connections_per_ip: Option<usize>,
     /// Most CSP sessions alive at once per client address [default: 100]
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS_PER_IP")]
     #[arg(help_heading = "Limits")]
@@ -362,7 +370,7 @@ impl Options {
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
             max_message_size, write_coalesce_ms, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, header_timeout, idle_timeout,
-            ping_interval, connect_timeout, allowed_origins, trusted_proxies, max_failed_connects,
+            ping_interval, connect_timeout, allowed_origins, max_connections, max_connections_per_ip, trusted_proxies, max_failed_connects,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port);

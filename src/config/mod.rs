@@ -124,6 +124,9 @@ pub struct Config {
     pub ping_interval: Option<Duration>,
     /// How long a WebSocket or hixie-75 connection may stay without a CONNECT.
     pub connect_timeout: Duration,
+    /// WebSocket and hixie-75 connections open at once, in all and per client address.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     /// Origins allowed to use the client transports (`--allowed-origins`); `None`: any.
     pub allowed_origins: Option<Vec<String>>,
     /// Peers whose `X-Forwarded-For` names the client.
@@ -176,6 +179,8 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(20)),
             connect_timeout: Duration::from_secs(10),
             allowed_origins: None,
+            max_connections: 100_000,
+            max_connections_per_ip: 1000,
             trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
             max_failed_connects: 3,
             history_max_bytes: 256 * 1024,
@@ -450,6 +455,13 @@ impl Config {
                 net::parse_ranges(&list).map_err(|why| invalid("--trusted-proxies", why))?
             }
         };
+        let max_connections =
+            at_least_one(o.max_connections, "--max-connections", d.max_connections)?;
+        let max_connections_per_ip = at_least_one(
+            o.max_connections_per_ip,
+            "--max-connections-per-ip",
+            d.max_connections_per_ip,
+        )?;
         let allowed_origins = net::parse_origins(o.allowed_origins.as_deref().unwrap_or(""))
             .map_err(|why| invalid("--allowed-origins", why))?;
         let extra_hosts = net::parse_hosts(o.webhook_allow_hosts.as_deref().unwrap_or(""))
@@ -518,6 +530,8 @@ impl Config {
             ping_interval,
             connect_timeout,
             allowed_origins,
+            max_connections,
+            max_connections_per_ip,
             trusted_proxies,
             max_failed_connects,
             history_max_bytes,

@@ -5,6 +5,7 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
+use super::quota::Slot;
 use super::websocket::ConnectDeadline;
 use super::{IdleSwitch, Shared};
 use crate::engine::Transport;
@@ -42,6 +43,7 @@ pub fn upgrade(
     mut req: Request<Body>,
     remote: String,
     idle: IdleSwitch,
+    slot: Slot,
 ) -> Response {
     let host = req
         .headers()
@@ -58,7 +60,7 @@ pub fn upgrade(
     let connections = app.connections.clone();
     connections.spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(app, TokioIo::new(upgraded), remote, idle).await,
+            Ok(upgraded) => run(app, TokioIo::new(upgraded), remote, idle, slot).await,
             Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),
         }
     });
@@ -84,6 +86,7 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
     io: S,
     remote: String,
     idle: IdleSwitch,
+    slot: Slot,
 ) {
     let _open = OpenConnection::new(Transport::Hixie);
     let limit = app.limits.max_message;
@@ -146,6 +149,7 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
     let _ = writer.await;
     // The socket is released before the close handling, which may wait on webhooks.
     drop(reader);
+    drop(slot);
     // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
     Box::pin(session.close()).await;
 }

@@ -4,6 +4,7 @@
 pub mod csp;
 pub mod hixie;
 mod listener;
+pub mod quota;
 pub mod websocket;
 
 pub use listener::{Deadlines, IdleSwitch, PeerAddr, TimedListener};
@@ -19,6 +20,8 @@ use tokio_util::task::TaskTracker;
 pub struct Shared {
     pub hub: Arc<Hub>,
     pub csp: Arc<csp::Registry>,
+    /// WebSocket and hixie-75 connections, in all and per address.
+    pub quota: Arc<quota::Quota>,
     pub limits: Limits,
     pub shutdown: CancellationToken,
     /// Every client connection's task (WebSocket, hixie-75, CSP session). At shutdown the app

@@ -10,6 +10,7 @@
 //! fail (`listener`), which closes it like any other close, webhooks included. A connection
 //! that sends no CONNECT within `--connect-timeout` is closed too.
 
+use super::quota::Slot;
 use super::{client_address, hixie, PeerAddr, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
@@ -41,7 +42,8 @@ pub async fn upgrade(
     ConnectInfo(PeerAddr(peer, idle)): ConnectInfo<PeerAddr>,
     req: Request<Body>,
 ) -> Response {
-    let remote = client_address(req.headers(), peer, &app.limits.trusted_proxies).to_string();
+    let address = client_address(req.headers(), peer, &app.limits.trusted_proxies);
+    let remote = address.to_string();
     let host = req
         .headers()
         .get("host")
@@ -52,8 +54,14 @@ pub async fn upgrade(
     if !app.limits.origin_allowed(req.headers()) {
         return (axum::http::StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
+    let slot = match app.quota.take(address) {
+        Ok(slot) => slot,
+        Err(e) => {
+            return (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
+    };
     if hixie::is_hixie75(req.headers()) {
-        return hixie::upgrade(app, req, remote, idle);
+        return hixie::upgrade(app, req, remote, idle, slot);
     }
     let (mut parts, _body) = req.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
@@ -69,11 +77,11 @@ pub async fn upgrade(
         .max_frame_size(limit * 2)
         .on_upgrade(move |socket| {
             let connections = app.connections.clone();
-            connections.track_future(run(app, socket, remote))
+            connections.track_future(run(app, socket, remote, slot))
         })
 }
 
-async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
+async fn run(app: Arc<Shared>, socket: WebSocket, remote: String, slot: Slot) {
     let _open = OpenConnection::new(Transport::WebSocket);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
@@ -142,6 +150,7 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String) {
     // The socket is released (the writer completed the close handshake) before the close
     // handling, which may wait on webhooks for a while.
     drop(stream);
+    drop(slot);
     tracing::debug!("connection {} closed", session.id());
     // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
     Box::pin(session.close()).await;

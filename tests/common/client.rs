@@ -58,6 +58,16 @@ impl Client {
 
     /// `open`, with extra request headers on the upgrade request (e.g. `X-Forwarded-For`).
     pub async fn open_with_headers(url: &str, headers: &[(&str, &str)]) -> Client {
+        Client::try_open_with_headers(url, headers)
+            .await
+            .expect("ws connect")
+    }
+
+    /// `open_with_headers`, or the upgrade's failure (e.g. the server's refusal).
+    pub async fn try_open_with_headers(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut req = url.into_client_request().expect("ws url");
         for (name, value) in headers {
@@ -66,17 +76,15 @@ impl Client {
             req.headers_mut()
                 .append(name, value.parse().expect("header value"));
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("ws connect");
-        Client {
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Client {
             ws,
             next_id: 1,
             buf: String::new(),
             frames: VecDeque::new(),
             raw: Vec::new(),
             last_server_id: 0,
-        }
+        })
     }
 
     /// Sends `[id, name, args]\r\n` with the next id; returns the id.
