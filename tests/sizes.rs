@@ -1,0 +1,27 @@
+//! The per-connection state's sizes. Every idle connection carries these (5.8 KB per idle
+//! WebSocket in all, docs/BENCHMARKS.md workload A), so a field added here is memory times the
+//! number of connections. The bounds are today's sizes: raise one only with a measurement.
+
+#[test]
+fn per_connection_state_stays_small() {
+    let sizes = [
+        (
+            "Session",
+            std::mem::size_of::<hookbox::session::Session>(),
+            144,
+        ),
+        (
+            "Outbox",
+            std::mem::size_of::<hookbox::outbox::Outbox>(),
+            128,
+        ),
+        (
+            "Conn",
+            std::mem::size_of::<hookbox::engine::local::Conn>(),
+            88,
+        ),
+    ];
+    for (name, size, bound) in sizes {
+        assert!(size <= bound, "{name} is {size} bytes (bound {bound})");
+    }
+}
