@@ -25,6 +25,7 @@ if [[ -n "${QUICK:-}" ]]; then
     WORKLOADS=(
         "b1k|all|b --subs 200 --rate 20 --duration 2 --warmup 1 --payload 100"
         "a10k|all|a --subs 500 --channels 50"
+        "d2k|all|d --connects 200 --concurrency 20"
         "e5k|all|e --subs 300 --spread 0.5"
     )
     export QUIET_WAIT=5 QUIET_PCT=100
@@ -37,7 +38,7 @@ else
         "c10k|hookbox nchan pushpin socketio|c --subs 10000 --group 10 --rate 500 --duration 10 --warmup 2 --payload 100"
         "a10k|hookbox nchan pushpin socketio|a --subs 10000 --channels 1000"
         "a18k|hookbox nchan pushpin socketio|a --subs 18000 --channels 1000"
-        "d2k|hookbox|d --connects 2000 --concurrency 100"
+        "d2k|hookbox nchan pushpin socketio|d --connects 2000 --concurrency 100"
         "e5k|hookbox nchan pushpin socketio|e --subs 5000 --spread 1"
     )
 fi

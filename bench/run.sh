@@ -8,6 +8,7 @@
 #              b  broadcast fan-out    e.g. bench/run.sh b --subs 1000 --rate 1000 --duration 10 --warmup 2 --payload 100
 #              c  many small channels  e.g. bench/run.sh c --subs 10000 --group 10 --rate 1000 --duration 10
 #              d  webhook-gated conns  e.g. bench/run.sh d --connects 2000 --concurrency 100
+#              e  reconnect storm      e.g. bench/run.sh e --subs 5000 --spread 1
 #   Options after WORKLOAD go to `loadgen WORKLOAD` (see `bench/loadgen/target/release/loadgen b --help`).
 #
 # What it does:
@@ -44,7 +45,7 @@
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-    sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 WL="$1"
@@ -185,7 +186,7 @@ start_peer() {
     fi
     # The peer scripts exec the server (pushpin.sh supervises its processes): $! is the root of
     # the server's process tree.
-    (ulimit -n "$NOFILE" && GRIP_PORT="$HOOK_PORT" exec "$HERE/peers/$SERVER.sh" "$PORT" "$SERVER_CPU") >"$log.0" 2>&1 &
+    (ulimit -n "$NOFILE" && WEBAPP_PORT="$HOOK_PORT" exec "$HERE/peers/$SERVER.sh" "$PORT" "$SERVER_CPU") >"$log.0" 2>&1 &
     HB_PIDS+=($!)
     for _ in $(seq 300); do
         # Pushpin publishes on PORT+1 (its handler may come up after condure).
@@ -208,6 +209,11 @@ start_hookbox() {
     if [[ "$ENGINE" == redis ]]; then
         start_redis "$log.redis"
         engine_args=(--engine redis --redis-url "redis://127.0.0.1:$REDIS_PORT")
+    fi
+    # Every loadgen client comes from loopback: lift the per-address connection bound (where
+    # the build has it: HOOKBOX_REV may name an older one).
+    if "$HB" --help 2>/dev/null | grep -q -- --max-connections-per-ip; then
+        engine_args+=(--max-connections-per-ip 1000000)
     fi
     if [[ "$PROTO" == csp ]]; then
         # Every loadgen session comes from one address: lift the per-address CSP quota.

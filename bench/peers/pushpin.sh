@@ -15,7 +15,7 @@
 set -euo pipefail
 PORT="${1:?port}"
 CPU="${2:-0}"
-GRIP_PORT="${GRIP_PORT:-8090}"
+GRIP_PORT="${WEBAPP_PORT:-8090}"
 PUB_PORT=$((PORT + 1))
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v pushpin >/dev/null || ! command -v zurl >/dev/null; then

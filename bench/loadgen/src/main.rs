@@ -142,6 +142,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             host: cli.host.clone(),
             port: cli.port,
             token: cli.token.clone(),
+            gated: matches!(cli.cmd, Cmd::D(_)),
         },
         dsts,
         src,
@@ -198,6 +199,7 @@ pub fn hook_fields(r: &mut stats::Report, app: &Option<webhook::WebApp>) {
                 - s.create_channel.load(Relaxed)
                 - s.subscribe.load(Relaxed),
         );
+        r.add("hooks_grip", s.grip.load(Relaxed));
     }
 }
 

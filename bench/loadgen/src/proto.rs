@@ -39,6 +39,9 @@ pub struct Target {
     pub port: u16,
     /// Web API secret (hookbox `-r`).
     pub token: String,
+    /// Workload D: subscribers go where each connect is authorized by the web app (Nchan's
+    /// `/gsub`, Socket.IO's `gate=1`; hookbox and Pushpin ask it for every connection anyway).
+    pub gated: bool,
 }
 
 /// Timings of one subscriber's login + subscribe, in nanoseconds.
@@ -68,13 +71,16 @@ impl Proto {
             Proto::Hookbox => format!("ws://{}:{}/ws", t.host, t.port),
             Proto::Csp => format!("http://{}:{}/csp", t.host, t.port),
             // Nchan splits the id at `,` (nchan_channel_id_split_delimiter); our GRIP backend too.
+            Proto::Nchan if t.gated => format!("ws://{}:{}/gsub?id={channels}", t.host, t.port),
             Proto::Nchan | Proto::PushpinWs => {
                 format!("ws://{}:{}/sub?id={channels}", t.host, t.port)
             }
             Proto::Pushpin => format!("http://{}:{}/stream?id={channels}", t.host, t.port),
             Proto::Socketio => format!(
-                "ws://{}:{}/socket.io/?EIO=4&transport=websocket",
-                t.host, t.port
+                "ws://{}:{}/socket.io/?EIO=4&transport=websocket{}",
+                t.host,
+                t.port,
+                if t.gated { "&gate=1" } else { "" }
             ),
         }
     }

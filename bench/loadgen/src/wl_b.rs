@@ -67,10 +67,9 @@ impl Route {
 
     /// The channels subscriber `i` joins (`,`-joined, as `Proto::handshake` takes them).
     fn channels_of(&self, base: &str, i: u64) -> String {
-        if self.group == 0 {
-            base.to_owned()
-        } else {
-            format!("{base}-p{i},{base}-g{}", i / self.group)
+        match i.checked_div(self.group) {
+            None => base.to_owned(),
+            Some(g) => format!("{base}-p{i},{base}-g{g}"),
         }
     }
 

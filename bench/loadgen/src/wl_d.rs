@@ -2,6 +2,10 @@
 //! subscribe to moderated channels (create_channel + subscribe webhooks), at most K in flight.
 //! Reports accepted connects/s and CONNECT→CONNECTED latency. Connections stay open until
 //! all are done, so closes (and their webhooks) do not overlap the measurement.
+//!
+//! Peers: Nchan authorizes each subscriber with `nchan_authorize_request` to the web app,
+//! Socket.IO with a middleware that POSTs to it, Pushpin asks its origin (the web app) for
+//! every connection; each opens its socket subscribed, so there is no login step.
 
 use crate::clients::{connect_many, hold, join_all, Ctx};
 use crate::procstat::{rss_sum_kb, self_pid, CpuMark, MachineMark};
@@ -89,6 +93,15 @@ pub async fn run(ctx: Arc<Ctx>, d: Args, hook_port: u16) -> Result<(), String> {
     );
     r.add("other_cpu_pct", format!("{other:.1}"));
     r.add("srv_rss_kb", rss_sum_kb(pids));
+    // Every call the web app answered during the connects, per accepted connect.
+    if let Some(app) = &app {
+        use std::sync::atomic::Ordering::Relaxed;
+        let calls = app.stats.total() + app.stats.grip.load(Relaxed);
+        r.add(
+            "hooks_per_connect",
+            format!("{:.2}", calls as f64 / ph.ok.max(1) as f64),
+        );
+    }
     crate::hook_fields(&mut r, &app);
     let _ = stop_tx.send(true);
     let _ = join_all(ph.handles, Duration::from_secs(20)).await;

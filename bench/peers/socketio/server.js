@@ -6,6 +6,7 @@ import http from 'node:http';
 import { Server } from 'socket.io';
 
 const port = Number(process.argv[2] || 8202);
+const webappPort = Number(process.argv[3] || 8090);
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
   if (req.method === 'POST' && url.pathname === '/publish') {
@@ -28,6 +29,25 @@ const io = new Server(server, {
   pingTimeout: 600000,
   perMessageDeflate: false,
   httpCompression: false,
+});
+// Workload D: a connection with `gate=1` is let in only once the web app says yes (one POST
+// with the browser's cookies, as hookbox's connect webhook).
+io.use(async (socket, next) => {
+  if (!socket.handshake.query.gate) return next();
+  try {
+    const r = await fetch(`http://127.0.0.1:${webappPort}/connect`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: socket.handshake.headers.cookie || '',
+      },
+      body: 'action=connect',
+    });
+    await r.arrayBuffer();
+    next(r.ok ? undefined : new Error('denied'));
+  } catch (e) {
+    next(e);
+  }
 });
 io.on('connection', (socket) => {
   socket.on('subscribe', (room) => {
