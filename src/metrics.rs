@@ -36,6 +36,9 @@ pub const BYTES_OUT: &str = "hookbox_bytes_out_total";
 pub const PUBLISHES: &str = "hookbox_publishes_total";
 /// Webhook calls, by `hook` and `outcome` (ok, denied, failed, timeout).
 pub const WEBHOOK_CALLS: &str = "hookbox_webhook_calls_total";
+/// Informational webhooks (disconnect, destroy_channel, forced unsubscribe) tried again because
+/// the web app could not be reached or answered 5xx, by `hook`.
+pub const WEBHOOK_RETRIES: &str = "hookbox_webhook_retries_total";
 /// Webhook call durations in seconds, by `hook`.
 pub const WEBHOOK_SECONDS: &str = "hookbox_webhook_duration_seconds";
 /// Connections closed because they fell more than `--outbox-bytes` behind.
@@ -119,6 +122,7 @@ fn describe() {
     );
     describe_counter!(CLOSE_RETRIES, "Close handling steps retried");
     describe_counter!(TIMEOUTS, "Connections closed for doing nothing");
+    describe_counter!(WEBHOOK_RETRIES, "Informational webhooks tried again");
     describe_counter!(REFUSALS, "Requests refused by a policy");
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped by the log writer");
 }
@@ -245,6 +249,10 @@ pub fn webhook_call(hook: &'static str, outcome: Outcome, took: Duration) {
     histogram!(WEBHOOK_SECONDS, "hook" => hook).record(took.as_secs_f64());
 }
 
+pub fn webhook_retry(hook: &'static str) {
+    counter!(WEBHOOK_RETRIES, "hook" => hook).increment(1);
+}
+
 pub fn slow_consumer_closed() {
     counter!(SLOW_CONSUMER_CLOSES).increment(1);
 }
@@ -287,7 +295,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 20] = [
+    const ALL: [&str; 21] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -298,6 +306,7 @@ mod tests {
         PUBLISHES,
         WEBHOOK_CALLS,
         WEBHOOK_SECONDS,
+        WEBHOOK_RETRIES,
         SLOW_CONSUMER_CLOSES,
         ENGINE_ERRORS,
         REDIS_RECONNECTS,

@@ -313,7 +313,7 @@ impl Hub {
     /// Asks the destroy_channel webhook whether an emptied channel may go.
     pub(super) async fn destroy_approved(&self, channel: &str) -> bool {
         let form = vec![("channel_name", channel.to_owned())];
-        self.hook(Hook::DestroyChannel, form, &Origin::default())
+        self.inform(Hook::DestroyChannel, form, &Origin::default())
             .await
             .success
     }

@@ -53,7 +53,7 @@ impl Hub {
             .await;
         if removed {
             let form = vec![("name", user.to_owned())];
-            self.hook(Hook::Disconnect, form, &origin).await;
+            self.inform(Hook::Disconnect, form, &origin).await;
         }
     }
 
@@ -71,7 +71,7 @@ impl Hub {
                 ("channel_name", channel.to_owned()),
                 ("user", user.to_owned()),
             ];
-            self.hook(Hook::Unsubscribe, form, origin).await;
+            self.inform(Hook::Unsubscribe, form, origin).await;
         }
         let left = self
             .until_engine("leave", || self.engine.leave(channel, user))

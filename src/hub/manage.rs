@@ -3,9 +3,12 @@
 
 use super::{Hub, HubError, Origin};
 use crate::webhook::Hook;
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+/// Unsubscribe webhooks of `/web/destroy_channel` in flight at once.
+const DESTROY_UNSUBSCRIBES_AT_ONCE: usize = 16;
 impl Hub {
     /// `/web/create_channel`. With `send_hook`, the create_channel webhook may veto, and the
     /// options it returns override the given ones.
@@ -56,15 +59,23 @@ impl Hub {
             self.ask(Hook::DestroyChannel, form, &Origin::default())
                 .await?;
             let members = self.engine.members(name).await?.ok_or_else(no_channel)?;
-            for user in members {
+            // Concurrently, a bounded number at a time: a channel of thousands must not take
+            // thousands of round trips one after another, nor open thousands at once.
+            let unsubscribes = futures_util::stream::iter(members).map(|user| async move {
                 let cookie = self.engine.temp_cookie(&user).await?.unwrap_or_default();
                 let form = vec![
                     ("channel_name", name.to_owned()),
                     ("user", user.to_string()),
                 ];
-                self.hook(Hook::Unsubscribe, form, &Origin::api(cookie))
+                self.inform(Hook::Unsubscribe, form, &Origin::api(cookie))
                     .await;
-            }
+                Ok::<_, HubError>(())
+            });
+            let results: Vec<_> = unsubscribes
+                .buffer_unordered(DESTROY_UNSUBSCRIBES_AT_ONCE)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<(), _>>()?;
         }
         if !self.engine.destroy_channel(name).await? {
             return Err(no_channel());

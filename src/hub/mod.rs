@@ -22,6 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Retries of an informational webhook that got no decision (see `Hub::inform`).
+const INFORM_RETRIES: u32 = 3;
+
 /// Longest channel name accepted when creating a channel: names are keys kept in memory, and
 /// a client could otherwise create channels with names of any size.
 pub const MAX_CHANNEL_NAME: usize = 1024;
@@ -222,6 +225,32 @@ impl Hub {
             }
         }
         decision
+    }
+
+    /// Calls an informational webhook (disconnect, destroy_channel, an unsubscribe nobody asked
+    /// for): hookbox goes on whatever it answers, but the web app must hear of it, so a call
+    /// that surely did not reach it (unreachable, a 5xx; not a denial, a bad reply or a
+    /// timeout, after which it may have acted) is tried [`INFORM_RETRIES`] more times, after
+    /// 0.2, 0.4, 0.8 s. Bounded: a web app down for minutes costs each close handling about a
+    /// second and a few calls per hook, not a growing queue.
+    async fn inform(
+        &self,
+        hook: Hook,
+        form: Vec<(&'static str, String)>,
+        origin: &Origin,
+    ) -> Decision {
+        let mut pause = std::time::Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let decision = self.hook(hook, form.clone(), origin).await;
+            if !decision.retryable || attempt == INFORM_RETRIES {
+                return decision;
+            }
+            attempt += 1;
+            crate::metrics::webhook_retry(hook.action());
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
     }
 
     /// Calls a webhook whose denial refuses the action: the denial's text is the error.

@@ -319,7 +319,8 @@ impl WebhookClient {
                 Outcome::Failed,
                 "failure: the web application could not be reached".to_owned(),
                 format!("failure: {e}"),
-            )),
+            )
+            .retryable()),
             Ok(Ok((200, set_cookie, body))) => Decision::parse(&body, set_cookie)
                 .map_err(|bad| Failure::new(Outcome::Failed, bad.public, bad.detail)),
             Ok(Ok((status, _, body))) if status >= 400 => {
@@ -329,11 +330,16 @@ impl WebhookClient {
                 } else {
                     body
                 };
-                Err(Failure::new(
+                let failure = Failure::new(
                     Outcome::Failed,
                     format!("failure: HTTP {status}"),
                     format!("failure: {text}"),
-                ))
+                );
+                Err(if status >= 500 {
+                    failure.retryable()
+                } else {
+                    failure
+                })
             }
             Ok(Ok((status, _, body))) => {
                 let path = reqwest::Url::parse(url)
@@ -392,11 +398,13 @@ impl WebhookClient {
                     took.as_millis(),
                     f.detail
                 );
-                Decision::failure(if self.error_details {
+                let mut decision = Decision::failure(if self.error_details {
                     f.detail
                 } else {
                     f.public
-                })
+                });
+                decision.retryable = f.retryable;
+                decision
             }
         }
     }
@@ -427,6 +435,8 @@ struct Failure {
     outcome: Outcome,
     public: String,
     detail: String,
+    /// The call surely did not reach the web app's logic (see `Decision::retryable`).
+    retryable: bool,
 }
 
 impl Failure {
@@ -435,7 +445,13 @@ impl Failure {
             outcome,
             public,
             detail,
+            retryable: false,
         }
+    }
+
+    fn retryable(mut self) -> Failure {
+        self.retryable = true;
+        self
     }
 }
 

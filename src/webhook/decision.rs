@@ -10,6 +10,10 @@ pub struct Decision {
     pub options: Map<String, Value>,
     /// The reply's first `Set-Cookie` header, relayed to the browser as a SET_COOKIE frame.
     pub set_cookie: Option<String>,
+    /// The web app could not be reached or answered 5xx: it surely did not act on the call,
+    /// and the denial is hookbox's. An informational hook is worth trying again; a real denial,
+    /// a bad reply or a timeout (the web app may have acted) is not.
+    pub retryable: bool,
 }
 
 impl Decision {
@@ -21,6 +25,7 @@ impl Decision {
             success: false,
             options,
             set_cookie: None,
+            retryable: false,
         }
     }
 
@@ -49,6 +54,7 @@ impl Decision {
             success: json_truthy(&items[0]),
             options,
             set_cookie,
+            retryable: false,
         })
     }
 
