@@ -96,6 +96,45 @@ def main():
             fig.savefig(png, dpi=100, bbox_inches="tight")
             plt.close(fig)
             out.append(f"![{label}]({png.name})")
+        # Latency CDFs (workloads B and C): the share of deliveries within a latency.
+        for w in [w for w in workloads if w[0] in "bc" and "-r" not in w]:
+            if not any(k.startswith("lat_cdf_") for s in servers for k in rows.get((w, s), {})):
+                continue
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for s in servers:
+                row = rows.get((w, s))
+                if not row:
+                    continue
+                pts = sorted((int(k.split("_")[2]), statistics.median(v) / 1000.0)
+                             for k, v in row.items() if k.startswith("lat_cdf_"))
+                if pts:
+                    ax.plot([v for _, v in pts], [q / 10000 for q, _ in pts], marker=".", label=s)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{w}: end-to-end latency, ms (log)")
+            ax.set_ylabel("share of deliveries")
+            ax.legend()
+            png = Path(md).with_name(Path(md).stem + f"-cdf-{w}.png")
+            fig.savefig(png, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            out.append(f"![latency CDF, {w}]({png.name})")
+        # CPU per delivery against the publish rate (b1k at several rates).
+        sweep = [w for w in workloads if w == "b1k" or w.startswith("b1k-r")]
+        if len(sweep) > 1:
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for s in servers:
+                pts = sorted((statistics.median(rows[(w, s)]["rate_target"]),
+                              statistics.median(rows[(w, s)]["srv_cpu_ns_per_delivery"]) / 1000.0)
+                             for w in sweep if rows.get((w, s), {}).get("srv_cpu_ns_per_delivery"))
+                if len(pts) > 1:
+                    ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=s)
+            ax.set_xlabel("publishes / s to 1,000 subscribers")
+            ax.set_ylabel("server CPU µs / delivery")
+            ax.set_ylim(bottom=0)
+            ax.legend()
+            png = Path(md).with_name(Path(md).stem + "-cpu-vs-rate.png")
+            fig.savefig(png, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            out.append(f"![CPU per delivery against rate]({png.name})")
         # Idle footprint: RSS per connection against the number of connections.
         aw = sorted((w for w in workloads if w.startswith("a")),
                     key=lambda w: statistics.median(next(iter(

@@ -4,7 +4,7 @@
 # medians. Writes bench/results/race-<date>.md (tables with the ratio hookbox / peer), .csv
 # (every repetition) and PNG plots (bench/plot.py, matplotlib in a private venv).
 #
-# Usage: bench/race.sh                 (the full race, ~30 minutes)
+# Usage: bench/race.sh                 (the full race, ~75 minutes)
 #        QUICK=1 bench/race.sh         (one small round, hookbox only: the CI smoke)
 # Environment: ROUNDS=3, WORKLOADS_ONLY="b1k e5k …" (a subset), SERVERS="hookbox
 # hookbox+coalesce50 hookbox+csp nchan pushpin socketio"
@@ -34,6 +34,8 @@ else
     SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp nchan pushpin socketio}"
     WORKLOADS=(
         "b1k|all|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
+        "b1k-r50|hookbox nchan socketio|b --subs 1000 --rate 50 --duration 10 --warmup 2 --payload 100"
+        "b1k-r200|hookbox nchan socketio|b --subs 1000 --rate 200 --duration 10 --warmup 2 --payload 100"
         "b10k|hookbox hookbox+coalesce50 nchan pushpin socketio|b --subs 10000 --rate 5 --duration 10 --warmup 2 --payload 100"
         "c10k|hookbox nchan pushpin socketio|c --subs 10000 --group 10 --rate 500 --duration 10 --warmup 2 --payload 100"
         "a10k|hookbox nchan pushpin socketio|a --subs 10000 --channels 1000"

@@ -45,6 +45,20 @@ pub fn hist_fields(r: &mut Report, prefix: &str, h: &Histogram<u64>) {
     r.add(format!("{prefix}_max_us"), format!("{:.0}", us(h.max())));
 }
 
+/// The latency distribution for CDF plots: `{prefix}_cdf_<q in 1/10,000>_us` at a fixed set of
+/// quantiles (1 % … 99.99 %), in µs.
+pub fn cdf_fields(r: &mut Report, prefix: &str, h: &Histogram<u64>) {
+    if h.is_empty() {
+        return;
+    }
+    for q in [
+        100, 500, 1000, 2500, 5000, 7500, 9000, 9500, 9900, 9990, 9999,
+    ] {
+        let v = h.value_at_quantile(f64::from(q) / 10_000.0);
+        r.add(format!("{prefix}_cdf_{q}_us"), format!("{:.0}", us(v)));
+    }
+}
+
 /// A growable bitmap over sequence numbers.
 #[derive(Clone, Debug, Default)]
 pub struct Bits {

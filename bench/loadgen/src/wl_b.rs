@@ -11,7 +11,7 @@ use crate::clients::{connect_many, join_all, Ctx};
 use crate::net::Link;
 use crate::procstat::{rss_kb, rss_sum_kb, self_pid, CpuMark, MachineMark};
 use crate::proto::{make_payload, message_bytes, LineBuf, Proto};
-use crate::stats::{hist_fields, new_hist, now_ns, Bits, Report};
+use crate::stats::{cdf_fields, hist_fields, new_hist, now_ns, Bits, Report};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -581,6 +581,7 @@ pub async fn run(ctx: Arc<Ctx>, b: Args, hook_port: u16, conc: usize) -> Result<
     r.add("reordered", reordered);
     r.add("closed_by_server", closed);
     hist_fields(&mut r, "lat", &sh.lat.lock().unwrap());
+    cdf_fields(&mut r, "lat", &sh.lat.lock().unwrap());
     r.add(
         "srv_cpu_pct",
         format!("{:.1}", srv_cpu as f64 * 100.0 / cpu_wall as f64),
