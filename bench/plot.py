@@ -81,6 +81,13 @@ def main():
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
+        def save(fig, suffix, alt):
+            """Writes the figure next to the Markdown; returns its image line."""
+            png = Path(md).with_name(Path(md).stem + suffix)
+            fig.savefig(png, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            return f"![{alt}]({png.name})"
         for k, label, scale in [FIELDS[0], FIELDS[2], FIELDS[3]]:
             fig, ax = plt.subplots(figsize=(7, 4))
             ws = [w for w in workloads if w[0] in "bc"]
@@ -92,10 +99,7 @@ def main():
             ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(ws))], ws)
             ax.set_ylabel(label)
             ax.legend()
-            png = Path(md).with_name(Path(md).stem + f"-{k}.png")
-            fig.savefig(png, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            out.append(f"![{label}]({png.name})")
+            out.append(save(fig, f"-{k}.png", label))
         # Latency CDFs (workloads B and C): the share of deliveries within a latency.
         for w in [w for w in workloads if w[0] in "bc" and "-r" not in w]:
             if not any(k.startswith("lat_cdf_") for s in servers for k in rows.get((w, s), {})):
@@ -113,10 +117,7 @@ def main():
             ax.set_xlabel(f"{w}: end-to-end latency, ms (log)")
             ax.set_ylabel("share of deliveries")
             ax.legend()
-            png = Path(md).with_name(Path(md).stem + f"-cdf-{w}.png")
-            fig.savefig(png, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            out.append(f"![latency CDF, {w}]({png.name})")
+            out.append(save(fig, f"-cdf-{w}.png", f"latency CDF, {w}"))
         # CPU per delivery against the publish rate (b1k at several rates).
         sweep = [w for w in workloads if w == "b1k" or w.startswith("b1k-r")]
         if len(sweep) > 1:
@@ -131,10 +132,7 @@ def main():
             ax.set_ylabel("server CPU µs / delivery")
             ax.set_ylim(bottom=0)
             ax.legend()
-            png = Path(md).with_name(Path(md).stem + "-cpu-vs-rate.png")
-            fig.savefig(png, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            out.append(f"![CPU per delivery against rate]({png.name})")
+            out.append(save(fig, "-cpu-vs-rate.png", "CPU per delivery against rate"))
         # Idle footprint: RSS per connection against the number of connections.
         aw = sorted((w for w in workloads if w.startswith("a")),
                     key=lambda w: statistics.median(next(iter(
@@ -151,10 +149,7 @@ def main():
             ax.set_ylabel("server RSS / connection, KB")
             ax.set_ylim(bottom=0)
             ax.legend()
-            png = Path(md).with_name(Path(md).stem + "-rss.png")
-            fig.savefig(png, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-            out.append(f"![RSS per idle connection]({png.name})")
+            out.append(save(fig, "-rss.png", "RSS per idle connection"))
         out.append("")
     except ImportError:
         out.append("(no plots: matplotlib is not installed)")
