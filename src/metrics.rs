@@ -61,6 +61,9 @@ pub const CLOSE_RETRIES: &str = "hookbox_close_retries_total";
 pub const TIMEOUTS: &str = "hookbox_timeouts_total";
 /// Requests and frames refused by a policy, by `reason` (`origin`: not on `--allowed-origins`).
 pub const REFUSALS: &str = "hookbox_refusals_total";
+/// SUBSCRIBEs that gave a position to recover from, by `result`: `recovered` (the missed
+/// publications were sent) or `not_recovered` (they are gone: another epoch, history too short).
+pub const RECOVERIES: &str = "hookbox_recoveries_total";
 /// Log lines dropped because the log writer fell behind.
 pub const LOG_LINES_DROPPED: &str = "hookbox_log_lines_dropped_total";
 
@@ -124,6 +127,7 @@ fn describe() {
     describe_counter!(TIMEOUTS, "Connections closed for doing nothing");
     describe_counter!(WEBHOOK_RETRIES, "Informational webhooks tried again");
     describe_counter!(REFUSALS, "Requests refused by a policy");
+    describe_counter!(RECOVERIES, "Recoveries asked for, by result");
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped by the log writer");
 }
 
@@ -287,6 +291,16 @@ pub fn refused(reason: &'static str) {
     counter!(REFUSALS, "reason" => reason).increment(1);
 }
 
+/// A SUBSCRIBE that asked to recover from a position, and whether it could.
+pub fn recovery(recovered: bool) {
+    let result = if recovered {
+        "recovered"
+    } else {
+        "not_recovered"
+    };
+    counter!(RECOVERIES, "result" => result).increment(1);
+}
+
 pub fn close_retry() {
     counter!(CLOSE_RETRIES).increment(1);
 }
@@ -295,7 +309,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 21] = [
+    const ALL: [&str; 22] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -316,6 +330,7 @@ mod tests {
         CLOSE_RETRIES,
         TIMEOUTS,
         REFUSALS,
+        RECOVERIES,
         LOG_LINES_DROPPED,
     ];
 

@@ -70,6 +70,9 @@ struct Inner {
     held: usize,
     next_id: u64,
     closed: Option<CloseReason>,
+    /// The client asked for channel positions (CONNECT `recovery`): PUBLISH frames are written
+    /// with their offsets.
+    positions: bool,
 }
 
 impl Inner {
@@ -152,6 +155,15 @@ impl Outbox {
         true
     }
 
+    /// From now on, frames are written with their channel offsets (see [`OutFrame::offset`]).
+    pub fn show_positions(&self) {
+        self.inner.lock().positions = true;
+    }
+
+    pub fn shows_positions(&self) -> bool {
+        self.inner.lock().positions
+    }
+
     /// Bytes that can still be queued before the budget is reached.
     pub fn room(&self) -> usize {
         self.limit.saturating_sub(self.inner.lock().used())
@@ -194,8 +206,9 @@ impl Outbox {
             close: inner.closed.clone(),
         };
         let mut id = inner.next_id;
+        let positions = inner.positions;
         for frame in inner.queue.drain(..) {
-            frame.write_with_id(id, &mut out.data);
+            frame.write_with_id(id, positions, &mut out.data);
             by_kind[frame.kind().index()] += 1;
             id += 1;
         }

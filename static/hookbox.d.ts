@@ -4,6 +4,8 @@
 export interface ConnectOptions {
   /** Reconnect after an unexpected close, and re-subscribe (default true). */
   reconnect?: boolean;
+  /** After a reconnect, recover the publications missed meanwhile (default true). */
+  recover?: boolean;
   /** Force one transport (default 'auto': WebSocket, CSP if it fails). */
   transport?: 'auto' | 'websocket' | 'csp';
 }
@@ -37,6 +39,11 @@ export interface Subscription {
   state: Record<string, unknown>;
   presence: string[];
   initialData?: unknown;
+  /** The channel's epoch and the offset of the last event seen (servers that show them). */
+  epoch?: string;
+  offset?: number;
+  /** After a reconnect: true if the missed publications were delivered, false if they are gone. */
+  recovered?: boolean;
   canceled: boolean;
   onPublish: (frame: Frame) => void;
   onSubscribe: (frame: Frame) => void;

@@ -27,6 +27,12 @@
  *                      closed the connection on purpose (WebSocket close 1000:
  *                      the web app disconnected the user; 1008: a policy).
  *                      {reconnect: false} gives the original's behaviour.
+ *   {recover: true}    (the default) with a hookbox that supports it, a
+ *                      re-subscribe after a reconnect asks for the publications
+ *                      missed meanwhile; they are delivered to onPublish in
+ *                      order before anything newer, and the subscription's
+ *                      history continues. subscription.recovered is false when
+ *                      they are gone (reload what the page shows).
  *   {transport: 'auto' | 'websocket' | 'csp'}  force one transport (default auto).
  * An https: server URL uses wss: for the WebSocket.
  *
@@ -390,6 +396,10 @@
       this.state = Object.assign({}, frame.state);
       this.presence = Array.isArray(frame.presence) ? frame.presence.slice() : [];
       this.initialData = frame.initial_data;
+      // Position in the channel (servers that show it): what a reconnect recovers from.
+      this.epoch = frame.epoch;
+      this.offset = frame.offset;
+      this.recovered = frame.recovered; // true / false after a recovery, else undefined
       this.canceled = false;
       // Callbacks, meant to be replaced by the application.
       this.onPublish = this.onSubscribe = this.onUnsubscribe = this.onState = noop;
@@ -416,6 +426,7 @@
     _handle(name, frame) {
       switch (name) {
         case 'PUBLISH':
+          if (typeof frame.offset === 'number') this.offset = frame.offset;
           this._record('PUBLISH', { user: frame.user, payload: frame.payload });
           this.onPublish(frame);
           break;
@@ -458,7 +469,7 @@
       this.connectPayload = connectPayload;
       this._cookieExplicit = cookieString !== undefined && cookieString !== null;
       this.cookieString = this._cookieExplicit ? String(cookieString) : documentCookie();
-      this.options = Object.assign({ reconnect: true, transport: 'auto' }, options);
+      this.options = Object.assign({ reconnect: true, recover: true, transport: 'auto' }, options);
       this.username = null;
       this.connected = false;
       this.transportName = null;
@@ -467,6 +478,8 @@
       for (const cb of CONNECTION_CALLBACKS) this[cb] = noop;
 
       this._subscriptions = {}; // channel name -> Subscription
+      this._previous = {};      // channel name -> Subscription lost with the last connection
+      this._recovering = {};    // channel name -> id of the SUBSCRIBE that asked to recover
       this._queue = { subscribe: [], unsubscribe: [], publish: [], message: [] };
       this._transport = null;
       this._frameId = 0;
@@ -559,12 +572,22 @@
       if (again) this._scheduleReconnect();
     }
 
-    /** Queue SUBSCRIBE for every live channel so that a reconnect restores them. */
+    /** Queue SUBSCRIBE for every live channel so that a reconnect restores them; where the
+     *  server showed a position, the SUBSCRIBE asks to recover from it. */
     _rememberSubscriptions() {
       const channels = Object.keys(this._subscriptions).filter((c) => !this._subscriptions[c].canceled);
+      const resubscribe = channels.map((c) => {
+        const sub = this._subscriptions[c];
+        const args = { channel_name: c };
+        if (this.options.recover && typeof sub.epoch === 'string' && typeof sub.offset === 'number') {
+          args.recover = { epoch: sub.epoch, offset: sub.offset };
+          this._previous[c] = sub;
+        }
+        return args;
+      });
       this._subscriptions = {};
       const pending = this._queue.subscribe.filter((args) => channels.indexOf(args.channel_name) === -1);
-      this._queue.subscribe = channels.map((c) => ({ channel_name: c })).concat(pending);
+      this._queue.subscribe = resubscribe.concat(pending);
     }
 
     _scheduleReconnect() {
@@ -592,6 +615,8 @@
       if (!this._cookieExplicit) this.cookieString = documentCookie();
       const args = { cookie_string: this.cookieString };
       if (this.connectPayload !== undefined) args.payload = JSON.stringify(this.connectPayload);
+      if (this.options.recover) args.recovery = true; // show channel positions
+      this._recovering = {};
       this._sendFrame('CONNECT', args);
     }
 
@@ -605,7 +630,10 @@
       for (const kind of QUEUE_ORDER) {
         const items = this._queue[kind];
         this._queue[kind] = [];
-        for (const args of items) this._sendFrame(FRAME_NAMES[kind], args);
+        for (const args of items) {
+          const id = this._sendFrame(FRAME_NAMES[kind], args);
+          if (args.recover) this._recovering[args.channel_name] = id;
+        }
       }
     }
 
@@ -648,9 +676,18 @@
           break;
         case 'SUBSCRIBE':
           if (args.user === this.username) {
+            const channel = args.channel_name;
+            // Until the answer to our recover (the frame with `recovered`), the channel stays
+            // unsubscribed here: a replayed own SUBSCRIBE for a new tab and the publications
+            // after it are ignored, since the answer is followed by every one of them.
+            if (channel in this._recovering && args.recovered === undefined && args.epoch !== undefined) break;
+            delete this._recovering[channel];
+            const before = this._previous[channel];
+            delete this._previous[channel];
             const subscription = new Subscription(this, args);
-            this._subscriptions[args.channel_name] = subscription;
-            this._call('onSubscribed', args.channel_name, subscription, args);
+            if (args.recovered === true && before) subscription.history = before.history;
+            this._subscriptions[channel] = subscription;
+            this._call('onSubscribed', channel, subscription, args);
           } else if (sub) {
             sub._handle(name, args);
           }
@@ -673,6 +710,9 @@
           this._call('onMessaged', args);
           break;
         case 'ERROR':
+          for (const c of Object.keys(this._recovering)) {
+            if (this._recovering[c] === args.id) delete this._recovering[c];
+          }
           this._call('onError', args);
           break;
         case 'SET_COOKIE':

@@ -123,7 +123,7 @@ pub(super) async fn subscribe(api: Arc<ApiState>, params: Params) -> Outcome {
     let channel = params.required("channel_name")?;
     let (user, origin) = user_param(&api, &params, "name").await?;
     api.hub
-        .subscribe(user, &origin, channel, params.hooks())
+        .subscribe(user, &origin, channel, params.hooks(), None)
         .await?;
     Ok(json!({}))
 }

@@ -1,7 +1,7 @@
 //! The server frames that concern a channel, built in one place for both engines: the own
 //! SUBSCRIBE, presence SUBSCRIBE / UNSUBSCRIBE, STATE_UPDATE and PUBLISH.
 
-use super::history::Tail;
+use super::history::{Entry, Tail};
 use crate::outbox::Outbox;
 use crate::protocol::{args, OutFrame};
 use serde::Serialize;
@@ -17,12 +17,39 @@ pub fn history_room(outbox: &Outbox) -> usize {
 
 /// What an own-SUBSCRIBE frame shows of its channel.
 pub struct SubscribeView<'a> {
+    /// The channel's epoch and the offset of this subscribe (shown to connections that asked
+    /// for positions).
+    pub epoch: &'a str,
+    pub offset: u64,
     pub history: Tail<'a>,
     pub history_size: u64,
     pub history_duration: u64,
     pub state: &'a Map<String, Value>,
     /// Subscriber names, the user included, on presenceful channels; empty on others.
     pub presence: Vec<&'a str>,
+}
+
+/// What an own-SUBSCRIBE tells a connection about positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Nothing (the original clients, which did not ask with CONNECT `recovery`).
+    Nothing,
+    /// The channel's `epoch` and the subscribe's `offset`.
+    Position,
+    /// The position, and `recovered`: whether the publications the client missed since the
+    /// position it gave follow this frame (true), or are gone (false).
+    Recovery(bool),
+}
+
+impl Shown {
+    /// What a connection is shown: nothing unless it asked for positions.
+    pub fn to(outbox: &Outbox, recovery: Option<bool>) -> Shown {
+        match (outbox.shows_positions(), recovery) {
+            (false, _) => Shown::Nothing,
+            (true, None) => Shown::Position,
+            (true, Some(r)) => Shown::Recovery(r),
+        }
+    }
 }
 
 /// The own-SUBSCRIBE frame for `user` (history before the event, presence including the user).
@@ -33,6 +60,7 @@ pub fn own_subscribe(
     user: &str,
     view: SubscribeView<'_>,
     initial_data: Option<&Value>,
+    shown: Shown,
 ) -> OutFrame {
     #[derive(Serialize)]
     struct OwnSubscribe<'a> {
@@ -45,7 +73,14 @@ pub fn own_subscribe(
         presence: Vec<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         initial_data: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
     }
+    let positioned = shown != Shown::Nothing;
     OutFrame::new(
         "SUBSCRIBE",
         &OwnSubscribe {
@@ -57,8 +92,35 @@ pub fn own_subscribe(
             state: view.state,
             presence: view.presence,
             initial_data,
+            epoch: positioned.then_some(view.epoch),
+            offset: positioned.then_some(view.offset),
+            recovered: match shown {
+                Shown::Recovery(r) => Some(r),
+                _ => None,
+            },
         },
     )
+}
+
+/// A publication replayed from history to a recovering client: the PUBLISH frame it missed,
+/// `{channel_name, payload, datetime, user?}` with its offset. `None` for an entry that is not a
+/// publication.
+pub fn replayed(channel: &str, entry: &Entry) -> Option<OutFrame> {
+    // Entries are `["PUBLISH", {…}]` as the server's encoder wrote them.
+    let body = entry
+        .json()
+        .strip_prefix("[\"PUBLISH\", {")?
+        .strip_suffix("}]")?;
+    let mut text = String::with_capacity(body.len() + channel.len() + 40);
+    text.push_str("{\"channel_name\": ");
+    text.push_str(&crate::protocol::to_ascii_string(channel));
+    if !body.is_empty() {
+        text.push_str(", ");
+        text.push_str(body);
+    }
+    text.push('}');
+    let args: &RawValue = serde_json::from_str(&text).ok()?;
+    Some(OutFrame::new("PUBLISH", args).at_offset(entry.offset))
 }
 
 /// A membership frame, `SUBSCRIBE` (presence) or `UNSUBSCRIBE`: `{channel_name, user, datetime}`.

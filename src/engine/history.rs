@@ -6,7 +6,7 @@
 //! and so that the byte bound is exact.
 
 use super::options::ChannelSettings;
-use crate::protocol::to_ascii_string;
+use crate::protocol::{to_ascii_string, Position};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -66,6 +66,11 @@ impl Entry {
         self.json.get()
     }
 
+    /// Whether it records a PUBLISH (the entries a recovering client is sent).
+    pub fn is_publication(&self) -> bool {
+        self.json.get().starts_with("[\"PUBLISH\"")
+    }
+
     /// Encoded size in bytes.
     pub fn size(&self) -> usize {
         self.json.get().len()
@@ -86,7 +91,8 @@ pub struct History {
     entries: VecDeque<Entry>,
     bytes: usize,
     max_bytes: usize,
-    /// The highest offset of an entry dropped so far: entries newer than it are all still here.
+    /// The highest offset of a publication dropped (or never kept) so far: the publications
+    /// newer than it are all still here.
     floor: u64,
 }
 
@@ -107,6 +113,7 @@ impl History {
         self.floor = self
             .entries
             .iter()
+            .filter(|e| e.is_publication())
             .map(|e| e.offset)
             .fold(self.floor, u64::max);
         self.entries.clear();
@@ -130,14 +137,58 @@ impl History {
 
     fn pop_oldest(&mut self) {
         if let Some(e) = self.entries.pop_front() {
-            self.bytes -= e.size();
+            self.dropped(&e);
+        }
+    }
+
+    /// Accounts for an entry taken out: its bytes, and the floor if it was a publication.
+    fn dropped(&mut self, e: &Entry) {
+        self.bytes -= e.size();
+        if e.is_publication() {
             self.floor = self.floor.max(e.offset);
         }
     }
 
-    /// The highest offset of an entry dropped so far.
+    /// The highest offset of a publication dropped (or never kept) so far.
     pub fn floor(&self) -> u64 {
         self.floor
+    }
+
+    /// Notes a publication at `offset` that is not kept (the channel has no history): a client
+    /// that was before it can no longer recover.
+    pub fn skip(&mut self, offset: u64) {
+        self.floor = self.floor.max(offset);
+    }
+
+    /// The publications a client at `pos` missed, oldest first, if the history still holds every
+    /// one of them and they fit in `allowance` bytes. `epoch` and `offset` are the channel's now;
+    /// `floor` is [`History::floor`] (or the Redis copy of it). `None`: not recoverable (another
+    /// epoch, a position from the future, a publication after it dropped or never kept, or more
+    /// than the connection can take at once).
+    pub fn missed(
+        &self,
+        now: (&str, u64),
+        floor: u64,
+        pos: &Position,
+        allowance: usize,
+    ) -> Option<Vec<&Entry>> {
+        let (epoch, offset) = now;
+        if pos.epoch != epoch || pos.offset > offset || floor > pos.offset {
+            return None;
+        }
+        let mut used = 0;
+        let mut out = Vec::new();
+        for e in self.entries.iter().filter(|e| e.offset > pos.offset) {
+            if !e.is_publication() {
+                continue;
+            }
+            used += e.size() + 64;
+            if used > allowance {
+                return None;
+            }
+            out.push(e);
+        }
+        Some(out)
     }
 
     fn prune_bytes(&mut self) {
@@ -190,6 +241,9 @@ impl Serialize for Tail<'_> {
 /// Records an entry if the channel keeps history, then prunes.
 pub fn record(history: &mut History, settings: &ChannelSettings, entry: Entry) {
     if settings.history_size == 0 {
+        if entry.is_publication() {
+            history.skip(entry.offset);
+        }
         return;
     }
     history.push(entry);
@@ -215,8 +269,7 @@ pub fn prune(history: &mut History, settings: &ChannelSettings, by_age: bool) {
             .position(|e| e.stamp.as_deref().is_some_and(|s| s < cutoff.as_str()))
         {
             let e = history.entries.remove(i).expect("found");
-            history.bytes -= e.size();
-            history.floor = history.floor.max(e.offset);
+            history.dropped(&e);
         }
     }
     let size = usize::try_from(settings.history_size).unwrap_or(usize::MAX);
@@ -319,5 +372,141 @@ mod tests {
             o.history.bytes,
             o.history.entries.iter().map(Entry::size).sum::<usize>()
         );
+    }
+
+    /// A publication in the model channel below.
+    fn publication(o: &mut ChannelOptions, offset: u64) {
+        let mut e = Entry::new("PUBLISH", &json!({"payload": offset, "datetime": "t"}), "t");
+        e.offset = offset;
+        record(&mut o.history, &o.settings, e);
+    }
+
+    fn membership(o: &mut ChannelOptions, offset: u64) {
+        let mut e = Entry::new("SUBSCRIBE", &json!({"user": "u", "datetime": "t"}), "t");
+        e.offset = offset;
+        record(&mut o.history, &o.settings, e);
+    }
+
+    #[test]
+    fn missed_is_what_came_after_the_position() {
+        let mut o = ChannelOptions::default();
+        o.settings.history_size = 3;
+        membership(&mut o, 1);
+        for off in 2..=4 {
+            publication(&mut o, off);
+        }
+        let at = |offset| Position {
+            epoch: "e".into(),
+            offset,
+        };
+        let missed = |pos: &Position, allowance| {
+            o.history
+                .missed(("e", 4), o.history.floor(), pos, allowance)
+                .map(|v| v.iter().map(|e| e.offset).collect::<Vec<_>>())
+        };
+        assert_eq!(missed(&at(2), 10_000), Some(vec![3, 4]));
+        assert_eq!(missed(&at(4), 10_000), Some(vec![]));
+        assert_eq!(missed(&at(1), 10_000), Some(vec![2, 3, 4]));
+        assert_eq!(
+            missed(&at(0), 10_000),
+            Some(vec![2, 3, 4]),
+            "only a join was dropped"
+        );
+        assert_eq!(missed(&at(5), 10_000), None, "from the future");
+        assert_eq!(missed(&at(2), 100), None, "more than the allowance");
+        let other = Position {
+            epoch: "x".into(),
+            offset: 2,
+        };
+        assert_eq!(missed(&other, 10_000), None, "another epoch");
+        publication(&mut o, 5);
+        assert_eq!(o.history.floor(), 2, "publication 2 was dropped");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Publish,
+        /// Someone else joins or leaves (an event that is not a publication).
+        Presence,
+        /// The client's connection drops, or it comes back and recovers.
+        Toggle,
+        /// The channel's history_size changes (0: no history).
+        Resize(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => Just(Step::Publish),
+            2 => Just(Step::Presence),
+            2 => Just(Step::Toggle),
+            1 => (0u64..6).prop_map(Step::Resize),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Random publish / drop / reconnect schedules against one channel: what the client
+        /// ends up with has no duplicate and is in order; every recovery that succeeds delivers
+        /// exactly the publications made while it was away; and a recovery fails only when one
+        /// of those is really missing from the history.
+        #[test]
+        fn recovery_loses_and_duplicates_nothing(
+            steps in proptest::collection::vec(step(), 1..80),
+            size in 0u64..6,
+        ) {
+            let mut o = ChannelOptions::default();
+            o.settings.history_size = size;
+            let mut offset = 0;
+            let mut published = Vec::new(); // every publication's offset
+            let mut got: Vec<u64> = Vec::new(); // what the client received, in order
+            let mut online = true;
+            let mut pos = 0; // the client's last seen offset
+            for s in steps {
+                match s {
+                    Step::Publish => {
+                        offset += 1;
+                        publication(&mut o, offset);
+                        published.push(offset);
+                        if online {
+                            got.push(offset);
+                            pos = offset;
+                        }
+                    }
+                    Step::Presence => {
+                        offset += 1;
+                        membership(&mut o, offset);
+                    }
+                    Step::Resize(n) => {
+                        o.settings.history_size = n;
+                        prune(&mut o.history, &o.settings, false);
+                    }
+                    Step::Toggle if online => online = false,
+                    Step::Toggle => {
+                        online = true;
+                        let me = Position { epoch: "e".into(), offset: pos };
+                        let away: Vec<u64> =
+                            published.iter().copied().filter(|p| *p > pos).collect();
+                        match o.history.missed(("e", offset), o.history.floor(), &me, usize::MAX / 2) {
+                            Some(missed) => {
+                                let missed: Vec<u64> = missed.iter().map(|e| e.offset).collect();
+                                proptest::prop_assert_eq!(&missed, &away);
+                                got.extend(missed);
+                            }
+                            None => {
+                                let kept: Vec<u64> =
+                                    o.history.entries.iter().map(|e| e.offset).collect();
+                                proptest::prop_assert!(
+                                    away.iter().any(|p| !kept.contains(p)),
+                                    "refused although {away:?} are all in {kept:?}"
+                                );
+                                // Not recovered: the client starts afresh from now.
+                            }
+                        }
+                        pos = offset;
+                    }
+                }
+            }
+            proptest::prop_assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+        }
     }
 }

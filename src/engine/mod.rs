@@ -28,7 +28,7 @@ pub use history::{now_stamp, raw, Entry};
 pub use local::{Conn, Transport, User, UserState};
 pub use options::{ChannelSettings, OptionError, Polling, UserOptions, CHANNEL_OPTION_KEYS};
 
-use crate::protocol::OutFrame;
+use crate::protocol::{OutFrame, Position};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -366,14 +366,31 @@ impl Engine {
         each!(self, e => e.member_flags(ch, user))
     }
 
+    /// Makes `user` a member. With `recover` (the position the asking connection `conn` was at
+    /// before it reconnected), that connection's own SUBSCRIBE says whether it is `recovered`
+    /// and is followed by the publications it missed.
     pub async fn join(
         &self,
         ch: &str,
         user: &str,
         conn: Option<&Arc<str>>,
         initial_data: Option<&Value>,
+        recover: Option<&Position>,
     ) -> Result<Joined, EngineError> {
-        each!(self, e => e.join(ch, user, conn, initial_data))
+        each!(self, e => e.join(ch, user, conn, initial_data, recover))
+    }
+
+    /// A connection of a member gave a position (it reconnected while its user stayed a
+    /// member): it gets an own SUBSCRIBE with `recovered`, then what it missed. False without
+    /// such a channel, member or connection here.
+    pub async fn recover(
+        &self,
+        ch: &str,
+        user: &str,
+        conn: &Arc<str>,
+        pos: &Position,
+    ) -> Result<bool, EngineError> {
+        each!(self, e => e.recover(ch, user, conn, pos))
     }
 
     /// Removes a member: presence UNSUBSCRIBE to the others (presenceful channels), its own

@@ -8,7 +8,7 @@ use crate::engine::options::{want_names, UserOptions};
 use crate::engine::{
     now_stamp, raw, EngineError, Entry, Joined, LeaseKind, Membership, Publication, Recipients,
 };
-use crate::protocol::{args, to_ascii_string, OutFrame};
+use crate::protocol::{args, to_ascii_string, OutFrame, Position};
 use crate::webhook::{json_truthy, Decision, Hook};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
@@ -103,7 +103,8 @@ impl Hub {
                 };
                 for channel in names {
                     let result = if subscribe {
-                        self.subscribe(user, origin, &channel, Hooks::Skip).await
+                        self.subscribe(user, origin, &channel, Hooks::Skip, None)
+                            .await
                     } else {
                         self.unsubscribe(user, origin, &channel, Leave::Silent)
                             .await
@@ -224,12 +225,14 @@ impl Hub {
     }
 
     /// SUBSCRIBE. `Hooks::Skip` for auto lists and Web API calls without `send_hook`.
+    /// `recover`: the position a reconnected client was at in the channel, for what it missed.
     pub async fn subscribe(
         self: &Arc<Self>,
         user: &str,
         origin: &Origin,
         channel: &str,
         hooks: Hooks,
+        recover: Option<&Position>,
     ) -> Result<(), HubError> {
         self.ensure_channel(channel, origin).await?;
         let flags = match self
@@ -238,7 +241,9 @@ impl Hub {
             .await?
         {
             Membership::NoChannel => return Err(HubError::NoChannel(channel.to_owned())),
-            Membership::Member => return Ok(()), // already a subscriber: no webhook, no frame
+            // Already a subscriber: no webhook and, as in the original, no frame, unless the
+            // connection asked to recover.
+            Membership::Member => return self.recover_member(user, origin, channel, recover).await,
             Membership::NotMember(flags) => flags,
         };
         let mut initial_data = None;
@@ -257,18 +262,38 @@ impl Hub {
         }
         let joined = self
             .engine
-            .join(channel, user, origin.conn_id(), initial_data.as_ref())
+            .join(
+                channel,
+                user,
+                origin.conn_id(),
+                initial_data.as_ref(),
+                recover,
+            )
             .await?;
         match joined {
             Joined::Joined => {
                 self.observe(channel, || format!("SUBSCRIBE {user}"));
                 Ok(())
             }
-            Joined::AlreadyMember => Ok(()),
+            Joined::AlreadyMember => self.recover_member(user, origin, channel, recover).await,
             Joined::NoChannel => Err(HubError::NoChannel(channel.to_owned())),
             // The user's last connection closed meanwhile: its cascade owns the user.
             Joined::UserGone => Err(HubError::NoUser(user.to_owned())),
         }
+    }
+
+    /// A member's connection that asked to recover gets its recovery (nothing otherwise).
+    async fn recover_member(
+        &self,
+        user: &str,
+        origin: &Origin,
+        channel: &str,
+        recover: Option<&Position>,
+    ) -> Result<(), HubError> {
+        if let (Some(pos), Some(conn)) = (recover, origin.conn_id()) {
+            self.engine.recover(channel, user, conn, pos).await?;
+        }
+        Ok(())
     }
 
     /// UNSUBSCRIBE. An unknown channel is a silent no-op: unlike the original, it is not

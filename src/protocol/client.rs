@@ -11,9 +11,14 @@ pub enum ClientFrame {
     Connect {
         cookie: String,
         payload: String,
+        /// `recovery: true`: the client wants channel positions (an `offset` on each PUBLISH,
+        /// `epoch` and `offset` on its own SUBSCRIBE) so that it can recover after a reconnect.
+        recovery: bool,
     },
     Subscribe {
         channel: String,
+        /// Where the client was in the channel before it reconnected, to be sent what it missed.
+        recover: Option<Position>,
     },
     Unsubscribe {
         channel: String,
@@ -27,6 +32,14 @@ pub enum ClientFrame {
         recipient: String,
         payload: Value,
     },
+}
+
+/// A client's place in a channel's stream: the channel's epoch (a channel destroyed and created
+/// again has a new one) and the offset of the last event it received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub epoch: String,
+    pub offset: u64,
 }
 
 /// Which frame a name stands for.
@@ -83,10 +96,20 @@ impl FrameKind {
                     Some(Value::String(s)) if serde_json::from_str::<Value>(s).is_ok() => s.clone(),
                     Some(_) => return Err(ArgError("Invalid json for payload")),
                 };
-                ClientFrame::Connect { cookie, payload }
+                let recovery = match args.get("recovery") {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+                    Some(Value::Bool(true)) => true,
+                    Some(_) => return Err(ArgError("Invalid recovery (must be true or false)")),
+                };
+                ClientFrame::Connect {
+                    cookie,
+                    payload,
+                    recovery,
+                }
             }
             FrameKind::Subscribe => ClientFrame::Subscribe {
                 channel: channel()?,
+                recover: position_arg(args.get("recover"))?,
             },
             FrameKind::Unsubscribe => ClientFrame::Unsubscribe {
                 channel: channel()?,
@@ -110,6 +133,26 @@ fn name_arg(v: Option<&Value>, missing: &'static str) -> Result<String, ArgError
         None | Some(Value::Null) | Some(Value::String(_)) => Err(ArgError(missing)),
         Some(_) => Err(ArgError("Invalid name (must be a non-empty string)")),
     }
+}
+
+/// The longest epoch a client may quote (the server's are 32 characters).
+const MAX_EPOCH_LEN: usize = 64;
+
+/// SUBSCRIBE's `recover`: `{"epoch": string, "offset": non-negative integer}`, or absent.
+fn position_arg(v: Option<&Value>) -> Result<Option<Position>, ArgError> {
+    const BAD: ArgError = ArgError("Invalid recover (must be {epoch: string, offset: integer})");
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let epoch = v.get("epoch").and_then(Value::as_str).ok_or(BAD)?;
+    let offset = v.get("offset").and_then(Value::as_u64).ok_or(BAD)?;
+    if epoch.len() > MAX_EPOCH_LEN {
+        return Err(BAD);
+    }
+    Ok(Some(Position {
+        epoch: epoch.to_owned(),
+        offset,
+    }))
 }
 
 /// A payload argument: JSON text in a string, `null` when absent.
@@ -138,9 +181,47 @@ mod tests {
             parse(FrameKind::Connect, json!({"cookie_string": "a=1"})),
             Ok(ClientFrame::Connect {
                 cookie: "a=1".into(),
-                payload: "null".into()
+                payload: "null".into(),
+                recovery: false,
             })
         );
+        assert_eq!(
+            parse(
+                FrameKind::Connect,
+                json!({"cookie_string": "", "recovery": "yes"})
+            ),
+            Err(ArgError("Invalid recovery (must be true or false)"))
+        );
+        assert_eq!(
+            parse(
+                FrameKind::Subscribe,
+                json!({"channel_name": "a", "recover": {"epoch": "e", "offset": 4}})
+            ),
+            Ok(ClientFrame::Subscribe {
+                channel: "a".into(),
+                recover: Some(Position {
+                    epoch: "e".into(),
+                    offset: 4
+                }),
+            })
+        );
+        for bad in [
+            json!({"epoch": "e", "offset": -1}),
+            json!({"epoch": 1, "offset": 1}),
+            json!({"offset": 1}),
+            json!({"epoch": "e".repeat(65), "offset": 1}),
+            json!(true),
+        ] {
+            assert_eq!(
+                parse(
+                    FrameKind::Subscribe,
+                    json!({"channel_name": "a", "recover": bad})
+                ),
+                Err(ArgError(
+                    "Invalid recover (must be {epoch: string, offset: integer})"
+                ))
+            );
+        }
         assert_eq!(
             parse(FrameKind::Connect, json!({})),
             Err(ArgError("Missing cookie_string"))
@@ -182,7 +263,15 @@ mod tests {
     fn random_arguments_never_panic() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let keys = ["cookie_string", "payload", "channel_name", "name", "x"];
+        let keys = [
+            "cookie_string",
+            "payload",
+            "channel_name",
+            "name",
+            "recovery",
+            "recover",
+            "x",
+        ];
         let values = [
             json!(null),
             json!(""),
@@ -193,6 +282,7 @@ mod tests {
             json!(true),
             json!([]),
             json!({}),
+            json!({"epoch": "e", "offset": 1}),
         ];
         let kinds = [
             FrameKind::Connect,

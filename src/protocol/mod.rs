@@ -9,7 +9,7 @@ mod client;
 mod decode;
 mod json;
 
-pub use client::{ArgError, ClientFrame, FrameKind};
+pub use client::{ArgError, ClientFrame, FrameKind, Position};
 pub use decode::{FrameDecoder, FrameError, FrameTooLarge, InFrame};
 pub use json::{to_ascii_string, write_ascii};
 
@@ -81,11 +81,20 @@ impl ServerFrame {
 /// and which frame it is.
 ///
 /// Cloning is one atomic increment, so a publication fans out without re-encoding.
+///
+/// A PUBLISH also carries its channel offset beside the shared bytes: the connections that asked
+/// for positions get it spliced in as a last `offset` key when the frame is written, so the
+/// original clients see the original frame and nobody's copy is encoded twice.
 #[derive(Clone, Debug)]
 pub struct OutFrame {
     tail: Bytes,
     kind: ServerFrame,
+    /// The channel offset of the event (0: none, or not shown).
+    offset: u64,
 }
+
+/// What writing an offset adds at most: `, "offset": ` and 20 digits.
+const OFFSET_KEY_LEN: usize = 32;
 
 impl OutFrame {
     /// Encodes a frame with the given name and arguments (ASCII-only, Python separators).
@@ -99,7 +108,18 @@ impl OutFrame {
         OutFrame {
             tail: Bytes::from(out),
             kind: ServerFrame::of(name),
+            offset: 0,
         }
+    }
+
+    /// The frame marked with its channel offset, shown to connections that asked for positions.
+    pub fn at_offset(mut self, offset: u64) -> OutFrame {
+        self.offset = offset;
+        self
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// A frame encoded elsewhere (another node), from the bytes [`OutFrame::tail`] gave there:
@@ -110,7 +130,11 @@ impl OutFrame {
             .and_then(|rest| rest.iter().position(|b| *b == b'"').map(|end| &rest[..end]))
             .and_then(|name| std::str::from_utf8(name).ok())
             .map_or(ServerFrame::Other, ServerFrame::of);
-        OutFrame { tail, kind: name }
+        OutFrame {
+            tail,
+            kind: name,
+            offset: 0,
+        }
     }
 
     /// The encoded frame without its id, as shared between nodes.
@@ -134,14 +158,28 @@ impl OutFrame {
 
     /// Size in bytes once written with an id (used for outbox byte budgets).
     pub fn wire_len(&self) -> usize {
-        self.tail.len() + 8
+        self.tail.len() + 8 + if self.offset != 0 { OFFSET_KEY_LEN } else { 0 }
     }
 
-    /// Writes the complete frame `[id, "NAME", {args}]\r\n` into `out`.
-    pub fn write_with_id(&self, id: u64, out: &mut Vec<u8>) {
+    /// Writes the complete frame `[id, "NAME", {args}]\r\n` into `out`; with `positions`, an
+    /// offset the frame carries is added as the args' last key, `"offset": N`.
+    pub fn write_with_id(&self, id: u64, positions: bool, out: &mut Vec<u8>) {
         out.push(b'[');
         out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-        out.extend_from_slice(&self.tail);
+        let args_end = self.tail.len().saturating_sub(4);
+        // Only into a non-empty object: `…}]\r\n` not preceded by `{`.
+        if positions
+            && self.offset != 0
+            && self.tail.ends_with(b"}]\r\n")
+            && self.tail.get(args_end.wrapping_sub(1)) != Some(&b'{')
+        {
+            out.extend_from_slice(&self.tail[..args_end]);
+            out.extend_from_slice(b", \"offset\": ");
+            out.extend_from_slice(itoa::Buffer::new().format(self.offset).as_bytes());
+            out.extend_from_slice(b"}]\r\n");
+        } else {
+            out.extend_from_slice(&self.tail);
+        }
     }
 }
 
@@ -173,10 +211,30 @@ mod tests {
             &args([("id", json!(4)), ("msg", json!("Invalid json for payload"))]),
         );
         let mut out = Vec::new();
-        f.write_with_id(5, &mut out);
+        f.write_with_id(5, false, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "[5, \"ERROR\", {\"id\": 4, \"msg\": \"Invalid json for payload\"}]\r\n"
         );
+    }
+
+    #[test]
+    fn an_offset_is_shown_only_to_connections_that_asked() {
+        let f = OutFrame::new("PUBLISH", &args([("payload", json!(1))])).at_offset(7);
+        let write = |positions| {
+            let mut out = Vec::new();
+            f.write_with_id(2, positions, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(write(false), "[2, \"PUBLISH\", {\"payload\": 1}]\r\n");
+        assert_eq!(
+            write(true),
+            "[2, \"PUBLISH\", {\"payload\": 1, \"offset\": 7}]\r\n"
+        );
+        assert!(write(true).len() <= f.wire_len() + 1);
+        let empty = OutFrame::new("X", &Map::new()).at_offset(3);
+        let mut out = Vec::new();
+        empty.write_with_id(1, true, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "[1, \"X\", {}]\r\n");
     }
 }

@@ -201,7 +201,16 @@ impl Session {
             (_, Some(_)) => {}
         }
         match kind.parse(&frame.args)? {
-            ClientFrame::Connect { cookie, payload } => self.connect(cookie, payload).await,
+            ClientFrame::Connect {
+                cookie,
+                payload,
+                recovery,
+            } => {
+                if recovery {
+                    self.outbox.show_positions();
+                }
+                self.connect(cookie, payload).await
+            }
             other => self.act(other).await,
         }
     }
@@ -212,12 +221,21 @@ impl Session {
         let origin = Origin::client(conn);
         let hub = &self.hub;
         match frame {
-            ClientFrame::Subscribe { channel } => {
+            ClientFrame::Subscribe { channel, recover } => {
+                if recover.is_some() {
+                    // A client that gives positions reads them.
+                    conn.outbox.show_positions();
+                }
+                let recover = recover.as_ref();
                 // A channel destroyed between its creation and this action is created again,
                 // once, rather than reporting a missing channel the client never named.
-                match hub.subscribe(user, &origin, &channel, Hooks::Ask).await {
+                match hub
+                    .subscribe(user, &origin, &channel, Hooks::Ask, recover)
+                    .await
+                {
                     Err(HubError::NoChannel(_)) => {
-                        hub.subscribe(user, &origin, &channel, Hooks::Ask).await?
+                        hub.subscribe(user, &origin, &channel, Hooks::Ask, recover)
+                            .await?
                     }
                     other => other?,
                 }

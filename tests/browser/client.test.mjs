@@ -1,6 +1,7 @@
 // /static/hookbox.js as a page uses it when the world misbehaves: the server restarts (the page
 // reconnects by itself, over WebSocket again, and is back in its channels), the web app
-// disconnects the user (no reconnect), an https: page (wss:), and the ES module build.
+// disconnects the user (no reconnect), an https: page (wss:), the ES module build, and recovery
+// of what a page missed while its connection was down.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHookbox, launchBrowser, startWebApp } from './harness.mjs';
@@ -18,7 +19,11 @@ before(async () => {
         const m = /(?:^|; )sid=([^;]+)/.exec(headers.cookie || '');
         return m ? [true, { name: m[1] }] : [false, { error: 'no session cookie' }];
       },
-      create_channel: () => [true, { moderated: false }],
+      // rec-* channels keep history and are never destroyed (the recovery tests' channels
+      // outlive their only subscriber's disconnect).
+      create_channel: (form) => [true, form.channel_name.startsWith('rec-')
+        ? { moderated: false, history_size: 3 } : { moderated: false }],
+      destroy_channel: (form) => [!form.channel_name.startsWith('rec-'), {}],
     },
     pages,
   });
@@ -148,5 +153,85 @@ test('the ES module build connects like the script', async () => {
   const types = await fetch(`${hookbox.url}/static/hookbox.d.ts`);
   assert.equal(types.status, 200);
   assert.match(await types.text(), /export interface Connection/);
+  await tab.close();
+});
+
+/** A page subscribed to `channel` whose WebSocket the test can cut and hold down: while
+ *  `hold` is set, every new WebSocket goes to a closed port and fails. */
+const recoverer = (channel) => `
+  window.hold = false;
+  window.sockets = [];
+  window.failed = 0;
+  const Real = window.WebSocket;
+  window.WebSocket = function (url, protocols) {
+    const ws = new Real(window.hold ? 'ws://127.0.0.1:1/' : url, protocols);
+    if (window.hold) ws.addEventListener('close', () => { window.failed += 1; });
+    sockets.push(ws);
+    return ws;
+  };
+  window.cut = () => { window.hold = true; sockets[sockets.length - 1].close(); };
+  window.events = [];
+  const conn = hookbox.connect('${hookbox.url}');
+  conn.onOpen = () => { if (!window.sub) conn.subscribe('${channel}'); };
+  conn.onSubscribed = (name, sub) => {
+    window.sub = sub;
+    events.push(['subscribed', sub.recovered === undefined ? null : sub.recovered]);
+    sub.onPublish = (f) => events.push(['publish', f.payload]);
+  };
+  conn.onConnectionLost = () => events.push(['lost']);
+`;
+
+/** Cuts the page's connection and holds it down until the server saw it go and `whileDown` ran. */
+async function cutAndHold(tab, sid, whileDown) {
+  const disconnects = () => web.calls.filter((c) => c.form.action === 'disconnect' && c.form.name === sid).length;
+  const before = disconnects();
+  await tab.evaluate(() => window.cut());
+  await tab.waitForFunction(() => window.failed > 0, null, { timeout: 30000 });
+  await web.waitFor(() => disconnects() > before, 'disconnect webhook');
+  await whileDown();
+  await tab.evaluate(() => { window.hold = false; });
+}
+
+test('after a lost connection the page gets exactly what it missed, in order', async () => {
+  const tab = await open('recover_user', recoverer('rec-feed'));
+  await tab.waitForFunction(() => events.length === 1);
+  assert.equal(await publish('rec-feed', 'a'), true);
+  await tab.waitForFunction(() => events.length === 2);
+  await cutAndHold(tab, 'recover_user', async () => {
+    for (const p of ['b', 'c']) assert.equal(await publish('rec-feed', p), true);
+  });
+  await tab.waitForFunction(() => events.filter((e) => e[0] === 'subscribed').length === 2, null, { timeout: 30000 });
+  assert.equal(await publish('rec-feed', 'd'), true);
+  await tab.waitForFunction(() => events.some((e) => e[1] === 'd'));
+  assert.deepEqual(await tab.evaluate(() => window.events), [
+    ['subscribed', null],
+    ['publish', 'a'],
+    ['lost'],
+    ['subscribed', true],
+    ['publish', 'b'],
+    ['publish', 'c'],
+    ['publish', 'd'],
+  ]);
+  // The history the page keeps goes on across the gap (history_size 3).
+  assert.deepEqual(await tab.evaluate(() => sub.history.map((e) => e[1].payload)), ['b', 'c', 'd']);
+  await tab.close();
+});
+
+test('when what the page missed is gone, it is told so', async () => {
+  const tab = await open('gap_user', recoverer('rec-short'));
+  await tab.waitForFunction(() => events.length === 1);
+  // Four publications into a history of three: the first one the page missed is gone.
+  await cutAndHold(tab, 'gap_user', async () => {
+    for (const p of ['1', '2', '3', '4']) assert.equal(await publish('rec-short', p), true);
+  });
+  await tab.waitForFunction(() => events.filter((e) => e[0] === 'subscribed').length === 2, null, { timeout: 30000 });
+  assert.equal(await publish('rec-short', 'live'), true);
+  await tab.waitForFunction(() => events.some((e) => e[1] === 'live'));
+  assert.deepEqual(await tab.evaluate(() => window.events), [
+    ['subscribed', null],
+    ['lost'],
+    ['subscribed', false],
+    ['publish', 'live'],
+  ]);
   await tab.close();
 });

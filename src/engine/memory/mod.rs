@@ -12,11 +12,12 @@
 
 mod users;
 
-use super::frames::{self, history_room, SubscribeView};
+use super::frames::{self, history_room, Shown, SubscribeView};
 use super::history::{self, now_stamp, Entry, History};
 use super::options::{state_diff, ChannelSettings, ChannelUpdate, OptionError, Polling};
 use super::{Emptied, Flags, Joined, Left, Membership, Publication, Recipients, User};
 use crate::engine::Conn;
+use crate::protocol::Position;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
@@ -38,6 +39,9 @@ struct Channel {
     /// Position in the channel's stream of events: each publication, join, leave and state
     /// change takes the next one. History entries keep theirs.
     offset: u64,
+    /// Drawn at creation: a channel destroyed and created again is another stream, and a client's
+    /// position in the old one cannot be recovered in it.
+    epoch: Box<str>,
     /// Users whose presence this channel tracks (§9.3), fixed at creation like the original.
     watched: Vec<String>,
 }
@@ -83,22 +87,58 @@ impl Channel {
     }
 
     /// Sends `user` its own-SUBSCRIBE frame on every connection that receives this channel,
-    /// sized for the fullest of them; own frames never overflow-close a connection.
-    fn send_own_subscribe(&self, user: &User, initial_data: Option<&Value>) {
+    /// sized for the fullest of them; own frames never overflow-close a connection. The
+    /// connection that gave a position (`asking`) gets its recovery instead.
+    fn send_own_subscribe(
+        &self,
+        user: &User,
+        initial_data: Option<&Value>,
+        asking: Option<(&str, &Position)>,
+    ) {
         let st = user.state.lock();
         let room = st
             .channel_conns(&self.name, None)
             .map(|c| history_room(&c.outbox))
             .min()
             .unwrap_or(0);
-        let frame = frames::own_subscribe(&self.name, &user.name, self.view(room), initial_data);
+        // At most two encodings: with positions and without.
+        let mut frames: [Option<crate::protocol::OutFrame>; 2] = [None, None];
         for conn in st.channel_conns(&self.name, None) {
-            conn.outbox.push_own(&frame);
+            if let Some((_, pos)) = asking.filter(|(id, _)| *id == &*conn.id) {
+                self.send_recovery(&user.name, conn, pos, initial_data);
+                continue;
+            }
+            let shown = Shown::to(&conn.outbox, None);
+            let frame = frames[usize::from(shown != Shown::Nothing)].get_or_insert_with(|| {
+                frames::own_subscribe(&self.name, &user.name, self.view(room), initial_data, shown)
+            });
+            conn.outbox.push_own(frame);
+        }
+    }
+
+    /// Sends `conn` its own SUBSCRIBE with `recovered`, followed (if recovered) by the
+    /// publications it missed after `pos`, oldest first. The history in the frame and the missed
+    /// publications each take at most half the connection's room.
+    fn send_recovery(&self, user: &str, conn: &Conn, pos: &Position, initial_data: Option<&Value>) {
+        let half = history_room(&conn.outbox);
+        let missed =
+            self.history
+                .missed((&self.epoch, self.offset), self.history.floor(), pos, half);
+        crate::metrics::recovery(missed.is_some());
+        let shown = Shown::to(&conn.outbox, Some(missed.is_some()));
+        let own = frames::own_subscribe(&self.name, user, self.view(half), initial_data, shown);
+        conn.outbox.push_own(&own);
+        for entry in missed.into_iter().flatten() {
+            if let Some(frame) = frames::replayed(&self.name, entry) {
+                conn.outbox.push_own(&frame);
+            }
         }
     }
 
     fn view(&self, history_room: usize) -> SubscribeView<'_> {
         SubscribeView {
+            epoch: &self.epoch,
+            offset: self.offset,
             history: self.history.newest_within(history_room),
             history_size: self.settings.history_size,
             history_duration: self.settings.history_duration,
@@ -189,6 +229,7 @@ impl MemoryEngine {
             state: Map::new(),
             members: Vec::new(),
             offset: 0,
+            epoch: super::random_id().into(),
             watched: Vec::new(),
         };
         ch.apply(update);
@@ -339,6 +380,31 @@ impl MemoryEngine {
         found.unwrap_or(Membership::NoChannel)
     }
 
+    /// A member's connection gave a position: it gets its own SUBSCRIBE with `recovered` and
+    /// what it missed. False without such a channel, member or connection.
+    pub fn recover(&self, ch: &str, user: &str, conn_id: &str, pos: &Position) -> bool {
+        self.with_channel(ch, |c| {
+            let Some(u) = c.members.iter().find(|u| &*u.name == user) else {
+                return false;
+            };
+            let conn = u
+                .state
+                .lock()
+                .conns
+                .iter()
+                .find(|x| &*x.id == conn_id)
+                .cloned();
+            match conn {
+                Some(conn) => {
+                    c.send_recovery(user, &conn, pos, None);
+                    true
+                }
+                None => false,
+            }
+        })
+        .unwrap_or(false)
+    }
+
     pub fn member_flags(&self, ch: &str, user: &str) -> Option<Flags> {
         self.with_channel(ch, |c| c.is_member(user).then(|| Flags::of(&c.settings)))
             .flatten()
@@ -350,6 +416,7 @@ impl MemoryEngine {
         name: &str,
         conn: Option<&Arc<str>>,
         initial_data: Option<&Value>,
+        recover: Option<&Position>,
     ) -> Joined {
         let mut shard = self.shard(ch).lock();
         let Some(c) = shard.get_mut(ch) else {
@@ -376,7 +443,8 @@ impl MemoryEngine {
             let presence = frames::membership("SUBSCRIBE", &c.name, name, &stamp);
             c.broadcast(&presence, Some(name), None);
         }
-        c.send_own_subscribe(&user, initial_data);
+        let asking = conn.map(|id| &**id).zip(recover);
+        c.send_own_subscribe(&user, initial_data, asking);
         if !c.settings.history_publish_only {
             let body = json!({"user": name, "datetime": stamp});
             c.record(Entry::new("SUBSCRIBE", &body, &stamp), offset);
@@ -417,21 +485,22 @@ impl MemoryEngine {
         };
         self.with_channel(ch, |c| {
             let offset = c.next_offset();
+            let frame = p.frame.at_offset(offset);
             let skip = if c.settings.reflective {
                 None
             } else {
                 p.skip_conn
             };
             match (p.to, &sender) {
-                (Recipients::Subscribers, _) => c.broadcast(&p.frame, None, skip),
-                (Recipients::User(_), Some(user)) => user
-                    .state
-                    .lock()
-                    .send_channel_or_all(&c.name, &p.frame, skip),
+                (Recipients::Subscribers, _) => c.broadcast(&frame, None, skip),
+                (Recipients::User(_), Some(user)) => {
+                    user.state.lock().send_channel_or_all(&c.name, &frame, skip)
+                }
                 (Recipients::User(_), None) | (Recipients::Nobody, _) => {}
             }
-            if let Some(entry) = p.entry {
-                c.record(entry, offset);
+            match p.entry {
+                Some(entry) => c.record(entry, offset),
+                None => c.history.skip(offset),
             }
         })
         .is_some()

@@ -71,7 +71,8 @@ impl MemoryEngine {
                 // This very user object: one that left and came back is a new one.
                 if c.members.iter().any(|u| Arc::ptr_eq(u, user)) {
                     let view = c.view(history_room(&conn.outbox));
-                    let frame = frames::own_subscribe(&c.name, &user.name, view, None);
+                    let shown = frames::Shown::to(&conn.outbox, None);
+                    let frame = frames::own_subscribe(&c.name, &user.name, view, None, shown);
                     conn.outbox.push_own(&frame);
                 }
             });

@@ -12,10 +12,10 @@
 //! newer than S, and the slot delivers everything newer than S from then on.
 
 use super::wire::{self, Event, Keys, Kind, Snapshot};
-use crate::engine::frames::{self, history_room, SubscribeView};
+use crate::engine::frames::{self, history_room, Shown, SubscribeView};
 use crate::engine::{Conn, User};
 use crate::outbox::CloseReason;
-use crate::protocol::OutFrame;
+use crate::protocol::{OutFrame, Position};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -35,6 +35,9 @@ struct Slot {
     after: u64,
     /// Until the own SUBSCRIBE is out: the frames that arrived meanwhile, with their offsets.
     pending: Option<Vec<(u64, OutFrame)>>,
+    /// The position the connection asked to recover from, for its coming own SUBSCRIBE (boxed:
+    /// rare, and slots are many).
+    recover: Option<Box<Position>>,
 }
 
 /// A local user that is a member of a channel, with its connections' slots.
@@ -223,7 +226,7 @@ impl LocalIndex {
         lc.last = ev.offset;
         match ev.kind {
             Kind::Publish { skip_conn, to } => {
-                let frame = frame?;
+                let frame = frame?.at_offset(ev.offset);
                 let skip = (!skip_conn.is_empty()).then_some(skip_conn.as_str());
                 match to.as_str() {
                     "*" => lc.deliver(channel, ev.offset, &frame, None, skip, None),
@@ -347,6 +350,7 @@ impl LocalIndex {
                     conn: c.clone(),
                     after: 0,
                     pending: Some(Vec::new()),
+                    recover: None,
                 });
                 added.push(c.clone());
             }
@@ -392,21 +396,80 @@ impl LocalIndex {
             let Some(kept) = slot.pending.take() else {
                 continue;
             };
+            let half = history_room(&slot.conn.outbox);
             let view = SubscribeView {
-                history: snap.history.newest_within(history_room(&slot.conn.outbox)),
+                epoch: &snap.epoch,
+                offset: snap.offset,
+                history: snap.history.newest_within(half),
                 history_size: snap.settings.history_size,
                 history_duration: snap.settings.history_duration,
                 state: &snap.state,
                 presence: presence.clone(),
             };
-            let own = frames::own_subscribe(channel, &user.name, view, initial_data);
+            // A connection that gave a position gets `recovered` and what it missed up to the
+            // snapshot; the kept frames newer than it follow.
+            let missed = slot.recover.take().map(|pos| {
+                let missed =
+                    snap.history
+                        .missed((&snap.epoch, snap.offset), snap.floor, &pos, half);
+                crate::metrics::recovery(missed.is_some());
+                missed
+            });
+            let shown = Shown::to(&slot.conn.outbox, missed.as_ref().map(Option::is_some));
+            let own = frames::own_subscribe(channel, &user.name, view, initial_data, shown);
             slot.conn.outbox.push_own(&own);
+            for entry in missed.into_iter().flatten().flatten() {
+                if let Some(frame) = frames::replayed(channel, entry) {
+                    slot.conn.outbox.push_own(&frame);
+                }
+            }
             for (offset, frame) in kept {
                 if offset > snap.offset {
                     slot.conn.send(&frame);
                 }
             }
             slot.after = snap.offset;
+        }
+    }
+
+    /// `conn` of `user` asks to recover from `pos` in `channel`: its slot waits for an own
+    /// SUBSCRIBE again, keeping what arrives meanwhile. `None`: it has no slot; `Some(true)`:
+    /// the caller must read a snapshot and [`LocalIndex::finish_catch_up`]; `Some(false)`: a
+    /// catch-up is under way already, and its own SUBSCRIBE will carry the recovery.
+    pub fn request_recovery(
+        &self,
+        channel: &str,
+        user: &str,
+        conn: &Arc<Conn>,
+        pos: &Position,
+    ) -> Option<bool> {
+        let mut shard = self.shard(channel).lock();
+        let slot = shard
+            .get_mut(channel)?
+            .member(user)?
+            .slots
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.conn, conn))?;
+        slot.recover = Some(Box::new(pos.clone()));
+        if slot.pending.is_some() {
+            return Some(false);
+        }
+        slot.pending = Some(Vec::new());
+        Some(true)
+    }
+
+    /// A recovery that could not read its snapshot: the slot delivers again, starting with what
+    /// it kept meanwhile.
+    pub fn cancel_recovery(&self, channel: &str, user: &str, conn: &Arc<Conn>) {
+        let mut shard = self.shard(channel).lock();
+        let Some(m) = shard.get_mut(channel).and_then(|lc| lc.member(user)) else {
+            return;
+        };
+        if let Some(slot) = m.slots.iter_mut().find(|s| Arc::ptr_eq(&s.conn, conn)) {
+            slot.recover = None;
+            for (_, frame) in slot.pending.take().into_iter().flatten() {
+                slot.conn.send(&frame);
+            }
         }
     }
 
@@ -425,6 +488,7 @@ impl LocalIndex {
                     conn: conn.clone(),
                     after: last,
                     pending: None,
+                    recover: None,
                 });
             }
         }

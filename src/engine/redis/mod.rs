@@ -22,6 +22,7 @@ use super::frames;
 use super::options::{state_diff, ChannelUpdate, OptionError, Polling};
 use super::{Emptied, Flags, Joined, Left, Membership, Publication, Recipients};
 use crate::engine::{Conn, EngineError, User};
+use crate::protocol::Position;
 use local::{Followup, LocalIndex};
 use parking_lot::Mutex;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -823,6 +824,39 @@ impl RedisEngine {
         ))))
     }
 
+    pub async fn recover(
+        &self,
+        ch: &str,
+        user: &str,
+        conn: &Arc<str>,
+        pos: &Position,
+    ) -> Result<bool, EngineError> {
+        let Some(u) = self.inner.index.user(user) else {
+            return Ok(false);
+        };
+        let Some(c) = u.state.lock().conns.iter().find(|c| c.id == *conn).cloned() else {
+            return Ok(false);
+        };
+        match self.inner.index.request_recovery(ch, user, &c, pos) {
+            None => Ok(false),
+            Some(false) => Ok(true), // the catch-up under way answers it
+            Some(true) => match self.inner.snapshot(ch).await {
+                Ok(Some(snap)) => {
+                    self.inner.index.finish_catch_up(ch, &u, &[c], &snap, None);
+                    Ok(true)
+                }
+                Ok(None) => {
+                    self.inner.index.cancel_recovery(ch, user, &c);
+                    Ok(false)
+                }
+                Err(e) => {
+                    self.inner.index.cancel_recovery(ch, user, &c);
+                    Err(e)
+                }
+            },
+        }
+    }
+
     pub async fn member_flags(&self, ch: &str, user: &str) -> Result<Option<Flags>, EngineError> {
         Ok(match self.membership_read(ch, user).await? {
             (true, Some(s)) => Some(Flags::of(&s)),
@@ -851,6 +885,7 @@ impl RedisEngine {
         user: &str,
         conn: Option<&Arc<str>>,
         initial_data: Option<&Value>,
+        recover: Option<&Position>,
     ) -> Result<Joined, EngineError> {
         if !self.has_connections(user).await? {
             return Ok(Joined::UserGone);
@@ -868,6 +903,14 @@ impl RedisEngine {
                 st.channel_conns(ch, None).cloned().collect()
             };
             pending = self.inner.index.begin_catch_up(ch, u, &conns).0;
+            // The asking connection's own SUBSCRIBE carries its recovery.
+            let asking = conn.and_then(|id| conns.iter().find(|c| c.id == *id));
+            if let (Some(c), Some(pos)) = (asking, recover) {
+                let repended = self.inner.index.request_recovery(ch, user, c, pos);
+                if repended == Some(true) && !pending.iter().any(|p| Arc::ptr_eq(p, c)) {
+                    pending.push(c.clone());
+                }
+            }
             if let Err(e) = self.inner.subscribe(&k.events).await {
                 self.inner.abandon(ch, user, &pending).await;
                 return Err(e);

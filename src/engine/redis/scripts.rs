@@ -23,6 +23,14 @@ end
 local function entry_offset(e)
   return tonumber(string.match(e, '^(%d+) '))
 end
+local function is_publication(e)
+  return string.match(e, '^%d+ %-?%d+ %["PUBLISH"') ~= nil
+end
+-- The floor after entry e is dropped: only publications count (see History::floor).
+local function floor_after(floor, e)
+  if is_publication(e) then return math.max(floor, entry_offset(e)) end
+  return floor
+end
 -- Drops the oldest entries past history_size and the byte bound, and (by_age) those older than
 -- history_duration; keeps `floor`, the highest offset dropped.
 local function prune(C, H, now, by_age)
@@ -38,7 +46,7 @@ local function prune(C, H, now, by_age)
       if secs >= 0 and secs < now - dur then
         changed = true
         hb = hb - #e
-        floor = math.max(floor, entry_offset(e))
+        floor = floor_after(floor, e)
       else
         table.insert(kept, e)
       end
@@ -52,13 +60,20 @@ local function prune(C, H, now, by_age)
   while (size > 0 and n > size) or (hb > maxb and n > 0) do
     local e = redis.call('LPOP', H)
     hb = hb - #e
-    floor = math.max(floor, entry_offset(e))
+    floor = floor_after(floor, e)
     n = n - 1
   end
   redis.call('HSET', C, 'hb', hb, 'floor', floor)
 end
+-- Appends an entry if the channel keeps history; a publication it does not keep (json '' is
+-- one the node did not encode) raises `floor`: a client from before it cannot recover.
 local function append(C, H, off, secs, json, now)
-  if json == '' or tonumber(redis.call('HGET', C, 'size')) == 0 then return end
+  if json == '' or tonumber(redis.call('HGET', C, 'size')) == 0 then
+    if json == '' or string.sub(json, 1, 10) == '["PUBLISH"' then
+      redis.call('HSET', C, 'floor', off)
+    end
+    return
+  end
   local e = off .. ' ' .. secs .. ' ' .. json
   redis.call('RPUSH', H, e)
   redis.call('HINCRBY', C, 'hb', #e)
@@ -124,7 +139,7 @@ else
 end
 if rh then
   for _, e in ipairs(redis.call('LRANGE', H, 0, -1)) do
-    redis.call('HSET', C, 'floor', math.max(tonumber(redis.call('HGET', C, 'floor')), entry_offset(e)))
+    redis.call('HSET', C, 'floor', floor_after(tonumber(redis.call('HGET', C, 'floor')), e))
   end
   redis.call('DEL', H)
   redis.call('HSET', C, 'hb', 0)

@@ -225,6 +225,8 @@ impl ConnRecord {
 pub struct Snapshot {
     pub epoch: String,
     pub offset: u64,
+    /// The highest offset of a publication no longer in (or never in) the history.
+    pub floor: u64,
     pub settings: ChannelSettings,
     pub history: History,
     pub state: Map<String, Value>,
@@ -268,6 +270,7 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
     let offset = int(&items[1]) as u64;
     let epoch = text(&items[2]);
     let settings = parse_settings(&text(&items[3]));
+    let floor = int(&items[4]).max(0) as u64;
     let n = int(&items[5]).max(0) as usize;
     let entries = items.get(6..6 + n)?;
     let mut history = History::default();
@@ -290,6 +293,7 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
     Some(Snapshot {
         epoch,
         offset,
+        floor,
         settings,
         history,
         state,
