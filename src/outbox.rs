@@ -122,7 +122,8 @@ impl Outbox {
             return false;
         }
         // A single frame larger than the budget still goes out when nothing else is pending.
-        if inner.used() > 0 && inner.used() + frame.wire_len() > self.limit {
+        let len = frame.wire_len(inner.positions);
+        if inner.used() > 0 && inner.used() + len > self.limit {
             inner.closed = Some(CloseReason::Overflow { limit: self.limit });
             inner.queue.clear();
             inner.bytes = 0;
@@ -132,7 +133,7 @@ impl Outbox {
             self.closed_signal.cancel();
             return false;
         }
-        inner.bytes += frame.wire_len();
+        inner.bytes += len;
         inner.queue.push_back(frame.clone());
         drop(inner);
         // `notify_one` stores a permit when the writer is busy, so no wake-up is lost.
@@ -148,7 +149,7 @@ impl Outbox {
         if inner.closed.is_some() {
             return false;
         }
-        inner.bytes += frame.wire_len();
+        inner.bytes += frame.wire_len(inner.positions);
         inner.queue.push_back(frame.clone());
         drop(inner);
         self.notify.notify_one();

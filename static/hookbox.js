@@ -494,6 +494,9 @@
     // --- public API --------------------------------------------------------
 
     subscribe(channelName) {
+      // A subscribe of the application's own is answered like a first one.
+      delete this._recovering[channelName];
+      delete this._previous[channelName];
       this._enqueue('subscribe', { channel_name: channelName });
     }
 
@@ -575,6 +578,11 @@
     /** Queue SUBSCRIBE for every live channel so that a reconnect restores them; where the
      *  server showed a position, the SUBSCRIBE asks to recover from it. */
     _rememberSubscriptions() {
+      // Channels still waiting for the answer to a recovery count too, with their old position.
+      for (const c of Object.keys(this._recovering)) {
+        if (!this._subscriptions[c] && this._previous[c]) this._subscriptions[c] = this._previous[c];
+      }
+      this._recovering = {};
       const channels = Object.keys(this._subscriptions).filter((c) => !this._subscriptions[c].canceled);
       const resubscribe = channels.map((c) => {
         const sub = this._subscriptions[c];
@@ -693,7 +701,14 @@
           }
           break;
         case 'UNSUBSCRIBE':
-          if (!sub) break;
+          if (!sub) {
+            // Left (or the channel went) before the answer to a recovery: none will come.
+            if (args.user === this.username) {
+              delete this._recovering[args.channel_name];
+              delete this._previous[args.channel_name];
+            }
+            break;
+          }
           if (args.user === this.username) {
             // Only our own unsubscribe ends the subscription.
             sub.canceled = true;

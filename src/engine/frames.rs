@@ -102,6 +102,19 @@ pub fn own_subscribe(
     )
 }
 
+/// What replaying an entry of `channel` as a PUBLISH frame adds to the entry's size, at most:
+/// the frame's name, id and `channel_name` (escaped: up to 6 bytes a character), its offset.
+pub fn replay_overhead(channel: &str) -> usize {
+    96 + 6 * channel.len()
+}
+
+/// The room a recovery may take in a connection's outbox: a quarter for the own SUBSCRIBE's
+/// history and a quarter for the replayed publications, so that half is left for the traffic
+/// that follows before the writer drains.
+pub fn recovery_room(outbox: &Outbox) -> usize {
+    outbox.room() / 4
+}
+
 /// A publication replayed from history to a recovering client: the PUBLISH frame it missed,
 /// `{channel_name, payload, datetime, user?}` with its offset. `None` for an entry that is not a
 /// publication.

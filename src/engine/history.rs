@@ -161,7 +161,8 @@ impl History {
     }
 
     /// The publications a client at `pos` missed, oldest first, if the history still holds every
-    /// one of them and they fit in `allowance` bytes. `epoch` and `offset` are the channel's now;
+    /// one of them and they fit in `allowance` bytes, counting `overhead` more for each (what
+    /// replaying an entry as a frame adds to it). `epoch` and `offset` are the channel's now;
     /// `floor` is [`History::floor`] (or the Redis copy of it). `None`: not recoverable (another
     /// epoch, a position from the future, a publication after it dropped or never kept, or more
     /// than the connection can take at once).
@@ -171,6 +172,7 @@ impl History {
         floor: u64,
         pos: &Position,
         allowance: usize,
+        overhead: usize,
     ) -> Option<Vec<&Entry>> {
         let (epoch, offset) = now;
         if pos.epoch != epoch || pos.offset > offset || floor > pos.offset {
@@ -182,7 +184,7 @@ impl History {
             if !e.is_publication() {
                 continue;
             }
-            used += e.size() + 64;
+            used += e.size() + overhead;
             if used > allowance {
                 return None;
             }
@@ -401,7 +403,7 @@ mod tests {
         };
         let missed = |pos: &Position, allowance| {
             o.history
-                .missed(("e", 4), o.history.floor(), pos, allowance)
+                .missed(("e", 4), o.history.floor(), pos, allowance, 64)
                 .map(|v| v.iter().map(|e| e.offset).collect::<Vec<_>>())
         };
         assert_eq!(missed(&at(2), 10_000), Some(vec![3, 4]));
@@ -486,7 +488,7 @@ mod tests {
                         let me = Position { epoch: "e".into(), offset: pos };
                         let away: Vec<u64> =
                             published.iter().copied().filter(|p| *p > pos).collect();
-                        match o.history.missed(("e", offset), o.history.floor(), &me, usize::MAX / 2) {
+                        match o.history.missed(("e", offset), o.history.floor(), &me, usize::MAX / 2, 64) {
                             Some(missed) => {
                                 let missed: Vec<u64> = missed.iter().map(|e| e.offset).collect();
                                 proptest::prop_assert_eq!(&missed, &away);

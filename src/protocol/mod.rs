@@ -156,9 +156,15 @@ impl OutFrame {
         std::str::from_utf8(inner).unwrap_or_default()
     }
 
-    /// Size in bytes once written with an id (used for outbox byte budgets).
-    pub fn wire_len(&self) -> usize {
-        self.tail.len() + 8 + if self.offset != 0 { OFFSET_KEY_LEN } else { 0 }
+    /// Size in bytes once written with an id (used for outbox byte budgets), for a connection
+    /// that is shown offsets (`positions`) or not.
+    pub fn wire_len(&self, positions: bool) -> usize {
+        let offset = if positions && self.offset != 0 {
+            OFFSET_KEY_LEN
+        } else {
+            0
+        };
+        self.tail.len() + 8 + offset
     }
 
     /// Writes the complete frame `[id, "NAME", {args}]\r\n` into `out`; with `positions`, an
@@ -231,7 +237,8 @@ mod tests {
             write(true),
             "[2, \"PUBLISH\", {\"payload\": 1, \"offset\": 7}]\r\n"
         );
-        assert!(write(true).len() <= f.wire_len() + 1);
+        assert!(write(true).len() <= f.wire_len(true) + 1);
+        assert!(write(false).len() <= f.wire_len(false) + 1);
         let empty = OutFrame::new("X", &Map::new()).at_offset(3);
         let mut out = Vec::new();
         empty.write_with_id(1, true, &mut out);

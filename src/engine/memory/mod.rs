@@ -118,15 +118,19 @@ impl Channel {
 
     /// Sends `conn` its own SUBSCRIBE with `recovered`, followed (if recovered) by the
     /// publications it missed after `pos`, oldest first. The history in the frame and the missed
-    /// publications each take at most half the connection's room.
+    /// publications each take at most a quarter of the connection's room.
     fn send_recovery(&self, user: &str, conn: &Conn, pos: &Position, initial_data: Option<&Value>) {
-        let half = history_room(&conn.outbox);
-        let missed =
-            self.history
-                .missed((&self.epoch, self.offset), self.history.floor(), pos, half);
+        let quarter = frames::recovery_room(&conn.outbox);
+        let missed = self.history.missed(
+            (&self.epoch, self.offset),
+            self.history.floor(),
+            pos,
+            quarter,
+            frames::replay_overhead(&self.name),
+        );
         crate::metrics::recovery(missed.is_some());
         let shown = Shown::to(&conn.outbox, Some(missed.is_some()));
-        let own = frames::own_subscribe(&self.name, user, self.view(half), initial_data, shown);
+        let own = frames::own_subscribe(&self.name, user, self.view(quarter), initial_data, shown);
         conn.outbox.push_own(&own);
         for entry in missed.into_iter().flatten() {
             if let Some(frame) = frames::replayed(&self.name, entry) {

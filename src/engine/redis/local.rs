@@ -396,11 +396,15 @@ impl LocalIndex {
             let Some(kept) = slot.pending.take() else {
                 continue;
             };
-            let half = history_room(&slot.conn.outbox);
+            // A recovery shares the room between the history shown and the replay.
+            let room = match slot.recover {
+                Some(_) => frames::recovery_room(&slot.conn.outbox),
+                None => history_room(&slot.conn.outbox),
+            };
             let view = SubscribeView {
                 epoch: &snap.epoch,
                 offset: snap.offset,
-                history: snap.history.newest_within(half),
+                history: snap.history.newest_within(room),
                 history_size: snap.settings.history_size,
                 history_duration: snap.settings.history_duration,
                 state: &snap.state,
@@ -409,9 +413,13 @@ impl LocalIndex {
             // A connection that gave a position gets `recovered` and what it missed up to the
             // snapshot; the kept frames newer than it follow.
             let missed = slot.recover.take().map(|pos| {
-                let missed =
-                    snap.history
-                        .missed((&snap.epoch, snap.offset), snap.floor, &pos, half);
+                let missed = snap.history.missed(
+                    (&snap.epoch, snap.offset),
+                    snap.floor,
+                    &pos,
+                    room,
+                    frames::replay_overhead(channel),
+                );
                 crate::metrics::recovery(missed.is_some());
                 missed
             });
