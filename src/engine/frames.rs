@@ -115,6 +115,26 @@ pub fn recovery_room(outbox: &Outbox) -> usize {
     outbox.room() / 4
 }
 
+/// Answers a recovery in `outbox`: the own SUBSCRIBE with `recovered`, then (if recovered) the
+/// publications it missed, oldest first. Counted in the metrics.
+pub fn push_recovery(
+    outbox: &Outbox,
+    channel: &str,
+    user: &str,
+    view: SubscribeView<'_>,
+    initial_data: Option<&Value>,
+    missed: Option<Vec<&Entry>>,
+) {
+    crate::metrics::recovery(missed.is_some());
+    let shown = Shown::to(outbox, Some(missed.is_some()));
+    outbox.push_own(&own_subscribe(channel, user, view, initial_data, shown));
+    for entry in missed.into_iter().flatten() {
+        if let Some(frame) = replayed(channel, entry) {
+            outbox.push_own(&frame);
+        }
+    }
+}
+
 /// A publication replayed from history to a recovering client: the PUBLISH frame it missed,
 /// `{channel_name, payload, datetime, user?}` with its offset. `None` for an entry that is not a
 /// publication.

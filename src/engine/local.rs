@@ -134,6 +134,11 @@ impl UserState {
         }
     }
 
+    /// The user's connection with this id, if it is still attached.
+    pub fn conn(&self, id: &str) -> Option<Arc<Conn>> {
+        self.conns.iter().find(|c| &*c.id == id).cloned()
+    }
+
     /// Records `conn_id` as one of the connections that subscribed to `channel`.
     pub fn record(&mut self, channel: &Arc<str>, conn_id: Option<&Arc<str>>) {
         let ids = self.channels.entry(channel.clone()).or_default();

@@ -128,15 +128,8 @@ impl Channel {
             quarter,
             frames::replay_overhead(&self.name),
         );
-        crate::metrics::recovery(missed.is_some());
-        let shown = Shown::to(&conn.outbox, Some(missed.is_some()));
-        let own = frames::own_subscribe(&self.name, user, self.view(quarter), initial_data, shown);
-        conn.outbox.push_own(&own);
-        for entry in missed.into_iter().flatten() {
-            if let Some(frame) = frames::replayed(&self.name, entry) {
-                conn.outbox.push_own(&frame);
-            }
-        }
+        let view = self.view(quarter);
+        frames::push_recovery(&conn.outbox, &self.name, user, view, initial_data, missed);
     }
 
     fn view(&self, history_room: usize) -> SubscribeView<'_> {
@@ -391,13 +384,7 @@ impl MemoryEngine {
             let Some(u) = c.members.iter().find(|u| &*u.name == user) else {
                 return false;
             };
-            let conn = u
-                .state
-                .lock()
-                .conns
-                .iter()
-                .find(|x| &*x.id == conn_id)
-                .cloned();
+            let conn = u.state.lock().conn(conn_id);
             match conn {
                 Some(conn) => {
                     c.send_recovery(user, &conn, pos, None);

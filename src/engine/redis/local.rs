@@ -412,23 +412,22 @@ impl LocalIndex {
             };
             // A connection that gave a position gets `recovered` and what it missed up to the
             // snapshot; the kept frames newer than it follow.
-            let missed = slot.recover.take().map(|pos| {
-                let missed = snap.history.missed(
-                    (&snap.epoch, snap.offset),
-                    snap.floor,
-                    &pos,
-                    room,
-                    frames::replay_overhead(channel),
-                );
-                crate::metrics::recovery(missed.is_some());
-                missed
-            });
-            let shown = Shown::to(&slot.conn.outbox, missed.as_ref().map(Option::is_some));
-            let own = frames::own_subscribe(channel, &user.name, view, initial_data, shown);
-            slot.conn.outbox.push_own(&own);
-            for entry in missed.into_iter().flatten().flatten() {
-                if let Some(frame) = frames::replayed(channel, entry) {
-                    slot.conn.outbox.push_own(&frame);
+            let outbox = &slot.conn.outbox;
+            match slot.recover.take() {
+                Some(pos) => {
+                    let missed = snap.history.missed(
+                        (&snap.epoch, snap.offset),
+                        snap.floor,
+                        &pos,
+                        room,
+                        frames::replay_overhead(channel),
+                    );
+                    frames::push_recovery(outbox, channel, &user.name, view, initial_data, missed);
+                }
+                None => {
+                    let shown = Shown::to(outbox, None);
+                    let own = frames::own_subscribe(channel, &user.name, view, initial_data, shown);
+                    outbox.push_own(&own);
                 }
             }
             for (offset, frame) in kept {

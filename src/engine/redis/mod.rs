@@ -779,7 +779,7 @@ impl RedisEngine {
             let found = {
                 let mut st = local.state.lock();
                 st.record(&Arc::from(ch), conn);
-                conn.and_then(|id| st.conns.iter().find(|c| c.id == *id).cloned())
+                conn.and_then(|id| st.conn(id))
             };
             if let Some(c) = found {
                 self.inner.index.add_slot(ch, user, &c);
@@ -834,7 +834,7 @@ impl RedisEngine {
         let Some(u) = self.inner.index.user(user) else {
             return Ok(false);
         };
-        let Some(c) = u.state.lock().conns.iter().find(|c| c.id == *conn).cloned() else {
+        let Some(c) = u.state.lock().conn(conn) else {
             return Ok(false);
         };
         match self.inner.index.request_recovery(ch, user, &c, pos) {
