@@ -45,6 +45,28 @@ fn recover_args(channel: &str, epoch: &str, offset: u64) -> Value {
     json!({"channel_name": channel, "recover": {"epoch": epoch, "offset": offset}})
 }
 
+/// bob (an original client, keeping channel `r` alive) and alice (recovering) subscribe to `r`;
+/// then alice is disconnected. Returns bob and alice's position when she went.
+async fn alice_went_away(s: &Server) -> (Client, String, u64) {
+    let mut bob = s.connected("bob").await;
+    join(&mut bob, "r").await;
+    s.web.expect("create_channel").await;
+    let mut alice = recovering(s, "alice").await;
+    alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
+    let (epoch, last) = position(&alice.expect("SUBSCRIBE").await);
+    kick(s, "alice").await;
+    (bob, epoch, last)
+}
+
+/// alice connects again and SUBSCRIBEs to `r` with her old position.
+async fn alice_back(s: &Server, epoch: &str, last: u64) -> Client {
+    let mut alice = recovering(s, "alice").await;
+    alice
+        .send("SUBSCRIBE", recover_args("r", epoch, last))
+        .await;
+    alice
+}
+
 #[tokio::test]
 async fn publications_missed_while_away_are_recovered_in_order() {
     let s = Server::start().await;
@@ -75,10 +97,7 @@ async fn publications_missed_while_away_are_recovered_in_order() {
         api_publish(&s, "r", p).await;
     }
 
-    let mut alice = recovering(&s, "alice").await;
-    alice
-        .send("SUBSCRIBE", recover_args("r", &epoch, last))
-        .await;
+    let mut alice = alice_back(&s, &epoch, last).await;
     let own = alice.expect("SUBSCRIBE").await;
     assert_eq!(own["recovered"], true, "{own:?}");
     assert_eq!(own["epoch"], epoch.as_str());
@@ -105,17 +124,8 @@ async fn nothing_missed_is_recovered_with_nothing() {
     let s = Server::start().await;
     s.web
         .channel_options(json!({"moderated": false, "history_size": 5}));
-    let mut bob = s.connected("bob").await;
-    join(&mut bob, "r").await;
-    s.web.expect("create_channel").await;
-    let mut alice = recovering(&s, "alice").await;
-    alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
-    let (epoch, last) = position(&alice.expect("SUBSCRIBE").await);
-    kick(&s, "alice").await;
-    let mut alice = recovering(&s, "alice").await;
-    alice
-        .send("SUBSCRIBE", recover_args("r", &epoch, last))
-        .await;
+    let (_bob, epoch, last) = alice_went_away(&s).await;
+    let mut alice = alice_back(&s, &epoch, last).await;
     assert_eq!(alice.expect("SUBSCRIBE").await["recovered"], true);
     alice.assert_quiet().await;
 }
@@ -126,21 +136,12 @@ async fn gone_publications_are_not_recovered() {
     s.web.channel_options(
         json!({"moderated": false, "history_size": 2, "history_publish_only": true}),
     );
-    let mut bob = s.connected("bob").await;
-    join(&mut bob, "r").await;
-    s.web.expect("create_channel").await;
-    let mut alice = recovering(&s, "alice").await;
-    alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
-    let (epoch, last) = position(&alice.expect("SUBSCRIBE").await);
-    kick(&s, "alice").await;
+    let (_bob, epoch, last) = alice_went_away(&s).await;
     // Three publications into a history of two: the first is gone.
     for p in ["1", "2", "3"] {
         api_publish(&s, "r", p).await;
     }
-    let mut alice = recovering(&s, "alice").await;
-    alice
-        .send("SUBSCRIBE", recover_args("r", &epoch, last))
-        .await;
+    let mut alice = alice_back(&s, &epoch, last).await;
     let own = alice.expect("SUBSCRIBE").await;
     assert_eq!(own["recovered"], false, "{own:?}");
     // The history is still shown, as to any subscriber; no publication is replayed.
@@ -164,18 +165,9 @@ async fn gone_publications_are_not_recovered() {
 #[tokio::test]
 async fn a_channel_without_history_does_not_recover() {
     let s = Server::unmoderated().await;
-    let mut bob = s.connected("bob").await;
-    join(&mut bob, "r").await;
-    s.web.expect("create_channel").await;
-    let mut alice = recovering(&s, "alice").await;
-    alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
-    let (epoch, last) = position(&alice.expect("SUBSCRIBE").await);
-    kick(&s, "alice").await;
+    let (_bob, epoch, last) = alice_went_away(&s).await;
     api_publish(&s, "r", "1").await;
-    let mut alice = recovering(&s, "alice").await;
-    alice
-        .send("SUBSCRIBE", recover_args("r", &epoch, last))
-        .await;
+    let mut alice = alice_back(&s, &epoch, last).await;
     assert_eq!(alice.expect("SUBSCRIBE").await["recovered"], false);
     alice.assert_quiet().await;
 }
