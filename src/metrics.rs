@@ -59,7 +59,8 @@ pub const CLOSE_RETRIES: &str = "hookbox_close_retries_total";
 /// within `--header-timeout`), `idle` (nothing received for `--idle-timeout`), `connect` (no
 /// CONNECT within `--connect-timeout`).
 pub const TIMEOUTS: &str = "hookbox_timeouts_total";
-/// Requests and frames refused by a policy, by `reason` (`origin`: not on `--allowed-origins`).
+/// Requests and frames refused by a policy, by `reason` (`origin`: not on `--allowed-origins`;
+/// the others are listed in docs/operations.md).
 pub const REFUSALS: &str = "hookbox_refusals_total";
 /// SUBSCRIBEs that gave a position to recover from, by `result`: `recovered` (the missed
 /// publications were sent) or `not_recovered` (they are gone: another epoch, history too short).

@@ -300,3 +300,60 @@ async fn timeouts_are_counted_by_kind() {
     assert_eq!(value(&m, r#"hookbox_timeouts_total{kind="header"}"#), 1.0);
     assert_eq!(value(&m, r#"hookbox_timeouts_total{kind="connect"}"#), 1.0);
 }
+
+/// Each per-client limit counts its refusals, by reason.
+#[tokio::test]
+async fn refused_publishes_and_subscriptions_are_counted_by_reason() {
+    let web = WebApp::start().await;
+    web.channel_options(json!({"moderated": false}));
+    let (_run, port) = server(
+        &web,
+        &[
+            "--publish-rate",
+            "0.000001",
+            "--publish-burst",
+            "1",
+            "--user-publish-rate",
+            "0.000001",
+            "--user-publish-burst",
+            "2",
+            "--max-channels-per-user",
+            "1",
+        ],
+    );
+    let mut a = connected(port, "ann").await;
+    let mut b = connected(port, "ann").await;
+    a.send("SUBSCRIBE", json!({"channel_name": "room"})).await;
+    a.expect("SUBSCRIBE").await;
+    b.expect("SUBSCRIBE").await;
+    a.send("SUBSCRIBE", json!({"channel_name": "hall"})).await;
+    a.expect_error("Too many channels for one user (at most 1)")
+        .await;
+    let publish = json!({"channel_name": "room", "payload": "1"});
+    a.send("PUBLISH", publish.clone()).await;
+    a.expect("PUBLISH").await;
+    b.expect("PUBLISH").await;
+    a.send("PUBLISH", publish.clone()).await;
+    a.expect_error("Publishing too fast (at most 0.000001 per second per connection)")
+        .await;
+    b.send("PUBLISH", publish.clone()).await;
+    b.expect("PUBLISH").await;
+    a.expect("PUBLISH").await;
+    // b has a token of its own left, but ann's two are spent.
+    let mut c = connected(port, "ann").await;
+    c.expect("SUBSCRIBE").await;
+    c.send("PUBLISH", publish).await;
+    c.expect_error("Publishing too fast (at most 0.000001 per second per user)")
+        .await;
+
+    let m = scrape(port).await;
+    let refusals = |reason: &str| {
+        value(
+            &m,
+            &format!(r#"hookbox_refusals_total{{reason="{reason}"}}"#),
+        )
+    };
+    assert_eq!(refusals("channels_per_user"), 1.0);
+    assert_eq!(refusals("publish_rate"), 1.0);
+    assert_eq!(refusals("user_publish_rate"), 1.0);
+}

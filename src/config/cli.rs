@@ -295,6 +295,26 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_FAILED_CONNECTS")]
     #[arg(help_heading = "Limits")]
     pub max_failed_connects: Option<u32>,
+    /// Channels one user may be subscribed to at once [default: 1000]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_CHANNELS_PER_USER")]
+    #[arg(help_heading = "Limits")]
+    pub max_channels_per_user: Option<usize>,
+    /// PUBLISH and MESSAGE frames one connection may send per second, sustained [default: 50]
+    #[arg(long, value_name = "PER_SECOND", env = "HOOKBOX_PUBLISH_RATE")]
+    #[arg(help_heading = "Limits")]
+    pub publish_rate: Option<f64>,
+    /// PUBLISH and MESSAGE frames one connection may send at once before --publish-rate applies [default: 100]
+    #[arg(long, value_name = "N", env = "HOOKBOX_PUBLISH_BURST")]
+    #[arg(help_heading = "Limits")]
+    pub publish_burst: Option<u32>,
+    /// PUBLISH and MESSAGE frames one user may send per second, all its connections on this node together [default: 100]
+    #[arg(long, value_name = "PER_SECOND", env = "HOOKBOX_USER_PUBLISH_RATE")]
+    #[arg(help_heading = "Limits")]
+    pub user_publish_rate: Option<f64>,
+    /// PUBLISH and MESSAGE frames one user may send at once before --user-publish-rate applies [default: 200]
+    #[arg(long, value_name = "N", env = "HOOKBOX_USER_PUBLISH_BURST")]
+    #[arg(help_heading = "Limits")]
+    pub user_publish_burst: Option<u32>,
     /// Most bytes of history a channel keeps, besides its history_size [default: 262144]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_HISTORY_MAX_BYTES")]
     #[arg(help_heading = "Limits")]
@@ -371,6 +391,7 @@ impl Options {
             max_message_size, write_coalesce_ms, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, header_timeout, idle_timeout,
             ping_interval, connect_timeout, allowed_origins, max_connections, max_connections_per_ip, trusted_proxies, max_failed_connects,
+            max_channels_per_user, publish_rate, publish_burst, user_publish_rate, user_publish_burst,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port);

@@ -8,6 +8,7 @@ mod net;
 pub use cli::Options;
 pub use net::{HostRule, IpRange};
 
+use crate::hub::limits::{Rate, UserLimits};
 use crate::webhook::{Hook, WebhookSettings};
 use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
@@ -135,6 +136,11 @@ pub struct Config {
     pub max_failed_connects: u32,
     /// Bytes of history a channel keeps at most (its entries' encoded size).
     pub history_max_bytes: usize,
+    /// Channels per user and publishes per user (`--max-channels-per-user`,
+    /// `--user-publish-rate`, `--user-publish-burst`).
+    pub user_limits: UserLimits,
+    /// Publishes per connection (`--publish-rate`, `--publish-burst`).
+    pub publish_rate: Rate,
     pub publish_multi_max_channels: usize,
     /// Hosts webhooks and pollers may call besides the webhook targets configured at startup
     /// (`--webhook-allow-hosts`).
@@ -184,6 +190,11 @@ impl Default for Config {
             trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
             max_failed_connects: 3,
             history_max_bytes: 256 * 1024,
+            user_limits: UserLimits::default(),
+            publish_rate: Rate {
+                per_second: 50.0,
+                burst: 100.0,
+            },
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
@@ -449,6 +460,24 @@ impl Config {
             Some(0) => return Err(invalid("--max-failed-connects", "must be at least 1")),
             Some(n) => n,
         };
+        let max_channels = at_least_one(
+            o.max_channels_per_user,
+            "--max-channels-per-user",
+            d.user_limits.max_channels,
+        )?;
+        let publish_rate = rate(
+            (o.publish_rate, "--publish-rate"),
+            (o.publish_burst, "--publish-burst"),
+            d.publish_rate,
+        )?;
+        let user_limits = UserLimits {
+            max_channels,
+            publish: rate(
+                (o.user_publish_rate, "--user-publish-rate"),
+                (o.user_publish_burst, "--user-publish-burst"),
+                d.user_limits.publish,
+            )?,
+        };
         let trusted_proxies = match o.trusted_proxies {
             None => d.trusted_proxies,
             Some(list) => {
@@ -535,6 +564,8 @@ impl Config {
             trusted_proxies,
             max_failed_connects,
             history_max_bytes,
+            user_limits,
+            publish_rate,
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),
@@ -552,6 +583,7 @@ impl Config {
         crate::session::SessionLimits {
             max_frame: self.max_message_size,
             max_failed_connects: self.max_failed_connects,
+            publish: self.publish_rate,
         }
     }
 }
@@ -566,6 +598,26 @@ fn read_file(path: &Path, keys: &[&str]) -> Result<Options, ConfigError> {
         path: path.to_owned(),
         msg: hints::toml_error(&e, &text, keys),
     })
+}
+
+/// A token-bucket rate from its two options: a positive finite rate per second and a burst of
+/// at least 1, each defaulting on its own.
+fn rate(
+    (per_second, rate_option): (Option<f64>, &'static str),
+    (burst, burst_option): (Option<u32>, &'static str),
+    default: Rate,
+) -> Result<Rate, ConfigError> {
+    let per_second = match per_second {
+        None => default.per_second,
+        Some(r) if r.is_finite() && r > 0.0 => r,
+        Some(_) => return Err(invalid(rate_option, "must be a number above 0")),
+    };
+    let burst = match burst {
+        None => default.burst,
+        Some(0) => return Err(invalid(burst_option, "must be at least 1")),
+        Some(n) => f64::from(n),
+    };
+    Ok(Rate { per_second, burst })
 }
 
 fn validate_url(url: &str) -> Result<(), String> {

@@ -234,6 +234,7 @@ impl Hub {
         hooks: Hooks,
         recover: Option<&Position>,
     ) -> Result<(), HubError> {
+        self.check_channel_count(user, channel).await?;
         self.ensure_channel(channel, origin).await?;
         let flags = match self
             .engine
@@ -280,6 +281,20 @@ impl Hub {
             // The user's last connection closed meanwhile: its cascade owns the user.
             Joined::UserGone => Err(HubError::NoUser(user.to_owned())),
         }
+    }
+
+    /// Refuses a subscription that would take `user` past `--max-channels-per-user`, before
+    /// the channel is created (so that refused subscriptions cannot pile up empty channels).
+    /// Two subscriptions racing on two nodes may pass it together: the bound is the count
+    /// before each, which still bounds a user to the limit plus the subscriptions in flight.
+    async fn check_channel_count(&self, user: &str, channel: &str) -> Result<(), HubError> {
+        let max = self.limits.max_channels;
+        let channels = self.engine.user_channels(user).await?;
+        if channels.len() >= max && !channels.iter().any(|c| &**c == channel) {
+            crate::metrics::refused("channels_per_user");
+            return Err(HubError::TooManyChannels(max));
+        }
+        Ok(())
     }
 
     /// A member's connection that asked to recover gets its recovery (nothing otherwise).

@@ -6,12 +6,14 @@
 
 mod actions;
 mod closing;
+pub mod limits;
 mod manage;
 mod polling;
 mod watch;
 
 pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::Publish;
+pub use limits::UserLimits;
 
 use crate::engine::{Engine, EngineError, OptionError, Reaped};
 use crate::protocol::{args, OutFrame};
@@ -52,6 +54,8 @@ pub enum HubError {
     InvalidUserName,
     #[error("Channel name too long (at most {MAX_CHANNEL_NAME} bytes)")]
     ChannelNameTooLong,
+    #[error("Too many channels for one user (at most {0})")]
+    TooManyChannels(usize),
     #[error(transparent)]
     Option(#[from] OptionError),
     #[error(transparent)]
@@ -120,10 +124,18 @@ pub struct Hub {
     shutdown: CancellationToken,
     /// The admin console's live channel views.
     watchers: watch::Watchers,
+    limits: UserLimits,
+    /// Each user's publish bucket on this node (see `allow_publish`).
+    user_rates: limits::UserRates,
 }
 
 impl Hub {
-    pub fn new(engine: Engine, webhooks: WebhookClient, shutdown: CancellationToken) -> Arc<Hub> {
+    pub fn new(
+        engine: Engine,
+        webhooks: WebhookClient,
+        limits: UserLimits,
+        shutdown: CancellationToken,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             engine,
             webhooks,
@@ -131,7 +143,24 @@ impl Hub {
             pollers: Mutex::new(HashMap::new()),
             shutdown,
             watchers: watch::Watchers::default(),
+            limits,
+            user_rates: limits::UserRates::new(limits.publish),
         })
+    }
+
+    /// Whether `user` may send one more PUBLISH or MESSAGE now (its bucket on this node); a
+    /// refusal is counted.
+    pub fn allow_publish(&self, user: &Arc<str>) -> bool {
+        let allowed = self.user_rates.take(user);
+        if !allowed {
+            crate::metrics::refused("user_publish_rate");
+        }
+        allowed
+    }
+
+    /// The publish rate of one user, for its refusal text.
+    pub fn user_publish_rate(&self) -> limits::Rate {
+        self.limits.publish
     }
 
     /// Handles what the engine finds left behind by dead nodes: their connections are closed

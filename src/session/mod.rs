@@ -5,6 +5,7 @@
 //! in flight delays only this connection), which is what keeps each client's actions ordered.
 
 use crate::engine::Transport;
+use crate::hub::limits::{Bucket, Rate};
 use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish};
 use crate::outbox::{CloseReason, Outbox};
 use crate::protocol::{
@@ -23,6 +24,8 @@ enum FrameFault {
     Arg(#[from] ArgError),
     #[error("Unknown frame type {}", cut(.0, MAX_ECHOED_NAME))]
     Unknown(String),
+    #[error("Publishing too fast (at most {} per second {per})", .rate.per_second)]
+    TooFast { rate: Rate, per: &'static str },
     #[error(transparent)]
     Hub(#[from] HubError),
 }
@@ -83,6 +86,10 @@ pub struct Session {
     /// CONNECTs refused so far, and how many close the connection.
     failed_connects: u32,
     max_failed_connects: u32,
+    /// This connection's PUBLISH and MESSAGE frames (the session handles one frame at a time,
+    /// so the bucket needs no lock).
+    publish_rate: Rate,
+    publish_bucket: Bucket,
 }
 
 /// Per-connection bounds a transport passes to every session.
@@ -92,6 +99,8 @@ pub struct SessionLimits {
     pub max_frame: usize,
     /// Refused CONNECTs after which the connection is closed.
     pub max_failed_connects: u32,
+    /// PUBLISH and MESSAGE frames of one connection (`--publish-rate`, `--publish-burst`).
+    pub publish: Rate,
 }
 
 /// A fresh connection id: 128 random bits as 32 lowercase hex characters (uuid4-like).
@@ -120,6 +129,8 @@ impl Session {
             progress: Arc::default(),
             failed_connects: 0,
             max_failed_connects: limits.max_failed_connects,
+            publish_rate: limits.publish,
+            publish_bucket: Bucket::full(limits.publish, std::time::Instant::now()),
         }
     }
 
@@ -211,8 +222,39 @@ impl Session {
                 }
                 self.connect(cookie, payload).await
             }
-            other => self.act(other).await,
+            other => {
+                if matches!(
+                    other,
+                    ClientFrame::Publish { .. } | ClientFrame::Message { .. }
+                ) {
+                    self.check_publish_rate()?;
+                }
+                self.act(other).await
+            }
         }
+    }
+
+    /// Takes a publish token from this connection's bucket, then from its user's, before any
+    /// webhook is asked: a flooding client costs neither the web app nor the subscribers.
+    fn check_publish_rate(&mut self) -> Result<(), FrameFault> {
+        let (_, user) = self.connected.as_ref().expect("checked by the caller");
+        if !self
+            .publish_bucket
+            .take(self.publish_rate, std::time::Instant::now())
+        {
+            crate::metrics::refused("publish_rate");
+            return Err(FrameFault::TooFast {
+                rate: self.publish_rate,
+                per: "per connection",
+            });
+        }
+        if !self.hub.allow_publish(user) {
+            return Err(FrameFault::TooFast {
+                rate: self.hub.user_publish_rate(),
+                per: "per user",
+            });
+        }
+        Ok(())
     }
 
     /// SUBSCRIBE, UNSUBSCRIBE, PUBLISH and MESSAGE of a connected client.
