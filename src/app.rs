@@ -7,7 +7,7 @@ use crate::engine::memory::MemoryEngine;
 use crate::engine::redis::RedisEngine;
 use crate::engine::Engine;
 use crate::hub::Hub;
-use crate::transport::{self, csp, websocket, PeerAddr, Shared, TimedListener};
+use crate::transport::{self, csp, sse, websocket, PeerAddr, Shared, TimedListener};
 use crate::webhook::{ClientLimits, WebhookClient};
 use crate::{demo, ops, static_files};
 use axum::routing::{any, get};
@@ -193,6 +193,7 @@ impl App {
     fn main_router(&self) -> Router {
         let mut router = Router::new()
             .route("/ws", get(websocket::upgrade))
+            .route("/sse", get(sse::handle))
             // A wildcard, so that deeper unknown paths also get the CSP 404 (with ACAO).
             .route("/csp/{*endpoint}", any(csp::handle))
             .route("/static/hookbox.js", get(static_files::hookbox_js))

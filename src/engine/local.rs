@@ -32,6 +32,8 @@ pub enum Transport {
     WebSocket,
     Hixie,
     Csp,
+    /// Server-sent events (`GET /sse`): the client only listens.
+    Sse,
 }
 
 impl Transport {
@@ -41,6 +43,7 @@ impl Transport {
             Transport::WebSocket => "websocket",
             Transport::Hixie => "hixie",
             Transport::Csp => "csp",
+            Transport::Sse => "sse",
         }
     }
 
@@ -49,6 +52,7 @@ impl Transport {
             "websocket" => Transport::WebSocket,
             "hixie" => Transport::Hixie,
             "csp" => Transport::Csp,
+            "sse" => Transport::Sse,
             _ => return None,
         })
     }

@@ -5,6 +5,7 @@ pub mod csp;
 pub mod hixie;
 mod listener;
 pub mod quota;
+pub mod sse;
 pub mod websocket;
 
 pub use listener::{Deadlines, IdleSwitch, PeerAddr, TimedListener};

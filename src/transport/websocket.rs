@@ -186,14 +186,14 @@ impl ConnectDeadline {
 }
 
 /// The writer's ping timer: resolves every `interval` (never without one).
-struct PingTimer(Option<(Pin<Box<Sleep>>, Duration)>);
+pub(super) struct PingTimer(Option<(Pin<Box<Sleep>>, Duration)>);
 
 impl PingTimer {
-    fn new(interval: Option<Duration>) -> PingTimer {
+    pub(super) fn new(interval: Option<Duration>) -> PingTimer {
         PingTimer(interval.map(|i| (Box::pin(tokio::time::sleep(i)), i)))
     }
 
-    async fn due(&mut self) {
+    pub(super) async fn due(&mut self) {
         match &mut self.0 {
             Some((timer, interval)) => {
                 timer.as_mut().await;

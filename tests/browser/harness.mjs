@@ -56,7 +56,8 @@ export async function launchBrowser() {
 
 /**
  * An in-test web application: records every webhook (path, headers, form) and answers with
- * `hooks[action](form, headers)` (default `[true, {}]`); serves `pages[path]` as HTML.
+ * `hooks[action](form, headers)` (default `[true, {}]`; may return a promise, to hold a webhook
+ * until the test lets it go); serves `pages[path]` as HTML.
  */
 export async function startWebApp({ hooks = {}, pages = {} } = {}) {
   const calls = [];
@@ -80,7 +81,7 @@ export async function startWebApp({ hooks = {}, pages = {} } = {}) {
     const call = { path: url.pathname, headers: req.headers, form };
     calls.push(call);
     waiters.splice(0).forEach((w) => w());
-    const answer = (hooks[form.action] || (() => [true, {}]))(form, req.headers);
+    const answer = await (hooks[form.action] || (() => [true, {}]))(form, req.headers);
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(answer));
   });

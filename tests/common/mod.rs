@@ -16,6 +16,7 @@ pub mod csp;
 mod flows;
 pub mod proxy;
 mod server;
+pub mod sse;
 mod webapp;
 
 pub use client::*;

@@ -1,0 +1,338 @@
+//! Server-sent events at `GET /sse`, for pages that only listen (`new EventSource(url)`).
+//!
+//! The request is the client's whole say: its cookies go to the connect webhook as a CONNECT
+//! would carry them, `channel=` names the channels it subscribes to (subscribe webhooks as for a
+//! SUBSCRIBE), `payload=` is the CONNECT payload. A refused CONNECT is an HTTP error (the
+//! browser's EventSource then stops for good); an accepted one starts the stream, whose events
+//! are the RTJP frames (see `events`). Each event that moves a channel's position carries the
+//! positions as its id, so a browser that reconnects sends `Last-Event-ID` and the new stream
+//! recovers exactly what it missed, through the same recovery as the other transports.
+//!
+//! One task per stream runs the session (CONNECT, the SUBSCRIBEs, the close handling); the
+//! response body drains the outbox. Dropping the body (the client is gone) closes the outbox,
+//! which ends the task. The stream counts against `--max-connections` like a WebSocket; it gets
+//! a comment line every `--ping-interval`, and, since the client sends nothing once connected,
+//! it is exempt from `--idle-timeout` (TCP keepalive finds a vanished peer, as for hixie-75).
+
+mod events;
+
+use super::quota::Slot;
+use super::websocket::{gather, PingTimer};
+use super::{client_address, PeerAddr, Shared};
+use crate::engine::Transport;
+use crate::metrics::OpenConnection;
+use crate::outbox::{CloseReason, Outbox};
+use crate::protocol::{to_ascii_string, Position};
+use crate::session::{Session, Stage};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use events::Positions;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Most channels one stream may name: each is a SUBSCRIBE (and a webhook) per (re)connect, and
+/// each is in every id.
+pub const MAX_CHANNELS: usize = 100;
+
+/// Why a stream was not started: the HTTP status and the text of its body.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Denied(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::Denied(_) => StatusCode::FORBIDDEN,
+            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// What the request asks for.
+struct Ask {
+    cookie: String,
+    /// The CONNECT payload: JSON text, as a CONNECT carries it.
+    payload: Option<String>,
+    /// Each named channel, with the position to recover it from (from `Last-Event-ID`).
+    channels: Vec<(String, Option<Position>)>,
+}
+
+impl Ask {
+    fn parse(query: &str, headers: &HeaderMap) -> Result<Ask, Refusal> {
+        let mut channels: Vec<String> = Vec::new();
+        let mut payload = None;
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "channel" if value.is_empty() => {
+                    return Err(Refusal::BadRequest("Empty channel name".into()))
+                }
+                "channel" if !channels.iter().any(|c| *c == value) => {
+                    channels.push(value.into_owned())
+                }
+                "channel" => {}
+                "payload" => {
+                    if serde_json::from_str::<serde::de::IgnoredAny>(&value).is_err() {
+                        return Err(Refusal::BadRequest("Invalid json for payload".into()));
+                    }
+                    payload = Some(value.into_owned());
+                }
+                _ => {}
+            }
+        }
+        if channels.len() > MAX_CHANNELS {
+            return Err(Refusal::BadRequest(format!(
+                "Too many channels (at most {MAX_CHANNELS} per stream)"
+            )));
+        }
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let mut known: BTreeMap<String, Position> = text("last-event-id")
+            .map(Positions::parse_id)
+            .unwrap_or_default();
+        let channels = channels
+            .into_iter()
+            .map(|c| {
+                let at = known.remove(&c);
+                (c, at)
+            })
+            .collect();
+        // Several Cookie headers (HTTP/2 splits them) are one cookie string.
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Ok(Ask {
+            cookie,
+            payload,
+            channels,
+        })
+    }
+}
+
+/// One RTJP frame as the session's input.
+fn frame(id: usize, name: &str, args: Value) -> Vec<u8> {
+    let mut line = to_ascii_string(&json!([id, name, args])).into_bytes();
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+pub async fn handle(
+    State(app): State<Arc<Shared>>,
+    ConnectInfo(PeerAddr(peer, idle)): ConnectInfo<PeerAddr>,
+    req: Request<Body>,
+) -> Response {
+    let headers = req.headers();
+    let address = client_address(headers, peer, &app.limits.trusted_proxies);
+    tracing::info!(target: "access", "Incoming SSE stream\t{}", peer.ip());
+    if !app.limits.origin_allowed(headers) {
+        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
+    // A page elsewhere may listen (with its cookies for hookbox, if it asked withCredentials)
+    // when its origin passed the allow-list above.
+    let cors = headers.get(header::ORIGIN).cloned();
+    let ask = match Ask::parse(req.uri().query().unwrap_or(""), headers) {
+        Ok(ask) => ask,
+        Err(e) => return refuse(&e, cors),
+    };
+    let slot = match app.quota.take(address) {
+        Ok(slot) => slot,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
+    let mut positions = Positions::default();
+    for (i, (channel, at)) in ask.channels.iter().enumerate() {
+        if let Some(at) = at {
+            positions.expect_recovery(channel, subscribe_id(i), at.offset);
+        }
+    }
+    let (answer, answered) = oneshot::channel();
+    // The session runs in a task of its own, tracked for shutdown: if this request goes away
+    // during the connect webhook, the task still finishes (and undoes) what it began.
+    app.connections.spawn(run(
+        app.clone(),
+        ask,
+        address.to_string(),
+        outbox.clone(),
+        answer,
+    ));
+    match answered.await {
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) => return refuse(&refusal, cors),
+        Err(_) => return refuse(&Refusal::Unavailable("Shutting down".into()), cors),
+    }
+    idle.exempt();
+    let writer = Writer {
+        outbox,
+        positions,
+        ping: PingTimer::new(app.limits.ping_interval),
+        coalesce: app.limits.write_coalesce,
+        done: false,
+        _slot: slot,
+        _open: OpenConnection::new(Transport::Sse),
+    };
+    let body = futures_util::stream::unfold(writer, |mut w| async move {
+        let chunk = w.next_chunk().await?;
+        Some((Ok::<_, std::convert::Infallible>(chunk), w))
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx would otherwise buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    allow_origin(h, cors);
+    resp
+}
+
+/// The frame id of the SUBSCRIBE for the request's `i`th channel (CONNECT is 0).
+fn subscribe_id(i: usize) -> i64 {
+    i as i64 + 1
+}
+
+fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
+    let mut resp = (refusal.status(), refusal.to_string()).into_response();
+    allow_origin(resp.headers_mut(), cors);
+    resp
+}
+
+fn allow_origin(h: &mut HeaderMap, origin: Option<HeaderValue>) {
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// The stream's session: CONNECT (answering the request with its outcome), the SUBSCRIBEs,
+/// then, once the outbox closes (client gone, kicked, shutdown), the close handling.
+async fn run(
+    app: Arc<Shared>,
+    ask: Ask,
+    remote: String,
+    outbox: Arc<Outbox>,
+    answer: oneshot::Sender<Result<(), Refusal>>,
+) {
+    let mut session = Session::new(
+        app.hub.clone(),
+        Transport::Sse,
+        remote,
+        outbox.clone(),
+        app.limits.session,
+    );
+    let connect = frame(
+        0,
+        "CONNECT",
+        json!({"cookie_string": ask.cookie, "payload": ask.payload, "recovery": true}),
+    );
+    // The frames are ours and small: they cannot be too large.
+    let _ = Box::pin(session.receive(&connect)).await;
+    if session.progress().stage() != Stage::Connected {
+        let _ = answer.send(Err(refusal_of(&outbox)));
+        return;
+    }
+    if answer.send(Ok(())).is_err() {
+        outbox.close(CloseReason::Closed);
+    }
+    for (i, (channel, at)) in ask.channels.into_iter().enumerate() {
+        if outbox.is_closed() {
+            break;
+        }
+        let mut args = json!({"channel_name": channel});
+        if let Some(at) = at {
+            args["recover"] = json!({"epoch": at.epoch, "offset": at.offset});
+        }
+        let _ = Box::pin(session.receive(&frame(i + 1, "SUBSCRIBE", args))).await;
+    }
+    tokio::select! {
+        _ = outbox.closed() => {}
+        _ = app.shutdown.cancelled() => outbox.close(CloseReason::Shutdown),
+    }
+    Box::pin(session.close()).await;
+}
+
+/// Why the CONNECT failed, from what the session queued: its ERROR text, or the engine's
+/// close.
+fn refusal_of(outbox: &Outbox) -> Refusal {
+    let drained = outbox.drain();
+    if drained.close == Some(CloseReason::Unavailable) {
+        return Refusal::Unavailable(CloseReason::Unavailable.text());
+    }
+    let msg = drained
+        .data
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<(Value, String, Value)>(line).ok())
+        .find(|(_, name, _)| name == "ERROR")
+        .and_then(|(_, _, args)| args["msg"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "Unauthorized".to_owned());
+    Refusal::Denied(msg)
+}
+
+/// The response body: drains the outbox into events; pings; ends after the close.
+struct Writer {
+    outbox: Arc<Outbox>,
+    positions: Positions,
+    ping: PingTimer,
+    coalesce: std::time::Duration,
+    done: bool,
+    /// The stream's place in the connection quota, and in the connection gauge, for as long as
+    /// the response lives.
+    _slot: Slot,
+    _open: OpenConnection,
+}
+
+impl Writer {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.done {
+                return None;
+            }
+            tokio::select! {
+                _ = self.outbox.ready() => {}
+                _ = self.ping.due() => return Some(Bytes::from_static(b": ping\n\n")),
+            }
+            gather(&self.outbox, self.coalesce).await;
+            let drained = self.outbox.drain();
+            let mut out = Vec::with_capacity(drained.data.len() + 64);
+            self.positions.write_events(&drained.data, &mut out);
+            if let Some(reason) = drained.close {
+                self.done = true;
+                out.extend_from_slice(b"event: close\ndata: ");
+                crate::protocol::write_ascii(&mut out, &json!({"reason": reason.text()}));
+                out.extend_from_slice(b"\n\n");
+            }
+            if !out.is_empty() {
+                return Some(out.into());
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// The body is dropped when the response ends or the client goes away: either way the
+    /// session is over.
+    fn drop(&mut self) {
+        self.outbox.close(CloseReason::Closed);
+    }
+}
