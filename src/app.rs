@@ -15,6 +15,7 @@ use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +25,8 @@ pub enum AppError {
     Bind { addr: String, err: std::io::Error },
     #[error("cannot start the engine: {0}")]
     Engine(crate::engine::EngineError),
+    #[error(transparent)]
+    Tls(#[from] crate::transport::tls::TlsError),
 }
 
 /// A bound, not yet serving, hookbox server.
@@ -35,6 +38,8 @@ pub struct App {
     listener: TcpListener,
     api_listener: Option<TcpListener>,
     demo_listener: Option<TcpListener>,
+    /// TLS for the main and Web API listeners (`--tls-cert`).
+    tls: Option<TlsAcceptor>,
 }
 
 /// Pending connections the kernel queues per listener. The default of 128 drops SYNs when a
@@ -68,6 +73,12 @@ impl App {
     pub async fn bind(mut config: Config, shutdown: CancellationToken) -> Result<App, AppError> {
         // Before anything is counted (see `metrics::install`).
         crate::metrics::install();
+        // Before binding: a bad certificate is a startup error, not a failure per connection.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(transport::tls::acceptor)
+            .transpose()?;
         let listener = bind(&config.interface, config.port).await?;
         let api_listener = match &config.web_api {
             Some((host, port)) => Some(bind(host, *port).await?),
@@ -174,6 +185,7 @@ impl App {
             listener,
             api_listener,
             demo_listener,
+            tls,
         })
     }
 
@@ -219,8 +231,9 @@ impl App {
         let config = &self.config;
         let shutdown = self.state.shutdown.clone();
         let port = self.local_addr().port();
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(
-            "Listening to hookbox on http://{}:{}",
+            "Listening to hookbox on {scheme}://{}:{}",
             config.interface,
             port
         );
@@ -230,7 +243,12 @@ impl App {
             header: config.header_timeout,
             idle: config.idle_timeout,
         };
-        tasks.spawn(serve_one(self.listener, deadlines, main, shutdown.clone()));
+        tasks.spawn(serve_one(
+            self.listener,
+            (deadlines, self.tls.clone()),
+            main,
+            shutdown.clone(),
+        ));
         let state = self.state.clone();
         // The demo app answers the webhooks of the close handling at shutdown, so it stops last.
         let demo_stop = CancellationToken::new();
@@ -238,13 +256,18 @@ impl App {
         if let Some(listener) = self.api_listener {
             let (host, _) = config.web_api.clone().unwrap_or_default();
             let port = listener.local_addr()?.port();
-            tracing::info!("Listening to hookbox/webapi on http://{host}:{port}");
+            tracing::info!("Listening to hookbox/webapi on {scheme}://{host}:{port}");
             let api = Router::new()
                 .route("/web/{method}", any(api::handle_web))
                 .route("/rest/{method}", any(api::handle_rest))
                 .route("/{method}", any(api::handle_web))
                 .with_state(self.api.clone());
-            tasks.spawn(serve_one(listener, deadlines, api, shutdown.clone()));
+            tasks.spawn(serve_one(
+                listener,
+                (deadlines, self.tls.clone()),
+                api,
+                shutdown.clone(),
+            ));
         }
         // After every "Listening to" line, so the original's startup lines stay in their order.
         tracing::info!("Engine: {}", config.engine.describe());
@@ -252,9 +275,10 @@ impl App {
             let demo_port = listener.local_addr()?.port();
             tracing::info!("Demo chat: open http://127.0.0.1:{demo_port}/ in two browser tabs");
             let demo = demo::router(port);
+            // The demo listens on loopback only: plain HTTP.
             demo_task = Some(tokio::spawn(serve_one(
                 listener,
-                deadlines,
+                (deadlines, None),
                 demo,
                 demo_stop.clone(),
             )));
@@ -310,7 +334,7 @@ async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response
 
 async fn serve_one(
     listener: TcpListener,
-    deadlines: transport::Deadlines,
+    (deadlines, tls): (transport::Deadlines, Option<TlsAcceptor>),
     router: Router,
     shutdown: CancellationToken,
 ) {
@@ -321,6 +345,7 @@ async fn serve_one(
         TimedListener {
             listener,
             deadlines,
+            tls,
         },
         service,
     )

@@ -291,6 +291,14 @@ pub struct Options {
     #[arg(long, value_name = "RANGES", env = "HOOKBOX_TRUSTED_PROXIES")]
     #[arg(help_heading = "Listening")]
     pub trusted_proxies: Option<String>,
+    /// Serve TLS (https, wss) on the listeners with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "FILE", env = "HOOKBOX_TLS_CERT")]
+    #[arg(help_heading = "Listening")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", env = "HOOKBOX_TLS_KEY")]
+    #[arg(help_heading = "Listening")]
+    pub tls_key: Option<PathBuf>,
     /// Refused CONNECTs after which a connection is closed [default: 3]
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_FAILED_CONNECTS")]
     #[arg(help_heading = "Limits")]
@@ -390,7 +398,7 @@ impl Options {
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,
             max_message_size, write_coalesce_ms, outbox_bytes, csp_poll_timeout, csp_session_timeout, csp_max_sessions,
             csp_handshake_timeout, csp_max_sessions_per_ip, header_timeout, idle_timeout,
-            ping_interval, connect_timeout, allowed_origins, max_connections, max_connections_per_ip, trusted_proxies, max_failed_connects,
+            ping_interval, connect_timeout, allowed_origins, max_connections, max_connections_per_ip, trusted_proxies, tls_cert, tls_key, max_failed_connects,
             max_channels_per_user, publish_rate, publish_burst, user_publish_rate, user_publish_burst,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,

@@ -9,6 +9,7 @@ pub use cli::Options;
 pub use net::{HostRule, IpRange};
 
 use crate::hub::limits::{Rate, UserLimits};
+pub use crate::transport::tls::TlsFiles;
 use crate::webhook::{Hook, WebhookSettings};
 use clap::{CommandFactory, FromArgMatches};
 use std::path::{Path, PathBuf};
@@ -132,6 +133,8 @@ pub struct Config {
     pub allowed_origins: Option<Vec<String>>,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpRange>,
+    /// TLS on the main and Web API listeners (`--tls-cert`, `--tls-key`); `None`: plain TCP.
+    pub tls: Option<TlsFiles>,
     /// Refused CONNECTs after which a connection is closed.
     pub max_failed_connects: u32,
     /// Bytes of history a channel keeps at most (its entries' encoded size).
@@ -188,6 +191,7 @@ impl Default for Config {
             max_connections: 100_000,
             max_connections_per_ip: 1000,
             trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
+            tls: None,
             max_failed_connects: 3,
             history_max_bytes: 256 * 1024,
             user_limits: UserLimits::default(),
@@ -460,6 +464,12 @@ impl Config {
             Some(0) => return Err(invalid("--max-failed-connects", "must be at least 1")),
             Some(n) => n,
         };
+        let tls = match (o.tls_cert, o.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (Some(_), None) => return Err(invalid("--tls-cert", "needs --tls-key too")),
+            (None, Some(_)) => return Err(invalid("--tls-key", "needs --tls-cert too")),
+        };
         let max_channels = at_least_one(
             o.max_channels_per_user,
             "--max-channels-per-user",
@@ -562,6 +572,7 @@ impl Config {
             max_connections,
             max_connections_per_ip,
             trusted_proxies,
+            tls,
             max_failed_connects,
             history_max_bytes,
             user_limits,

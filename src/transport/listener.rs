@@ -8,6 +8,9 @@
 //!   keep-alive, a dead peer; live WebSocket clients answer the server's pings, see
 //!   `websocket`).
 //!
+//! With `--tls-cert`, the bytes are TLS over the TCP stream (`Wire`): the bounds then apply to
+//! the decrypted bytes, so the headers' deadline also covers the handshake.
+//!
 //! It works at the byte level, below HTTP and WebSocket alike, so it bounds every protocol the
 //! listener speaks, upgraded connections included. The one exception is a hixie-75 connection
 //! once its client has connected: that protocol has no ping, and a python-hookboxclient
@@ -27,6 +30,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 
 /// A peer that accepts no bytes for this long is treated as gone.
 pub const WRITE_STALL: Duration = Duration::from_secs(30);
@@ -60,6 +64,8 @@ impl IdleSwitch {
 pub struct TimedListener {
     pub listener: TcpListener,
     pub deadlines: Deadlines,
+    /// TLS on every connection (`--tls-cert`), or plain TCP.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// The peer address of a connection, as the handlers extract it (`ConnectInfo<PeerAddr>`), with
@@ -82,7 +88,11 @@ impl Listener for TimedListener {
             .with_interval((idle / 6).max(Duration::from_secs(1)))
             .with_retries(3);
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        (TimedStream::new(stream, self.deadlines), addr)
+        let wire = match &self.tls {
+            None => Wire::Plain(stream),
+            Some(acceptor) => Wire::Tls(Box::new(TlsWire::Handshake(acceptor.accept(stream)))),
+        };
+        (TimedStream::new(wire, self.deadlines), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -101,7 +111,7 @@ impl Connected<IncomingStream<'_, TimedListener>> for PeerAddr {
 /// The write timer exists only while a write is blocked; the read timer while a read waits
 /// (boxed: an idle connection carries one pointer and one timer entry).
 pub struct TimedStream {
-    inner: TcpStream,
+    inner: Wire,
     stall: Option<Pin<Box<Sleep>>>,
     read_timer: Option<Pin<Box<Sleep>>>,
     /// The bounds in milliseconds (small: every connection carries them).
@@ -119,7 +129,7 @@ fn millis(d: Duration) -> u32 {
 }
 
 impl TimedStream {
-    fn new(inner: TcpStream, deadlines: Deadlines) -> TimedStream {
+    fn new(inner: Wire, deadlines: Deadlines) -> TimedStream {
         TimedStream {
             inner,
             stall: None,
@@ -263,6 +273,107 @@ impl AsyncWrite for TimedStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, r)
+    }
+}
+
+/// The bytes under a [`TimedStream`]. The TLS state is boxed: it is large, and most deployments
+/// terminate TLS in front of hookbox, so plain connections should not carry its size.
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<TlsWire>),
+}
+
+enum TlsWire {
+    /// Driven by the connection's first reads and writes (in its own task: the accept loop
+    /// never waits for a handshake).
+    Handshake(tokio_rustls::Accept<TcpStream>),
+    Ready(tokio_rustls::server::TlsStream<TcpStream>),
+    /// The handshake failed; the connection only reports that.
+    Failed,
+}
+
+impl TlsWire {
+    /// The established stream, driving the handshake first if it is still under way.
+    fn ready(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<&mut tokio_rustls::server::TlsStream<TcpStream>>> {
+        if let TlsWire::Handshake(accept) = self {
+            match Pin::new(accept).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(stream)) => *self = TlsWire::Ready(stream),
+                Poll::Ready(Err(e)) => {
+                    *self = TlsWire::Failed;
+                    tracing::debug!("TLS handshake failed: {e}");
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        match self {
+            TlsWire::Ready(stream) => Poll::Ready(Ok(stream)),
+            _ => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "TLS handshake failed",
+            ))),
+        }
+    }
+}
+
+/// Runs `$op` on the plain stream, or on the TLS stream once its handshake is done.
+macro_rules! on_wire {
+    ($wire:expr, $cx:expr, |$s:ident| $op:expr) => {
+        match $wire {
+            Wire::Plain($s) => $op,
+            Wire::Tls(tls) => match tls.ready($cx) {
+                Poll::Ready(Ok($s)) => $op,
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    };
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        on_wire!(self.get_mut(), cx, |s| Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        on_wire!(self.get_mut(), cx, |s| Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        on_wire!(self.get_mut(), cx, |s| Pin::new(s)
+            .poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Wire::Plain(s) => s.is_write_vectored(),
+            Wire::Tls(tls) => matches!(&**tls, TlsWire::Ready(s) if s.is_write_vectored()),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_wire!(self.get_mut(), cx, |s| Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_wire!(self.get_mut(), cx, |s| Pin::new(s).poll_shutdown(cx))
     }
 }
 

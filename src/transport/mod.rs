@@ -6,6 +6,7 @@ pub mod hixie;
 mod listener;
 pub mod quota;
 pub mod sse;
+pub mod tls;
 pub mod websocket;
 
 pub use listener::{Deadlines, IdleSwitch, PeerAddr, TimedListener};
