@@ -22,6 +22,21 @@ async fn with_history() -> Server {
     s
 }
 
+/// The browser's reconnect: a stream on `feed` for `user` with `Last-Event-ID: last`, past its
+/// connect webhook and CONNECTED.
+async fn resume(s: &Server, user: &str, last: &str) -> Sse {
+    let cookie = format!("user={user}");
+    let mut sse = Sse::open(
+        &base(s),
+        "channel=feed",
+        &[("cookie", &cookie), ("last-event-id", last)],
+    )
+    .await;
+    s.web.expect("connect").await;
+    sse.expect("CONNECTED").await;
+    sse
+}
+
 async fn api_publish(s: &Server, channel: &str, payload: &str) {
     s.api_ok(
         "publish",
@@ -127,14 +142,7 @@ async fn last_event_id_recovers_exactly_the_missed_publications() {
     api_publish(&s, "feed", "3").await;
 
     // The browser reconnects with the id it last saw.
-    let mut sse = Sse::open(
-        &base(&s),
-        "channel=feed",
-        &[("cookie", "user=ann"), ("last-event-id", &last)],
-    )
-    .await;
-    s.web.expect("connect").await;
-    sse.expect("CONNECTED").await;
+    let mut sse = resume(&s, "ann", &last).await;
     let answer = sse.expect("SUBSCRIBE").await;
     assert_eq!(answer["recovered"], true, "{answer:?}");
     assert_eq!(sse.expect("PUBLISH").await["payload"], 2);
@@ -184,14 +192,7 @@ async fn a_stream_that_reconnects_while_its_user_stays_subscribed_sees_each_publ
     wait_until(|| async { connections_of(&s, "ann").await == 1 }).await;
     api_publish(&s, "feed", "2").await;
 
-    let mut sse = Sse::open(
-        &base(&s),
-        "channel=feed",
-        &[("cookie", "user=ann"), ("last-event-id", &last)],
-    )
-    .await;
-    s.web.expect("connect").await;
-    sse.expect("CONNECTED").await;
+    let mut sse = resume(&s, "ann", &last).await;
     // Live publications between the new connection and its answer are held back: the answer
     // replays them.
     api_publish(&s, "feed", "3").await;
