@@ -7,6 +7,7 @@ mod common;
 use common::sse::{request, Item, Sse};
 use common::*;
 use serde_json::json;
+use std::sync::Arc;
 
 fn base(s: &Server) -> String {
     format!("http://{}", s.addr)
@@ -192,22 +193,40 @@ async fn a_stream_that_reconnects_while_its_user_stays_subscribed_sees_each_publ
     wait_until(|| async { connections_of(&s, "ann").await == 1 }).await;
     api_publish(&s, "feed", "2").await;
 
-    let mut sse = resume(&s, "ann", &last).await;
-    // Live publications between the new connection and its answer are held back: the answer
-    // replays them.
+    // The new stream names a moderated channel first, whose subscribe webhook the test holds:
+    // meanwhile the connection (ann's, so a member of feed) receives live publications of feed
+    // before feed's recovery has even been asked.
+    s.web
+        .once("create_channel", Reply::ok(json!({"moderated": true})));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    s.web.once("subscribe", Reply::ok(json!({})).gated(&gate));
+    let mut sse = Sse::open(
+        &base(&s),
+        "channel=gated&channel=feed",
+        &[("cookie", "user=ann"), ("last-event-id", &last)],
+    )
+    .await;
+    s.web.expect("connect").await;
+    s.web.expect("create_channel").await;
+    s.web.expect("subscribe").await;
+    sse.expect("CONNECTED").await;
     api_publish(&s, "feed", "3").await;
+    assert_eq!(tab.expect("PUBLISH").await["payload"], 1);
+    assert_eq!(tab.expect("PUBLISH").await["payload"], 2);
+    assert_eq!(tab.expect("PUBLISH").await["payload"], 3);
+    gate.add_permits(1);
+    assert_eq!(sse.expect("SUBSCRIBE").await["channel_name"], "gated");
+    // The live 3 was held back: the answer replays 2 and 3, once each.
     let answer = sse.expect("SUBSCRIBE").await;
+    assert_eq!(answer["channel_name"], "feed");
     assert_eq!(answer["recovered"], true, "{answer:?}");
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        seen.push(sse.expect("PUBLISH").await["payload"].clone());
-    }
-    assert_eq!(seen, vec![json!(2), json!(3)]);
+    assert_eq!(sse.expect("PUBLISH").await["payload"], 2);
+    assert_eq!(sse.expect("PUBLISH").await["payload"], 3);
     api_publish(&s, "feed", "4").await;
     assert_eq!(sse.expect("PUBLISH").await["payload"], 4);
-    for p in 1..=4 {
-        assert_eq!(tab.expect("PUBLISH").await["payload"], p);
-    }
+    // The tab, ann's too, was told of her new channel.
+    assert_eq!(tab.expect("SUBSCRIBE").await["channel_name"], "gated");
+    assert_eq!(tab.expect("PUBLISH").await["payload"], 4);
 }
 
 #[tokio::test]
@@ -282,17 +301,58 @@ async fn bad_requests_and_limits_are_refused_with_their_reason() {
         resp.text().await.unwrap(),
         "Too many channels (at most 100 per stream)"
     );
-    // A stream is a connection for --max-connections-per-ip.
-    let mut first = Sse::open(&url, "", &[("cookie", "user=ann")]).await;
-    first.expect("CONNECTED").await;
-    let resp = request(&url, "", &[("cookie", "user=bob")]).await;
-    assert_eq!(resp.status().as_u16(), 503);
+    let long = format!("channel={}", "x".repeat(2049));
+    let resp = request(&url, &long, &[]).await;
+    assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(
         resp.text().await.unwrap(),
+        "Channel names too long (at most 2048 bytes in all)"
+    );
+    // A stream is a connection for --max-connections-per-ip. That refusal may pass: it is a
+    // stream that says why and has the browser retry later (an HTTP error would stop it).
+    let mut first = Sse::open(&url, "", &[("cookie", "user=ann")]).await;
+    first.expect("CONNECTED").await;
+    let mut refused = Sse::open(&url, "", &[("cookie", "user=bob")]).await;
+    match refused.next_item().await {
+        Item::Retry(ms) => assert_eq!(ms, 5000),
+        other => panic!("expected retry, got {other:?}"),
+    }
+    let events = refused.until_end().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].name, "close");
+    assert_eq!(
+        events[0].data["reason"],
         "Too many connections from your address"
     );
+    // HEAD is not a stream.
+    let head = http_client()
+        .head(format!("{url}/sse"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 405);
     s.web.expect("connect").await;
     assert_no_hooks(&s).await;
+}
+
+#[tokio::test]
+async fn without_an_allow_list_only_pages_on_hookboxs_own_origin_may_listen() {
+    let s = Server::start().await;
+    // The stream carries the browser's real cookies (HttpOnly ones included): a page on another
+    // origin must be listed in --allowed-origins.
+    let resp = request(
+        &base(&s),
+        "",
+        &[("origin", "https://evil.example"), ("cookie", "user=ann")],
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(resp.text().await.unwrap(), "Origin not allowed");
+    assert_no_hooks(&s).await;
+    let own = base(&s);
+    let mut sse = Sse::open(&base(&s), "", &[("origin", &own), ("cookie", "user=ann")]).await;
+    sse.expect("CONNECTED").await;
+    s.web.expect("connect").await;
 }
 
 #[tokio::test]

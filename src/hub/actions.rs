@@ -285,8 +285,9 @@ impl Hub {
 
     /// Refuses a subscription that would take `user` past `--max-channels-per-user`, before
     /// the channel is created (so that refused subscriptions cannot pile up empty channels).
-    /// Two subscriptions racing on two nodes may pass it together: the bound is the count
-    /// before each, which still bounds a user to the limit plus the subscriptions in flight.
+    /// Subscriptions in flight at once (several connections, nodes or Web API calls) may pass
+    /// it together: the bound is the count before each, which still bounds a user to the limit
+    /// plus the subscriptions in flight.
     async fn check_channel_count(&self, user: &str, channel: &str) -> Result<(), HubError> {
         let max = self.limits.max_channels;
         let channels = self.engine.user_channels(user).await?;
@@ -306,7 +307,9 @@ impl Hub {
         recover: Option<&Position>,
     ) -> Result<(), HubError> {
         if let (Some(pos), Some(conn)) = (recover, origin.conn_id()) {
-            self.engine.recover(channel, user, conn, pos).await?;
+            if !self.engine.recover(channel, user, conn, pos).await? {
+                return Err(HubError::NotRecovered(channel.to_owned()));
+            }
         }
         Ok(())
     }

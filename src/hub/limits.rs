@@ -43,6 +43,11 @@ impl Bucket {
         }
     }
 
+    /// Gives back a token taken for an action that was refused elsewhere.
+    pub fn refund(&mut self, rate: Rate) {
+        self.tokens = (self.tokens + 1.0).min(rate.burst);
+    }
+
     /// Whether the bucket has filled up again by `now` (it is then the same as a fresh one).
     fn is_full(&self, rate: Rate, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
@@ -76,7 +81,8 @@ impl Default for UserLimits {
 #[derive(Debug)]
 pub struct UserRates {
     rate: Rate,
-    // One plain lock, held for a map lookup and a few float operations, never across an await.
+    // One plain lock, held for a map lookup and a few float operations (and, when the map has
+    // doubled, one sweep of it: amortised constant), never across an await.
     inner: Mutex<Buckets>,
 }
 

@@ -56,6 +56,10 @@ pub enum HubError {
     ChannelNameTooLong,
     #[error("Too many channels for one user (at most {0})")]
     TooManyChannels(usize),
+    /// A member's recovery found nothing to answer from (the member or its connection went
+    /// meanwhile): the client is told, rather than waiting for an answer that never comes.
+    #[error("Could not recover channel {0}: subscribe again")]
+    NotRecovered(String),
     #[error(transparent)]
     Option(#[from] OptionError),
     #[error(transparent)]

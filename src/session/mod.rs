@@ -249,6 +249,8 @@ impl Session {
             });
         }
         if !self.hub.allow_publish(user) {
+            // Not sent: the connection's token was not spent.
+            self.publish_bucket.refund(self.publish_rate);
             return Err(FrameFault::TooFast {
                 rate: self.hub.user_publish_rate(),
                 per: "per user",

@@ -364,7 +364,8 @@ impl AsyncWrite for Wire {
     fn is_write_vectored(&self) -> bool {
         match self {
             Wire::Plain(s) => s.is_write_vectored(),
-            Wire::Tls(tls) => matches!(&**tls, TlsWire::Ready(s) if s.is_write_vectored()),
+            // hyper asks once, before the handshake is done; rustls takes vectored writes.
+            Wire::Tls(_) => true,
         }
     }
 

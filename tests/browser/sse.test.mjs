@@ -28,7 +28,9 @@ before(async () => {
     },
     pages,
   });
-  hookbox = await startHookbox(['--cbport', String(web.port), '-r', 'tok']);
+  // The page is on the web app's origin: /sse lets a page on another origin read the stream its
+  // cookies open only when the origin is listed.
+  hookbox = await startHookbox(['--cbport', String(web.port), '-r', 'tok', '--allowed-origins', web.url]);
   browser = await launchBrowser();
 });
 

@@ -24,6 +24,8 @@ impl Event {
 pub enum Item {
     Event(Event),
     Comment(String),
+    /// A `retry:` block: how long the browser is to wait before reconnecting.
+    Retry(u64),
     /// The server ended the response.
     End,
 }
@@ -97,7 +99,7 @@ impl Sse {
                 "event" => name = Some(value.to_owned()),
                 "id" => id = Some(value.to_owned()),
                 "data" => data.push(value),
-                "retry" => {}
+                "retry" => return Some(Item::Retry(value.parse().expect("retry is a number"))),
                 other => panic!("unknown field {other:?} in {block:?}"),
             }
         }
@@ -114,7 +116,7 @@ impl Sse {
         loop {
             match self.next_item().await {
                 Item::Event(e) => return e,
-                Item::Comment(_) => {}
+                Item::Comment(_) | Item::Retry(_) => {}
                 Item::End => panic!("the stream ended"),
             }
         }
@@ -133,7 +135,7 @@ impl Sse {
         loop {
             match self.next_item().await {
                 Item::Event(e) => events.push(e),
-                Item::Comment(_) => {}
+                Item::Comment(_) | Item::Retry(_) => {}
                 Item::End => return events,
             }
         }

@@ -11,7 +11,7 @@ use crate::protocol::Position;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A channel's place: its epoch and the offset of the last event the stream accounted for.
 type Place = (String, u64);
@@ -19,6 +19,12 @@ type Place = (String, u64);
 /// The positions a stream has reached, and its channels still waiting for a recovery answer.
 #[derive(Debug, Default)]
 pub struct Positions {
+    /// The channels the request named: only they are recovered on a reconnect, so only they
+    /// are in the id (a user's other subscriptions would only make every id longer).
+    named: HashSet<String>,
+    /// The stream's user (from CONNECTED): only its own SUBSCRIBE and UNSUBSCRIBE frames move
+    /// positions, not other members' presence frames.
+    me: Option<String>,
     // Sorted, so that the id is the same text for the same positions.
     places: BTreeMap<String, Place>,
     /// Channel → the id of the SUBSCRIBE frame that asked to recover it (an ERROR with that id
@@ -31,6 +37,10 @@ pub struct Positions {
 struct Args<'a> {
     #[serde(borrow)]
     channel_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<Cow<'a, str>>,
     #[serde(borrow)]
     epoch: Option<Cow<'a, str>>,
     offset: Option<u64>,
@@ -45,6 +55,14 @@ enum Effect {
 }
 
 impl Positions {
+    /// The positions of a stream on `named` channels.
+    pub fn new<'a>(named: impl IntoIterator<Item = &'a str>) -> Positions {
+        Positions {
+            named: named.into_iter().map(str::to_owned).collect(),
+            ..Positions::default()
+        }
+    }
+
     /// Parses a `Last-Event-ID` this stream's writer produced: `{"channel": ["epoch", offset]}`.
     /// Anything else gives no positions (the browser cannot send something better).
     pub fn parse_id(text: &str) -> BTreeMap<String, Position> {
@@ -58,15 +76,28 @@ impl Positions {
             .unwrap_or_default()
     }
 
-    /// `channel`'s recovery from `from` was asked by the SUBSCRIBE frame `frame_id`.
-    pub fn expect_recovery(&mut self, channel: &str, frame_id: i64, from: u64) {
-        self.pending.insert(channel.to_owned(), (frame_id, from));
+    /// `channel`'s recovery from `from` was asked by the SUBSCRIBE frame `frame_id`. Until
+    /// its answer, the id keeps `from` for it: a stream cut before the answer asks again.
+    pub fn expect_recovery(&mut self, channel: &str, frame_id: i64, from: &Position) {
+        self.pending
+            .insert(channel.to_owned(), (frame_id, from.offset));
+        self.places
+            .insert(channel.to_owned(), (from.epoch.clone(), from.offset));
     }
 
-    /// Appends the events for `data` (frames as the outbox drains them: `[id, "NAME", {args}]`
-    /// lines) to `out`.
-    pub fn write_events(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        for line in data.split(|&b| b == b'\n') {
+    /// Appends the events for the frames at the start of `data` (as the outbox drains them:
+    /// `[id, "NAME", {args}]` lines) to `out`, stopping at a frame boundary once `out` holds
+    /// `max` bytes. Returns how many bytes of `data` it used. (Each event may carry an id of
+    /// several kilobytes: the caller writes a bounded piece at a time rather than the whole
+    /// drain's events at once.)
+    pub fn write_events(&mut self, data: &[u8], out: &mut Vec<u8>, max: usize) -> usize {
+        let mut used = 0;
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            if out.len() >= max {
+                break;
+            }
+            used += line.len();
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 continue;
@@ -98,16 +129,24 @@ impl Positions {
             }));
             out.extend_from_slice(b"\n\n");
         }
+        used
     }
 
     /// Updates the positions for one frame and says whether to show it.
     fn apply(&mut self, name: &str, args: &str) -> Effect {
-        if !matches!(name, "PUBLISH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "ERROR") {
+        if !matches!(
+            name,
+            "PUBLISH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "ERROR" | "CONNECTED"
+        ) {
             return Effect::Show { moved: false };
         }
         let Ok(a) = serde_json::from_str::<Args>(args) else {
             return Effect::Show { moved: false };
         };
+        if name == "CONNECTED" {
+            self.me = a.name.map(Cow::into_owned);
+            return Effect::Show { moved: false };
+        }
         if name == "ERROR" {
             // A refused SUBSCRIBE with recover: nothing is coming for that channel.
             if let Some(id) = a.id {
@@ -118,8 +157,15 @@ impl Positions {
         let Some(channel) = a.channel_name else {
             return Effect::Show { moved: false };
         };
+        if !self.named.contains(&*channel) {
+            return Effect::Show { moved: false };
+        }
         let pending = self.pending.contains_key(&*channel);
         match name {
+            // Another member leaving (presence) moves nothing.
+            "UNSUBSCRIBE" if a.user.as_deref() != self.me.as_deref() => {
+                Effect::Show { moved: false }
+            }
             "UNSUBSCRIBE" => {
                 self.pending.remove(&*channel);
                 let moved = self.places.remove(&*channel).is_some();
@@ -175,13 +221,23 @@ mod tests {
     fn events(p: &mut Positions, frames: &[&str]) -> String {
         let data: String = frames.iter().map(|f| format!("{f}\r\n")).collect();
         let mut out = Vec::new();
-        p.write_events(data.as_bytes(), &mut out);
+        assert_eq!(
+            p.write_events(data.as_bytes(), &mut out, usize::MAX),
+            data.len()
+        );
         String::from_utf8(out).unwrap()
+    }
+
+    fn at(epoch: &str, offset: u64) -> Position {
+        Position {
+            epoch: epoch.to_owned(),
+            offset,
+        }
     }
 
     #[test]
     fn frames_become_events_and_positions_the_id() {
-        let mut p = Positions::default();
+        let mut p = Positions::new(["a"]);
         let out = events(
             &mut p,
             &[
@@ -206,8 +262,8 @@ mod tests {
 
     #[test]
     fn a_pending_recovery_hides_live_frames_until_its_answer() {
-        let mut p = Positions::default();
-        p.expect_recovery("a", 2, 7);
+        let mut p = Positions::new(["a"]);
+        p.expect_recovery("a", 2, &at("e1", 7));
         let out = events(
             &mut p,
             &[
@@ -243,8 +299,8 @@ mod tests {
 
     #[test]
     fn an_error_for_the_recovering_subscribe_ends_the_wait() {
-        let mut p = Positions::default();
-        p.expect_recovery("a", 2, 0);
+        let mut p = Positions::new(["a"]);
+        p.expect_recovery("a", 2, &at("e1", 0));
         let out = events(
             &mut p,
             &[
@@ -253,5 +309,48 @@ mod tests {
             ],
         );
         assert!(out.contains("event: PUBLISH"), "{out}");
+    }
+
+    #[test]
+    fn only_the_named_channels_and_the_users_own_frames_move_the_id() {
+        let mut p = Positions::new(["a", "b"]);
+        p.expect_recovery("b", 2, &at("eb", 3));
+        let out = events(
+            &mut p,
+            &[
+                r#"[1, "CONNECTED", {"name": "ann", "payload": null}]"#,
+                r#"[2, "SUBSCRIBE", {"channel_name": "a", "epoch": "ea", "offset": 1}]"#,
+                // A channel the request did not name (another tab's subscription).
+                r#"[3, "SUBSCRIBE", {"channel_name": "z", "epoch": "ez", "offset": 1}]"#,
+                r#"[4, "UNSUBSCRIBE", {"channel_name": "a", "user": "bob"}]"#,
+                r#"[5, "PUBLISH", {"channel_name": "a", "payload": 1, "offset": 2}]"#,
+                r#"[6, "UNSUBSCRIBE", {"channel_name": "a", "user": "ann"}]"#,
+            ],
+        );
+        let ids: Vec<&str> = out.lines().filter(|l| l.starts_with("id: ")).collect();
+        // b, still recovering, stays in every id at the position asked from.
+        assert_eq!(
+            ids,
+            [
+                "id: {\"a\": [\"ea\", 1], \"b\": [\"eb\", 3]}",
+                "id: {\"a\": [\"ea\", 2], \"b\": [\"eb\", 3]}",
+                "id: {\"b\": [\"eb\", 3]}"
+            ],
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn events_are_written_a_bounded_piece_at_a_time() {
+        let mut p = Positions::new(["a"]);
+        let frame = r#"[1, "PUBLISH", {"channel_name": "a", "payload": 1, "offset": 2}]"#;
+        let data = format!("{frame}\r\n{frame}\r\n{frame}\r\n");
+        let mut out = Vec::new();
+        let used = p.write_events(data.as_bytes(), &mut out, 1);
+        assert_eq!(used, frame.len() + 2);
+        assert_eq!(
+            String::from_utf8(out).unwrap().matches("event: ").count(),
+            1
+        );
     }
 }

@@ -26,19 +26,33 @@ use crate::protocol::{to_ascii_string, Position};
 use crate::session::{Session, Stage};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use events::Positions;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Most channels one stream may name: each is a SUBSCRIBE (and a webhook) per (re)connect, and
 /// each is in every id.
 pub const MAX_CHANNELS: usize = 100;
+/// Most bytes of channel names one stream may name in all: the id of every event that moves a
+/// position lists them all, and comes back as a `Last-Event-ID` header (which proxies bound:
+/// nginx's default is 8 KiB).
+pub const MAX_NAMES_BYTES: usize = 2048;
+/// A longer `Last-Event-ID` is not one this server wrote, and is ignored unparsed.
+const MAX_LAST_EVENT_ID: usize = 4 * MAX_NAMES_BYTES;
+/// The body is written at most about this much at a time (see `Writer`).
+const CHUNK: usize = 64 * 1024;
+/// How long a browser waits before trying again after a refusal that may pass (`retry:`).
+const RETRY_MS: u32 = 5000;
 
 /// Why a stream was not started: the HTTP status and the text of its body.
+/// An HTTP error makes a browser's EventSource give up for good: so it is the answer to what
+/// will not pass by itself (a bad request, a refusal by the web app or the origin policy), while
+/// what may pass (a full server, the engine away, a shutdown) is a stream that says why in a
+/// `close` event and asks the browser to retry in `RETRY_MS`.
 #[derive(Debug, thiserror::Error)]
 enum Refusal {
     #[error("{0}")]
@@ -47,16 +61,6 @@ enum Refusal {
     Denied(String),
     #[error("{0}")]
     Unavailable(String),
-}
-
-impl Refusal {
-    fn status(&self) -> StatusCode {
-        match self {
-            Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Refusal::Denied(_) => StatusCode::FORBIDDEN,
-            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
 }
 
 /// What the request asks for.
@@ -71,13 +75,26 @@ struct Ask {
 impl Ask {
     fn parse(query: &str, headers: &HeaderMap) -> Result<Ask, Refusal> {
         let mut channels: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut names_bytes = 0;
         let mut payload = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match &*key {
                 "channel" if value.is_empty() => {
                     return Err(Refusal::BadRequest("Empty channel name".into()))
                 }
-                "channel" if !channels.iter().any(|c| *c == value) => {
+                "channel" if seen.insert(value.clone()) => {
+                    names_bytes += value.len();
+                    if seen.len() > MAX_CHANNELS {
+                        return Err(Refusal::BadRequest(format!(
+                            "Too many channels (at most {MAX_CHANNELS} per stream)"
+                        )));
+                    }
+                    if names_bytes > MAX_NAMES_BYTES {
+                        return Err(Refusal::BadRequest(format!(
+                            "Channel names too long (at most {MAX_NAMES_BYTES} bytes in all)"
+                        )));
+                    }
                     channels.push(value.into_owned())
                 }
                 "channel" => {}
@@ -90,17 +107,10 @@ impl Ask {
                 _ => {}
             }
         }
-        if channels.len() > MAX_CHANNELS {
-            return Err(Refusal::BadRequest(format!(
-                "Too many channels (at most {MAX_CHANNELS} per stream)"
-            )));
-        }
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-        };
-        let mut known: BTreeMap<String, Position> = text("last-event-id")
+        let mut known: BTreeMap<String, Position> = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| id.len() <= MAX_LAST_EVENT_ID)
             .map(Positions::parse_id)
             .unwrap_or_default();
         let channels = channels
@@ -137,14 +147,18 @@ pub async fn handle(
     ConnectInfo(PeerAddr(peer, idle)): ConnectInfo<PeerAddr>,
     req: Request<Body>,
 ) -> Response {
+    if req.method() != Method::GET {
+        // HEAD would run the whole CONNECT for nothing.
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
     let headers = req.headers();
     let address = client_address(headers, peer, &app.limits.trusted_proxies);
     tracing::info!(target: "access", "Incoming SSE stream\t{}", peer.ip());
-    if !app.limits.origin_allowed(headers) {
+    if !origin_may_listen(&app, headers) {
         return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
-    // A page elsewhere may listen (with its cookies for hookbox, if it asked withCredentials)
-    // when its origin passed the allow-list above.
+    // The page's origin passed the check above: it may read the stream (with its cookies for
+    // hookbox, if it asked withCredentials).
     let cors = headers.get(header::ORIGIN).cloned();
     let ask = match Ask::parse(req.uri().query().unwrap_or(""), headers) {
         Ok(ask) => ask,
@@ -152,13 +166,16 @@ pub async fn handle(
     };
     let slot = match app.quota.take(address) {
         Ok(slot) => slot,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => return refuse(&Refusal::Unavailable(e.to_string()), cors),
     };
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-    let mut positions = Positions::default();
+    // From here on, however this request ends (the client gone during the connect webhook
+    // included), the outbox is closed when the guard goes, which ends the session task.
+    let guard = CloseOnDrop(outbox.clone());
+    let mut positions = Positions::new(ask.channels.iter().map(|(c, _)| c.as_str()));
     for (i, (channel, at)) in ask.channels.iter().enumerate() {
         if let Some(at) = at {
-            positions.expect_recovery(channel, subscribe_id(i), at.offset);
+            positions.expect_recovery(channel, subscribe_id(i), at);
         }
     }
     let (answer, answered) = oneshot::channel();
@@ -182,7 +199,11 @@ pub async fn handle(
         positions,
         ping: PingTimer::new(app.limits.ping_interval),
         coalesce: app.limits.write_coalesce,
+        backlog: Vec::new(),
+        at: 0,
+        closing: None,
         done: false,
+        _guard: guard,
         _slot: slot,
         _open: OpenConnection::new(Transport::Sse),
     };
@@ -199,6 +220,8 @@ pub async fn handle(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx would otherwise buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // The connection ends with the stream: it was exempted from the idle bound for it.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     allow_origin(h, cors);
     resp
 }
@@ -209,9 +232,48 @@ fn subscribe_id(i: usize) -> i64 {
 }
 
 fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
-    let mut resp = (refusal.status(), refusal.to_string()).into_response();
+    let mut resp = match refusal {
+        Refusal::BadRequest(text) => (StatusCode::BAD_REQUEST, text.clone()).into_response(),
+        Refusal::Denied(text) => (StatusCode::FORBIDDEN, text.clone()).into_response(),
+        Refusal::Unavailable(text) => {
+            let mut body = format!("retry: {RETRY_MS}\n\nevent: close\ndata: ").into_bytes();
+            crate::protocol::write_ascii(&mut body, &json!({ "reason": text }));
+            body.extend_from_slice(b"\n\n");
+            let mut resp = Response::new(Body::from(body));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            resp
+        }
+    };
     allow_origin(resp.headers_mut(), cors);
     resp
+}
+
+/// Whether the page behind the request may read a stream that its cookies open. Unlike `/ws`
+/// and `/csp` (where the page's own script hands over `cookie_string`, and so cannot hand over
+/// HttpOnly cookies), `/sse` forwards the browser's real Cookie header: a page on another origin
+/// must therefore be named in `--allowed-origins`, even where that list is not set (which lets
+/// any page use the other transports). Requests without `Origin` (same-origin pages, clients
+/// that are not browsers) and pages on hookbox's own origin may listen.
+fn origin_may_listen(app: &Shared, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    if app.limits.allowed_origins.is_some() {
+        return app.limits.origin_allowed(headers);
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let own = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(_, authority)| Some(authority) == host);
+    if !own {
+        crate::metrics::refused("origin");
+    }
+    own
 }
 
 fn allow_origin(h: &mut HeaderMap, origin: Option<HeaderValue>) {
@@ -289,13 +351,34 @@ fn refusal_of(outbox: &Outbox) -> Refusal {
     Refusal::Denied(msg)
 }
 
+/// Closes the outbox when dropped: the request or the response body is gone, so the session
+/// is over.
+struct CloseOnDrop(Arc<Outbox>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(CloseReason::Closed);
+    }
+}
+
 /// The response body: drains the outbox into events; pings; ends after the close.
+///
+/// Every event that moves a position carries the whole id, so the events of a drain can be many
+/// times its size: they are written `CHUNK` bytes at a time from the drained frames (the
+/// `backlog`), and the outbox is drained again only once they are all out. A stream holds at
+/// most its outbox budget in frames plus one chunk, whatever its ids.
 struct Writer {
     outbox: Arc<Outbox>,
     positions: Positions,
     ping: PingTimer,
     coalesce: std::time::Duration,
+    /// Drained frames not yet written as events, from `at`.
+    backlog: Vec<u8>,
+    at: usize,
+    /// The close that came with the backlog: its event goes after it.
+    closing: Option<CloseReason>,
     done: bool,
+    _guard: CloseOnDrop,
     /// The stream's place in the connection quota, and in the connection gauge, for as long as
     /// the response lives.
     _slot: Slot,
@@ -305,6 +388,28 @@ struct Writer {
 impl Writer {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
+            if self.at < self.backlog.len() {
+                let mut out = Vec::with_capacity(CHUNK.min(2 * (self.backlog.len() - self.at)));
+                self.at += self
+                    .positions
+                    .write_events(&self.backlog[self.at..], &mut out, CHUNK);
+                if self.at >= self.backlog.len() {
+                    // Gives a burst's room back, as the outbox does.
+                    self.backlog = Vec::new();
+                    self.at = 0;
+                }
+                if !out.is_empty() {
+                    return Some(out.into());
+                }
+                continue;
+            }
+            if let Some(reason) = self.closing.take() {
+                self.done = true;
+                let mut out = b"event: close\ndata: ".to_vec();
+                crate::protocol::write_ascii(&mut out, &json!({"reason": reason.text()}));
+                out.extend_from_slice(b"\n\n");
+                return Some(out.into());
+            }
             if self.done {
                 return None;
             }
@@ -314,25 +419,9 @@ impl Writer {
             }
             gather(&self.outbox, self.coalesce).await;
             let drained = self.outbox.drain();
-            let mut out = Vec::with_capacity(drained.data.len() + 64);
-            self.positions.write_events(&drained.data, &mut out);
-            if let Some(reason) = drained.close {
-                self.done = true;
-                out.extend_from_slice(b"event: close\ndata: ");
-                crate::protocol::write_ascii(&mut out, &json!({"reason": reason.text()}));
-                out.extend_from_slice(b"\n\n");
-            }
-            if !out.is_empty() {
-                return Some(out.into());
-            }
+            self.backlog = drained.data;
+            self.at = 0;
+            self.closing = drained.close;
         }
-    }
-}
-
-impl Drop for Writer {
-    /// The body is dropped when the response ends or the client goes away: either way the
-    /// session is over.
-    fn drop(&mut self) {
-        self.outbox.close(CloseReason::Closed);
     }
 }
