@@ -97,7 +97,8 @@ pub enum ApiError {
 pub struct Params(HashMap<String, String>);
 
 impl Params {
-    fn parse(data: &[u8]) -> Params {
+    /// Parses a query string or urlencoded body (public so that it can be fuzzed on its own).
+    pub fn parse(data: &[u8]) -> Params {
         let mut map = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(data) {
             map.entry(k.into_owned()).or_insert_with(|| v.into_owned());

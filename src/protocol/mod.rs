@@ -10,7 +10,7 @@ mod decode;
 mod json;
 
 pub use client::{ArgError, ClientFrame, FrameKind, Position};
-pub use decode::{FrameDecoder, FrameError, FrameTooLarge, InFrame};
+pub use decode::{parse_frame, FrameDecoder, FrameError, FrameTooLarge, InFrame};
 pub use json::{to_ascii_string, write_ascii};
 
 use bytes::Bytes;

@@ -6,7 +6,7 @@
 //! turned into a denial whose `error` option explains it (§5.2 of the spec).
 
 mod client;
-mod decision;
+pub mod decision;
 mod settings;
 
 pub use client::{CallRecord, ClientLimits, HookCall, WebhookClient};

@@ -5,7 +5,8 @@
 //! Every response carries `Access-Control-Allow-Origin: *` (pages live on other origins) and a
 //! body that is a JavaScript expression, because the client `eval`s it.
 
-mod packets;
+// Public for the fuzz targets (fuzz/targets.rs), which drive its decoding on its own.
+pub mod packets;
 mod session;
 
 pub use session::{Limits, Registry};
