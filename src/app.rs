@@ -127,7 +127,7 @@ impl App {
                     .map_err(AppError::Engine)?,
             ),
         };
-        let hub = Hub::new(engine, webhooks, config.user_limits, shutdown.clone());
+        let hub = Hub::new(engine, webhooks, config.action_limits, shutdown.clone());
         hub.start_reaping();
         let api = Arc::new(ApiState {
             hub: hub.clone(),

@@ -115,6 +115,13 @@ async fn large_history_is_trimmed_for_every_new_tab_and_never_closes_it() {
     let s = Server::start_with(|c| {
         c.outbox_bytes = OUTBOX;
         c.history_max_bytes = 4 << 20;
+        // The attacker here is a client the operator let publish as fast as it likes.
+        let unlimited = hookbox::hub::limits::Rate {
+            per_second: 1e6,
+            burst: 1e6,
+        };
+        c.action_limits.connection_publish = unlimited;
+        c.action_limits.user_publish = unlimited;
     })
     .await;
     s.web
@@ -166,6 +173,13 @@ async fn poisoned_channels(size: usize, count: usize, len: usize) -> (Server, Cl
     let s = Server::start_with(|c| {
         c.outbox_bytes = OUTBOX;
         c.history_max_bytes = 4 << 20;
+        // The attacker here is a client the operator let publish as fast as it likes.
+        let unlimited = hookbox::hub::limits::Rate {
+            per_second: 1e6,
+            burst: 1e6,
+        };
+        c.action_limits.connection_publish = unlimited;
+        c.action_limits.user_publish = unlimited;
     })
     .await;
     s.web

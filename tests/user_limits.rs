@@ -20,7 +20,7 @@ fn burst(n: f64) -> Rate {
 
 #[tokio::test]
 async fn a_connection_past_its_publish_burst_gets_an_error_and_no_webhook() {
-    let s = Server::start_with(|c| c.publish_rate = burst(3.0)).await;
+    let s = Server::start_with(|c| c.action_limits.connection_publish = burst(3.0)).await;
     s.web
         .channel_options(json!({"moderated": false, "history_size": 10}));
     let mut c = s.connected("ann").await;
@@ -63,8 +63,8 @@ async fn a_connection_past_its_publish_burst_gets_an_error_and_no_webhook() {
 #[tokio::test]
 async fn a_users_connections_share_the_user_publish_burst() {
     let s = Server::start_with(|c| {
-        c.publish_rate = burst(10.0);
-        c.user_limits.publish = burst(3.0);
+        c.action_limits.connection_publish = burst(10.0);
+        c.action_limits.user_publish = burst(3.0);
     })
     .await;
     s.web.channel_options(json!({"moderated": false}));
@@ -107,7 +107,7 @@ async fn a_users_connections_share_the_user_publish_burst() {
 
 #[tokio::test]
 async fn a_user_at_the_channel_limit_cannot_subscribe_to_more_from_any_side() {
-    let s = Server::start_with(|c| c.user_limits.max_channels = 2).await;
+    let s = Server::start_with(|c| c.action_limits.max_channels_per_user = 2).await;
     s.web.channel_options(json!({"moderated": false}));
     let mut c = s.connected("ann").await;
     for ch in ["a", "b"] {

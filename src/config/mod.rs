@@ -8,7 +8,7 @@ mod net;
 pub use cli::Options;
 pub use net::{HostRule, IpRange};
 
-use crate::hub::limits::{Rate, UserLimits};
+use crate::hub::limits::{ActionLimits, Rate};
 pub use crate::transport::tls::TlsFiles;
 use crate::webhook::{Hook, WebhookSettings};
 use clap::{CommandFactory, FromArgMatches};
@@ -139,11 +139,9 @@ pub struct Config {
     pub max_failed_connects: u32,
     /// Bytes of history a channel keeps at most (its entries' encoded size).
     pub history_max_bytes: usize,
-    /// Channels per user and publishes per user (`--max-channels-per-user`,
-    /// `--user-publish-rate`, `--user-publish-burst`).
-    pub user_limits: UserLimits,
-    /// Publishes per connection (`--publish-rate`, `--publish-burst`).
-    pub publish_rate: Rate,
+    /// Channels per user, publishes per connection and per user (`--max-channels-per-user`,
+    /// `--publish-rate`, `--publish-burst`, `--user-publish-rate`, `--user-publish-burst`).
+    pub action_limits: ActionLimits,
     pub publish_multi_max_channels: usize,
     /// Hosts webhooks and pollers may call besides the webhook targets configured at startup
     /// (`--webhook-allow-hosts`).
@@ -194,11 +192,7 @@ impl Default for Config {
             tls: None,
             max_failed_connects: 3,
             history_max_bytes: 256 * 1024,
-            user_limits: UserLimits::default(),
-            publish_rate: Rate {
-                per_second: 50.0,
-                burst: 100.0,
-            },
+            action_limits: ActionLimits::default(),
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
@@ -473,19 +467,19 @@ impl Config {
         let max_channels = at_least_one(
             o.max_channels_per_user,
             "--max-channels-per-user",
-            d.user_limits.max_channels,
+            d.action_limits.max_channels_per_user,
         )?;
-        let publish_rate = rate(
-            (o.publish_rate, "--publish-rate"),
-            (o.publish_burst, "--publish-burst"),
-            d.publish_rate,
-        )?;
-        let user_limits = UserLimits {
-            max_channels,
-            publish: rate(
+        let action_limits = ActionLimits {
+            max_channels_per_user: max_channels,
+            connection_publish: rate(
+                (o.publish_rate, "--publish-rate"),
+                (o.publish_burst, "--publish-burst"),
+                d.action_limits.connection_publish,
+            )?,
+            user_publish: rate(
                 (o.user_publish_rate, "--user-publish-rate"),
                 (o.user_publish_burst, "--user-publish-burst"),
-                d.user_limits.publish,
+                d.action_limits.user_publish,
             )?,
         };
         let trusted_proxies = match o.trusted_proxies {
@@ -575,8 +569,7 @@ impl Config {
             tls,
             max_failed_connects,
             history_max_bytes,
-            user_limits,
-            publish_rate,
+            action_limits,
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),
@@ -594,7 +587,6 @@ impl Config {
         crate::session::SessionLimits {
             max_frame: self.max_message_size,
             max_failed_connects: self.max_failed_connects,
-            publish: self.publish_rate,
         }
     }
 }

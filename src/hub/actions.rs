@@ -289,7 +289,7 @@ impl Hub {
     /// it together: the bound is the count before each, which still bounds a user to the limit
     /// plus the subscriptions in flight.
     async fn check_channel_count(&self, user: &str, channel: &str) -> Result<(), HubError> {
-        let max = self.limits.max_channels;
+        let max = self.limits.max_channels_per_user;
         let channels = self.engine.user_channels(user).await?;
         if channels.len() >= max && !channels.iter().any(|c| &**c == channel) {
             crate::metrics::refused("channels_per_user");

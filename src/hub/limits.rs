@@ -1,6 +1,6 @@
-//! Per-user bounds the hub enforces for clients: how many channels one user may be subscribed
-//! to, and how fast one user may publish (a token bucket per user, besides each connection's own
-//! bucket in the session). Both bound what a client can make the server and the web app do.
+//! The bounds on what connected clients may make the server and the web app do: how many
+//! channels one user may be subscribed to, and how fast one connection and one user may publish
+//! (token buckets: the connection's in its session, the user's here).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -55,21 +55,27 @@ impl Bucket {
     }
 }
 
-/// The bounds of [`HubLimits`], from the configuration.
+/// The bounds on what connected clients may make the server do, from the configuration.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UserLimits {
+pub struct ActionLimits {
     /// Channels one user may be subscribed to (`--max-channels-per-user`).
-    pub max_channels: usize,
-    /// PUBLISH and MESSAGE frames of one user, all its connections on this node together
+    pub max_channels_per_user: usize,
+    /// PUBLISH and MESSAGE frames of one connection (`--publish-rate`, `--publish-burst`).
+    pub connection_publish: Rate,
+    /// The same for one user, all its connections on this node together
     /// (`--user-publish-rate`, `--user-publish-burst`).
-    pub publish: Rate,
+    pub user_publish: Rate,
 }
 
-impl Default for UserLimits {
+impl Default for ActionLimits {
     fn default() -> Self {
-        UserLimits {
-            max_channels: 1000,
-            publish: Rate {
+        ActionLimits {
+            max_channels_per_user: 1000,
+            connection_publish: Rate {
+                per_second: 50.0,
+                burst: 100.0,
+            },
+            user_publish: Rate {
                 per_second: 100.0,
                 burst: 200.0,
             },

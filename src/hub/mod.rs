@@ -13,7 +13,7 @@ mod watch;
 
 pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::Publish;
-pub use limits::UserLimits;
+pub use limits::ActionLimits;
 
 use crate::engine::{Engine, EngineError, OptionError, Reaped};
 use crate::protocol::{args, OutFrame};
@@ -128,7 +128,7 @@ pub struct Hub {
     shutdown: CancellationToken,
     /// The admin console's live channel views.
     watchers: watch::Watchers,
-    limits: UserLimits,
+    limits: ActionLimits,
     /// Each user's publish bucket on this node (see `allow_publish`).
     user_rates: limits::UserRates,
 }
@@ -137,7 +137,7 @@ impl Hub {
     pub fn new(
         engine: Engine,
         webhooks: WebhookClient,
-        limits: UserLimits,
+        limits: ActionLimits,
         shutdown: CancellationToken,
     ) -> Arc<Hub> {
         Arc::new(Hub {
@@ -148,7 +148,7 @@ impl Hub {
             shutdown,
             watchers: watch::Watchers::default(),
             limits,
-            user_rates: limits::UserRates::new(limits.publish),
+            user_rates: limits::UserRates::new(limits.user_publish),
         })
     }
 
@@ -162,9 +162,8 @@ impl Hub {
         allowed
     }
 
-    /// The publish rate of one user, for its refusal text.
-    pub fn user_publish_rate(&self) -> limits::Rate {
-        self.limits.publish
+    pub fn limits(&self) -> &ActionLimits {
+        &self.limits
     }
 
     /// Handles what the engine finds left behind by dead nodes: their connections are closed

@@ -77,7 +77,8 @@ pub struct Session {
     hub: Arc<Hub>,
     id: Arc<str>,
     transport: Transport,
-    remote_addr: String,
+    /// Boxed: every connection carries it, and it only ever gets copied into its `Conn`.
+    remote_addr: Box<str>,
     outbox: Arc<Outbox>,
     decoder: FrameDecoder,
     /// Set once CONNECT succeeded.
@@ -87,9 +88,9 @@ pub struct Session {
     failed_connects: u32,
     max_failed_connects: u32,
     /// This connection's PUBLISH and MESSAGE frames (the session handles one frame at a time,
-    /// so the bucket needs no lock).
-    publish_rate: Rate,
-    publish_bucket: Bucket,
+    /// so the bucket needs no lock). Made at the first one: most connections only listen, and
+    /// every connection carries this field.
+    publish_bucket: Option<Box<Bucket>>,
 }
 
 /// Per-connection bounds a transport passes to every session.
@@ -99,8 +100,6 @@ pub struct SessionLimits {
     pub max_frame: usize,
     /// Refused CONNECTs after which the connection is closed.
     pub max_failed_connects: u32,
-    /// PUBLISH and MESSAGE frames of one connection (`--publish-rate`, `--publish-burst`).
-    pub publish: Rate,
 }
 
 /// A fresh connection id: 128 random bits as 32 lowercase hex characters (uuid4-like).
@@ -122,15 +121,14 @@ impl Session {
             hub,
             id: new_connection_id(),
             transport,
-            remote_addr,
+            remote_addr: remote_addr.into_boxed_str(),
             outbox,
             decoder: FrameDecoder::new(limits.max_frame),
             connected: None,
             progress: Arc::default(),
             failed_connects: 0,
             max_failed_connects: limits.max_failed_connects,
-            publish_rate: limits.publish,
-            publish_bucket: Bucket::full(limits.publish, std::time::Instant::now()),
+            publish_bucket: None,
         }
     }
 
@@ -238,21 +236,24 @@ impl Session {
     /// webhook is asked: a flooding client costs neither the web app nor the subscribers.
     fn check_publish_rate(&mut self) -> Result<(), FrameFault> {
         let (_, user) = self.connected.as_ref().expect("checked by the caller");
-        if !self
+        let limits = *self.hub.limits();
+        let rate = limits.connection_publish;
+        let now = std::time::Instant::now();
+        let bucket = self
             .publish_bucket
-            .take(self.publish_rate, std::time::Instant::now())
-        {
+            .get_or_insert_with(|| Box::new(Bucket::full(rate, now)));
+        if !bucket.take(rate, now) {
             crate::metrics::refused("publish_rate");
             return Err(FrameFault::TooFast {
-                rate: self.publish_rate,
+                rate,
                 per: "per connection",
             });
         }
         if !self.hub.allow_publish(user) {
             // Not sent: the connection's token was not spent.
-            self.publish_bucket.refund(self.publish_rate);
+            bucket.refund(rate);
             return Err(FrameFault::TooFast {
-                rate: self.hub.user_publish_rate(),
+                rate: limits.user_publish,
                 per: "per user",
             });
         }
@@ -318,7 +319,7 @@ impl Session {
         let conn = Arc::new(Conn {
             id: self.id.clone(),
             cookie,
-            remote_addr: self.remote_addr.clone(),
+            remote_addr: self.remote_addr.to_string(),
             outbox: self.outbox.clone(),
             transport: self.transport,
             since_ms: chrono::Utc::now().timestamp_millis(),
