@@ -243,9 +243,13 @@ impl App {
             header: config.header_timeout,
             idle: config.idle_timeout,
         };
+        let timed = |listener, tls| TimedListener {
+            listener,
+            deadlines,
+            tls,
+        };
         tasks.spawn(serve_one(
-            self.listener,
-            (deadlines, self.tls.clone()),
+            timed(self.listener, self.tls.clone()),
             main,
             shutdown.clone(),
         ));
@@ -263,8 +267,7 @@ impl App {
                 .route("/{method}", any(api::handle_web))
                 .with_state(self.api.clone());
             tasks.spawn(serve_one(
-                listener,
-                (deadlines, self.tls.clone()),
+                timed(listener, self.tls.clone()),
                 api,
                 shutdown.clone(),
             ));
@@ -277,8 +280,7 @@ impl App {
             let demo = demo::router(port);
             // The demo listens on loopback only: plain HTTP.
             demo_task = Some(tokio::spawn(serve_one(
-                listener,
-                (deadlines, None),
+                timed(listener, None),
                 demo,
                 demo_stop.clone(),
             )));
@@ -332,25 +334,13 @@ async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response
     resp
 }
 
-async fn serve_one(
-    listener: TcpListener,
-    (deadlines, tls): (transport::Deadlines, Option<TlsAcceptor>),
-    router: Router,
-    shutdown: CancellationToken,
-) {
+async fn serve_one(listener: TimedListener, router: Router, shutdown: CancellationToken) {
     let service = router
         .layer(axum::middleware::map_response(nosniff))
         .into_make_service_with_connect_info::<PeerAddr>();
-    if let Err(e) = axum::serve(
-        TimedListener {
-            listener,
-            deadlines,
-            tls,
-        },
-        service,
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await
+    if let Err(e) = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
     {
         tracing::error!("server error: {e}");
     }

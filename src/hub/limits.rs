@@ -30,10 +30,15 @@ impl Bucket {
         }
     }
 
+    /// The tokens the bucket holds at `now`.
+    fn level(&self, rate: Rate, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.tokens + elapsed * rate.per_second).min(rate.burst)
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, rate: Rate, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
+        self.tokens = self.level(rate, now);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -50,8 +55,7 @@ impl Bucket {
 
     /// Whether the bucket has filled up again by `now` (it is then the same as a fresh one).
     fn is_full(&self, rate: Rate, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens + elapsed * rate.per_second >= rate.burst
+        self.level(rate, now) >= rate.burst
     }
 }
 
@@ -130,13 +134,10 @@ impl UserRates {
             .take(rate, now)
     }
 
-    /// Buckets held now (for tests of the bound).
-    pub fn len(&self) -> usize {
+    /// Buckets held now (for the test of the bound).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.inner.lock().by_user.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

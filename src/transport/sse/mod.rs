@@ -29,8 +29,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use events::Positions;
+use indexmap::IndexSet;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -52,14 +53,11 @@ const RETRY_MS: u32 = 5000;
 /// An HTTP error makes a browser's EventSource give up for good: so it is the answer to what
 /// will not pass by itself (a bad request, a refusal by the web app or the origin policy), while
 /// what may pass (a full server, the engine away, a shutdown) is a stream that says why in a
-/// `close` event and asks the browser to retry in `RETRY_MS`.
-#[derive(Debug, thiserror::Error)]
+/// `close` event and asks the browser to retry in `RETRY_MS`. Each carries its text.
+#[derive(Debug)]
 enum Refusal {
-    #[error("{0}")]
     BadRequest(String),
-    #[error("{0}")]
     Denied(String),
-    #[error("{0}")]
     Unavailable(String),
 }
 
@@ -74,8 +72,8 @@ struct Ask {
 
 impl Ask {
     fn parse(query: &str, headers: &HeaderMap) -> Result<Ask, Refusal> {
-        let mut channels: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
+        // In the order given, each name once.
+        let mut channels: IndexSet<String> = IndexSet::new();
         let mut names_bytes = 0;
         let mut payload = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -83,9 +81,9 @@ impl Ask {
                 "channel" if value.is_empty() => {
                     return Err(Refusal::BadRequest("Empty channel name".into()))
                 }
-                "channel" if seen.insert(value.clone()) => {
+                "channel" if !channels.contains(&*value) => {
                     names_bytes += value.len();
-                    if seen.len() > MAX_CHANNELS {
+                    if channels.len() == MAX_CHANNELS {
                         return Err(Refusal::BadRequest(format!(
                             "Too many channels (at most {MAX_CHANNELS} per stream)"
                         )));
@@ -95,7 +93,7 @@ impl Ask {
                             "Channel names too long (at most {MAX_NAMES_BYTES} bytes in all)"
                         )));
                     }
-                    channels.push(value.into_owned())
+                    channels.insert(value.into_owned());
                 }
                 "channel" => {}
                 "payload" => {
@@ -136,7 +134,7 @@ impl Ask {
 }
 
 /// One RTJP frame as the session's input.
-fn frame(id: usize, name: &str, args: Value) -> Vec<u8> {
+fn frame(id: i64, name: &str, args: Value) -> Vec<u8> {
     let mut line = to_ascii_string(&json!([id, name, args])).into_bytes();
     line.extend_from_slice(b"\r\n");
     line
@@ -325,7 +323,8 @@ async fn run(
         if let Some(at) = at {
             args["recover"] = json!({"epoch": at.epoch, "offset": at.offset});
         }
-        let _ = Box::pin(session.receive(&frame(i + 1, "SUBSCRIBE", args))).await;
+        let subscribe = frame(subscribe_id(i), "SUBSCRIBE", args);
+        let _ = Box::pin(session.receive(&subscribe)).await;
     }
     tokio::select! {
         _ = outbox.closed() => {}
