@@ -209,3 +209,58 @@ async fn a_bad_certificate_or_a_missing_key_stops_the_server_at_startup() {
     assert!(only.to_string().contains("needs --tls-key too"), "{only}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_startup_line_of_a_tls_server_says_https_and_the_demo_stays_plain_http() {
+    let dir = temp_dir("binary");
+    let (files, _) = certificate(&dir);
+    let (cert, key) = (files.cert.to_str().unwrap(), files.key.to_str().unwrap());
+    let demo_port = free_port().to_string();
+    let run = common::binary::Running::spawn(
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--demo",
+            "--demo-port",
+            &demo_port,
+        ],
+        &[],
+    );
+    let line = run.next_line();
+    assert!(
+        line.ends_with(&format!(
+            "Listening to hookbox on https://127.0.0.1:{}",
+            port_of(&line)
+        )),
+        "{line}"
+    );
+    let demo = loop {
+        let line = run.next_line();
+        if line.contains("Demo chat: open") {
+            break line;
+        }
+    };
+    assert!(
+        demo.contains(&format!("open http://127.0.0.1:{demo_port}/")),
+        "{demo}"
+    );
+    let page = http_client()
+        .get(format!("http://127.0.0.1:{demo_port}/"))
+        .send()
+        .await
+        .expect("the demo over plain HTTP");
+    assert_eq!(page.status().as_u16(), 200);
+    run.stop("TERM").await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The port at the end of a startup line.
+fn port_of(line: &str) -> &str {
+    line.rsplit(':').next().unwrap()
+}

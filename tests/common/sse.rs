@@ -54,10 +54,12 @@ impl Sse {
     pub async fn open(base: &str, query: &str, headers: &[(&str, &str)]) -> Sse {
         let resp = request(base, query, headers).await;
         assert_eq!(resp.status().as_u16(), 200, "stream refused");
-        assert_eq!(
-            resp.headers()["content-type"].to_str().unwrap(),
-            "text/event-stream"
-        );
+        let h = resp.headers();
+        assert_eq!(h["content-type"], "text/event-stream");
+        assert_eq!(h["cache-control"], "no-cache");
+        // nginx must not buffer it; the TCP connection ends with the stream.
+        assert_eq!(h["x-accel-buffering"], "no");
+        assert_eq!(h["connection"], "close");
         Sse {
             resp,
             buf: String::new(),

@@ -209,7 +209,14 @@ pub async fn handle(
         let chunk = w.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), w))
     });
-    let mut resp = Response::new(Body::from_stream(body));
+    let mut resp = event_stream(Body::from_stream(body));
+    allow_origin(resp.headers_mut(), cors);
+    resp
+}
+
+/// A `200 text/event-stream` response of `body`: the stream's and the retry answer's.
+fn event_stream(body: Body) -> Response {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -218,9 +225,8 @@ pub async fn handle(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx would otherwise buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    // The connection ends with the stream: it was exempted from the idle bound for it.
+    // The connection ends with the response (a stream's was exempted from the idle bound).
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    allow_origin(h, cors);
     resp
 }
 
@@ -237,12 +243,7 @@ fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
             let mut body = format!("retry: {RETRY_MS}\n\nevent: close\ndata: ").into_bytes();
             crate::protocol::write_ascii(&mut body, &json!({ "reason": text }));
             body.extend_from_slice(b"\n\n");
-            let mut resp = Response::new(Body::from(body));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            resp
+            event_stream(Body::from(body))
         }
     };
     allow_origin(resp.headers_mut(), cors);
