@@ -7,7 +7,8 @@ use crate::engine::memory::MemoryEngine;
 use crate::engine::redis::RedisEngine;
 use crate::engine::Engine;
 use crate::hub::Hub;
-use crate::transport::{self, csp, sse, websocket, PeerAddr, Shared, TimedListener};
+use crate::transport::http::HttpLimits;
+use crate::transport::{self, csp, sse, websocket, Shared, TimedListener};
 use crate::webhook::{ClientLimits, WebhookClient};
 use crate::{demo, ops, static_files};
 use axum::routing::{any, get};
@@ -129,6 +130,7 @@ impl App {
         };
         let hub = Hub::new(engine, webhooks, config.action_limits, shutdown.clone());
         hub.start_reaping();
+        let web_app = api::web_app_addresses(&config.webhooks.targets()).await;
         let api = Arc::new(ApiState {
             hub: hub.clone(),
             token: config.api_security_token.clone().into(),
@@ -136,6 +138,11 @@ impl App {
             ignore_publish_non_existing: config.ignore_publish_non_existing,
             allow_set_config_webhooks: config.allow_set_config_webhooks,
             publish_multi_max_channels: config.publish_multi_max_channels,
+            wrong_tokens: api::WrongTokens::new(
+                config.max_wrong_tokens_per_ip,
+                config.trusted_proxies.clone(),
+                web_app,
+            ),
         });
         let connections = TaskTracker::new();
         let csp = csp::Registry::new(
@@ -174,6 +181,7 @@ impl App {
         let admin = AdminState::new(
             api.clone(),
             config.trusted_proxies.clone(),
+            tls.is_some(),
             config.engine.describe(),
             address,
         );
@@ -248,9 +256,16 @@ impl App {
             deadlines,
             tls,
         };
+        let http = HttpLimits {
+            header_timeout: config.header_timeout,
+            max_header_bytes: config.max_header_bytes,
+            max_per_address: config.max_http_connections_per_ip,
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
         tasks.spawn(serve_one(
             timed(self.listener, self.tls.clone()),
             main,
+            http.clone(),
             shutdown.clone(),
         ));
         let state = self.state.clone();
@@ -269,6 +284,7 @@ impl App {
             tasks.spawn(serve_one(
                 timed(listener, self.tls.clone()),
                 api,
+                http.clone(),
                 shutdown.clone(),
             ));
         }
@@ -282,6 +298,7 @@ impl App {
             demo_task = Some(tokio::spawn(serve_one(
                 timed(listener, None),
                 demo,
+                http.clone(),
                 demo_stop.clone(),
             )));
         }
@@ -334,14 +351,12 @@ async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response
     resp
 }
 
-async fn serve_one(listener: TimedListener, router: Router, shutdown: CancellationToken) {
-    let service = router
-        .layer(axum::middleware::map_response(nosniff))
-        .into_make_service_with_connect_info::<PeerAddr>();
-    if let Err(e) = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::error!("server error: {e}");
-    }
+async fn serve_one(
+    listener: TimedListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+) {
+    let router = router.layer(axum::middleware::map_response(nosniff));
+    transport::http::serve(listener, router, limits, shutdown).await;
 }

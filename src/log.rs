@@ -102,9 +102,27 @@ where
         };
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S,%3f");
         write!(writer, "{now} - {name} - {level} - ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        let mut text = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut text), event)?;
+        write_escaped(&mut writer, &text)?;
         writeln!(writer)
     }
+}
+
+/// Writes `text` with its control characters escaped (`\n`, `\u{1b}`, …), and the Unicode line
+/// separators too: a log line is one line whatever a client put in a name or a webhook put in
+/// a reply, so nobody can forge a line of their own (a fake warning, a fake login). Tabs stay:
+/// the access log separates its fields with them, as the original's did.
+fn write_escaped(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        if (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}') {
+            write!(out, "{}", c.escape_default())?;
+        } else {
+            out.write_char(c)?;
+        }
+    }
+    Ok(())
 }
 
 fn level_filter(level: LogLevel) -> LevelFilter {
@@ -205,4 +223,21 @@ pub fn init(config: &Config) -> std::io::Result<LogGuard> {
     Ok(LogGuard {
         _guards: out.guards,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = String::new();
+        super::write_escaped(
+            &mut out,
+            "room\n2026-01-01 00:00:00,000 - hookbox - WARNING - forged\r\t\x1b[31m\u{2028}é",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "room\\n2026-01-01 00:00:00,000 - hookbox - WARNING - forged\\r\t\\u{1b}[31m\\u{2028}é"
+        );
+    }
 }

@@ -32,6 +32,10 @@ pub enum CloseReason {
     Unavailable,
     /// The connection sent no CONNECT within `--connect-timeout`.
     ConnectTimeout { after: std::time::Duration },
+    /// The client's address had too many CONNECTs refused lately
+    /// (`--max-failed-connects-per-ip`): it may try again in `wait_secs` (whole seconds keep
+    /// this enum, in every outbox, as small as before).
+    Throttled { wait_secs: u32 },
 }
 
 impl CloseReason {
@@ -53,6 +57,9 @@ impl CloseReason {
             }
             CloseReason::ConnectTimeout { after } => {
                 format!("no CONNECT within {} s", after.as_secs_f64())
+            }
+            CloseReason::Throttled { wait_secs } => {
+                format!("too many refused CONNECTs from this address: try again in {wait_secs} s")
             }
         }
     }
@@ -80,6 +87,11 @@ impl Inner {
         self.bytes + self.held
     }
 }
+
+/// A point in an outbox's stream of frames: every frame pushed before it, once the writer has
+/// taken it, is [`Outbox::taken`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark(u64);
 
 /// What a drain produced: frames to write (already numbered) and whether to close afterwards.
 #[derive(Debug, Default)]
@@ -115,7 +127,10 @@ impl Outbox {
     }
 
     /// Queues a frame. Returns false if the outbox is closed (the frame is dropped) — including
-    /// when this push is the one that passed the byte budget.
+    /// when this push is the one that passed the byte budget. Every frame counts, a client's
+    /// own (its SUBSCRIBE with history, a recovery's replay) included: those are sized to fit
+    /// the room left (see `engine::frames`), and a client that asks for more of them than it
+    /// reads is closed like any other that falls behind.
     pub fn push(&self, frame: &OutFrame) -> bool {
         let mut inner = self.inner.lock();
         if inner.closed.is_some() {
@@ -141,19 +156,15 @@ impl Outbox {
         true
     }
 
-    /// Queues a frame that answers the client's own join (an own-SUBSCRIBE, a replay for a new
-    /// tab): it never closes the outbox, even past the budget, because a client must not be
-    /// disconnected for its own replay. Callers size such frames by [`Outbox::room`].
-    pub fn push_own(&self, frame: &OutFrame) -> bool {
-        let mut inner = self.inner.lock();
-        if inner.closed.is_some() {
-            return false;
-        }
-        inner.bytes += frame.wire_len(inner.positions);
-        inner.queue.push_back(frame.clone());
-        drop(inner);
-        self.notify.notify_one();
-        true
+    /// The point after the last frame queued so far.
+    pub fn mark(&self) -> Mark {
+        let inner = self.inner.lock();
+        Mark(inner.next_id + inner.queue.len() as u64)
+    }
+
+    /// Whether the writer has taken every frame queued before `mark`.
+    pub fn taken(&self, mark: Mark) -> bool {
+        self.inner.lock().next_id >= mark.0
     }
 
     /// From now on, frames are written with their channel offsets (see [`OutFrame::offset`]).
@@ -260,6 +271,22 @@ mod tests {
         assert!(ob.push(&big));
         assert!(!ob.push(&big), "a second one overflows");
         assert_eq!(ob.drain().close, Some(CloseReason::Overflow { limit: 250 }));
+    }
+
+    #[test]
+    fn marks_tell_when_frames_were_taken() {
+        let ob = Outbox::new(1 << 20);
+        let f = OutFrame::new("X", &args([("a", json!(1))]));
+        let start = ob.mark();
+        assert!(ob.taken(start), "nothing queued before it");
+        ob.push(&f);
+        ob.push(&f);
+        let after = ob.mark();
+        assert!(!ob.taken(after));
+        ob.drain();
+        assert!(ob.taken(after));
+        ob.push(&f);
+        assert!(ob.taken(after) && !ob.taken(ob.mark()));
     }
 
     #[test]

@@ -534,6 +534,7 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
         ignore_publish_non_existing: false,
         allow_set_config_webhooks: false,
         publish_multi_max_channels: 1000,
+        wrong_tokens: hookbox::api::WrongTokens::new(10, Vec::new(), Vec::new()),
     });
     let call = |method: &'static str, form: Vec<(&str, String)>| {
         let api = api.clone();
@@ -541,9 +542,13 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
         form.push(("security_token", "secret".to_owned()));
         let body = serde_urlencoded::to_string(&form).unwrap();
         async move {
+            let peer =
+                hookbox::transport::PeerAddr("127.0.0.1:1".parse().unwrap(), Default::default());
             let resp = handle_web(
                 axum::extract::State(api),
                 axum::extract::Path(method.to_owned()),
+                axum::extract::ConnectInfo(peer),
+                Default::default(),
                 axum::http::Method::POST,
                 axum::extract::RawQuery(None),
                 body.into(),

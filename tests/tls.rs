@@ -145,6 +145,38 @@ async fn a_handshake_that_never_comes_is_closed_at_the_header_timeout() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Over hookbox's own TLS, the console's session cookie is `Secure`, whatever the headers say.
+#[tokio::test]
+async fn the_console_cookie_is_secure_over_tls() {
+    let dir = temp_dir("admin");
+    let (files, pem) = certificate(&dir);
+    let s = Server::start_with(|c| {
+        c.tls = Some(files);
+        c.admin_password = Some("pw".to_owned());
+    })
+    .await;
+    let _ = http_client();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let resp = https
+        .post(format!(
+            "https://127.0.0.1:{}/admin/api/login",
+            s.addr.port()
+        ))
+        .header("X-Hookbox-Admin", "1")
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({"password": "pw"}).to_string())
+        .send()
+        .await
+        .expect("https request");
+    assert_eq!(resp.status().as_u16(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// The DER bytes of the first certificate of `pem`.
 fn key_der(pem: &str) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;

@@ -40,6 +40,8 @@ pub struct AdminState {
     pub sessions: Sessions,
     stats: stats::Stats,
     trusted_proxies: Vec<IpRange>,
+    /// hookbox itself serves TLS (`--tls-cert`): the session cookie is `Secure`.
+    tls: bool,
     /// The engine, as the startup line describes it.
     engine: String,
     /// Where this node listens.
@@ -52,6 +54,7 @@ impl AdminState {
     pub fn new(
         api: Arc<ApiState>,
         trusted_proxies: Vec<IpRange>,
+        tls: bool,
         engine: String,
         address: String,
     ) -> Arc<AdminState> {
@@ -60,6 +63,7 @@ impl AdminState {
             sessions: Sessions::default(),
             stats: stats::Stats::default(),
             trusted_proxies,
+            tls,
             engine,
             address,
             started: Instant::now(),
@@ -120,6 +124,12 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
+/// The console may not be framed by another page (clickjacking its buttons).
+const NO_FRAMING: [(header::HeaderName, &str); 2] = [
+    (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+];
+
 /// The page, or a page saying how to turn the console on.
 async fn page(State(admin): State<Arc<AdminState>>) -> Response {
     if admin.password().is_none() {
@@ -128,9 +138,14 @@ async fn page(State(admin): State<Arc<AdminState>>) -> Response {
             <p>Start hookbox with an admin password to turn it on: <code>-a PASSWORD</code> \
             (<code>admin-password</code> in the config file, <code>HOOKBOX_ADMIN_PASSWORD</code> \
             in the environment).</p>";
-        return (StatusCode::FORBIDDEN, Html(body)).into_response();
+        return (StatusCode::FORBIDDEN, NO_FRAMING, Html(body)).into_response();
     }
-    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE)).into_response()
+    (
+        NO_FRAMING,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(PAGE),
+    )
+        .into_response()
 }
 
 async fn script() -> Response {
@@ -204,9 +219,12 @@ async fn login(
         .login(admin.password().as_deref(), &password, addr)
     {
         Ok(token) => {
-            let secure = headers
-                .get("x-forwarded-proto")
-                .is_some_and(|p| p.as_bytes() == b"https");
+            // Over TLS: hookbox's own, or a trusted proxy's that says so.
+            let proxied_https = admin.trusted_proxies.iter().any(|r| r.contains(peer.ip()))
+                && headers
+                    .get("x-forwarded-proto")
+                    .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+            let secure = admin.tls || proxied_https;
             let cookie = format!(
                 "{COOKIE}={token}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
                 sessions::LIFETIME.as_secs(),

@@ -3,9 +3,13 @@
 //! A session is a random 128-bit token in an `HttpOnly`, `SameSite=Strict` cookie. It ends
 //! after [`IDLE`] without a request, after [`LIFETIME`] in any case, at logout, and when the admin
 //! password changes (`/web/set_config`): each session remembers a digest of the password it was
-//! opened with. Wrong passwords are limited per client address and in all, so that guessing is
-//! slow whoever does it.
+//! opened with. Wrong passwords are limited per client address (IPv6 by /64): five a minute. When
+//! more than fifty a minute come in all (a guesser with many addresses), every address gets one
+//! try a minute instead. That keeps guessing slow whoever does it, and no one can lock the
+//! operator out: a global cap checked before the password would refuse the operator too, while
+//! here the operator's own address always keeps a try, which no one else can spend.
 
+use crate::config::address_group;
 use crate::secret::{digest, same};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -18,9 +22,11 @@ pub const IDLE: Duration = Duration::from_secs(30 * 60);
 pub const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Most sessions at once; a new login past it ends the oldest.
 const MAX_SESSIONS: usize = 64;
-/// Wrong passwords allowed per client address, and in all, per [`WINDOW`].
+/// Wrong passwords allowed per client address per [`WINDOW`]; past [`MAX_FAILURES`] in all,
+/// only [`UNDER_ATTACK_PER_ADDRESS`].
 const MAX_FAILURES_PER_ADDRESS: usize = 5;
 const MAX_FAILURES: usize = 50;
+const UNDER_ATTACK_PER_ADDRESS: usize = 1;
 const WINDOW: Duration = Duration::from_secs(60);
 /// Client addresses whose failures are remembered at most (the oldest are forgotten first).
 const MAX_ADDRESSES: usize = 10_000;
@@ -51,11 +57,15 @@ impl Failures {
     /// How long `addr` must wait before it may try again, if at all.
     fn wait(&mut self, addr: IpAddr, now: Instant) -> Option<Duration> {
         self.prune(now);
-        let until_free = |times: &[Instant], max: usize| {
-            (times.len() >= max).then(|| WINDOW.saturating_sub(now.duration_since(times[0])))
+        let allowed = if self.all.len() >= MAX_FAILURES {
+            UNDER_ATTACK_PER_ADDRESS
+        } else {
+            MAX_FAILURES_PER_ADDRESS
         };
         let mine = self.by_address.get(&addr).map_or(&[][..], Vec::as_slice);
-        until_free(mine, MAX_FAILURES_PER_ADDRESS).or_else(|| until_free(&self.all, MAX_FAILURES))
+        // The oldest failure that must lapse for one more try.
+        let blocking = mine.len().checked_sub(allowed)?;
+        Some(WINDOW.saturating_sub(now.duration_since(mine[blocking])))
     }
 
     fn record(&mut self, addr: IpAddr, now: Instant) {
@@ -70,7 +80,13 @@ impl Failures {
             }
         }
         self.by_address.entry(addr).or_default().push(now);
-        self.all.push(now);
+        // Only whether the count reached the cap matters: a flood keeps this short.
+        if self.all.len() < MAX_FAILURES {
+            self.all.push(now);
+        } else {
+            self.all.remove(0);
+            self.all.push(now);
+        }
     }
 }
 
@@ -101,6 +117,7 @@ impl Sessions {
         addr: IpAddr,
     ) -> Result<String, LoginError> {
         let current = current.ok_or(LoginError::Disabled)?;
+        let addr = address_group(addr);
         let now = Instant::now();
         let mut failures = self.failures.lock();
         if let Some(wait) = failures.wait(addr, now) {
@@ -202,5 +219,52 @@ mod tests {
             s.login(Some("pw"), "pw", B).is_ok(),
             "others are not locked out"
         );
+    }
+
+    fn addr(i: usize) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0xC633_6400 + i as u32))
+    }
+
+    #[test]
+    fn a_crowd_of_guessers_cannot_lock_the_operator_out() {
+        let s = Sessions::default();
+        // Ten addresses, five wrong passwords each: the global count is reached.
+        for i in 0..10 {
+            for _ in 0..MAX_FAILURES_PER_ADDRESS {
+                let _ = s.login(Some("pw"), "guess", addr(i));
+            }
+        }
+        // A guesser's address is held back; a new one gets a single try.
+        assert!(matches!(
+            s.login(Some("pw"), "guess", addr(0)),
+            Err(LoginError::Throttled(_))
+        ));
+        assert_eq!(
+            s.login(Some("pw"), "guess", addr(20)),
+            Err(LoginError::WrongPassword)
+        );
+        assert!(matches!(
+            s.login(Some("pw"), "pw", addr(20)),
+            Err(LoginError::Throttled(_))
+        ));
+        // The operator, from a fresh address, gets in.
+        assert!(s.login(Some("pw"), "pw", addr(30)).is_ok());
+    }
+
+    #[test]
+    fn one_slash_64_is_one_address() {
+        let s = Sessions::default();
+        for i in 0..MAX_FAILURES_PER_ADDRESS {
+            let ip: IpAddr = format!("2001:db8::{i:x}").parse().unwrap();
+            assert_eq!(
+                s.login(Some("pw"), "guess", ip),
+                Err(LoginError::WrongPassword)
+            );
+        }
+        let other: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        assert!(matches!(
+            s.login(Some("pw"), "pw", other),
+            Err(LoginError::Throttled(_))
+        ));
     }
 }

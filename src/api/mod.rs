@@ -12,12 +12,16 @@
 
 mod methods;
 mod rest;
+mod tokens;
+
+pub use tokens::{web_app_addresses, WrongTokens};
 
 use crate::hub::{Hub, HubError};
 use crate::protocol::to_ascii_string;
+use crate::transport::PeerAddr;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, Method, StatusCode};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
@@ -76,6 +80,8 @@ pub struct ApiState {
     pub allow_set_config_webhooks: bool,
     /// Most channel names in one `publish_multi`.
     pub publish_multi_max_channels: usize,
+    /// Wrong tokens per client address (`--max-wrong-tokens-per-ip`).
+    pub wrong_tokens: WrongTokens,
 }
 
 /// Why a call failed; the text is the `msg` the caller sees.
@@ -176,39 +182,66 @@ fn reply(ok: bool, body: Value) -> Response {
         .into_response()
 }
 
+/// One Web API request as the handlers receive it.
+struct ApiRequest {
+    peer: PeerAddr,
+    headers: HeaderMap,
+    method: Method,
+    query: Option<String>,
+    body: Bytes,
+}
+
 /// `/web/{method}` (and `/{method}` on a separate API listener).
 pub async fn handle_web(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    handle(Dialect::Web, api, &name, method, query, body).await
+    let req = ApiRequest {
+        peer,
+        headers,
+        method,
+        query,
+        body,
+    };
+    handle(Dialect::Web, api, &name, req).await
 }
 
 /// `/rest/{method}`: the 0.3.3 dialect.
 pub async fn handle_rest(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    headers: HeaderMap,
     method: Method,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    handle(Dialect::Rest, api, &name, method, query, body).await
+    let req = ApiRequest {
+        peer,
+        headers,
+        method,
+        query,
+        body,
+    };
+    handle(Dialect::Rest, api, &name, req).await
 }
 
-async fn handle(
-    dialect: Dialect,
-    api: Arc<ApiState>,
-    name: &str,
-    method: Method,
-    query: Option<String>,
-    body: Bytes,
-) -> Response {
+async fn handle(dialect: Dialect, api: Arc<ApiState>, name: &str, req: ApiRequest) -> Response {
     let Some(call) = dialect.lookup(name) else {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     };
+    let ApiRequest {
+        peer,
+        headers,
+        method,
+        query,
+        body,
+    } = req;
     let mut params = if method == Method::POST {
         Params::parse(&body)
     } else {
@@ -221,6 +254,10 @@ async fn handle(
             json!({"msg": "Rest api is disabled by configuration. (Please supply --rest-secret/-r option at start)"}),
         );
     };
+    let address = api.wrong_tokens.address(&headers, peer.0);
+    if let Some(refused) = api.wrong_tokens.refusal(address) {
+        return refused;
+    }
     let keys = dialect.token_keys();
     // Constant time: the response time says nothing about how much of a guess was right.
     let given = |k: &&str| {
@@ -229,6 +266,7 @@ async fn handle(
             .is_some_and(|v| crate::secret::equal(v, &token))
     };
     if !keys.iter().any(given) {
+        api.wrong_tokens.record(address);
         return reply(false, json!({"msg": dialect.bad_token()}));
     }
     for key in keys {

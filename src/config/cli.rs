@@ -255,7 +255,7 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CSP_HANDSHAKE_TIMEOUT")]
     #[arg(help_heading = "Limits")]
     pub csp_handshake_timeout: Option<f64>,
-    /// A connection must send its first request's headers within this many seconds (slowloris, silent sockets) [default: 10]
+    /// Each request's headers must be complete within this many seconds of the connection being ready for it (slowloris, silent sockets, idle keep-alive) [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_HEADER_TIMEOUT")]
     #[arg(help_heading = "Limits")]
     pub header_timeout: Option<f64>,
@@ -271,11 +271,11 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_CONNECT_TIMEOUT")]
     #[arg(help_heading = "Limits")]
     pub connect_timeout: Option<f64>,
-    /// Most WebSocket (and hixie-75) connections open at once; more are refused with 503 [default: 100000]
+    /// Most WebSocket, hixie-75 and /sse connections open at once; more are refused [default: 100000]
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_CONNECTIONS")]
     #[arg(help_heading = "Limits")]
     pub max_connections: Option<usize>,
-    /// Most WebSocket (and hixie-75) connections open at once per client address [default: 1000]
+    /// Most WebSocket, hixie-75 and /sse connections open at once per client address (IPv6: per /64) [default: 1000]
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_CONNECTIONS_PER_IP")]
     #[arg(help_heading = "Limits")]
     pub max_connections_per_ip: Option<usize>,
@@ -323,6 +323,38 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_USER_PUBLISH_BURST")]
     #[arg(help_heading = "Limits")]
     pub user_publish_burst: Option<u32>,
+    /// SUBSCRIBE and UNSUBSCRIBE frames (and /sse channels) one connection may send per second, sustained [default: 20]
+    #[arg(long, value_name = "PER_SECOND", env = "HOOKBOX_SUBSCRIBE_RATE")]
+    #[arg(help_heading = "Limits")]
+    pub subscribe_rate: Option<f64>,
+    /// SUBSCRIBE and UNSUBSCRIBE frames one connection may send at once before --subscribe-rate applies [default: 100]
+    #[arg(long, value_name = "N", env = "HOOKBOX_SUBSCRIBE_BURST")]
+    #[arg(help_heading = "Limits")]
+    pub subscribe_burst: Option<u32>,
+    /// SUBSCRIBE and UNSUBSCRIBE frames one user may send per second, all its connections on this node together [default: 50]
+    #[arg(long, value_name = "PER_SECOND", env = "HOOKBOX_USER_SUBSCRIBE_RATE")]
+    #[arg(help_heading = "Limits")]
+    pub user_subscribe_rate: Option<f64>,
+    /// SUBSCRIBE and UNSUBSCRIBE frames one user may send at once before --user-subscribe-rate applies [default: 200]
+    #[arg(long, value_name = "N", env = "HOOKBOX_USER_SUBSCRIBE_BURST")]
+    #[arg(help_heading = "Limits")]
+    pub user_subscribe_burst: Option<u32>,
+    /// CONNECTs the web app may refuse per client address per minute (all transports); past it, that address's CONNECTs are refused without asking the web app [default: 30]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_FAILED_CONNECTS_PER_IP")]
+    #[arg(help_heading = "Limits")]
+    pub max_failed_connects_per_ip: Option<u32>,
+    /// Web API calls with a wrong token allowed per client address per minute; past it, that address gets 429 (loopback and the webhook host are never held back) [default: 10]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_WRONG_TOKENS_PER_IP")]
+    #[arg(help_heading = "Web API and admin console")]
+    pub max_wrong_tokens_per_ip: Option<u32>,
+    /// Largest request headers in bytes, request line included (431 past it), on every listener [default: 32768]
+    #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_HEADER_BYTES")]
+    #[arg(help_heading = "Limits")]
+    pub max_header_bytes: Option<usize>,
+    /// Most plain HTTP connections (not yet a WebSocket or a stream) open at once per client address; trusted proxies are not counted [default: 256]
+    #[arg(long, value_name = "N", env = "HOOKBOX_MAX_HTTP_CONNECTIONS_PER_IP")]
+    #[arg(help_heading = "Limits")]
+    pub max_http_connections_per_ip: Option<usize>,
     /// Most bytes of history a channel keeps, besides its history_size [default: 262144]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_HISTORY_MAX_BYTES")]
     #[arg(help_heading = "Limits")]
@@ -400,6 +432,9 @@ impl Options {
             csp_handshake_timeout, csp_max_sessions_per_ip, header_timeout, idle_timeout,
             ping_interval, connect_timeout, allowed_origins, max_connections, max_connections_per_ip, trusted_proxies, tls_cert, tls_key, max_failed_connects,
             max_channels_per_user, publish_rate, publish_burst, user_publish_rate, user_publish_burst,
+            subscribe_rate, subscribe_burst, user_subscribe_rate, user_subscribe_burst,
+            max_failed_connects_per_ip, max_wrong_tokens_per_ip, max_header_bytes,
+            max_http_connections_per_ip,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port);

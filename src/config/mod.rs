@@ -3,12 +3,13 @@
 
 mod cli;
 mod hints;
+mod limits;
 mod net;
 
 pub use cli::Options;
-pub use net::{HostRule, IpRange};
+pub use net::{address_group, HostRule, IpRange};
 
-use crate::hub::limits::{ActionLimits, Rate};
+use crate::hub::limits::ActionLimits;
 pub use crate::transport::tls::TlsFiles;
 use crate::webhook::{Hook, WebhookSettings};
 use clap::{CommandFactory, FromArgMatches};
@@ -137,10 +138,17 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Refused CONNECTs after which a connection is closed.
     pub max_failed_connects: u32,
+    /// Web API calls with a wrong token one client address may make per minute.
+    pub max_wrong_tokens_per_ip: u32,
+    /// Largest request headers on every listener (`--max-header-bytes`).
+    pub max_header_bytes: usize,
+    /// Plain HTTP connections per client address (`--max-http-connections-per-ip`).
+    pub max_http_connections_per_ip: usize,
     /// Bytes of history a channel keeps at most (its entries' encoded size).
     pub history_max_bytes: usize,
-    /// Channels per user, publishes per connection and per user (`--max-channels-per-user`,
-    /// `--publish-rate`, `--publish-burst`, `--user-publish-rate`, `--user-publish-burst`).
+    /// Channels per user; publishes and subscribes per connection and per user; refused
+    /// CONNECTs per address (`--max-channels-per-user`, `--publish-rate`, `--subscribe-rate`,
+    /// … `--max-failed-connects-per-ip`).
     pub action_limits: ActionLimits,
     pub publish_multi_max_channels: usize,
     /// Hosts webhooks and pollers may call besides the webhook targets configured at startup
@@ -191,6 +199,9 @@ impl Default for Config {
             trusted_proxies: net::parse_ranges("127.0.0.0/8,::1").expect("valid ranges"),
             tls: None,
             max_failed_connects: 3,
+            max_wrong_tokens_per_ip: 10,
+            max_header_bytes: 32 * 1024,
+            max_http_connections_per_ip: 256,
             history_max_bytes: 256 * 1024,
             action_limits: ActionLimits::default(),
             publish_multi_max_channels: 1000,
@@ -258,6 +269,7 @@ impl Config {
     /// Validates merged options into a config.
     pub fn from_options(o: Options) -> Result<Config, ConfigError> {
         let d = Config::default();
+        let action_limits = limits::action_limits(&o, d.action_limits)?;
         let demo = o.demo.unwrap_or(false);
         // The demo trusts whoever can reach it less than a real web app would: it listens on
         // loopback unless `-i` says otherwise.
@@ -453,6 +465,26 @@ impl Config {
             "--history-max-bytes",
             d.history_max_bytes,
         )?;
+        let max_wrong_tokens_per_ip = match o.max_wrong_tokens_per_ip {
+            None => d.max_wrong_tokens_per_ip,
+            Some(0) => return Err(invalid("--max-wrong-tokens-per-ip", "must be at least 1")),
+            Some(n) => n,
+        };
+        let max_header_bytes = match o.max_header_bytes {
+            None => d.max_header_bytes,
+            Some(n) if (1024..=1 << 20).contains(&n) => n,
+            Some(n) => {
+                return Err(invalid(
+                    "--max-header-bytes",
+                    format!("{n} (must be 1024 to 1048576)"),
+                ))
+            }
+        };
+        let max_http_connections_per_ip = at_least_one(
+            o.max_http_connections_per_ip,
+            "--max-http-connections-per-ip",
+            d.max_http_connections_per_ip,
+        )?;
         let max_failed_connects = match o.max_failed_connects {
             None => d.max_failed_connects,
             Some(0) => return Err(invalid("--max-failed-connects", "must be at least 1")),
@@ -463,24 +495,6 @@ impl Config {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (Some(_), None) => return Err(invalid("--tls-cert", "needs --tls-key too")),
             (None, Some(_)) => return Err(invalid("--tls-key", "needs --tls-cert too")),
-        };
-        let max_channels = at_least_one(
-            o.max_channels_per_user,
-            "--max-channels-per-user",
-            d.action_limits.max_channels_per_user,
-        )?;
-        let action_limits = ActionLimits {
-            max_channels_per_user: max_channels,
-            connection_publish: rate(
-                (o.publish_rate, "--publish-rate"),
-                (o.publish_burst, "--publish-burst"),
-                d.action_limits.connection_publish,
-            )?,
-            user_publish: rate(
-                (o.user_publish_rate, "--user-publish-rate"),
-                (o.user_publish_burst, "--user-publish-burst"),
-                d.action_limits.user_publish,
-            )?,
         };
         let trusted_proxies = match o.trusted_proxies {
             None => d.trusted_proxies,
@@ -568,6 +582,9 @@ impl Config {
             trusted_proxies,
             tls,
             max_failed_connects,
+            max_wrong_tokens_per_ip,
+            max_header_bytes,
+            max_http_connections_per_ip,
             history_max_bytes,
             action_limits,
             publish_multi_max_channels,
@@ -601,26 +618,6 @@ fn read_file(path: &Path, keys: &[&str]) -> Result<Options, ConfigError> {
         path: path.to_owned(),
         msg: hints::toml_error(&e, &text, keys),
     })
-}
-
-/// A token-bucket rate from its two options: a positive finite rate per second and a burst of
-/// at least 1, each defaulting on its own.
-fn rate(
-    (per_second, rate_option): (Option<f64>, &'static str),
-    (burst, burst_option): (Option<u32>, &'static str),
-    default: Rate,
-) -> Result<Rate, ConfigError> {
-    let per_second = match per_second {
-        None => default.per_second,
-        Some(r) if r.is_finite() && r > 0.0 => r,
-        Some(_) => return Err(invalid(rate_option, "must be a number above 0")),
-    };
-    let burst = match burst {
-        None => default.burst,
-        Some(0) => return Err(invalid(burst_option, "must be at least 1")),
-        Some(n) => f64::from(n),
-    };
-    Ok(Rate { per_second, burst })
 }
 
 fn validate_url(url: &str) -> Result<(), String> {

@@ -45,6 +45,20 @@ impl IpRange {
     }
 }
 
+/// The key under which per-address limits count a client: an IPv4 address, or an IPv6
+/// address's /64. One subscriber's network usually has a whole /64 (and a host can pick any
+/// address in it), so single IPv6 addresses are no bound.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(o.into())
+        }
+        v4 => v4,
+    }
+}
+
 fn prefix_match(net: &[u8], addr: &[u8], prefix: u8) -> bool {
     let full = usize::from(prefix / 8);
     if net[..full] != addr[..full] {
@@ -174,6 +188,16 @@ pub fn parse_origins(text: &str) -> Result<Option<Vec<String>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_addresses_are_grouped_by_slash_64() {
+        let k = |s: &str| address_group(s.parse().unwrap()).to_string();
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(k("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(k("192.0.2.1"), "192.0.2.1");
+    }
 
     #[test]
     fn origins() {

@@ -127,10 +127,10 @@ pub fn push_recovery(
 ) {
     crate::metrics::recovery(missed.is_some());
     let shown = Shown::to(outbox, Some(missed.is_some()));
-    outbox.push_own(&own_subscribe(channel, user, view, initial_data, shown));
+    outbox.push(&own_subscribe(channel, user, view, initial_data, shown));
     for entry in missed.into_iter().flatten() {
         if let Some(frame) = replayed(channel, entry) {
-            outbox.push_own(&frame);
+            outbox.push(&frame);
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The bounds on what connected clients may make the server and the web app do: how many
-//! channels one user may be subscribed to, and how fast one connection and one user may publish
-//! (token buckets: the connection's in its session, the user's here).
+//! channels one user may be subscribed to, how fast one connection and one user may publish and
+//! subscribe, and how many refused CONNECTs one client address may cost the web app (token
+//! buckets: a connection's in its session, the others here, keyed by user or address).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A sustained rate with a burst allowance: `per_second` tokens come back each second, up to
 /// `burst` saved.
@@ -13,6 +16,21 @@ use std::time::Instant;
 pub struct Rate {
     pub per_second: f64,
     pub burst: f64,
+}
+
+/// `d` in whole seconds, rounded up and at least 1: what a client is told to wait.
+pub fn whole_seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+impl Rate {
+    /// `n` a minute, with a burst of `n`.
+    pub fn per_minute(n: u32) -> Rate {
+        Rate {
+            per_second: f64::from(n) / 60.0,
+            burst: f64::from(n),
+        }
+    }
 }
 
 /// One token bucket. Starts full, so a fresh client may send a burst at once.
@@ -48,6 +66,16 @@ impl Bucket {
         }
     }
 
+    /// How long until the bucket holds a whole token at `now` (zero if it does).
+    pub fn wait(&self, rate: Rate, now: Instant) -> Duration {
+        let missing = 1.0 - self.level(rate, now);
+        if missing <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(missing / rate.per_second)
+        }
+    }
+
     /// Gives back a token taken for an action that was refused elsewhere.
     pub fn refund(&mut self, rate: Rate) {
         self.tokens = (self.tokens + 1.0).min(rate.burst);
@@ -69,6 +97,14 @@ pub struct ActionLimits {
     /// The same for one user, all its connections on this node together
     /// (`--user-publish-rate`, `--user-publish-burst`).
     pub user_publish: Rate,
+    /// SUBSCRIBE and UNSUBSCRIBE frames (and `/sse` channels) of one connection
+    /// (`--subscribe-rate`, `--subscribe-burst`).
+    pub connection_subscribe: Rate,
+    /// The same for one user on this node (`--user-subscribe-rate`, `--user-subscribe-burst`).
+    pub user_subscribe: Rate,
+    /// CONNECTs the web app may refuse for one client address before that address's CONNECTs
+    /// are refused without asking it (`--max-failed-connects-per-ip`, per minute).
+    pub failed_connects_per_address: Rate,
 }
 
 impl Default for ActionLimits {
@@ -83,68 +119,107 @@ impl Default for ActionLimits {
                 per_second: 100.0,
                 burst: 200.0,
             },
+            // Tighter than publishing: each may cost a create_channel and a subscribe webhook
+            // (and recovering members a history replay). The burst lets a client re-subscribe
+            // 100 channels at once after a reconnect (`/sse` names up to 100).
+            connection_subscribe: Rate {
+                per_second: 20.0,
+                burst: 100.0,
+            },
+            user_subscribe: Rate {
+                per_second: 50.0,
+                burst: 200.0,
+            },
+            failed_connects_per_address: Rate::per_minute(30),
         }
     }
 }
 
-/// The per-user publish buckets of this node.
+/// A token bucket per key (a user, a client address) on this node: `take` spends one, `wait`
+/// says how long until the key has one again.
 #[derive(Debug)]
-pub struct UserRates {
+pub struct KeyedBuckets<K> {
     rate: Rate,
     // One plain lock, held for a map lookup and a few float operations (and, when the map has
     // doubled, one sweep of it: amortised constant), never across an await.
-    inner: Mutex<Buckets>,
+    inner: Mutex<Buckets<K>>,
 }
 
-#[derive(Debug, Default)]
-struct Buckets {
-    by_user: HashMap<Arc<str>, Bucket>,
+/// Per-user buckets (publish, subscribe).
+pub type UserRates = KeyedBuckets<Arc<str>>;
+/// Per-address buckets (refused CONNECTs, wrong API tokens), keyed by
+/// [`address_group`](crate::config::address_group).
+pub type AddressRates = KeyedBuckets<IpAddr>;
+
+#[derive(Debug)]
+struct Buckets<K> {
+    by_key: HashMap<K, Bucket>,
     /// The map is swept of full buckets (which say nothing a fresh one would not) when it grows
     /// past this, which then doubles the map's size after the sweep: the map stays within twice
-    /// the users who published lately, at an amortised constant cost per publish.
+    /// the keys that spent tokens lately, at an amortised constant cost per call.
     sweep_at: usize,
 }
 
 /// Smallest map size that triggers a sweep.
 const MIN_SWEEP: usize = 1024;
+/// Most keys a map holds (a few MB): past it (after a sweep), a key not yet in the map is let
+/// through untracked rather than growing memory for whoever can make up keys fastest.
+const MAX_KEYS: usize = 100_000;
 
-impl UserRates {
-    pub fn new(rate: Rate) -> UserRates {
-        UserRates {
+impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
+    pub fn new(rate: Rate) -> KeyedBuckets<K> {
+        KeyedBuckets {
             rate,
             inner: Mutex::new(Buckets {
-                by_user: HashMap::new(),
+                by_key: HashMap::new(),
                 sweep_at: MIN_SWEEP,
             }),
         }
     }
 
-    /// Takes a token from `user`'s bucket if there is one.
-    pub fn take(&self, user: &Arc<str>) -> bool {
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Takes a token from `key`'s bucket if there is one.
+    pub fn take(&self, key: &K) -> bool {
         let now = Instant::now();
         let rate = self.rate;
         let mut b = self.inner.lock();
-        if b.by_user.len() >= b.sweep_at {
-            b.by_user.retain(|_, bucket| !bucket.is_full(rate, now));
-            b.sweep_at = (b.by_user.len() * 2).max(MIN_SWEEP);
+        if b.by_key.len() >= b.sweep_at {
+            b.by_key.retain(|_, bucket| !bucket.is_full(rate, now));
+            b.sweep_at = (b.by_key.len() * 2).clamp(MIN_SWEEP, MAX_KEYS);
         }
-        b.by_user
-            .entry(user.clone())
+        if b.by_key.len() >= MAX_KEYS && !b.by_key.contains_key(key) {
+            crate::metrics::refused("untracked_key");
+            return true;
+        }
+        b.by_key
+            .entry(key.clone())
             .or_insert_with(|| Bucket::full(rate, now))
             .take(rate, now)
+    }
+
+    /// How long until `key` has a token (zero if it has one now); spends nothing.
+    pub fn wait(&self, key: &K) -> Duration {
+        let now = Instant::now();
+        self.inner
+            .lock()
+            .by_key
+            .get(key)
+            .map_or(Duration::ZERO, |b| b.wait(self.rate, now))
     }
 
     /// Buckets held now (for the test of the bound).
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.inner.lock().by_user.len()
+        self.inner.lock().by_key.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const RATE: Rate = Rate {
         per_second: 2.0,
@@ -180,6 +255,17 @@ mod tests {
         // Every bucket refills at once at this rate: the map never holds more than a sweep's
         // threshold.
         assert!(rates.len() <= MIN_SWEEP);
+    }
+
+    #[test]
+    fn wait_says_when_a_token_is_back() {
+        let rates: AddressRates = KeyedBuckets::new(Rate::per_minute(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(rates.wait(&a), Duration::ZERO);
+        assert!(rates.take(&a) && rates.take(&a));
+        assert!(!rates.take(&a));
+        let wait = rates.wait(&a);
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30));
     }
 
     #[test]

@@ -15,13 +15,16 @@ pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::Publish;
 pub use limits::ActionLimits;
 
+use crate::config::address_group;
 use crate::engine::{Engine, EngineError, OptionError, Reaped};
 use crate::protocol::{args, OutFrame};
 use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Retries of an informational webhook that got no decision (see `Hub::inform`).
@@ -129,8 +132,11 @@ pub struct Hub {
     /// The admin console's live channel views.
     watchers: watch::Watchers,
     limits: ActionLimits,
-    /// Each user's publish bucket on this node (see `allow_publish`).
-    user_rates: limits::UserRates,
+    /// Each user's publish and subscribe buckets on this node (see `allow_publish`).
+    user_publishes: limits::UserRates,
+    user_subscribes: limits::UserRates,
+    /// Each client address's refused CONNECTs on this node (see `connect_wait`).
+    failed_connects: limits::AddressRates,
 }
 
 impl Hub {
@@ -148,18 +154,44 @@ impl Hub {
             shutdown,
             watchers: watch::Watchers::default(),
             limits,
-            user_rates: limits::UserRates::new(limits.user_publish),
+            user_publishes: limits::UserRates::new(limits.user_publish),
+            user_subscribes: limits::UserRates::new(limits.user_subscribe),
+            failed_connects: limits::AddressRates::new(limits.failed_connects_per_address),
         })
     }
 
     /// Whether `user` may send one more PUBLISH or MESSAGE now (its bucket on this node); a
     /// refusal is counted.
     pub fn allow_publish(&self, user: &Arc<str>) -> bool {
-        let allowed = self.user_rates.take(user);
+        let allowed = self.user_publishes.take(user);
         if !allowed {
             crate::metrics::refused("user_publish_rate");
         }
         allowed
+    }
+
+    /// Whether `user` may send one more SUBSCRIBE or UNSUBSCRIBE now; a refusal is counted.
+    pub fn allow_subscribe(&self, user: &Arc<str>) -> bool {
+        let allowed = self.user_subscribes.take(user);
+        if !allowed {
+            crate::metrics::refused("user_subscribe_rate");
+        }
+        allowed
+    }
+
+    /// How long a client at `address` must wait before its next CONNECT is put to the web app,
+    /// after it had too many refused (zero: it may connect now). A refusal is counted.
+    pub fn connect_wait(&self, address: IpAddr) -> Duration {
+        let wait = self.failed_connects.wait(&address_group(address));
+        if !wait.is_zero() {
+            crate::metrics::refused("failed_connects_per_ip");
+        }
+        wait
+    }
+
+    /// The web app refused a CONNECT from `address`.
+    pub fn connect_refused(&self, address: IpAddr) {
+        self.failed_connects.take(&address_group(address));
     }
 
     pub fn limits(&self) -> &ActionLimits {

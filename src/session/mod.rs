@@ -5,15 +5,17 @@
 //! in flight delays only this connection), which is what keeps each client's actions ordered.
 
 use crate::engine::Transport;
-use crate::hub::limits::{Bucket, Rate};
+use crate::hub::limits::{whole_seconds, Bucket, Rate};
 use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish};
-use crate::outbox::{CloseReason, Outbox};
+use crate::outbox::{CloseReason, Mark, Outbox};
 use crate::protocol::{
     args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
 };
 use serde_json::json;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A frame the session refuses, with the text the client sees in its ERROR frame.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,12 @@ enum FrameFault {
     Unknown(String),
     #[error("Publishing too fast (at most {} per second {per})", .rate.per_second)]
     TooFast { rate: Rate, per: &'static str },
+    #[error("Subscribing too fast (at most {} per second {per})", .rate.per_second)]
+    SubscribingTooFast { rate: Rate, per: &'static str },
+    #[error("Channel {} is still recovering: wait for its answer", cut(.0, MAX_ECHOED_NAME))]
+    StillRecovering(String),
+    #[error("Too many refused CONNECTs from your address: try again in {} s", whole_seconds(*.0))]
+    ConnectThrottled(Duration),
     #[error(transparent)]
     Hub(#[from] HubError),
 }
@@ -87,10 +95,30 @@ pub struct Session {
     /// CONNECTs refused so far, and how many close the connection.
     failed_connects: u32,
     max_failed_connects: u32,
-    /// This connection's PUBLISH and MESSAGE frames (the session handles one frame at a time,
-    /// so the bucket needs no lock). Made at the first one: most connections only listen, and
-    /// every connection carries this field.
-    publish_bucket: Option<Box<Bucket>>,
+    /// This connection's rate buckets and recoveries in flight (the session handles one frame
+    /// at a time, so they need no lock). Made at the first frame that needs them: most
+    /// connections only subscribe once and listen, and every connection carries this field.
+    spending: Option<Box<Spending>>,
+}
+
+/// What a connection spends of its own allowances (see `Session::spending`).
+#[derive(Debug, Default)]
+struct Spending {
+    /// PUBLISH and MESSAGE frames.
+    publish: Option<Bucket>,
+    /// SUBSCRIBE and UNSUBSCRIBE frames.
+    subscribe: Option<Bucket>,
+    /// Channels whose recovery answer is still in the outbox, each with the mark after its last
+    /// frame: a channel is recovered once at a time, so that repeated `recover`s cannot pile
+    /// copies of a history into a queue that nobody reads.
+    recovering: Vec<(Box<str>, Mark)>,
+}
+
+/// Which kind of frame a rate bucket counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spend {
+    Publish,
+    Subscribe,
 }
 
 /// Per-connection bounds a transport passes to every session.
@@ -128,7 +156,7 @@ impl Session {
             progress: Arc::default(),
             failed_connects: 0,
             max_failed_connects: limits.max_failed_connects,
-            publish_bucket: None,
+            spending: None,
         }
     }
 
@@ -164,6 +192,12 @@ impl Session {
                                 FrameFault::Hub(HubError::Engine(_)) if connect => {
                                     self.outbox.close(CloseReason::Unavailable);
                                 }
+                                FrameFault::ConnectThrottled(wait) => {
+                                    let secs = whole_seconds(wait).min(u32::MAX.into());
+                                    self.outbox.close(CloseReason::Throttled {
+                                        wait_secs: secs as u32,
+                                    });
+                                }
                                 FrameFault::Hub(_) if connect => self.connect_refused(),
                                 _ => {}
                             }
@@ -182,12 +216,20 @@ impl Session {
     /// Counts a CONNECT the web app refused; enough of them close the connection, so that one
     /// socket cannot make the web app check an unbounded stream of guessed cookies.
     fn connect_refused(&mut self) {
+        if let Some(address) = self.address() {
+            self.hub.connect_refused(address);
+        }
         self.failed_connects += 1;
         if self.failed_connects >= self.max_failed_connects {
             self.outbox.close(CloseReason::TooManyFailedConnects {
                 limit: self.max_failed_connects,
             });
         }
+    }
+
+    /// The client's address, as the transport gave it.
+    fn address(&self) -> Option<IpAddr> {
+        self.remote_addr.parse().ok()
     }
 
     fn error(&self, id: Option<i64>, msg: &str) {
@@ -215,53 +257,113 @@ impl Session {
                 payload,
                 recovery,
             } => {
+                if let Some(address) = self.address() {
+                    let wait = self.hub.connect_wait(address);
+                    if !wait.is_zero() {
+                        return Err(FrameFault::ConnectThrottled(wait));
+                    }
+                }
                 if recovery {
                     self.outbox.show_positions();
                 }
                 self.connect(cookie, payload).await
             }
             other => {
-                if matches!(
-                    other,
-                    ClientFrame::Publish { .. } | ClientFrame::Message { .. }
-                ) {
-                    self.check_publish_rate()?;
+                match other {
+                    ClientFrame::Publish { .. } | ClientFrame::Message { .. } => {
+                        self.check_rate(Spend::Publish)?
+                    }
+                    ClientFrame::Subscribe { .. } | ClientFrame::Unsubscribe { .. } => {
+                        self.check_rate(Spend::Subscribe)?
+                    }
+                    ClientFrame::Connect { .. } => {}
                 }
                 self.act(other).await
             }
         }
     }
 
-    /// Takes a publish token from this connection's bucket, then from its user's, before any
-    /// webhook is asked: a flooding client costs neither the web app nor the subscribers.
-    fn check_publish_rate(&mut self) -> Result<(), FrameFault> {
+    /// Takes a token from this connection's bucket for `spend`, then from its user's, before
+    /// any webhook is asked: a flooding client costs neither the web app nor the subscribers.
+    fn check_rate(&mut self, spend: Spend) -> Result<(), FrameFault> {
         let (_, user) = self.connected.as_ref().expect("checked by the caller");
         let limits = *self.hub.limits();
-        let rate = limits.connection_publish;
+        let (rate, user_rate, kind) = match spend {
+            Spend::Publish => (
+                limits.connection_publish,
+                limits.user_publish,
+                "publish_rate",
+            ),
+            Spend::Subscribe => (
+                limits.connection_subscribe,
+                limits.user_subscribe,
+                "subscribe_rate",
+            ),
+        };
+        let too_fast = |rate, per| match spend {
+            Spend::Publish => FrameFault::TooFast { rate, per },
+            Spend::Subscribe => FrameFault::SubscribingTooFast { rate, per },
+        };
         let now = std::time::Instant::now();
-        let bucket = self
-            .publish_bucket
-            .get_or_insert_with(|| Box::new(Bucket::full(rate, now)));
-        if !bucket.take(rate, now) {
-            crate::metrics::refused("publish_rate");
-            return Err(FrameFault::TooFast {
-                rate,
-                per: "per connection",
-            });
+        let spending = self.spending.get_or_insert_with(Box::default);
+        let bucket = match spend {
+            Spend::Publish => &mut spending.publish,
+            Spend::Subscribe => &mut spending.subscribe,
         }
-        if !self.hub.allow_publish(user) {
+        .get_or_insert_with(|| Bucket::full(rate, now));
+        if !bucket.take(rate, now) {
+            crate::metrics::refused(kind);
+            return Err(too_fast(rate, "per connection"));
+        }
+        let user_allows = match spend {
+            Spend::Publish => self.hub.allow_publish(user),
+            Spend::Subscribe => self.hub.allow_subscribe(user),
+        };
+        if !user_allows {
             // Not sent: the connection's token was not spent.
             bucket.refund(rate);
-            return Err(FrameFault::TooFast {
-                rate: limits.user_publish,
-                per: "per user",
-            });
+            return Err(too_fast(user_rate, "per user"));
+        }
+        Ok(())
+    }
+
+    /// Refuses a recovery of `channel` while this connection's previous one is still queued.
+    fn check_recovering(&mut self, channel: &str) -> Result<(), FrameFault> {
+        let Some(spending) = &mut self.spending else {
+            return Ok(());
+        };
+        let outbox = &self.outbox;
+        spending.recovering.retain(|(_, mark)| !outbox.taken(*mark));
+        if spending.recovering.iter().any(|(c, _)| &**c == channel) {
+            crate::metrics::refused("recovery_in_flight");
+            return Err(FrameFault::StillRecovering(channel.to_owned()));
         }
         Ok(())
     }
 
     /// SUBSCRIBE, UNSUBSCRIBE, PUBLISH and MESSAGE of a connected client.
-    async fn act(&self, frame: ClientFrame) -> Result<(), FrameFault> {
+    async fn act(&mut self, frame: ClientFrame) -> Result<(), FrameFault> {
+        let recovering = match &frame {
+            ClientFrame::Subscribe {
+                channel,
+                recover: Some(_),
+            } => {
+                self.check_recovering(channel)?;
+                Some(channel.clone())
+            }
+            _ => None,
+        };
+        self.act_on(frame).await?;
+        if let Some(channel) = recovering {
+            // Answered: its frames are queued up to here.
+            let mark = self.outbox.mark();
+            let spending = self.spending.get_or_insert_with(Box::default);
+            spending.recovering.push((channel.into_boxed_str(), mark));
+        }
+        Ok(())
+    }
+
+    async fn act_on(&self, frame: ClientFrame) -> Result<(), FrameFault> {
         let (conn, user) = self.connected.as_ref().expect("checked by the caller");
         let origin = Origin::client(conn);
         let hub = &self.hub;

@@ -3,7 +3,8 @@
 //! - a write the peer does not take for [`WRITE_STALL`] fails, whatever is written (a WebSocket
 //!   frame, a CSP comet reply, a Web API answer);
 //! - the first request's headers must be complete within `--header-timeout` of the accept
-//!   (a slowloris sending a byte now and then, a socket that sends nothing);
+//!   (a slowloris sending a byte now and then, a socket that sends nothing; the TLS handshake
+//!   included; later requests' headers are bounded by hyper's own timer, see `http`);
 //! - after that, a connection on which nothing arrives for `--idle-timeout` is closed (an idle
 //!   keep-alive, a dead peer; live WebSocket clients answer the server's pings, see
 //!   `websocket`).
@@ -17,8 +18,8 @@
 //! listening on a quiet channel is idle but alive. TCP keepalive, on every accepted socket,
 //! finds the peers of those that are gone.
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use super::quota::Slot;
+use parking_lot::Mutex;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -44,19 +45,37 @@ pub struct Deadlines {
     pub idle: Duration,
 }
 
-/// Lets a handler take its connection out of the idle bound (hixie-75, once connected). Shared
-/// by the connection's [`TimedStream`] and its [`PeerAddr`].
+/// Lets a handler change how its connection is bounded once it is no plain HTTP connection any
+/// more. Shared by the connection's [`TimedStream`] and its [`PeerAddr`].
 #[derive(Debug, Clone, Default)]
-pub struct IdleSwitch(Arc<AtomicBool>);
+pub struct IdleSwitch(Arc<SwitchState>);
+
+#[derive(Debug, Default)]
+struct SwitchState {
+    exempt: AtomicBool,
+    /// The connection's place among its address's plain HTTP connections (see `http`).
+    http_slot: Mutex<Option<Slot>>,
+}
 
 impl IdleSwitch {
-    /// From now on, this connection may stay silent (TCP keepalive still finds a dead peer).
+    /// From now on, this connection may stay silent (TCP keepalive still finds a dead peer):
+    /// a connected hixie-75 client, an SSE stream. It also leaves the plain HTTP count.
     pub fn exempt(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.exempt.store(true, Ordering::Relaxed);
+        self.leave_http();
+    }
+
+    /// The connection is a WebSocket or a stream now, counted by the transports' own quota.
+    pub fn leave_http(&self) {
+        self.0.http_slot.lock().take();
+    }
+
+    pub(super) fn hold_http_slot(&self, slot: Slot) {
+        *self.0.http_slot.lock() = Some(slot);
     }
 
     fn is_exempt(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.exempt.load(Ordering::Relaxed)
     }
 }
 
@@ -73,12 +92,10 @@ pub struct TimedListener {
 #[derive(Debug, Clone)]
 pub struct PeerAddr(pub SocketAddr, pub IdleSwitch);
 
-impl Listener for TimedListener {
-    type Io = TimedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = Listener::accept(&mut self.listener).await;
+impl TimedListener {
+    /// The next connection (accept errors are waited out, as axum does).
+    pub async fn accept(&mut self) -> (TimedStream, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
         // Keepalive probes after half the idle bound of silence, three more a sixth apart: a
         // vanished peer's socket fails within about the idle bound even where nothing else
         // would notice (a connected hixie-75 client).
@@ -93,16 +110,6 @@ impl Listener for TimedListener {
             Some(acceptor) => Wire::Tls(Box::new(TlsWire::Handshake(acceptor.accept(stream)))),
         };
         (TimedStream::new(wire, self.deadlines), addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
-}
-
-impl Connected<IncomingStream<'_, TimedListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TimedListener>) -> Self {
-        PeerAddr(*stream.remote_addr(), stream.io().idle.clone())
     }
 }
 
@@ -129,6 +136,11 @@ fn millis(d: Duration) -> u32 {
 }
 
 impl TimedStream {
+    /// The connection's switch, for its [`PeerAddr`].
+    pub fn switch(&self) -> IdleSwitch {
+        self.idle.clone()
+    }
+
     fn new(inner: Wire, deadlines: Deadlines) -> TimedStream {
         TimedStream {
             inner,
@@ -370,11 +382,28 @@ impl AsyncWrite for Wire {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_wire!(self.get_mut(), cx, |s| Pin::new(s).poll_flush(cx))
+        let wire = self.get_mut();
+        if wire.before_tls() {
+            return Poll::Ready(Ok(()));
+        }
+        on_wire!(wire, cx, |s| Pin::new(s).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        on_wire!(self.get_mut(), cx, |s| Pin::new(s).poll_shutdown(cx))
+        let wire = self.get_mut();
+        if wire.before_tls() {
+            return Poll::Ready(Ok(()));
+        }
+        on_wire!(wire, cx, |s| Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+impl Wire {
+    /// A TLS connection whose handshake has not completed (or failed): nothing of ours has
+    /// been written, so there is nothing to flush, and closing must not wait for the
+    /// handshake (a peer that never finishes it would hold the socket until the write stall).
+    fn before_tls(&self) -> bool {
+        matches!(self, Wire::Tls(t) if !matches!(**t, TlsWire::Ready(_)))
     }
 }
 

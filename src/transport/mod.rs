@@ -3,6 +3,7 @@
 
 pub mod csp;
 pub mod hixie;
+pub mod http;
 mod listener;
 pub mod quota;
 pub mod sse;

@@ -1,8 +1,9 @@
 //! The bounds on WebSocket and hixie-75 connections: so many in all (`--max-connections`) and
 //! per client address (`--max-connections-per-ip`). One address cannot take every file
-//! descriptor; the process cannot take more than the operator allows. (CSP sessions have their
-//! own bounds, in `csp`.)
+//! descriptor; the process cannot take more than the operator allows. An address is counted by
+//! its group ([`address_group`]: IPv6 by /64). (CSP sessions have their own bounds, in `csp`.)
 
+use crate::config::address_group;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,6 +52,7 @@ impl Quota {
     /// A slot for a connection from `address`, if both bounds allow one more. A refusal is
     /// counted.
     pub fn take(self: &Arc<Self>, address: IpAddr) -> Result<Slot, QuotaError> {
+        let address = address_group(address);
         let mut counts = self.inner.lock();
         let refused = if counts.total >= self.max_total {
             Some((QuotaError::Total, "connections"))
@@ -103,5 +105,18 @@ mod tests {
         drop(a1);
         let _a3 = q.take(a).unwrap();
         assert_eq!(q.inner.lock().by_address.len(), 2);
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_slash_64_share_a_count() {
+        let q = Quota::new(10, 2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _a = q.take(ip("2001:db8::1")).unwrap();
+        let _b = q.take(ip("2001:db8::2:3")).unwrap();
+        assert_eq!(
+            q.take(ip("2001:db8::ffff")).unwrap_err(),
+            QuotaError::PerAddress
+        );
+        assert!(q.take(ip("2001:db8:0:1::1")).is_ok(), "another /64");
     }
 }

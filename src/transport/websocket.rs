@@ -60,6 +60,8 @@ pub async fn upgrade(
             return (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
     };
+    // Counted by the connection quota from here on, not among plain HTTP connections.
+    idle.leave_http();
     if hixie::is_hixie75(req.headers()) {
         return hixie::upgrade(app, req, remote, idle, slot);
     }
@@ -257,7 +259,7 @@ async fn write_loop(
                 CloseReason::Shutdown => 1001,
                 CloseReason::MessageTooLarge { .. } => 1009,
                 // "Try Again Later".
-                CloseReason::Unavailable => 1013,
+                CloseReason::Unavailable | CloseReason::Throttled { .. } => 1013,
                 CloseReason::ConnectTimeout { .. } => 1008,
             };
             let frame = CloseFrame {

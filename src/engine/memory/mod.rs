@@ -112,7 +112,7 @@ impl Channel {
             let frame = frames[usize::from(shown != Shown::Nothing)].get_or_insert_with(|| {
                 frames::own_subscribe(&self.name, &user.name, self.view(room), initial_data, shown)
             });
-            conn.outbox.push_own(frame);
+            conn.outbox.push(frame);
         }
     }
 

@@ -73,7 +73,7 @@ impl MemoryEngine {
                     let view = c.view(history_room(&conn.outbox));
                     let shown = frames::Shown::to(&conn.outbox, None);
                     let frame = frames::own_subscribe(&c.name, &user.name, view, None, shown);
-                    conn.outbox.push_own(&frame);
+                    conn.outbox.push(&frame);
                 }
             });
         }

@@ -427,7 +427,7 @@ impl LocalIndex {
                 None => {
                     let shown = Shown::to(outbox, None);
                     let own = frames::own_subscribe(channel, &user.name, view, initial_data, shown);
-                    outbox.push_own(&own);
+                    outbox.push(&own);
                 }
             }
             for (offset, frame) in kept {

@@ -14,6 +14,7 @@
 use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
+use crate::config::address_group;
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
@@ -402,35 +403,22 @@ pub struct Limits {
     pub session: crate::session::SessionLimits,
 }
 
-/// The address a per-address quota counts: an IPv4 address, or an IPv6 address's /64 (one
-/// subscriber's network usually has a whole /64, so single IPv6 addresses are no bound).
-fn quota_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let mut o = v6.octets();
-            o[8..].fill(0);
-            IpAddr::V6(o.into())
-        }
-        other => other.to_canonical(),
-    }
-}
-
 #[derive(Default)]
 struct Sessions {
     by_key: HashMap<Arc<str>, Arc<CspSession>>,
-    /// Live sessions per client address (see [`quota_key`]), for the per-address quota.
+    /// Live sessions per client address (see [`address_group`]), for the per-address quota.
     per_address: HashMap<IpAddr, usize>,
 }
 
 impl Sessions {
     fn insert(&mut self, s: Arc<CspSession>) {
-        *self.per_address.entry(quota_key(s.remote)).or_default() += 1;
+        *self.per_address.entry(address_group(s.remote)).or_default() += 1;
         self.by_key.insert(s.key.clone(), s);
     }
 
     fn remove(&mut self, key: &str) -> Option<Arc<CspSession>> {
         let s = self.by_key.remove(key)?;
-        let key = quota_key(s.remote);
+        let key = address_group(s.remote);
         if let Some(n) = self.per_address.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
@@ -537,10 +525,10 @@ impl Registry {
     ) -> Result<Arc<CspSession>, Refused> {
         let mut evicted = Vec::new();
         let mut sessions = self.sessions.lock();
-        let quota = quota_key(remote);
+        let quota = address_group(remote);
         if sessions.per_address.get(&quota).copied().unwrap_or(0) >= self.limits.max_per_address {
             let key = sessions
-                .oldest_unused(|s| quota_key(s.remote) == quota)
+                .oldest_unused(|s| address_group(s.remote) == quota)
                 .ok_or(Refused::AddressQuota)?;
             evicted.extend(sessions.remove(&key));
         }
@@ -595,19 +583,5 @@ impl Registry {
             self.limits.session.max_frame,
         ));
         Ok(csp)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quota_key;
-
-    #[test]
-    fn ipv6_quota_is_per_slash_64() {
-        let k = |s: &str| quota_key(s.parse().unwrap()).to_string();
-        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
-        assert_eq!(k("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
-        assert_eq!(k("::ffff:192.0.2.1"), "192.0.2.1");
-        assert_eq!(k("192.0.2.1"), "192.0.2.1");
     }
 }

@@ -153,7 +153,7 @@ pub async fn handle(
     let address = client_address(headers, peer, &app.limits.trusted_proxies);
     tracing::info!(target: "access", "Incoming SSE stream\t{}", peer.ip());
     if !origin_may_listen(&app, headers) {
-        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+        return refuse(&Refusal::Denied("Origin not allowed".into()), None);
     }
     // The page's origin passed the check above: it may read the stream (with its cookies for
     // hookbox, if it asked withCredentials).
@@ -235,10 +235,15 @@ fn subscribe_id(i: usize) -> i64 {
     i as i64 + 1
 }
 
+/// A refusal's answer. An HTTP error also ends the connection: a refused request must not leave a
+/// kept-alive socket on which the next guess costs no new connection.
 fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
+    let closing = [(header::CONNECTION, HeaderValue::from_static("close"))];
     let mut resp = match refusal {
-        Refusal::BadRequest(text) => (StatusCode::BAD_REQUEST, text.clone()).into_response(),
-        Refusal::Denied(text) => (StatusCode::FORBIDDEN, text.clone()).into_response(),
+        Refusal::BadRequest(text) => {
+            (StatusCode::BAD_REQUEST, closing, text.clone()).into_response()
+        }
+        Refusal::Denied(text) => (StatusCode::FORBIDDEN, closing, text.clone()).into_response(),
         Refusal::Unavailable(text) => {
             let mut body = format!("retry: {RETRY_MS}\n\nevent: close\ndata: ").into_bytes();
             crate::protocol::write_ascii(&mut body, &json!({ "reason": text }));
@@ -254,11 +259,20 @@ fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
 /// and `/csp` (where the page's own script hands over `cookie_string`, and so cannot hand over
 /// HttpOnly cookies), `/sse` forwards the browser's real Cookie header: a page on another origin
 /// must therefore be named in `--allowed-origins`, even where that list is not set (which lets
-/// any page use the other transports). Requests without `Origin` (same-origin pages, clients
-/// that are not browsers) and pages on hookbox's own origin may listen.
+/// any page use the other transports). Pages on hookbox's own origin may listen.
+///
+/// A request without `Origin` is a same-origin `EventSource`, a non-browser client, or a
+/// browser's no-cors request made by another site (`<img src=…/sse?…>`, a link): browsers tell
+/// the last apart with `Sec-Fetch-Site`, and such a request is refused (it would open a stream,
+/// with the attacker's channels and payload, on the visitor's session).
 fn origin_may_listen(app: &Shared, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
+        let site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+        let ok = matches!(site, None | Some(b"same-origin" | b"none"));
+        if !ok {
+            crate::metrics::refused("origin");
+        }
+        return ok;
     };
     if app.limits.allowed_origins.is_some() {
         return app.limits.origin_allowed(headers);
@@ -338,8 +352,9 @@ async fn run(
 /// close.
 fn refusal_of(outbox: &Outbox) -> Refusal {
     let drained = outbox.drain();
-    if drained.close == Some(CloseReason::Unavailable) {
-        return Refusal::Unavailable(CloseReason::Unavailable.text());
+    if let Some(reason @ (CloseReason::Unavailable | CloseReason::Throttled { .. })) = drained.close
+    {
+        return Refusal::Unavailable(reason.text());
     }
     let msg = drained
         .data
