@@ -6,11 +6,15 @@
 #
 # Usage: bench/race.sh                 (the full race, ~75 minutes)
 #        QUICK=1 bench/race.sh         (one small round, hookbox only: the CI smoke)
+# Exits non-zero if any run failed (each failure's log is shown). Servers listen on free loopback
+# ports (run.sh picks them), so a demo or another server on 8001 does not get in the way.
 # Environment: ROUNDS=3, WORKLOADS_ONLY="b1k e5k …" (a subset), SERVERS="hookbox
 # hookbox+coalesce50 hookbox+csp nchan pushpin socketio"
 # (hookbox+coalesceN: hookbox with --write-coalesce-ms N; hookbox+csp: its subscribers on CSP
 # long polls instead of WebSocket; pushpin: HTTP streaming subscribers, pushpin+ws: WebSocket
-# over HTTP), and run.sh's knobs (HOOKBOX_REV=HEAD races a clean export of a commit).
+# over HTTP), OUT (where results go; default bench/results, git-ignored), BENCH_VENV (matplotlib's
+# venv; default ~/.cache/hookbox/bench-venv), and run.sh's knobs (HOOKBOX_REV=HEAD races a clean
+# export of a commit).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 OUT="${OUT:-$HERE/results}"
@@ -51,9 +55,15 @@ if [[ -n "${HOOKBOX_REV:-}" ]]; then
     HOOKBOX_REV="$(git -C "$HERE/.." rev-parse "$HOOKBOX_REV")"
     export HOOKBOX_REV
 fi
-# Builds once (hookbox, loadgen); the peers install themselves on first start.
-REPS=0 "$HERE/run.sh" b --subs 1 --rate 1 --duration 1 >/dev/null 2>&1 || true
+# Builds once (hookbox, loadgen); the peers install themselves on first start. A failed build
+# stops the race with its output.
+if ! build_log="$(REPS=0 "$HERE/run.sh" b --subs 1 --rate 1 --duration 1 2>&1)"; then
+    printf '%s\n' "$build_log" >&2
+    echo "race.sh: the build failed" >&2
+    exit 1
+fi
 : >"$CSV"
+failed=()
 for round in $(seq "$ROUNDS"); do
     for wl in "${WORKLOADS[@]}"; do
         IFS='|' read -r name on args <<<"$wl"
@@ -67,11 +77,15 @@ for round in $(seq "$ROUNDS"); do
             if [[ "$server" == *+coalesce* ]]; then extra="--write-coalesce-ms ${server##*+coalesce}"; fi
             if [[ "$server" == *+csp ]]; then proto=csp; fi
             if [[ "$server" == pushpin+ws ]]; then proto=pushpin-ws; fi
+            # Each run's own output goes to a log, shown when the run fails.
+            log="$OUT/race-$STAMP.$name.$server.log"
             # shellcheck disable=SC2086
             line="$(SERVER="$kind" PROTO="$proto" HOOKBOX_ARGS="$extra" REPS=1 SKIP_BUILD=1 \
-                "$HERE/run.sh" $args 2>/dev/null | grep '^rep1 RESULT ' || true)"
+                "$HERE/run.sh" $args 2>"$log" | grep '^rep1 RESULT ' || true)"
             if [[ -z "$line" ]]; then
-                echo "race.sh: $name on $server failed" >&2
+                echo "race.sh: $name on $server failed; the end of $log:" >&2
+                tail -n 20 "$log" | sed 's/^/    /' >&2
+                failed+=("$name on $server")
                 continue
             fi
             # CSV: round, workload, server, then key=value pairs.
@@ -80,12 +94,17 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 PY="${PYTHON:-python3}"
-VENV="$OUT/.venv"
-if [[ ! -x "$VENV/bin/python" ]]; then
+# matplotlib in a private venv outside the checkout, made once; the smoke run draws no plots.
+VENV="${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/hookbox/bench-venv}"
+if [[ -z "${QUICK:-}" && ! -x "$VENV/bin/python" ]]; then
     "$PY" -m venv "$VENV" && "$VENV/bin/pip" install -q matplotlib >/dev/null 2>&1 || true
 fi
-if [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+if [[ -z "${QUICK:-}" && -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
     PY="$VENV/bin/python"
 fi
 "$PY" "$HERE/plot.py" "$CSV" "$MD"
 echo "race.sh: $MD" >&2
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "race.sh: ${#failed[@]} run(s) failed: ${failed[*]}" >&2
+    exit 1
+fi

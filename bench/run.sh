@@ -20,7 +20,8 @@
 #   3. prints every repetition's RESULT line and a MEDIAN line (per-field median over the repetitions).
 #
 # Environment (defaults):
-#   REPS=3  PORT=8001  HOOK_PORT=8090  TOKEN=benchtoken  NOFILE=20000
+#   REPS=3  PORT, HOOK_PORT, REDIS_PORT: free loopback ports (PORT: the first of NODES + 1 free
+#   ones in a row)  TOKEN=benchtoken  NOFILE=20000
 #   SERVER_CPU=0  LOADGEN_CPU=1  RUN_TIMEOUT=900 (seconds per repetition)
 #   SKIP_BUILD=1      do not rebuild
 #   HOOKBOX_REV=HEAD  build that git revision (exported with `git archive` under $OUT/src-<sha>,
@@ -30,7 +31,7 @@
 #                     machine's other CPU use is below QUIET_PCT % of one core
 #   HOOKBOX_ARGS=…    extra hookbox flags        LOADGEN_ARGS=…  extra global loadgen flags
 #   ENGINE=memory     or `redis`: a fresh private redis-server (pinned to $SERVER_CPU too, its
-#                     CPU and RSS counted as the server's) on $REDIS_PORT (6390) per repetition
+#                     CPU and RSS counted as the server's) on $REDIS_PORT per repetition
 #   NODES=1           hookbox nodes on $PORT, $PORT+1, … (NODES > 1 needs ENGINE=redis); the
 #                     subscribers are spread over them, the publisher posts to the first
 #   SERVER=hookbox    or a peer from bench/peers/: `nchan` (nginx + Nchan, Debian), `pushpin`
@@ -45,7 +46,7 @@
 set -euo pipefail
 
 if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
-    sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
 fi
 WL="$1"
@@ -59,8 +60,36 @@ esac
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 REPS="${REPS:-3}"
-PORT="${PORT:-8001}"
-HOOK_PORT="${HOOK_PORT:-8090}"
+NODES="${NODES:-1}"
+
+# The first of `$1` loopback ports in a row that are free now.
+free_ports() {
+    python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(1000):
+    base = random.randrange(20000, 60000 - n)
+    socks = []
+    try:
+        for port in range(base, base + n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", port))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+else:
+    sys.exit("run.sh: no free ports")
+PY
+}
+# Free ports by default, so that a server already on a well-known port (the demo on 8001, a
+# Redis) does not fail the run. Pushpin also listens on PORT+1.
+PORT="${PORT:-$(free_ports $((NODES + 1)))}"
+HOOK_PORT="${HOOK_PORT:-$(free_ports 1)}"
 TOKEN="${TOKEN:-benchtoken}"
 NOFILE="${NOFILE:-20000}"
 SERVER_CPU="${SERVER_CPU:-0}"
@@ -70,7 +99,6 @@ OUT="${OUT:-$HERE/results}"
 QUIET_PCT="${QUIET_PCT:-15}"
 QUIET_WAIT="${QUIET_WAIT:-300}"
 ENGINE="${ENGINE:-memory}"
-NODES="${NODES:-1}"
 SERVER="${SERVER:-hookbox}"
 PROTO="${PROTO:-$SERVER}"
 case "$SERVER" in hookbox | nchan | pushpin | socketio) ;; *)
@@ -78,7 +106,7 @@ case "$SERVER" in hookbox | nchan | pushpin | socketio) ;; *)
     exit 2
     ;;
 esac
-REDIS_PORT="${REDIS_PORT:-6390}"
+REDIS_PORT="${REDIS_PORT:-$(free_ports 1)}"
 case "$ENGINE" in memory | redis) ;; *)
     echo "run.sh: ENGINE must be memory or redis" >&2
     exit 2

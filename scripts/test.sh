@@ -5,8 +5,42 @@
 # formatting and lints, then runs the Rust unit and integration tests on the memory engine, a
 # single Redis and a Redis Cluster, django-hookbox's own test suite against the binary, the
 # headless-browser tests, and a short smoke run of the benchmark harness.
+#
+# Every step that fails fails the script. Nothing here needs a fixed port: the usual ones (8000,
+# 8001, 8090) are held by a placeholder for the whole run to prove it, and a run must leave the
+# checkout as it found it (checked at the end with git status).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# No incremental compilation caches: a test run builds from scratch once, and those caches are
+# gigabytes (docs: README, "Test").
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+checkout_state() {
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git status --porcelain=v1 --untracked-files=all
+    git diff HEAD 2>/dev/null | sha256sum
+  fi
+}
+state_before="$(checkout_state)"
+
+# Placeholders on the well-known ports (where free), held until the script exits.
+python3 - <<'PY' &
+import signal, socket, time
+held = []
+for port in (8000, 8001, 8090):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+        held.append(s)
+    except OSError:
+        pass
+signal.signal(signal.SIGTERM, lambda *_: exit(0))
+while True:
+    time.sleep(3600)
+PY
+placeholder=$!
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -77,7 +111,13 @@ stop_redis() {
   for pid in "$redis_dir"/*/redis.pid; do kill "$(cat "$pid")" 2>/dev/null || true; done
   rm -rf "$redis_dir"
 }
-trap stop_redis EXIT
+bench_out=$(mktemp -d)
+cleanup() {
+  stop_redis
+  kill "$placeholder" 2>/dev/null || true
+  rm -rf "$bench_out"
+}
+trap cleanup EXIT
 redis_port=$(start_redis)
 export HOOKBOX_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 cluster_urls=()
@@ -117,6 +157,14 @@ echo "==> browser tests (headless Chromium)"
 )
 
 # The benchmark harness, end to end on a small load against hookbox alone (release builds):
-# it must run; its numbers are not checked here (benchmarks are not tests).
+# every run must succeed; its numbers are not checked here (benchmarks are not tests).
 echo "==> benchmark harness smoke (bench/race.sh, QUICK)"
-QUICK=1 bench/race.sh
+QUICK=1 OUT="$bench_out" bench/race.sh
+
+echo "==> the checkout is as the run found it"
+state_after="$(checkout_state)"
+if [ "$state_before" != "$state_after" ]; then
+  echo "the test run changed the checkout:" >&2
+  diff <(echo "$state_before") <(echo "$state_after") >&2 || true
+  exit 1
+fi

@@ -142,6 +142,7 @@ impl App {
                 config.max_wrong_tokens_per_ip,
                 config.trusted_proxies.clone(),
                 web_app,
+                config.api_exempt_ips.clone(),
             ),
         });
         let connections = TaskTracker::new();
@@ -211,7 +212,18 @@ impl App {
 
     /// The main listener's routes.
     fn main_router(&self) -> Router {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let url = format!(
+            "{scheme}://{}:{}",
+            local_host(&self.config.interface),
+            self.local_addr().port()
+        );
+        let landing: Arc<str> = static_files::landing(&url, self.config.demo_port).into();
         let mut router = Router::new()
+            .route(
+                "/",
+                get(move || async move { axum::response::Html(landing.to_string()) }),
+            )
             .route("/ws", get(websocket::upgrade))
             .route("/sse", get(sse::handle))
             // A wildcard, so that deeper unknown paths also get the CSP 404 (with ACAO).
@@ -256,12 +268,12 @@ impl App {
             deadlines,
             tls,
         };
-        let http = HttpLimits {
-            header_timeout: config.header_timeout,
-            max_header_bytes: config.max_header_bytes,
-            max_per_address: config.max_http_connections_per_ip,
-            trusted_proxies: config.trusted_proxies.clone(),
-        };
+        let http = HttpLimits::new(
+            config.header_timeout,
+            config.max_header_bytes,
+            config.max_http_connections_per_ip,
+            config.trusted_proxies.clone(),
+        );
         tasks.spawn(serve_one(
             timed(self.listener, self.tls.clone()),
             main,
@@ -272,10 +284,12 @@ impl App {
         // The demo app answers the webhooks of the close handling at shutdown, so it stops last.
         let demo_stop = CancellationToken::new();
         let mut demo_task = None;
+        let mut api_at = format!("{scheme}://{}:{port}/web/", local_host(&config.interface));
         if let Some(listener) = self.api_listener {
             let (host, _) = config.web_api.clone().unwrap_or_default();
             let port = listener.local_addr()?.port();
             tracing::info!("Listening to hookbox/webapi on {scheme}://{host}:{port}");
+            api_at = format!("{scheme}://{}:{port}/web/", local_host(&host));
             let api = Router::new()
                 .route("/web/{method}", any(api::handle_web))
                 .route("/rest/{method}", any(api::handle_rest))
@@ -302,6 +316,8 @@ impl App {
                 demo_stop.clone(),
             )));
         }
+        let console_at = format!("{scheme}://{}:{port}/admin/", local_host(&config.interface));
+        log_what_is_on(config, &api_at, &console_at);
         // After the startup lines: a web app that does not answer is worth a warning.
         let hub = self.state.hub.clone();
         tokio::spawn(async move { hub.webhooks().probe().await });
@@ -316,6 +332,42 @@ impl App {
             let _ = task.await;
         }
         Ok(())
+    }
+}
+
+/// The host to show in a URL for `interface`: a wildcard address is reached on loopback from
+/// this machine.
+fn local_host(interface: &str) -> String {
+    match interface.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+        Ok(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => interface.to_owned(),
+    }
+}
+
+/// The startup lines that say what a newcomer would otherwise have to guess: whether the Web API
+/// and the console are on (and where), and whether other machines can reach hookbox.
+fn log_what_is_on(config: &Config, api_at: &str, console_at: &str) {
+    if config.api_security_token.is_some() {
+        tracing::info!("Web API: on at {api_at}<method> (token from -r)");
+    } else {
+        tracing::info!("Web API: off (start with -r TOKEN to turn it on)");
+    }
+    if config.admin_password.is_some() {
+        tracing::info!("Admin console: {console_at}");
+    } else {
+        tracing::info!("Admin console: off (start with -a PASSWORD to turn it on)");
+    }
+    if config
+        .interface
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+    {
+        tracing::info!(
+            "Listening on every interface ({}): other machines can reach hookbox; -i 127.0.0.1 keeps it to this one",
+            config.interface
+        );
     }
 }
 

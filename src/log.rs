@@ -116,13 +116,23 @@ where
 /// the access log separates its fields with them, as the original's did.
 fn write_escaped(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
     for c in text.chars() {
-        if (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}') {
+        if (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}' | '\\') {
             write!(out, "{}", c.escape_default())?;
         } else {
             out.write_char(c)?;
         }
     }
     Ok(())
+}
+
+/// A client-controlled value for a tab-separated access-log line: its tabs escaped, so that it
+/// stays one field (the line's formatter escapes everything else).
+pub fn field(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\t') {
+        value.replace('\t', "\\t").into()
+    } else {
+        value.into()
+    }
 }
 
 fn level_filter(level: LogLevel) -> LevelFilter {
@@ -232,12 +242,12 @@ mod tests {
         let mut out = String::new();
         super::write_escaped(
             &mut out,
-            "room\n2026-01-01 00:00:00,000 - hookbox - WARNING - forged\r\t\x1b[31m\u{2028}é",
+            "room\n2026-01-01 00:00:00,000 - hookbox - WARNING - forged\r\t\x1b[31m\u{2028}é\\n",
         )
         .unwrap();
         assert_eq!(
             out,
-            "room\\n2026-01-01 00:00:00,000 - hookbox - WARNING - forged\\r\t\\u{1b}[31m\\u{2028}é"
+            "room\\n2026-01-01 00:00:00,000 - hookbox - WARNING - forged\\r\t\\u{1b}[31m\\u{2028}é\\\\n"
         );
     }
 }

@@ -16,6 +16,25 @@ pub const HOOKBOX_MJS: &str = concat!(
     "export const { Connection, Subscription, logging } = hookbox;\n",
 );
 
+/// The page at `/`: what this server is and where its parts are, for whoever opens hookbox's
+/// address in a browser. `{{VERSION}}`, `{{URL}}` and `{{DEMO}}` are filled in by [`landing`].
+const LANDING: &str = include_str!("../static/landing/index.html");
+
+/// The landing page for a server reached at `url`, with a link to its demo if it runs one.
+pub fn landing(url: &str, demo_port: Option<u16>) -> String {
+    let demo = match demo_port {
+        Some(port) => format!(
+            "<li>Demo chat: <a href=\"http://127.0.0.1:{port}/\">http://127.0.0.1:{port}/</a> \
+             (open it in two tabs)</li>"
+        ),
+        None => "<li>Demo chat: start hookbox with <code>--demo</code> to get one</li>".to_owned(),
+    };
+    LANDING
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{URL}}", url)
+        .replace("{{DEMO}}", &demo)
+}
+
 /// TypeScript declarations of the client's API.
 pub const HOOKBOX_D_TS: &str = include_str!("../static/hookbox.d.ts");
 

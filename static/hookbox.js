@@ -461,6 +461,7 @@
   const FRAME_NAMES = {
     subscribe: 'SUBSCRIBE', unsubscribe: 'UNSUBSCRIBE', publish: 'PUBLISH', message: 'MESSAGE' };
   const RECONNECT_INITIAL_DELAY = 500;
+  const SUBSCRIBE_RETRY_DELAY = 1000;
   const RECONNECT_MAX_DELAY = 30000;
 
   class Connection {
@@ -480,6 +481,7 @@
       this._subscriptions = {}; // channel name -> Subscription
       this._previous = {};      // channel name -> Subscription lost with the last connection
       this._recovering = {};    // channel name -> id of the SUBSCRIBE that asked to recover
+      this._sentSubscribes = {}; // frame id -> args of a SUBSCRIBE not answered yet
       this._queue = { subscribe: [], unsubscribe: [], publish: [], message: [] };
       this._transport = null;
       this._frameId = 0;
@@ -531,6 +533,7 @@
       this._transport = transport;
       this.transportName = transport.name;
       this._frameId = 0;
+      this._sentSubscribes = {};
       this._buffer = '';
       transport.onopen = () => {
         if (transport.name === 'websocket') this._webSocketWorked = true;
@@ -560,6 +563,9 @@
       // The server ended it on purpose (1000: the web app disconnected the user; 1008: a
       // policy, e.g. the client fell behind or was refused too often): no reconnect.
       const deliberate = code === 1000 || code === 1008;
+      // 1009: a message was far over the server's --max-message-size (one somewhat over it is
+      // answered with an ERROR instead). Say so: the page would otherwise just reconnect.
+      if (code === 1009) this._call('onError', { msg: reason || 'Message too large' });
       const again = this.options.reconnect && !this._disconnected && !deliberate;
       if (again) this._rememberSubscriptions();
       if (wasConnected) {
@@ -583,6 +589,11 @@
         if (!this._subscriptions[c] && this._previous[c]) this._subscriptions[c] = this._previous[c];
       }
       this._recovering = {};
+      // SUBSCRIBEs sent but not answered when the connection went are sent again too.
+      const unanswered = Object.values(this._sentSubscribes)
+        .filter((args) => !this._subscriptions[args.channel_name] && !args.recover)
+        .map((args) => args.channel_name);
+      this._sentSubscribes = {};
       const channels = Object.keys(this._subscriptions).filter((c) => !this._subscriptions[c].canceled);
       const resubscribe = channels.map((c) => {
         const sub = this._subscriptions[c];
@@ -594,8 +605,11 @@
         return args;
       });
       this._subscriptions = {};
-      const pending = this._queue.subscribe.filter((args) => channels.indexOf(args.channel_name) === -1);
-      this._queue.subscribe = resubscribe.concat(pending);
+      const pending = this._queue.subscribe.filter((args) => channels.indexOf(args.channel_name) === -1
+        && unanswered.indexOf(args.channel_name) === -1);
+      this._queue.subscribe = resubscribe
+        .concat(unanswered.filter((c) => channels.indexOf(c) === -1).map((c) => ({ channel_name: c })))
+        .concat(pending);
     }
 
     _scheduleReconnect() {
@@ -615,8 +629,20 @@
 
     _sendFrame(name, args) {
       this._frameId += 1;
+      if (name === 'SUBSCRIBE') this._sentSubscribes[this._frameId] = args;
       this._transport.send(JSON.stringify([this._frameId, name, args]) + '\r\n');
       return this._frameId;
+    }
+
+    /** A SUBSCRIBE the server refused as too fast (a reconnect re-subscribing many channels at
+     *  once) is sent again after a pause, instead of being lost. */
+    _retrySubscribe(args) {
+      const delay = Math.round(SUBSCRIBE_RETRY_DELAY * (1 + Math.random()));
+      log.info('subscribing too fast: retrying', args.channel_name, 'in', delay, 'ms');
+      setTimeout(() => {
+        if (this._disconnected || this._subscriptions[args.channel_name]) return;
+        this._enqueue('subscribe', args);
+      }, delay);
     }
 
     _sendConnect() {
@@ -685,6 +711,9 @@
         case 'SUBSCRIBE':
           if (args.user === this.username) {
             const channel = args.channel_name;
+            for (const id of Object.keys(this._sentSubscribes)) {
+              if (this._sentSubscribes[id].channel_name === channel) delete this._sentSubscribes[id];
+            }
             // Until the answer to our recover (the frame with `recovered`), the channel stays
             // unsubscribed here: a replayed own SUBSCRIBE for a new tab and the publications
             // after it are ignored, since the answer is followed by every one of them.
@@ -724,12 +753,19 @@
         case 'MESSAGE':
           this._call('onMessaged', args);
           break;
-        case 'ERROR':
+        case 'ERROR': {
           for (const c of Object.keys(this._recovering)) {
             if (this._recovering[c] === args.id) delete this._recovering[c];
           }
+          const refused = this._sentSubscribes[args.id];
+          delete this._sentSubscribes[args.id];
+          if (refused && /^Subscribing too fast/.test(args.msg || '')) {
+            this._retrySubscribe(refused);
+            break;
+          }
           this._call('onError', args);
           break;
+        }
         case 'SET_COOKIE':
           if (typeof document !== 'undefined') document.cookie = args.cookie;
           break;

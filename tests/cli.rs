@@ -99,6 +99,13 @@ async fn startup_line_then_websocket_then_sigterm() {
     let port = server.startup_port("127.0.0.1");
     assert_ne!(port, 0, "the bound port is printed");
     common::binary::assert_engine_line(&server.next_line());
+    // What is on, and what is not, said at startup.
+    assert!(server
+        .next_line()
+        .ends_with(" - hookbox - INFO - Web API: off (start with -r TOKEN to turn it on)"));
+    assert!(server.next_line().ends_with(
+        " - hookbox - INFO - Admin console: off (start with -a PASSWORD to turn it on)"
+    ));
     let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?x=1"))
         .await
         .expect("the printed port accepts a WebSocket");
@@ -106,6 +113,74 @@ async fn startup_line_then_websocket_then_sigterm() {
     drop(ws);
     let status = server.signal("TERM");
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn the_startup_lines_say_where_the_web_api_and_the_console_are() {
+    let p = free_port();
+    let port = p.to_string();
+    let server = Running::spawn(
+        &[
+            "-p",
+            &port,
+            "-r",
+            "tok",
+            "-a",
+            "pw",
+            "-w",
+            "0",
+            "-W",
+            "127.0.0.1",
+        ],
+        &[],
+    );
+    assert_eq!(server.startup_port("0.0.0.0"), p);
+    let api = server.next_line();
+    let api_port = parse_listening(&api, "hookbox/webapi", "127.0.0.1").expect("the API line");
+    common::binary::assert_engine_line(&server.next_line());
+    let expect = [
+        format!("Web API: on at http://127.0.0.1:{api_port}/web/<method> (token from -r)"),
+        format!("Admin console: http://127.0.0.1:{p}/admin/"),
+        "Listening on every interface (0.0.0.0): other machines can reach hookbox; -i 127.0.0.1 \
+         keeps it to this one"
+            .to_owned(),
+    ];
+    for text in expect {
+        let line = server.next_line();
+        assert!(
+            line.ends_with(&format!(" - hookbox - INFO - {text}")),
+            "{line}"
+        );
+    }
+    server.signal("TERM");
+}
+
+/// The operator sees a client's message that was too large (the client gets an ERROR).
+#[tokio::test]
+async fn an_oversized_message_is_logged() {
+    let web = WebApp::start().await;
+    let cbport = web.addr.port().to_string();
+    let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "--cbport", &cbport], &[]);
+    let port = server.startup_port("127.0.0.1");
+    let mut c = Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
+    c.send("CONNECT", json!({"cookie_string": "user=ann"}))
+        .await;
+    c.expect("CONNECTED").await;
+    c.send_text(&"x".repeat(70_000)).await;
+    c.expect("ERROR").await;
+    let line = loop {
+        let line = server.next_line();
+        if line.contains("dropped a") {
+            break line;
+        }
+    };
+    assert!(
+        line.ends_with(
+            " - hookbox - INFO - dropped a 70000-byte message from 127.0.0.1 (--max-message-size is 65536)"
+        ),
+        "{line}"
+    );
+    server.stop("TERM").await;
 }
 
 #[tokio::test]
@@ -164,7 +239,6 @@ fn last_occurrence_wins_in_both_syntaxes() {
             "--interface=127.0.0.1",
             "--port",
             "0",
-            "stray",
             &format!("--port={p}"),
         ],
         &[],
@@ -319,6 +393,18 @@ fn invalid_options_are_one_line_errors() {
         &["-i", "127.0.0.1", "-p", "0", "--cbport", "-5"],
         &[],
         &["--cbport", "-5"],
+    );
+    // Mistyped command lines do not start a server that does something else than meant: a
+    // value without its flag (`-r` forgotten), a flag taken as another's value.
+    assert_fails(
+        &["-i", "127.0.0.1", "-p", "0", "--cbport", "8000", "mytoken"],
+        &[],
+        &["unexpected argument 'mytoken'", "-r"],
+    );
+    assert_fails(
+        &["--demo", "--webhook-secret", "-p", "0"],
+        &[],
+        &["--webhook-secret needs a value", "-p"],
     );
     assert_fails(
         &["-i", "127.0.0.1", "-p", "0", "--cb-single-url", "ftp://x/"],

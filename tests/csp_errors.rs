@@ -210,3 +210,27 @@ async fn admin_csp_does_not_reach_client_sessions() {
     assert_eq!(c.post("comet", "a=1&du=0", "").await.ok(), "([])");
     assert!(s.web.drain().await.is_empty());
 }
+
+/// A packet larger than `--max-message-size` is refused with an ERROR that says why, and the
+/// session goes on (as on a WebSocket).
+#[tokio::test]
+async fn a_packet_over_the_limit_is_refused_with_an_error() {
+    let s = Server::start_with(|c| c.max_message_size = 1024).await;
+    s.web.channel_options(json!({"moderated": false}));
+    let mut c = Csp::connected(&s, "big").await;
+    let big = frame(
+        9,
+        "PUBLISH",
+        json!({"channel_name": "ch", "payload": format!("\"{}\"", "a".repeat(2000))}),
+    );
+    c.send_text(&big).await;
+    let error = c.expect("ERROR").await;
+    let msg = error["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("Message too large: ")
+            && msg.ends_with(" bytes (at most 1024); it was not handled"),
+        "{msg}"
+    );
+    c.send("SUBSCRIBE", json!({"channel_name": "ch"})).await;
+    assert_eq!(c.expect("SUBSCRIBE").await["channel_name"], "ch");
+}

@@ -347,6 +347,45 @@ async fn refused_connects_are_counted_per_address_on_every_transport() {
     assert_eq!(other.expect_error("who?").await, id);
 }
 
+/// Attack: many sockets from one address send their guesses at once, so that all of them are
+/// in flight while the address still has a token left. Every CONNECT holds a token while the web
+/// app is asked (an accepted one gives it back): only the burst reaches the web app.
+#[tokio::test]
+async fn connects_in_flight_count_against_the_address() {
+    let s = refusing_server().await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    s.web.set(
+        "connect",
+        Reply::deny(json!({"error": "who?"})).gated(&gate),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let mut c = s.client().await;
+        c.send("CONNECT", json!({"cookie_string": "user=x"})).await;
+        clients.push(c);
+    }
+    for _ in 0..2 {
+        s.web.expect("connect").await;
+    }
+    gate.add_permits(2);
+    let mut answers = Vec::new();
+    for c in &mut clients {
+        let (_, name, args) = c.recv().await;
+        assert_eq!(name, "ERROR");
+        answers.push(args["msg"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        answers.iter().filter(|a| *a == "who?").count(),
+        2,
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|a| a.as_str() == THROTTLED).count(),
+        4
+    );
+    assert_no_hooks(&s).await;
+}
+
 /// Attack: guessed cookies over one kept-alive socket to `/sse` (a refusal used to keep the
 /// connection, and each guess was checked by the web app). A refused stream now closes its
 /// connection, and the guesses count against the address.
@@ -354,7 +393,7 @@ async fn refused_connects_are_counted_per_address_on_every_transport() {
 async fn a_refused_sse_stream_closes_its_connection() {
     let s = refusing_server().await;
     let mut sock = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let request = "GET /sse?channel=a HTTP/1.1\r\nHost: h\r\nCookie: user=guess\r\n\r\n";
+    let request = "GET /sse?channel=a HTTP/1.1\r\nHost: h\r\nAccept: text/event-stream\r\nCookie: user=guess\r\n\r\n";
     sock.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     tokio::time::timeout(GUARD, sock.read_to_end(&mut answer))
@@ -438,4 +477,14 @@ async fn wrong_api_tokens_are_limited_per_address() {
     }
     let (status, body) = api_from(&s, None, &[("security_token", "secret")]).await;
     assert_eq!((status, body[0].clone()), (200, json!(true)));
+    // Nor are the addresses the operator names (the web app's other servers).
+    let s = Server::start_with(|c| {
+        c.max_wrong_tokens_per_ip = 1;
+        c.api_exempt_ips = vec![hookbox::config::IpRange::parse("198.51.100.0/24").unwrap()];
+    })
+    .await;
+    for _ in 0..3 {
+        let (status, _) = api_from(&s, Some("198.51.100.5"), &[("security_token", "x")]).await;
+        assert_eq!(status, 200);
+    }
 }

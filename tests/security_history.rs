@@ -534,7 +534,7 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
         ignore_publish_non_existing: false,
         allow_set_config_webhooks: false,
         publish_multi_max_channels: 1000,
-        wrong_tokens: hookbox::api::WrongTokens::new(10, Vec::new(), Vec::new()),
+        wrong_tokens: hookbox::api::WrongTokens::new(10, Vec::new(), Vec::new(), Vec::new()),
     });
     let call = |method: &'static str, form: Vec<(&str, String)>| {
         let api = api.clone();

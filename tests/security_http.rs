@@ -170,7 +170,14 @@ async fn plain_http_connections_are_capped_per_address() {
     })
     .await;
     let first = open_kept_alive(&s).await;
-    let _second = open_kept_alive(&s).await;
+    // A request that merely names /ws, without upgrading, stays a plain HTTP connection.
+    let mut second = TcpStream::connect(s.addr).await.unwrap();
+    second
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut second).await;
+    assert!(head.starts_with("HTTP/1.1 4"), "{head}");
     assert!(!served(&s).await, "a third connection is refused");
     drop(first);
     wait_until(|| served(&s)).await;
@@ -193,26 +200,34 @@ async fn plain_http_connections_are_capped_per_address() {
 }
 
 /// Attack: `<img src="https://hookbox/sse?channel=evil-room&payload=…">` on another site. The
-/// browser sends the visitor's cookie, no `Origin`, and `Sec-Fetch-Site: cross-site`: refused
-/// before the connect webhook. Same-origin pages and non-browser clients still listen.
+/// browser sends the visitor's cookie, no `Origin`, and `Sec-Fetch-Site: cross-site` (over https),
+/// an image's `Accept`, its page as `Referer`: refused before the connect webhook. Same-origin
+/// pages and non-browser clients that ask for an event stream still listen.
 #[tokio::test]
 async fn sse_requests_another_site_makes_without_origin_are_refused() {
     let s = Server::start().await;
     s.web.channel_options(json!({"moderated": false}));
     let base = format!("http://{}", s.addr);
-    for site in ["cross-site", "same-site"] {
-        let resp = sse::request(
-            &base,
-            "channel=evil-room&payload=%22x%22",
-            &[
-                ("Cookie", "user=victim"),
-                ("Sec-Fetch-Site", site),
-                ("Sec-Fetch-Mode", "no-cors"),
-                ("Sec-Fetch-Dest", "image"),
-            ],
-        )
-        .await;
-        assert_eq!(resp.status().as_u16(), 403, "{site}");
+    let cases: [&[(&str, &str)]; 4] = [
+        // Over https (and localhost) browsers say where a request comes from.
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Mode", "no-cors"),
+        ],
+        &[
+            ("Sec-Fetch-Site", "same-site"),
+            ("Sec-Fetch-Mode", "no-cors"),
+        ],
+        // Over plain http they do not: an image does not ask for an event stream, and a
+        // Referer on another host gives the other site away.
+        &[("Accept", "image/avif,image/webp,*/*")],
+        &[("Referer", "http://evil.example/page.html")],
+    ];
+    for headers in cases {
+        let mut all = vec![("Cookie", "user=victim")];
+        all.extend_from_slice(headers);
+        let resp = sse::request(&base, "channel=evil-room&payload=%22x%22", &all).await;
+        assert_eq!(resp.status().as_u16(), 403, "{headers:?}");
         assert_eq!(resp.text().await.unwrap(), "Origin not allowed");
     }
     assert_no_hooks(&s).await;
@@ -222,7 +237,10 @@ async fn sse_requests_another_site_makes_without_origin_are_refused() {
             vec![("Cookie", "user=ann"), ("Sec-Fetch-Site", "same-origin")],
             "ann",
         ),
-        (vec![("Cookie", "user=bob")], "bob"),
+        (
+            vec![("Cookie", "user=bob"), ("Referer", &format!("{base}/page"))],
+            "bob",
+        ),
     ] {
         let mut stream = sse::Sse::open(&base, "", &headers).await;
         assert_eq!(stream.expect("CONNECTED").await["name"], user);

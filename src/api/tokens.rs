@@ -4,9 +4,10 @@
 //!
 //! The web app must keep working even if an attacker shares its address, and the right token
 //! cannot be let through a held-back address (a guesser would then learn when it guessed
-//! right). So the web app's own addresses are never held back: loopback, and the addresses of
-//! the webhook host, which is where the web app lives (resolved at startup). Whoever calls from
-//! those already runs on the web app's machine.
+//! right). So the web app's own addresses are never held back: loopback, the addresses of the
+//! webhook host, which is where the web app lives (resolved at startup), and those the operator
+//! names (`--api-exempt-ips`: the web app's other servers). Whoever calls from those already
+//! runs on the web app's machines.
 
 use crate::config::{address_group, IpRange};
 use crate::hub::limits::{whole_seconds, AddressRates, Rate};
@@ -22,21 +23,32 @@ pub struct WrongTokens {
     trusted_proxies: Vec<IpRange>,
     /// The webhook host's addresses (loopback is always exempt).
     web_app: Vec<IpAddr>,
+    /// `--api-exempt-ips`.
+    exempt: Vec<IpRange>,
 }
 
 impl WrongTokens {
-    pub fn new(per_minute: u32, trusted_proxies: Vec<IpRange>, web_app: Vec<IpAddr>) -> Self {
+    pub fn new(
+        per_minute: u32,
+        trusted_proxies: Vec<IpRange>,
+        web_app: Vec<IpAddr>,
+        exempt: Vec<IpRange>,
+    ) -> Self {
         WrongTokens {
             rates: AddressRates::new(Rate::per_minute(per_minute)),
             trusted_proxies,
             web_app: web_app.iter().map(IpAddr::to_canonical).collect(),
+            exempt,
         }
     }
 
     /// The caller's address, or `None` for the web app's own (never held back).
     pub fn address(&self, headers: &HeaderMap, peer: SocketAddr) -> Option<IpAddr> {
         let ip = client_address(headers, peer, &self.trusted_proxies);
-        (!ip.is_loopback() && !self.web_app.contains(&ip)).then(|| address_group(ip))
+        let own = ip.is_loopback()
+            || self.web_app.contains(&ip)
+            || self.exempt.iter().any(|r| r.contains(ip));
+        (!own).then(|| address_group(ip))
     }
 
     /// The 429 answer, if `address` is held back now.

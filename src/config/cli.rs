@@ -283,7 +283,7 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_CSP_MAX_SESSIONS_PER_IP")]
     #[arg(help_heading = "Limits")]
     pub csp_max_sessions_per_ip: Option<usize>,
-    /// Pages allowed to use /ws and /csp, comma-separated scheme://host[:port]; a request with another Origin header is refused (403); requests without one (non-browser clients) are not affected [default: *, any]
+    /// Pages allowed to use /ws, /csp and /sse, comma-separated scheme://host[:port]; a request with another Origin header is refused (403); requests without one (non-browser clients) are not affected. /sse, which carries the browser's cookies, admits pages on other origins only from this list [default: * for /ws and /csp]
     #[arg(long, value_name = "ORIGINS", env = "HOOKBOX_ALLOWED_ORIGINS")]
     #[arg(help_heading = "Listening")]
     pub allowed_origins: Option<String>,
@@ -339,7 +339,7 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_USER_SUBSCRIBE_BURST")]
     #[arg(help_heading = "Limits")]
     pub user_subscribe_burst: Option<u32>,
-    /// CONNECTs the web app may refuse per client address per minute (all transports); past it, that address's CONNECTs are refused without asking the web app [default: 30]
+    /// CONNECTs the web app may refuse per client address per minute (all transports; CONNECTs being checked count too); past it, that address's CONNECTs are refused without asking the web app [default: 60]
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_FAILED_CONNECTS_PER_IP")]
     #[arg(help_heading = "Limits")]
     pub max_failed_connects_per_ip: Option<u32>,
@@ -347,6 +347,10 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_MAX_WRONG_TOKENS_PER_IP")]
     #[arg(help_heading = "Web API and admin console")]
     pub max_wrong_tokens_per_ip: Option<u32>,
+    /// More client addresses whose wrong API tokens are never held back (loopback and the webhook host's never are), comma-separated IPs or CIDR ranges: the web app's other servers (workers, cron) [default: none]
+    #[arg(long, value_name = "RANGES", env = "HOOKBOX_API_EXEMPT_IPS")]
+    #[arg(help_heading = "Web API and admin console")]
+    pub api_exempt_ips: Option<String>,
     /// Largest request headers in bytes, request line included (431 past it), on every listener [default: 32768]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_HEADER_BYTES")]
     #[arg(help_heading = "Limits")]
@@ -408,10 +412,11 @@ pub struct Options {
     #[arg(help_heading = "Demo and compatibility")]
     pub demo_port: Option<u16>,
 
-    /// Stray positional arguments are ignored, as the original did
+    /// Positional arguments: none is valid (the original ignored them, which hid mistakes such as
+    /// a forgotten `-r`); collected only to say so clearly
     #[arg(hide = true, num_args = 0..)]
     #[serde(skip)]
-    pub ignored: Vec<String>,
+    pub stray: Vec<String>,
 }
 
 macro_rules! merge_fields {
@@ -433,7 +438,7 @@ impl Options {
             ping_interval, connect_timeout, allowed_origins, max_connections, max_connections_per_ip, trusted_proxies, tls_cert, tls_key, max_failed_connects,
             max_channels_per_user, publish_rate, publish_burst, user_publish_rate, user_publish_burst,
             subscribe_rate, subscribe_burst, user_subscribe_rate, user_subscribe_burst,
-            max_failed_connects_per_ip, max_wrong_tokens_per_ip, max_header_bytes,
+            max_failed_connects_per_ip, max_wrong_tokens_per_ip, api_exempt_ips, max_header_bytes,
             max_http_connections_per_ip,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,

@@ -70,6 +70,54 @@ pub fn cli_error(e: &clap::Error, command: &clap::Command, args: &[OsString]) ->
     }
 }
 
+/// A flag taken as another flag's value, as in `--webhook-secret -p 0` (a forgotten value): the
+/// error to give, if `args` (the command line, program name first) hold one. A value that only
+/// starts with `-` (`-s -secret`, as optparse allowed) is fine, and so is `--webhook-secret=-p`,
+/// which says what it means.
+pub fn flag_as_value(command: &clap::Command, args: &[OsString]) -> Option<String> {
+    let mut flags: Vec<String> = vec![
+        "-h".into(),
+        "--help".into(),
+        "-V".into(),
+        "--version".into(),
+    ];
+    let mut takes_value: Vec<String> = Vec::new();
+    for a in command.get_arguments().filter(|a| !a.is_positional()) {
+        let mut names: Vec<String> = a.get_short().map(|c| format!("-{c}")).into_iter().collect();
+        names.extend(a.get_long().map(|l| format!("--{l}")));
+        names.extend(
+            a.get_all_aliases()
+                .into_iter()
+                .flatten()
+                .map(|l| format!("--{l}")),
+        );
+        if a.get_action().takes_values() && !a.is_require_equals_set() {
+            takes_value.extend(names.iter().cloned());
+        }
+        flags.extend(names);
+    }
+    let args: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let mut i = 0;
+    while i + 1 < args.len() {
+        let (arg, next) = (args[i], args[i + 1]);
+        if arg == "--" {
+            break;
+        }
+        if takes_value.iter().any(|f| f == arg) {
+            let next_name = next.split('=').next().unwrap_or(next);
+            if flags.iter().any(|f| f == next_name) {
+                return Some(format!(
+                    "{arg} needs a value, but the next argument is the flag {next} \
+                     (write {arg}={next} if that is the value)"
+                ));
+            }
+            i += 1;
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Where an option's value came from, to name it in an error: the flag, its variable, or its key
 /// in the file.
 pub fn source_name(
@@ -123,6 +171,28 @@ pub fn toml_error(e: &toml::de::Error, text: &str, keys: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_is_not_taken_as_a_value() {
+        use clap::CommandFactory;
+        let command = super::super::Options::command();
+        let check = |args: &[&str]| {
+            let args: Vec<OsString> = std::iter::once("hookbox")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect();
+            flag_as_value(&command, &args)
+        };
+        let e = check(&["--demo", "--webhook-secret", "-p", "0"]).unwrap();
+        assert!(e.contains("--webhook-secret needs a value") && e.contains("--webhook-secret=-p"));
+        assert!(check(&["-s", "--port=9"]).is_some());
+        assert!(check(&["-r", "--rest-secret", "x"]).is_some());
+        // Values that merely start with a dash, and explicit `=` values, are values.
+        assert!(check(&["-s", "-secret", "--cbport", "-5"]).is_none());
+        assert!(check(&["--webhook-secret=-p", "-p", "0"]).is_none());
+        // A switch takes no value: what follows it is the next flag.
+        assert!(check(&["--demo", "-p", "0", "--cbhttps", "-i", "x"]).is_none());
+    }
 
     #[test]
     fn suggestions_are_close_names_only() {

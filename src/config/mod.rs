@@ -140,6 +140,8 @@ pub struct Config {
     pub max_failed_connects: u32,
     /// Web API calls with a wrong token one client address may make per minute.
     pub max_wrong_tokens_per_ip: u32,
+    /// Addresses whose wrong tokens are never held back (`--api-exempt-ips`).
+    pub api_exempt_ips: Vec<IpRange>,
     /// Largest request headers on every listener (`--max-header-bytes`).
     pub max_header_bytes: usize,
     /// Plain HTTP connections per client address (`--max-http-connections-per-ip`).
@@ -200,6 +202,7 @@ impl Default for Config {
             tls: None,
             max_failed_connects: 3,
             max_wrong_tokens_per_ip: 10,
+            api_exempt_ips: Vec::new(),
             max_header_bytes: 32 * 1024,
             max_http_connections_per_ip: 256,
             history_max_bytes: 256 * 1024,
@@ -240,6 +243,15 @@ impl Config {
         };
         let matches = command.clone().try_get_matches_from(&args).map_err(fail)?;
         let mut cli = Options::from_arg_matches(&matches).map_err(fail)?;
+        if let Some(msg) = hints::flag_as_value(&command, &args) {
+            return Err(ConfigError::Cli(msg));
+        }
+        if let Some(stray) = cli.stray.first() {
+            return Err(ConfigError::Cli(format!(
+                "unexpected argument '{stray}': hookbox takes no positional arguments \
+                 (is a flag missing before it, such as -r for the API token?)"
+            )));
+        }
         if cli.api_security_token.is_none() {
             // 0.3.3's name, below `HOOKBOX_API_SECURITY_TOKEN` (which clap has read already).
             cli.api_security_token = std::env::var("HOOKBOX_REST_SECRET").ok();
@@ -470,6 +482,8 @@ impl Config {
             Some(0) => return Err(invalid("--max-wrong-tokens-per-ip", "must be at least 1")),
             Some(n) => n,
         };
+        let api_exempt_ips = net::parse_ranges(o.api_exempt_ips.as_deref().unwrap_or(""))
+            .map_err(|why| invalid("--api-exempt-ips", why))?;
         let max_header_bytes = match o.max_header_bytes {
             None => d.max_header_bytes,
             Some(n) if (1024..=1 << 20).contains(&n) => n,
@@ -583,6 +597,7 @@ impl Config {
             tls,
             max_failed_connects,
             max_wrong_tokens_per_ip,
+            api_exempt_ips,
             max_header_bytes,
             max_http_connections_per_ip,
             history_max_bytes,
@@ -666,8 +681,12 @@ mod tests {
     fn defaults_and_last_wins() {
         let c = parse(&[]).unwrap();
         assert_eq!((c.interface.as_str(), c.port), ("0.0.0.0", 8001));
-        let c = parse(&["--port", "9000", "-p=9001", "--port=9002", "stray"]).unwrap();
+        let c = parse(&["--port", "9000", "-p=9001", "--port=9002"]).unwrap();
         assert_eq!(c.port, 9002);
+        let e = parse(&["--cbport", "8000", "mytoken"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unexpected argument 'mytoken'"), "{e}");
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Default for ActionLimits {
                 per_second: 50.0,
                 burst: 200.0,
             },
-            failed_connects_per_address: Rate::per_minute(30),
+            failed_connects_per_address: Rate::per_minute(60),
         }
     }
 }
@@ -158,13 +158,20 @@ struct Buckets<K> {
     /// past this, which then doubles the map's size after the sweep: the map stays within twice
     /// the keys that spent tokens lately, at an amortised constant cost per call.
     sweep_at: usize,
+    /// When a sweep last left the map full: a full map is swept at most once a second (each
+    /// sweep visits every key), and new keys evict old ones in between.
+    full_since: Option<Instant>,
 }
 
 /// Smallest map size that triggers a sweep.
 const MIN_SWEEP: usize = 1024;
-/// Most keys a map holds (a few MB): past it (after a sweep), a key not yet in the map is let
-/// through untracked rather than growing memory for whoever can make up keys fastest.
+/// Most keys a map holds (a few MB). When it is still full after a sweep (a crowd of keys all
+/// spending at once: an attack from very many addresses), one key is forgotten to make room for
+/// the new one, so that the new key is counted all the same (the forgotten one starts afresh,
+/// as if it had one more address).
 const MAX_KEYS: usize = 100_000;
+/// How often a map that stays full is swept again.
+const FULL_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     pub fn new(rate: Rate) -> KeyedBuckets<K> {
@@ -173,6 +180,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
             inner: Mutex::new(Buckets {
                 by_key: HashMap::new(),
                 sweep_at: MIN_SWEEP,
+                full_since: None,
             }),
         }
     }
@@ -186,18 +194,34 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         let now = Instant::now();
         let rate = self.rate;
         let mut b = self.inner.lock();
-        if b.by_key.len() >= b.sweep_at {
-            b.by_key.retain(|_, bucket| !bucket.is_full(rate, now));
-            b.sweep_at = (b.by_key.len() * 2).clamp(MIN_SWEEP, MAX_KEYS);
-        }
-        if b.by_key.len() >= MAX_KEYS && !b.by_key.contains_key(key) {
-            crate::metrics::refused("untracked_key");
-            return true;
+        if !b.by_key.contains_key(key) && b.by_key.len() >= b.sweep_at {
+            let swept_lately = b
+                .full_since
+                .is_some_and(|t| now.saturating_duration_since(t) < FULL_SWEEP_PERIOD);
+            if !swept_lately {
+                b.by_key.retain(|_, bucket| !bucket.is_full(rate, now));
+                b.sweep_at = (b.by_key.len() * 2).clamp(MIN_SWEEP, MAX_KEYS);
+                b.full_since = (b.by_key.len() >= MAX_KEYS).then_some(now);
+            }
+            if b.by_key.len() >= MAX_KEYS {
+                crate::metrics::refused("evicted_key");
+                let victim = b.by_key.keys().next().cloned();
+                if let Some(victim) = victim {
+                    b.by_key.remove(&victim);
+                }
+            }
         }
         b.by_key
             .entry(key.clone())
             .or_insert_with(|| Bucket::full(rate, now))
             .take(rate, now)
+    }
+
+    /// Gives back a token taken for `key` (for an action that turned out not to count).
+    pub fn refund(&self, key: &K) {
+        if let Some(b) = self.inner.lock().by_key.get_mut(key) {
+            b.refund(self.rate);
+        }
     }
 
     /// How long until `key` has a token (zero if it has one now); spends nothing.
@@ -255,6 +279,22 @@ mod tests {
         // Every bucket refills at once at this rate: the map never holds more than a sweep's
         // threshold.
         assert!(rates.len() <= MIN_SWEEP);
+    }
+
+    #[test]
+    fn a_full_map_still_counts_new_keys() {
+        let rates: KeyedBuckets<u32> = KeyedBuckets::new(Rate {
+            per_second: 1e-9,
+            burst: 1.0,
+        });
+        for k in 0..MAX_KEYS as u32 {
+            assert!(rates.take(&k));
+        }
+        assert_eq!(rates.len(), MAX_KEYS);
+        let newcomer = u32::MAX;
+        assert!(rates.take(&newcomer));
+        assert!(!rates.take(&newcomer), "the new key is counted");
+        assert_eq!(rates.len(), MAX_KEYS, "an old one made room");
     }
 
     #[test]

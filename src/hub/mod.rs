@@ -179,19 +179,22 @@ impl Hub {
         allowed
     }
 
-    /// How long a client at `address` must wait before its next CONNECT is put to the web app,
-    /// after it had too many refused (zero: it may connect now). A refusal is counted.
-    pub fn connect_wait(&self, address: IpAddr) -> Duration {
-        let wait = self.failed_connects.wait(&address_group(address));
-        if !wait.is_zero() {
-            crate::metrics::refused("failed_connects_per_ip");
+    /// Reserves a refused CONNECT for `address` before the web app is asked: every CONNECT takes
+    /// a token, and one the web app does not refuse gives it back ([`Hub::connect_settled`]).
+    /// So CONNECTs in flight count too, and a crowd of sockets sending guesses at once cannot
+    /// pass together while a token is left. `Err`: how long the address must wait (counted).
+    pub fn reserve_connect(&self, address: IpAddr) -> Result<(), Duration> {
+        let key = address_group(address);
+        if self.failed_connects.take(&key) {
+            return Ok(());
         }
-        wait
+        crate::metrics::refused("failed_connects_per_ip");
+        Err(self.failed_connects.wait(&key))
     }
 
-    /// The web app refused a CONNECT from `address`.
-    pub fn connect_refused(&self, address: IpAddr) {
-        self.failed_connects.take(&address_group(address));
+    /// A reserved CONNECT from `address` was not refused by the web app: its token comes back.
+    pub fn connect_settled(&self, address: IpAddr) {
+        self.failed_connects.refund(&address_group(address));
     }
 
     pub fn limits(&self) -> &ActionLimits {

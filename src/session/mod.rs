@@ -164,6 +164,11 @@ impl Session {
         &self.id
     }
 
+    /// The client's address, as the transport gave it.
+    pub fn remote(&self) -> &str {
+        &self.remote_addr
+    }
+
     /// How far this session got, shared with its transport.
     pub fn progress(&self) -> Arc<Progress> {
         self.progress.clone()
@@ -213,12 +218,24 @@ impl Session {
         Ok(())
     }
 
+    /// A client message larger than `--max-message-size` (`limit`), dropped whole by its
+    /// transport: the client hears why in an ERROR (it is not closed), and the operator in the
+    /// log.
+    pub fn refuse_message(&self, len: usize, limit: usize) {
+        crate::metrics::refused("message_size");
+        tracing::info!(
+            "dropped a {len}-byte message from {} (--max-message-size is {limit})",
+            self.remote_addr
+        );
+        self.error(
+            None,
+            &format!("Message too large: {len} bytes (at most {limit}); it was not handled"),
+        );
+    }
+
     /// Counts a CONNECT the web app refused; enough of them close the connection, so that one
     /// socket cannot make the web app check an unbounded stream of guessed cookies.
     fn connect_refused(&mut self) {
-        if let Some(address) = self.address() {
-            self.hub.connect_refused(address);
-        }
         self.failed_connects += 1;
         if self.failed_connects >= self.max_failed_connects {
             self.outbox.close(CloseReason::TooManyFailedConnects {
@@ -257,16 +274,23 @@ impl Session {
                 payload,
                 recovery,
             } => {
-                if let Some(address) = self.address() {
-                    let wait = self.hub.connect_wait(address);
-                    if !wait.is_zero() {
-                        return Err(FrameFault::ConnectThrottled(wait));
-                    }
+                let address = self.address();
+                if let Some(address) = address {
+                    self.hub
+                        .reserve_connect(address)
+                        .map_err(FrameFault::ConnectThrottled)?;
                 }
                 if recovery {
                     self.outbox.show_positions();
                 }
-                self.connect(cookie, payload).await
+                let result = self.connect(cookie, payload).await;
+                // Only the web app's refusals keep their token.
+                let refused =
+                    matches!(&result, Err(FrameFault::Hub(e)) if !matches!(e, HubError::Engine(_)));
+                if let (Some(address), false) = (address, refused) {
+                    self.hub.connect_settled(address);
+                }
+                result
             }
             other => {
                 match other {

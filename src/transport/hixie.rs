@@ -60,7 +60,11 @@ pub fn upgrade(
     let connections = app.connections.clone();
     connections.spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(app, TokioIo::new(upgraded), remote, idle, slot).await,
+            Ok(upgraded) => {
+                // A WebSocket now, counted by the connection quota rather than as plain HTTP.
+                idle.leave_http();
+                run(app, TokioIo::new(upgraded), remote, idle, slot).await
+            }
             Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),
         }
     });
@@ -141,7 +145,14 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
                         break 'read;
                     }
                 }
-                Event::Close | Event::TooLarge => break 'read,
+                Event::Close => break 'read,
+                Event::TooLarge => {
+                    tracing::info!(
+                        "closed a hixie-75 connection from {}: a frame over --max-message-size ({limit})",
+                        session.remote()
+                    );
+                    break 'read;
+                }
             }
         }
     }

@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-/// The bounds [`serve`] puts on every connection, from the configuration.
+/// The bounds [`serve`] puts on every connection, from the configuration. One per server,
+/// shared by its listeners: an address's plain HTTP connections are counted over all of them.
 #[derive(Debug, Clone)]
 pub struct HttpLimits {
     /// `--header-timeout`.
@@ -33,9 +34,25 @@ pub struct HttpLimits {
     /// `--max-header-bytes`.
     pub max_header_bytes: usize,
     /// `--max-http-connections-per-ip`.
-    pub max_per_address: usize,
+    pub per_address: Arc<Quota>,
     /// `--trusted-proxies`: peers not counted per address.
     pub trusted_proxies: Vec<IpRange>,
+}
+
+impl HttpLimits {
+    pub fn new(
+        header_timeout: Duration,
+        max_header_bytes: usize,
+        max_per_address: usize,
+        trusted_proxies: Vec<IpRange>,
+    ) -> HttpLimits {
+        HttpLimits {
+            header_timeout,
+            max_header_bytes,
+            per_address: Quota::per_address(usize::MAX, max_per_address, "http_connections_per_ip"),
+            trusted_proxies,
+        }
+    }
 }
 
 /// hyper's smallest read buffer bound.
@@ -58,7 +75,6 @@ pub async fn serve(
         // Room for the headers and a little more: what an unfinished request may park.
         .max_buf_size((limits.max_header_bytes + 4096).max(MIN_BUFFER));
     let builder = Arc::new(builder);
-    let per_address = Quota::new(usize::MAX, limits.max_per_address);
     let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -68,13 +84,11 @@ pub async fn serve(
         let switch = stream.switch();
         let ip = peer.ip();
         if !limits.trusted_proxies.iter().any(|r| r.contains(ip)) {
-            match per_address.take(ip) {
+            match limits.per_address.take(ip) {
                 Ok(slot) => switch.hold_http_slot(slot),
-                Err(_) => {
-                    // Dropped at once: a refused socket must not hold anything for long.
-                    crate::metrics::refused("http_connections_per_ip");
-                    continue;
-                }
+                // Dropped at once (the refusal is counted): a refused socket must not hold
+                // anything for long.
+                Err(_) => continue,
             }
         }
         let peer = PeerAddr(peer, switch);

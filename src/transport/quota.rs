@@ -22,6 +22,8 @@ pub enum QuotaError {
 pub struct Quota {
     max_total: usize,
     max_per_address: usize,
+    /// The `hookbox_refusals_total` reason of a refusal for the address bound.
+    per_address_reason: &'static str,
     // One plain lock: taken once when a connection opens and once when it ends, never held
     // across an await point.
     inner: Mutex<Counts>,
@@ -41,10 +43,21 @@ pub struct Slot {
 }
 
 impl Quota {
+    /// The client connections' quota (`--max-connections`, `--max-connections-per-ip`).
     pub fn new(max_total: usize, max_per_address: usize) -> Arc<Quota> {
+        Quota::per_address(max_total, max_per_address, "connections_per_ip")
+    }
+
+    /// A quota whose address bound's refusals count as `reason`.
+    pub fn per_address(
+        max_total: usize,
+        max_per_address: usize,
+        reason: &'static str,
+    ) -> Arc<Quota> {
         Arc::new(Quota {
             max_total,
             max_per_address,
+            per_address_reason: reason,
             inner: Mutex::default(),
         })
     }
@@ -57,7 +70,7 @@ impl Quota {
         let refused = if counts.total >= self.max_total {
             Some((QuotaError::Total, "connections"))
         } else if counts.by_address.get(&address).copied().unwrap_or(0) >= self.max_per_address {
-            Some((QuotaError::PerAddress, "connections_per_ip"))
+            Some((QuotaError::PerAddress, self.per_address_reason))
         } else {
             None
         };

@@ -50,7 +50,7 @@ pub async fn upgrade(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{host}", peer.ip());
+    tracing::info!(target: "access", "Incoming WebSocket connection\t{}\t{}", peer.ip(), crate::log::field(&host));
     if !app.limits.origin_allowed(req.headers()) {
         return (axum::http::StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
@@ -60,8 +60,6 @@ pub async fn upgrade(
             return (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
         }
     };
-    // Counted by the connection quota from here on, not among plain HTTP connections.
-    idle.leave_http();
     if hixie::is_hixie75(req.headers()) {
         return hixie::upgrade(app, req, remote, idle, slot);
     }
@@ -73,11 +71,15 @@ pub async fn upgrade(
     let limit = app.limits.max_message;
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        // Let a message somewhat over the limit through so that we can refuse it with a close
-        // frame that names the limit; anything larger is refused by the WebSocket layer itself.
+        // Let a message somewhat over the limit through so that we can refuse it with an ERROR
+        // that names the limit; anything larger is refused by the WebSocket layer itself (a
+        // close frame naming the limit).
         .max_message_size(limit * 2)
         .max_frame_size(limit * 2)
         .on_upgrade(move |socket| {
+            // Counted by the connection quota from here on, not among plain HTTP connections
+            // (only once upgraded: a request that merely names /ws stays plain HTTP).
+            idle.leave_http();
             let connections = app.connections.clone();
             connections.track_future(run(app, socket, remote, slot))
         })
@@ -134,14 +136,24 @@ async fn run(app: Arc<Shared>, socket: WebSocket, remote: String, slot: Slot) {
             Some(Ok(Message::Binary(b))) => b,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Err(e)) if is_capacity_error(&e) => {
+                tracing::info!(
+                    "closed a WebSocket from {}: a message over twice --max-message-size ({limit})",
+                    session.remote()
+                );
                 outbox.close(CloseReason::MessageTooLarge { limit });
                 break;
             }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
         };
+        // A message over the limit (but within what the WebSocket layer reads, twice the limit)
+        // is dropped with an ERROR saying why; the connection goes on.
+        if data.len() > limit {
+            session.refuse_message(data.len(), limit);
+            continue;
+        }
         // Boxed: the handling of a frame (webhooks and all) is a large future, kept off the
         // reader's own state, which every idle connection carries.
-        if data.len() > limit || Box::pin(session.receive(&data)).await.is_err() {
+        if Box::pin(session.receive(&data)).await.is_err() {
             outbox.close(CloseReason::MessageTooLarge { limit });
             break;
         }

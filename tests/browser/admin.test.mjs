@@ -1,20 +1,16 @@
 // The admin console in a real browser, steering a real server that a real client page uses:
 // log in (after a wrong password), see the page's channel appear, edit its options, publish to
-// the page, disconnect its user. Screenshots go to docs/screenshots/.
+// the page, disconnect its user. Screenshots: see `screenshotPath` in harness.mjs.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { startHookbox, startWebApp, launchBrowser, repo } from './harness.mjs';
+import { startHookbox, startWebApp, launchBrowser, screenshotPath } from './harness.mjs';
 
 const PASSWORD = 'console-test-password';
-const shots = path.join(repo, 'docs', 'screenshots');
 let web;
 let hookbox;
 let browser;
 
 before(async () => {
-  mkdirSync(shots, { recursive: true });
   web = await startWebApp({
     hooks: {
       connect: () => [true, { name: 'pat' }],
@@ -82,7 +78,7 @@ test('an operator watches and steers a live server from the console', async () =
     await client.goto(`http://127.0.0.1:${pageServer.address().port}/`);
     await client.waitForFunction(() => document.getElementById('state').textContent === 'subscribed');
     await admin.waitForFunction(() => document.getElementById('users') && document.getElementById('users').textContent === '1');
-    await admin.screenshot({ path: path.join(shots, 'admin-overview.png') });
+    await admin.screenshot({ path: screenshotPath('admin-overview.png') });
     await admin.goto(`${hookbox.url}/admin/#/channels`);
     await admin.waitForSelector('#channel-list a');
     assert.match(await admin.textContent('#channel-list'), /news/);
@@ -107,7 +103,7 @@ test('an operator watches and steers a live server from the console', async () =
     await admin.click('#publish');
     await client.waitForFunction(() => document.getElementById('got').textContent.includes('from the console'));
     await admin.waitForFunction(() => document.getElementById('events').textContent.includes('from the console'));
-    await admin.screenshot({ path: path.join(shots, 'admin-channel.png'), fullPage: true });
+    await admin.screenshot({ path: screenshotPath('admin-channel.png'), fullPage: true });
 
     // The user view: disconnect; the client page hears its close.
     await admin.goto(`${hookbox.url}/admin/#/users/pat`);

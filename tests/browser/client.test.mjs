@@ -235,3 +235,31 @@ test('when what the page missed is gone, it is told so', async () => {
   ]);
   await tab.close();
 });
+
+test('subscriptions the server refuses as too fast are sent again, none lost', async () => {
+  // A server that lets a connection subscribe twice at once, then four times a second.
+  const strict = await startHookbox(['--cbport', String(web.port), '--subscribe-burst', '2',
+    '--subscribe-rate', '4']);
+  try {
+    const channels = ['t1', 't2', 't3', 't4', 't5', 't6'];
+    pages['/burst_user'] = {
+      headers: { 'Set-Cookie': 'sid=burst_user; Path=/' },
+      html: `<!doctype html><meta charset="utf-8"><title>t</title>
+<script src="${strict.url}/static/hookbox.js"></script><script>
+  window.subscribed = []; window.errors = [];
+  const conn = hookbox.connect('${strict.url}');
+  conn.onOpen = () => { for (const c of ${JSON.stringify(channels)}) conn.subscribe(c); };
+  conn.onSubscribed = (name) => subscribed.push(name);
+  conn.onError = (e) => errors.push(e.msg);
+</script>`,
+    };
+    const tab = await (await browser.newContext()).newPage();
+    await tab.goto(`${web.url}/burst_user`);
+    await tab.waitForFunction((n) => window.subscribed.length === n, channels.length, { timeout: 30000 });
+    assert.deepEqual((await tab.evaluate(() => window.subscribed)).sort(), channels);
+    assert.deepEqual(await tab.evaluate(() => window.errors), []);
+    await tab.close();
+  } finally {
+    await strict.stop();
+  }
+});

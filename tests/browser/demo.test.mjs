@@ -2,9 +2,7 @@
 // presence and history.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { startHookbox, launchBrowser, repo } from './harness.mjs';
+import { startHookbox, launchBrowser, screenshotPath } from './harness.mjs';
 
 let hookbox;
 let browser;
@@ -43,8 +41,7 @@ test('two tabs chat with presence and history', async () => {
   await alice.click('#send');
   await bob.waitForFunction(() => document.getElementById('log').textContent.includes('héllo ☃ 😀'));
   await alice.waitForFunction(() => document.getElementById('log').textContent.includes('héllo ☃ 😀'));
-  mkdirSync(path.join(repo, 'docs', 'screenshots'), { recursive: true });
-  await alice.screenshot({ path: path.join(repo, 'docs', 'screenshots', 'demo.png') });
+  await alice.screenshot({ path: screenshotPath('demo.png') });
 
   // An empty message is refused by the demo's publish webhook, and the page says so.
   await bob.evaluate(() => { document.getElementById('text').value = '   '; });

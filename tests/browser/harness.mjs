@@ -5,12 +5,27 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { once } from 'node:events';
 import path from 'node:path';
+import os from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '..', '..');
 const binary = process.env.HOOKBOX_BIN || path.join(repo, 'target', 'debug', 'hookbox');
+
+/**
+ * Where the tests' screenshots go: a temporary folder, so that a test run leaves the checkout as
+ * it found it. `HOOKBOX_SCREENSHOTS=docs/screenshots npm test` (from the repository root:
+ * `scripts/screenshots.sh`) refreshes the documentation's pictures on purpose.
+ */
+export function screenshotPath(name) {
+  const dir = process.env.HOOKBOX_SCREENSHOTS
+    ? path.resolve(repo, process.env.HOOKBOX_SCREENSHOTS)
+    : path.join(os.tmpdir(), 'hookbox-screenshots');
+  mkdirSync(dir, { recursive: true });
+  return path.join(dir, name);
+}
 
 /** Starts hookbox with `args`; resolves once its startup lines name the bound ports. */
 export async function startHookbox(args) {

@@ -37,9 +37,16 @@ pub struct Sse {
     pub last_id: Option<String>,
 }
 
-/// `GET /sse?query` with `headers`; the response, whatever its status.
+/// `GET /sse?query` with `headers` (and `Accept: text/event-stream`, as a browser's EventSource
+/// sends it, unless `headers` name another); the response, whatever its status.
 pub async fn request(base: &str, query: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = http_client().get(format!("{base}/sse?{query}"));
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+    {
+        req = req.header("Accept", "text/event-stream");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }

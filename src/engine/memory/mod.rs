@@ -87,8 +87,8 @@ impl Channel {
     }
 
     /// Sends `user` its own-SUBSCRIBE frame on every connection that receives this channel,
-    /// sized for the fullest of them; own frames never overflow-close a connection. The
-    /// connection that gave a position (`asking`) gets its recovery instead.
+    /// its history sized for the fullest of them (the frames count against the outbox budget like
+    /// any other). The connection that gave a position (`asking`) gets its recovery instead.
     fn send_own_subscribe(
         &self,
         user: &User,

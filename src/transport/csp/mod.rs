@@ -134,7 +134,7 @@ pub async fn handle(
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{host}");
+        tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{}", crate::log::field(host));
         let session = match csp.create(app.hub.clone(), remote) {
             Ok(s) => s,
             Err(refused) => {

@@ -368,6 +368,10 @@ async fn run_session(
             _ = outbox.closed() => None,
         };
         match msg {
+            // A packet over the limit is dropped with an ERROR saying why, as on a WebSocket.
+            Some(Inbound::Data(data)) if data.len() > limit => {
+                session.refuse_message(data.len(), limit)
+            }
             Some(Inbound::Data(data)) => {
                 // Boxed: idle sessions carry only the small loop.
                 if Box::pin(session.receive(&data)).await.is_err() {

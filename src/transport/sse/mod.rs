@@ -262,13 +262,16 @@ fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
 /// any page use the other transports). Pages on hookbox's own origin may listen.
 ///
 /// A request without `Origin` is a same-origin `EventSource`, a non-browser client, or a
-/// browser's no-cors request made by another site (`<img src=…/sse?…>`, a link): browsers tell
-/// the last apart with `Sec-Fetch-Site`, and such a request is refused (it would open a stream,
-/// with the attacker's channels and payload, on the visitor's session).
+/// browser's request made by another site (`<img src=…/sse?…>`, a link, a `no-cors` fetch),
+/// which would open a stream, with the attacker's channels and payload, on the visitor's
+/// session. Such a request is refused when the browser says it is cross-site
+/// (`Sec-Fetch-Site`, sent to https and localhost), when its `Referer` names another host, or
+/// when it does not ask for `text/event-stream` as `EventSource` does (an image, a script, a
+/// page). Over plain http a `no-cors` fetch can still pass: there, `SameSite` session cookies
+/// are what keeps them from being sent (docs/security.md).
 fn origin_may_listen(app: &Shared, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
-        let site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
-        let ok = matches!(site, None | Some(b"same-origin" | b"none"));
+        let ok = same_site_request(headers);
         if !ok {
             crate::metrics::refused("origin");
         }
@@ -287,6 +290,32 @@ fn origin_may_listen(app: &Shared, headers: &HeaderMap) -> bool {
         crate::metrics::refused("origin");
     }
     own
+}
+
+/// See `origin_may_listen`: a request without `Origin` that shows no sign of another site.
+fn same_site_request(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if !matches!(text("sec-fetch-site"), None | Some("same-origin" | "none")) {
+        return false;
+    }
+    let host = text(header::HOST.as_str());
+    let foreign_referer = text(header::REFERER.as_str())
+        .and_then(|r| url::Url::parse(r).ok())
+        .is_some_and(|r| {
+            let authority = match (r.host_str(), r.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                _ => String::new(),
+            };
+            Some(authority.as_str()) != host
+        });
+    let wants_events = text(header::ACCEPT.as_str())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/event-stream"));
+    !foreign_referer && wants_events
 }
 
 fn allow_origin(h: &mut HeaderMap, origin: Option<HeaderValue>) {
