@@ -1,32 +1,32 @@
 #!/usr/bin/env bash
 # Re-runs both security audits' attacks against hookbox, each as a test that performs the attack
-# on a real server over loopback and asserts its bound (docs/security.md lists the threats):
+# on a real server over loopback and asserts its bound (docs/security.md lists the threats). They
+# are the `security` area of the test binary, plus the TLS tests:
 #
-#   first audit   tests/security_csp.rs       CSP comets that never read, the session table,
-#                                             X-Forwarded-For, JSONP and script gadgets
-#                 tests/security_history.rs   history poisoning, publish_multi
-#                 tests/security_webhooks.rs  SSRF through pollers and webhooks, guessed CONNECTs
-#                                             on one socket, client-chosen X-Real-IP, webhook slots
-#                 tests/demo_security.rs      the demo's cookie, channels and interface
-#   second audit  tests/security_floods.rs    repeated recover, SUBSCRIBE floods, guessed cookies
-#                                             across sockets and transports, wrong API tokens
-#                 tests/security_http.rs      slow second requests, header sizes, plain HTTP
-#                                             connections per address, /sse CSRF, console
-#                                             lockout, IPv6 /64, console cookie, forged log lines
-#                 tests/tls.rs                TLS handshakes that never come, the console cookie
+#   first audit   tests/it/security/csp.rs       CSP comets that never read, the session table,
+#                                                X-Forwarded-For, JSONP and script gadgets
+#                 tests/it/security/history.rs   history poisoning, publish_multi
+#                 tests/it/security/webhooks.rs  SSRF through pollers and webhooks, guessed
+#                                                CONNECTs on one socket, client-chosen X-Real-IP,
+#                                                webhook slots
+#                 tests/it/security/demo.rs      the demo's cookie, channels and interface
+#   second audit  tests/it/security/floods.rs    repeated recover, SUBSCRIBE floods, guessed
+#                                                cookies across sockets and transports, wrong API
+#                                                tokens
+#                 tests/it/security/http.rs      slow second requests, header sizes, plain HTTP
+#                                                connections per address, /sse CSRF, console
+#                                                lockout, IPv6 /64, console cookie, forged logs
+#                 tests/it/transports/tls.rs     TLS handshakes that never come, the console cookie
 #
 # Usage: scripts/attacks.sh            the memory engine, and Redis too if redis-server is here
 #        HOOKBOX_TEST_REDIS_URL=redis://… scripts/attacks.sh   Redis at that URL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests=(security_csp security_history security_webhooks demo_security security_floods
-  security_http tls)
-args=()
-for t in "${tests[@]}"; do args+=(--test "$t"); done
+run() { cargo test --locked --test it -- security:: transports::tls::; }
 
 echo "==> attacks on the memory engine"
-cargo test --locked "${args[@]}"
+run
 
 redis_pid=""
 cleanup() { if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; fi; }
@@ -40,7 +40,7 @@ if [ -z "${HOOKBOX_TEST_REDIS_URL:-}" ] && command -v redis-server >/dev/null 2>
 fi
 if [ -n "${HOOKBOX_TEST_REDIS_URL:-}" ]; then
   echo "==> attacks on the Redis engine ($HOOKBOX_TEST_REDIS_URL)"
-  HOOKBOX_TEST_ENGINE=redis cargo test --locked "${args[@]}"
+  HOOKBOX_TEST_ENGINE=redis run
 else
   echo "==> no redis-server: the Redis engine's run is skipped"
 fi

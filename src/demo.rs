@@ -1,6 +1,10 @@
 //! The built-in demo: a tiny web application that answers hookbox's webhooks and serves a chat
 //! page, so that `hookbox --demo` shows the whole loop (browser → hookbox → webhook → web app)
 //! on one machine. It is an ordinary HookBox web app, just embedded in the binary.
+//!
+//! Each page load is a visitor with a name of its own, carried in the page as a signed token that
+//! the page sends as its CONNECT payload (a cookie would be shared by every tab of the browser,
+//! and a tab reconnecting would take the name of whichever tab loaded last).
 
 use crate::protocol::to_ascii_string;
 use axum::extract::{Path, State};
@@ -15,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 const PAGE: &str = include_str!("../static/demo/index.html");
-const COOKIE: &str = "demo_user";
 /// The one channel the demo page uses, and the only one the demo lets anyone create or publish to.
 const LOBBY: &str = "lobby";
 /// Longest chat message the publish webhook lets through.
@@ -32,18 +35,22 @@ const ANIMALS: [&str; 12] = [
 /// What the create_channel webhook says to any channel but the lobby: the demo has one channel,
 /// so one visitor cannot fill the server with channels (nor lock the others out of the chat).
 pub const ONLY_LOBBY: &str = "The demo has one channel: lobby";
+/// What the connect webhook says to a CONNECT without a name token the demo signed.
+pub const NO_TOKEN: &str = "No valid demo name token: open the demo page first";
 
 struct Demo {
     /// Port of the hookbox server the page connects to.
     hookbox_port: u16,
-    /// Signs the name cookie, so that a client cannot claim somebody else's name. Random per
-    /// process: names do not outlive a restart.
+    /// Signs the name tokens, so that a client cannot claim somebody else's name. Kept in a
+    /// file (see [`signing_key`]) so that a tab keeps its name through a restart.
     key: [u8; 32],
 }
 
 impl Demo {
-    /// A `Set-Cookie` value with a fresh, signed name.
-    fn name_cookie(&self) -> String {
+    /// A fresh name with its signature: `<name>.<hex HMAC>`. Each page load gets one, which the
+    /// page sends as its CONNECT payload on every (re)connect: each tab is its own user for as
+    /// long as it is open, whatever the other tabs do.
+    fn name_token(&self) -> String {
         // 1.44 million names, so that two visitors rarely get the same one (and become one user).
         let n: usize = rand::random_range(0..ADJECTIVES.len() * ANIMALS.len() * 10_000);
         let name = format!(
@@ -52,26 +59,23 @@ impl Demo {
             ANIMALS[(n / ADJECTIVES.len()) % ANIMALS.len()],
             n / (ADJECTIVES.len() * ANIMALS.len())
         );
-        format!("{COOKIE}={name}.{}; Path=/; SameSite=Lax", self.sign(&name))
+        format!("{name}.{}", self.sign(&name))
+    }
+
+    fn mac(&self, name: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
+        mac.update(name.as_bytes());
+        mac
     }
 
     fn sign(&self, name: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
-        mac.update(name.as_bytes());
-        let tag = mac.finalize().into_bytes();
+        let tag = self.mac(name).finalize().into_bytes();
         tag.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The name in a `demo_user=<name>.<signature>` cookie, if the signature is ours.
-    fn cookie_name(&self, headers: &HeaderMap) -> Option<String> {
-        let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-        let value = cookies.split(';').find_map(|c| {
-            let (k, v) = c.trim().split_once('=')?;
-            (k == COOKIE).then_some(v)
-        })?;
-        let (name, sig) = value.rsplit_once('.')?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length works");
-        mac.update(name.as_bytes());
+    /// The name in a `<name>.<signature>` token, if the signature is ours.
+    fn token_name(&self, token: &str) -> Option<String> {
+        let (name, sig) = token.rsplit_once('.')?;
         let sig = (0..sig.len())
             .step_by(2)
             .map(|i| {
@@ -80,8 +84,45 @@ impl Demo {
             })
             .collect::<Option<Vec<u8>>>()?;
         // Constant-time comparison.
-        mac.verify_slice(&sig).ok()?;
+        self.mac(name).verify_slice(&sig).ok()?;
         (!name.is_empty()).then(|| name.to_owned())
+    }
+
+    /// The name the CONNECT payload's `token` carries, if it is ours.
+    fn payload_name(&self, form: &HashMap<String, String>) -> Option<String> {
+        let payload: Value = serde_json::from_str(form.get("payload")?).ok()?;
+        self.token_name(payload.get("token")?.as_str()?)
+    }
+}
+
+/// The key that signs names: read from a file in the temporary folder, made there (readable by
+/// this user only) the first time. A restarted demo signs with the same key, so a tab's name
+/// survives the restart; if the file cannot be used, a key of this process's own.
+fn signing_key() -> [u8; 32] {
+    let path = std::env::temp_dir().join("hookbox-demo-signing.key");
+    let read = || {
+        std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+    };
+    if let Some(key) = read() {
+        return key;
+    }
+    let key: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            if file.write_all(&key).is_ok() {
+                return key;
+            }
+            key
+        }
+        // Another demo made it first: use its key.
+        Err(_) => read().unwrap_or(key),
     }
 }
 
@@ -93,14 +134,12 @@ pub fn router(hookbox_port: u16) -> Router {
         .route("/hookbox/{hook}", post(webhook))
         .with_state(Arc::new(Demo {
             hookbox_port,
-            key: rand::random(),
+            key: signing_key(),
         }))
 }
 
-/// The chat page. Every page load gets a fresh name in a cookie (readable by the page's script,
-/// so that `hookbox.connect` forwards it to hookbox, which forwards it to our connect webhook).
-/// The page connects as soon as it loads, so each tab becomes its own user and a newcomer can
-/// chat between two tabs.
+/// The chat page, with a fresh signed name in it: the page connects as soon as it loads, so
+/// each tab becomes its own user and a newcomer can chat between two tabs.
 async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
     let host = headers
         .get(header::HOST)
@@ -108,14 +147,20 @@ async fn page(State(demo): State<Arc<Demo>>, headers: HeaderMap) -> Response {
         .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host))
         .unwrap_or("127.0.0.1");
     let url = format!("http://{host}:{}", demo.hookbox_port);
-    let html = Html(PAGE.replace("{{HOOKBOX_URL}}", &url));
-    ([(header::SET_COOKIE, demo.name_cookie())], html).into_response()
+    let html = PAGE
+        .replace("{{HOOKBOX_URL}}", &url)
+        .replace("{{NAME_TOKEN}}", &demo.name_token())
+        .replace("{{MAX_MESSAGE_CHARS}}", &MAX_MESSAGE_CHARS.to_string());
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
-/// A fresh name for a page whose cookie no longer works (hookbox restarted: names are signed
-/// with a per-process key), in the same cookie.
+/// A fresh name token, for a page whose token no longer works (the signing key changed).
 async fn new_name(State(demo): State<Arc<Demo>>) -> Response {
-    ([(header::SET_COOKIE, demo.name_cookie())], "").into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        demo.name_token(),
+    )
+        .into_response()
 }
 
 /// No icon, but no 404 in the console of every visitor either.
@@ -132,22 +177,23 @@ fn answer(ok: bool, options: Value) -> Response {
         .into_response()
 }
 
-/// Answers every webhook: names come from the cookie, channels get history and presence, and
-/// publishes are checked (non-empty text, at most [`MAX_MESSAGE_CHARS`] characters).
+/// Answers every webhook: names come from the CONNECT payload's signed token, the lobby gets
+/// history and presence and is kept when everyone has left (its conversation stays for the next
+/// visitor, until hookbox stops), and publishes are checked (non-empty text, at most
+/// [`MAX_MESSAGE_CHARS`] characters).
 async fn webhook(
     State(demo): State<Arc<Demo>>,
     Path(hook): Path<String>,
-    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     match hook.as_str() {
-        "connect" => match demo.cookie_name(&headers) {
+        "connect" => match demo.payload_name(&form) {
             Some(name) => answer(true, json!({"name": name})),
-            None => answer(
-                false,
-                json!({"error": "No valid demo_user cookie: open the demo page first"}),
-            ),
+            None => answer(false, json!({ "error": NO_TOKEN })),
         },
+        "destroy_channel" if form.get("channel_name").map(String::as_str) == Some(LOBBY) => {
+            answer(false, json!({}))
+        }
         "create_channel" if form.get("channel_name").map(String::as_str) != Some(LOBBY) => {
             answer(false, json!({"error": ONLY_LOBBY}))
         }

@@ -69,21 +69,39 @@ test('two tabs chat with presence and history', async () => {
   const late = await (await browser.newContext()).newPage();
   await late.goto(demo);
   await late.waitForFunction(() => document.getElementById('log').textContent.includes('héllo ☃ 😀'));
+  await late.close();
+
+  // hookbox restarts: each tab reconnects by itself, over WebSocket, with its own name (a tab
+  // used to come back with the name of whichever tab loaded last), both in presence.
+  const ports = hookbox.ports;
+  await hookbox.stop();
+  await alice.waitForFunction(() => /^(connection lost|reconnecting)/.test(document.getElementById('status').textContent));
+  hookbox = await startHookbox(['--demo', '--demo-port', String(ports.demo), '-p', String(ports.main)]);
+  const backAs = (tab, me, other) => tab.waitForFunction(([me, other]) => {
+    const presence = document.getElementById('presence').textContent;
+    return document.getElementById('me').textContent === me
+      && document.getElementById('status').textContent === 'connected via websocket'
+      && presence.includes(me) && presence.includes(other);
+  }, [me, other], { timeout: 60000 });
+  await backAs(alice, name, bobName);
+  await backAs(bob, bobName, name);
+  // The page says why the conversation is gone (it was in the restarted hookbox's memory).
+  await alice.waitForFunction(() => document.getElementById('log').textContent.includes('hookbox restarted'));
+
+  // A 70,000-character message: the page refuses it before sending.
+  await bob.fill('#text', 'z'.repeat(70000));
+  await bob.click('#send');
+  await bob.waitForFunction(() => document.getElementById('error').textContent
+    === 'Not sent: Message too long: 70000 characters (at most 2000)');
+  // Sent anyway (a page without that check): hookbox refuses it with an ERROR that says why,
+  // instead of closing the socket; the tab stays connected under its own name.
+  await bob.evaluate(() => window.demoConnection.publish('lobby', { text: 'z'.repeat(70000) }));
+  await bob.waitForFunction(() => document.getElementById('error').textContent
+    .startsWith('Not sent: Message too large: '));
+  assert.equal(await bob.textContent('#me'), bobName);
+  assert.equal(await bob.textContent('#status'), 'connected via websocket');
 
   // Leaving updates presence for the others.
   await bob.close();
   await alice.waitForFunction((n) => !document.getElementById('presence').textContent.includes(n), bobName);
-
-  // hookbox restarts (its demo signs names with a new key): the page reconnects by itself, gets
-  // a new name and is back in the lobby, over WebSocket.
-  const ports = hookbox.ports;
-  await hookbox.stop();
-  await alice.waitForFunction(() => document.getElementById('status').textContent.startsWith('connection lost')
-    || document.getElementById('status').textContent.startsWith('reconnecting'));
-  hookbox = await startHookbox(['--demo', '--demo-port', String(ports.demo), '-p', String(ports.main)]);
-  await alice.waitForFunction((n) => {
-    const me = document.getElementById('me').textContent;
-    return me.includes('-') && me !== n && document.getElementById('status').textContent === 'connected via websocket'
-      && document.getElementById('presence').textContent.includes(me);
-  }, name, { timeout: 60000 });
 });
