@@ -37,6 +37,14 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in the order the admin console shows them.
+    pub const ALL: [Transport; 4] = [
+        Transport::WebSocket,
+        Transport::Hixie,
+        Transport::Csp,
+        Transport::Sse,
+    ];
+
     /// As metrics, logs and the admin console name it.
     pub fn name(self) -> &'static str {
         match self {

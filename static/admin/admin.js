@@ -165,7 +165,7 @@
     view.replaceChildren(
       el('div', { class: 'cards', id: 'cards' }),
       el('h2', {}, 'Nodes'),
-      el('table', { id: 'nodes' }),
+      el('div', { class: 'scroll' }, el('table', { id: 'nodes' })),
     );
     const paint = (o) => {
       const conns = Object.entries(o.connections || {});
@@ -174,7 +174,7 @@
         card('uptime', fmtDuration(o.uptime_s)),
         card('engine', o.engine),
         card('connections', conns.reduce((a, [, n]) => a + n, 0), 'connections'),
-        ...conns.map(([t, n]) => card(t, n)),
+        ...conns.map(([t, n]) => card(t, n, 'transport-' + t)),
         card('users', o.users, 'users'),
         card('channels', o.channels, 'channels'),
         card('publishes / s', fmtRate(o.rates.publishes)),
@@ -306,19 +306,79 @@
     );
   }
 
+  // The webhook log: one line per call (the newest first), filtered by hook, outcome and text,
+  // refreshed every 2 s while shown; a line opens to show the form sent and the reply.
+  let webhookTimer = null;
+  const webhookFilter = { hook: '', outcome: '', text: '' };
+
+  /** The fields that say what a call was about, in one short line. */
+  function webhookSummary(c) {
+    const f = c.form || {};
+    const keys = ['channel_name', 'user', 'name', 'sender', 'recipient', 'conn_id'];
+    return keys.filter((k) => f[k]).map((k) => k + '=' + f[k]).join('  ');
+  }
+
+  function webhookMatches(c) {
+    if (webhookFilter.hook && c.hook !== webhookFilter.hook) return false;
+    if (webhookFilter.outcome && c.outcome !== webhookFilter.outcome) return false;
+    const text = webhookFilter.text.trim().toLowerCase();
+    return !text || JSON.stringify(c).toLowerCase().includes(text);
+  }
+
+  function webhookRow(c) {
+    const details = el('details', {},
+      el('summary', { class: 'ellipsis' }, webhookSummary(c) || c.url),
+      el('div', { class: 'mono muted' }, c.url),
+      el('pre', {}, 'form: ' + JSON.stringify(c.form, null, 1)),
+      el('pre', {}, 'reply: ' + (c.response || '(none)')));
+    return el('tr', { class: 'call ' + c.outcome, 'data-key': c.time + ' ' + c.hook + ' ' + JSON.stringify(c.form) },
+      el('td', { class: 'nowrap' }, new Date(c.time).toLocaleTimeString()),
+      el('td', { class: 'nowrap' }, c.hook),
+      el('td', { class: 'nowrap outcome' }, c.outcome + (c.status ? ' ' + c.status : '')),
+      el('td', { class: 'num nowrap' }, c.ms.toFixed(1)),
+      el('td', { class: 'what' }, details));
+  }
+
   async function renderWebhooks() {
-    const data = await api('GET', 'webhooks');
+    const select = (id, label, values) => el('select', { id, 'aria-label': label,
+      onchange: (ev) => { webhookFilter[id.replace('filter-', '')] = ev.target.value; paint(); } },
+    el('option', { value: '' }, label), ...values.map((v) => el('option', { value: v }, v)));
+    const table = el('table', { id: 'webhook-log', class: 'calls' });
+    const count = el('span', { class: 'muted', id: 'webhook-count' });
+    let calls = [];
+    const paint = () => {
+      // Lines the operator opened stay open when the list is painted again.
+      const open = new Set([...table.querySelectorAll('details[open]')].map((d) => d.closest('tr').dataset.key));
+      const shown = calls.filter(webhookMatches);
+      count.textContent = shown.length + ' of ' + calls.length + ' calls';
+      table.replaceChildren(
+        el('tr', {}, el('th', {}, 'time'), el('th', {}, 'hook'), el('th', {}, 'outcome'),
+          el('th', { class: 'num' }, 'ms'), el('th', {}, 'about')),
+        ...shown.map(webhookRow));
+      for (const tr of table.querySelectorAll('tr.call')) {
+        if (open.has(tr.dataset.key)) tr.querySelector('details').open = true;
+      }
+    };
+    const text = el('input', { id: 'filter-text', type: 'search', placeholder: 'Filter by any text',
+      value: webhookFilter.text, oninput: (ev) => { webhookFilter.text = ev.target.value; paint(); } });
     view.replaceChildren(
       el('h2', {}, 'Last webhook calls'),
-      el('p', { class: 'muted' }, 'Newest first. Cookies and secrets are not kept.'),
-      el('table', { id: 'webhook-log' },
-        el('tr', {}, el('th', {}, 'time'), el('th', {}, 'hook'), el('th', {}, 'URL'), el('th', {}, 'status'),
-          el('th', {}, 'ms'), el('th', {}, 'form'), el('th', {}, 'response')),
-        ...data.calls.map((c) => el('tr', {},
-          el('td', {}, fmtTime(c.time)), el('td', {}, c.hook), el('td', { class: 'mono' }, c.url),
-          el('td', {}, c.outcome + (c.status ? ' ' + c.status : '')), el('td', { class: 'num' }, c.ms),
-          el('td', {}, el('pre', {}, JSON.stringify(c.form))), el('td', {}, el('pre', {}, c.response))))),
+      el('p', { class: 'muted' }, 'Newest first, updated every 2 s. Cookies and secrets are not kept. Open a line for the form sent and the reply.'),
+      el('div', { class: 'toolbar wrap' },
+        select('filter-hook', 'every hook', ['connect', 'disconnect', 'create_channel', 'destroy_channel',
+          'subscribe', 'unsubscribe', 'publish', 'message']),
+        select('filter-outcome', 'every outcome', ['ok', 'denied', 'failed', 'timeout']),
+        text, count),
+      el('div', { class: 'scroll' }, table),
     );
+    for (const id of ['hook', 'outcome']) $('#filter-' + id).value = webhookFilter[id];
+    const refresh = async () => {
+      calls = (await api('GET', 'webhooks')).calls;
+      paint();
+    };
+    await refresh();
+    clearInterval(webhookTimer);
+    webhookTimer = setInterval(() => refresh().catch(report), 2000);
   }
 
   async function renderLog() {
@@ -344,6 +404,7 @@
     }
     overviewListeners.clear();
     watch(null, null);
+    clearInterval(webhookTimer);
     try {
       if (!section) renderOverview();
       else if (section === 'channels' && arg !== null) await renderChannel(arg);

@@ -113,10 +113,52 @@ test('an operator watches and steers a live server from the console', async () =
     await client.waitForFunction(() => window.gotClose === true);
     await web.waitFor((c) => c.form.action === 'disconnect' && c.form.name === 'pat', 'disconnect webhook');
 
-    // The webhook log lists the calls, the secret-free form among them.
+    // The webhook log: one compact line per call, with its duration, filtered by hook and text,
+    // updated while it is shown.
     await admin.goto(`${hookbox.url}/admin/#/webhooks`);
     await admin.waitForSelector('#webhook-log td');
     assert.match(await admin.textContent('#webhook-log'), /connect/);
+    const rows = await admin.$$eval('#webhook-log tr.call', (trs) => trs.map((tr) => ({
+      height: tr.getBoundingClientRect().height,
+      ms: tr.querySelector('td.num').textContent,
+    })));
+    assert.ok(rows.length >= 3, JSON.stringify(rows));
+    for (const r of rows) {
+      assert.ok(r.height < 40, 'one line per call: ' + JSON.stringify(r));
+      assert.match(r.ms, /^\d+\.\d$/);
+    }
+    assert.ok(rows.some((r) => r.ms !== '0.0'), 'durations are measured: ' + JSON.stringify(rows));
+    await admin.selectOption('#filter-hook', 'disconnect');
+    await admin.waitForFunction(() => {
+      const hooks = [...document.querySelectorAll('#webhook-log tr.call td:nth-child(2)')].map((td) => td.textContent);
+      return hooks.length === 1 && hooks[0] === 'disconnect';
+    });
+    await admin.selectOption('#filter-hook', '');
+    await admin.fill('#filter-text', 'late-comer');
+    await admin.waitForFunction(() => document.querySelectorAll('#webhook-log tr.call').length === 0);
+    // A call made while the view is open shows up by itself: an /sse stream opens on a new
+    // channel (connect and create_channel webhooks).
+    const stream = new AbortController();
+    const sse = await fetch(`${hookbox.url}/sse?channel=late-comer`, {
+      headers: { Accept: 'text/event-stream' }, signal: stream.signal,
+    });
+    assert.equal(sse.status, 200);
+    await admin.waitForFunction(() => document.querySelectorAll('#webhook-log tr.call').length > 0);
+
+    // The stream counts in the overview's transport cards, as in /metrics.
+    await admin.goto(`${hookbox.url}/admin/#/`);
+    await admin.waitForFunction(() => document.getElementById('transport-sse')
+      && document.getElementById('transport-sse').textContent === '1');
+    stream.abort();
+
+    // On a phone-sized screen nothing is wider than the window.
+    await admin.setViewportSize({ width: 420, height: 800 });
+    for (const hash of ['#/', '#/webhooks', '#/channels']) {
+      await admin.goto(`${hookbox.url}/admin/${hash}`);
+      await admin.waitForSelector('#view > *');
+      const widths = await admin.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      assert.ok(widths[0] <= widths[1], hash + ': ' + JSON.stringify(widths));
+    }
   } finally {
     pageServer.close();
   }

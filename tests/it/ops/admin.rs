@@ -256,7 +256,14 @@ async fn reads_show_the_server() {
             .any(|n| n["this"] == true && n["alive"] == true),
         "{nodes:?}"
     );
-    assert!(o.body["connections"]["websocket"].as_u64().is_some());
+    // Every transport has its count (the counts are the process's: see the browser test).
+    for transport in ["websocket", "hixie", "csp", "sse"] {
+        assert!(
+            o.body["connections"][transport].as_u64().is_some(),
+            "{transport}: {}",
+            o.body
+        );
+    }
 
     let list = get(&s, "/admin/api/channels", cookie).await.body;
     assert_eq!(
