@@ -2,6 +2,7 @@
 
 mod admin;
 mod cli;
+mod docs;
 mod fuzz_corpus;
 mod landing;
 mod metrics;
