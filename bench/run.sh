@@ -137,6 +137,8 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
     cargo build --release --quiet --manifest-path "$HERE/loadgen/Cargo.toml"
 fi
 [[ -x "$HB" && -x "$LG" ]] || { echo "run.sh: missing $HB or $LG" >&2; exit 1; }
+# REPS=0: build only (race.sh does this once before its runs).
+if (( REPS == 0 )); then exit 0; fi
 
 mkdir -p "$OUT"
 STAMP="$(date +%Y%m%d-%H%M%S)"

@@ -226,6 +226,26 @@ async fn a_connection_past_its_subscribe_burst_gets_errors_and_no_webhooks() {
     join(&mut d, "c").await;
 }
 
+/// The same flood over CSP: the same bucket, the same ERROR, no webhook.
+#[tokio::test]
+async fn a_csp_session_past_its_subscribe_burst_gets_errors() {
+    let s = Server::start_with(|c| c.action_limits.connection_subscribe = burst(2.0)).await;
+    s.web.channel_options(json!({"moderated": false}));
+    let mut c = Csp::connected(&s, "ann").await;
+    for ch in ["a", "b"] {
+        c.send("SUBSCRIBE", json!({"channel_name": ch})).await;
+        s.web.expect("create_channel").await;
+        assert_eq!(c.expect("SUBSCRIBE").await["channel_name"], ch);
+    }
+    let id = c.send("UNSUBSCRIBE", json!({"channel_name": "a"})).await;
+    let error = c.expect("ERROR").await;
+    assert_eq!(
+        (error["msg"].as_str(), &error["id"]),
+        (Some(TOO_FAST), &json!(id))
+    );
+    assert_no_hooks(&s).await;
+}
+
 /// Attack: one user on many sockets. They share the user's bucket.
 #[tokio::test]
 async fn a_users_connections_share_the_user_subscribe_burst() {
