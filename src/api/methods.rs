@@ -278,7 +278,13 @@ pub(super) async fn set_config(api: Arc<ApiState>, params: Params) -> Outcome {
                 true
             }
             "webhook_secret" => {
-                next.webhook_secret = optional(text()?);
+                let secret = optional(text()?);
+                if let Some(secret) = &secret {
+                    crate::webhook::signing::standard_key(secret).map_err(|why| {
+                        ApiError::Invalid(format!("Invalid value for webhook_secret: {why}"))
+                    })?;
+                }
+                next.webhook_secret = secret;
                 false
             }
             // `rest_secret` is 0.3.3's name for the same setting.

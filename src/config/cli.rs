@@ -103,7 +103,7 @@ pub struct Options {
     )]
     #[arg(help_heading = "Webhooks")]
     pub cookie_identifier: Option<String>,
-    /// Sent as the form field `secret` with every webhook
+    /// Signs every webhook (X-Hookbox-Signature; with a whsec_<base64> secret also the Standard Webhooks headers) and is sent as the form field `secret`
     #[arg(
         short = 's',
         long,
@@ -112,6 +112,10 @@ pub struct Options {
     )]
     #[arg(help_heading = "Webhooks")]
     pub webhook_secret: Option<String>,
+    /// How webhook bodies are encoded: form (urlencoded text fields, the original's) or json (a JSON object of the same fields, with their types) [default: form]
+    #[arg(long, value_name = "FORMAT", env = "HOOKBOX_WEBHOOK_FORMAT")]
+    #[arg(help_heading = "Webhooks")]
+    pub webhook_format: Option<String>,
     /// Call webhooks over https
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", env = "HOOKBOX_CBHTTPS")]
     #[arg(help_heading = "Webhooks")]
@@ -429,7 +433,7 @@ impl Options {
         merge_fields!(self, file;
             log_file_errors, log_file_access, log_level, log_format, interface, port, web_api_port,
             web_api_interface, ignore_publish_non_existing_channels, cbport, cbhost, cbpath,
-            cookie_identifier, webhook_secret, cbhttps, cbtrailingslash, cbsendhookboxversion,
+            cookie_identifier, webhook_secret, webhook_format, cbhttps, cbtrailingslash, cbsendhookboxversion,
             cb_connect, cb_disconnect, cb_create_channel, cb_destroy_channel, cb_subscribe,
             cb_unsubscribe, cb_publish, cb_message, cb_single_url, api_security_token,
             admin_password, debug, objgraph, webhook_timeout, webhook_max_concurrency,

@@ -328,7 +328,21 @@ impl Config {
             validate_url(&url).map_err(|why| invalid("--cb-single-url", why))?;
             webhooks.cb_single_url = Some(url);
         }
+        if let Some(secret) = &o.webhook_secret {
+            crate::webhook::signing::standard_key(secret)
+                .map_err(|why| invalid("--webhook-secret", why))?;
+        }
         webhooks.webhook_secret = o.webhook_secret;
+        webhooks.format = match o.webhook_format.as_deref() {
+            None | Some("form") => crate::webhook::WebhookFormat::Form,
+            Some("json") => crate::webhook::WebhookFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "--webhook-format",
+                    format!("{other} (expected form or json)"),
+                ))
+            }
+        };
 
         let seconds = |v: Option<f64>, option: &'static str, default: Duration| match v {
             None => Ok(default),

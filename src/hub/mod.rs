@@ -264,6 +264,18 @@ impl Hub {
         form: Vec<(&'static str, String)>,
         origin: &Origin,
     ) -> Decision {
+        self.hook_once(hook, form, origin, crate::webhook::signing::message_id())
+            .await
+    }
+
+    /// [`Hub::hook`] with the call's `webhook-id` given (a retry keeps its id).
+    async fn hook_once(
+        &self,
+        hook: Hook,
+        form: Vec<(&'static str, String)>,
+        origin: &Origin,
+        id: String,
+    ) -> Decision {
         let acts_for_connection = !matches!(
             hook,
             Hook::CreateChannel | Hook::DestroyChannel | Hook::Disconnect
@@ -281,6 +293,7 @@ impl Hub {
             } else {
                 None
             },
+            id,
         };
         let decision = self.webhooks.call(call).await;
         if acts_for_connection {
@@ -298,8 +311,8 @@ impl Hub {
     /// for): hookbox goes on whatever it answers, but the web app must hear of it, so a call
     /// that surely did not reach it (unreachable, a 5xx; not a denial, a bad reply or a
     /// timeout, after which it may have acted) is tried [`INFORM_RETRIES`] more times, after
-    /// 0.2, 0.4, 0.8 s. Bounded: a web app down for minutes costs each close handling about a
-    /// second and a few calls per hook, not a growing queue.
+    /// 0.2, 0.4, 0.8 s, each with the same `webhook-id`. Bounded: a web app down for minutes
+    /// costs each close handling about a second and a few calls per hook, not a growing queue.
     async fn inform(
         &self,
         hook: Hook,
@@ -308,8 +321,10 @@ impl Hub {
     ) -> Decision {
         let mut pause = std::time::Duration::from_millis(200);
         let mut attempt = 0;
+        // One id for every try: a web app that got a call whose answer was lost can tell.
+        let id = crate::webhook::signing::message_id();
         loop {
-            let decision = self.hook(hook, form.clone(), origin).await;
+            let decision = self.hook_once(hook, form.clone(), origin, id.clone()).await;
             if !decision.retryable || attempt == INFORM_RETRIES {
                 return decision;
             }

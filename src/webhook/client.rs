@@ -1,7 +1,8 @@
 //! The pooled HTTP client that calls the web application.
 
 use super::decision::quote;
-use super::{Decision, Hook, WebhookSettings};
+use super::signing::{signature, standard_headers, standard_key, SIGNATURE_HEADER};
+use super::{Decision, Hook, WebhookFormat, WebhookSettings};
 use crate::config::HostRule;
 use crate::metrics::Outcome;
 use parking_lot::RwLock;
@@ -26,6 +27,8 @@ pub struct HookCall {
     pub cookie: String,
     /// The client's address when a live connection is behind the call.
     pub real_ip: Option<String>,
+    /// Its `webhook-id` (see `signing`): the same on every retry of the call.
+    pub id: String,
 }
 
 pub struct WebhookClient {
@@ -57,40 +60,63 @@ pub struct ClientLimits {
     pub error_details: bool,
 }
 
-/// The header carrying a webhook body's signature when `--webhook-secret` is set:
-/// `sha256=<hex of HMAC-SHA256(secret, the exact body bytes)>`. Unlike the `secret` form field
-/// (kept for the original's apps), it proves the body was not altered, and a web app can check
-/// it without ever comparing the secret itself.
-pub const SIGNATURE_HEADER: &str = "X-Hookbox-Signature";
-
-/// `form` as the request's urlencoded body, signed with `secret` when there is one.
-fn form_body<K: AsRef<str>>(
-    req: reqwest::RequestBuilder,
-    form: &[(K, String)],
-    secret: Option<&str>,
-) -> reqwest::RequestBuilder {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
-        .finish();
-    let mut req = req.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(secret) = secret {
-        req = req.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
-    }
-    req.body(body)
+/// A request body, as sent and as signed.
+struct Body {
+    bytes: Vec<u8>,
+    content_type: &'static str,
 }
 
-/// `sha256=<hex HMAC-SHA256 of body keyed by secret>`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    use std::fmt::Write;
-    let mut mac =
-        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length works");
-    mac.update(body);
-    let mut out = String::from("sha256=");
-    for b in mac.finalize().into_bytes() {
-        let _ = write!(out, "{b:02x}");
+/// `form` urlencoded, as the original sent every hook.
+fn form_body<K: AsRef<str>>(form: &[(K, String)]) -> Body {
+    let text = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (k.as_ref(), v.as_str())))
+        .finish();
+    Body {
+        bytes: text.into_bytes(),
+        content_type: "application/x-www-form-urlencoded",
     }
-    out
+}
+
+/// `form` as a JSON object (`--webhook-format json`): the same fields in the same order, with
+/// their types: `payload` the JSON value it holds as text, `recipient_exists` a boolean.
+fn json_body(form: &[(&str, String)]) -> Body {
+    let object: serde_json::Map<String, serde_json::Value> = form
+        .iter()
+        .map(|(k, v)| {
+            let value = match *k {
+                "payload" => serde_json::from_str(v).unwrap_or_else(|_| v.clone().into()),
+                "recipient_exists" => (v == "True").into(),
+                _ => v.clone().into(),
+            };
+            ((*k).to_owned(), value)
+        })
+        .collect();
+    Body {
+        bytes: crate::protocol::to_ascii_string(&serde_json::Value::Object(object)).into_bytes(),
+        content_type: "application/json",
+    }
+}
+
+/// `req` with `body` and, when there is a secret, its signatures (see `signing`). `id` is the
+/// call's `webhook-id`.
+fn signed(
+    req: reqwest::RequestBuilder,
+    body: Body,
+    secret: Option<&str>,
+    id: &str,
+) -> reqwest::RequestBuilder {
+    let mut req = req.header(CONTENT_TYPE, body.content_type);
+    if let Some(secret) = secret {
+        req = req.header(SIGNATURE_HEADER, signature(secret, &body.bytes));
+        // Validated at startup and by set_config: a bad whsec_ secret never gets here.
+        if let Ok(Some(key)) = standard_key(secret) {
+            let now = chrono::Utc::now().timestamp();
+            for (name, value) in standard_headers(&key, id, now, &body.bytes) {
+                req = req.header(name, value);
+            }
+        }
+    }
+    req.body(body.bytes)
 }
 
 impl WebhookClient {
@@ -181,12 +207,13 @@ impl WebhookClient {
 
     /// Calls a webhook. Never fails: transport errors and bad replies become denials.
     pub async fn call(&self, call: HookCall) -> Decision {
-        let (url, secret, send_version) = {
+        let (url, secret, send_version, format) = {
             let s = self.settings.read();
             (
                 s.url(call.hook),
                 s.webhook_secret.clone(),
                 s.cbsendhookboxversion,
+                s.format,
             )
         };
         if !self.allows(&url) {
@@ -198,7 +225,11 @@ impl WebhookClient {
         if let Some(secret) = &secret {
             form.push(("secret", secret.clone()));
         }
-        let mut req = form_body(self.http.post(&url), &form, secret.as_deref());
+        let body = match format {
+            WebhookFormat::Form => form_body(&form),
+            WebhookFormat::Json => json_body(&form),
+        };
+        let mut req = signed(self.http.post(&url), body, secret.as_deref(), &call.id);
         if !call.cookie.is_empty() {
             if let Ok(v) = HeaderValue::from_bytes(call.cookie.as_bytes()) {
                 req = req.header(COOKIE, v);
@@ -223,7 +254,13 @@ impl WebhookClient {
         if let Some(secret) = &secret {
             form.push(("secret".to_owned(), secret.clone()));
         }
-        let req = form_body(self.http.post(url), &form, secret.as_deref());
+        let id = super::signing::message_id();
+        let req = signed(
+            self.http.post(url),
+            form_body(&form),
+            secret.as_deref(),
+            &id,
+        );
         self.send("poll", url, req, &form).await
     }
 

@@ -42,6 +42,16 @@ impl Hook {
     }
 }
 
+/// How webhook bodies are encoded (`--webhook-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WebhookFormat {
+    /// `application/x-www-form-urlencoded`, text values: the original's.
+    #[default]
+    Form,
+    /// `application/json`: the same fields, with their types.
+    Json,
+}
+
 /// Webhook addressing and identity, as given by `--cb*` and `-s`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookSettings {
@@ -55,6 +65,8 @@ pub struct WebhookSettings {
     pub cb_paths: [String; 8],
     pub cb_single_url: Option<String>,
     pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub format: WebhookFormat,
 }
 
 impl Default for WebhookSettings {
@@ -69,6 +81,7 @@ impl Default for WebhookSettings {
             cb_paths: Hook::ALL.map(|h| h.action().to_owned()),
             cb_single_url: None,
             webhook_secret: None,
+            format: WebhookFormat::Form,
         }
     }
 }

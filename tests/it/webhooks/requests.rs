@@ -48,6 +48,137 @@ async fn a_body_altered_on_the_way_fails_the_signature() {
     assert_ne!(sig, hmac_sha256_hex("other key", &h.body));
 }
 
+/// A Standard Webhooks secret (`whsec_` + base64 of the key), as the standardwebhooks libraries
+/// make them.
+const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// What a Standard Webhooks library checks: `v1,` and the base64 HMAC-SHA256 of
+/// `<id>.<timestamp>.<body>`, keyed by the secret's base64-decoded key.
+fn standard_signature(h: &HookRecord) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(WHSEC.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(h.header("webhook-id").unwrap().as_bytes());
+    mac.update(b".");
+    mac.update(h.header("webhook-timestamp").unwrap().as_bytes());
+    mac.update(b".");
+    mac.update(&h.body);
+    let tag = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!("v1,{tag}")
+}
+
+/// With a `whsec_` secret every webhook carries the Standard Webhooks headers (and hookbox's
+/// own signature, and the `secret` field, as before); each call has an id of its own.
+#[tokio::test]
+async fn a_whsec_secret_adds_standard_webhooks_signatures() {
+    let s = Server::start_with(|c| c.webhooks.webhook_secret = Some(WHSEC.to_owned())).await;
+    let mut c = s.client().await;
+    c.send("CONNECT", json!({"cookie_string": "user=ann"}))
+        .await;
+    c.expect("CONNECTED").await;
+    let connect = s.web.expect("connect").await;
+    drop(c);
+    let disconnect = s.web.expect("disconnect").await;
+    let now = chrono::Utc::now().timestamp();
+    let mut ids = Vec::new();
+    for h in [&connect, &disconnect] {
+        let id = h.header("webhook-id").expect("webhook-id").to_owned();
+        assert!(id.starts_with("msg_"), "{id}");
+        let ts: i64 = h.header("webhook-timestamp").unwrap().parse().unwrap();
+        assert!((now - ts).abs() < 300, "a current timestamp: {ts}");
+        assert_eq!(
+            h.header("webhook-signature"),
+            Some(standard_signature(h).as_str())
+        );
+        assert_eq!(
+            h.header("x-hookbox-signature"),
+            Some(hmac_sha256_hex(WHSEC, &h.body).as_str())
+        );
+        assert_eq!(h.field("secret"), Some(WHSEC));
+        ids.push(id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "one id per call");
+    // Another secret: hookbox's own signature only.
+    let s = Server::start_with(|c| c.webhooks.webhook_secret = Some("plain".to_owned())).await;
+    drop(s.connected("ann").await);
+    let h = s.web.expect("disconnect").await;
+    assert_eq!(h.header("webhook-signature"), None);
+    assert!(h.header("x-hookbox-signature").is_some());
+}
+
+/// A retried informational webhook keeps its `webhook-id`, so that a web app that did get an
+/// earlier try (its answer lost) can drop the duplicate.
+#[tokio::test]
+async fn a_retried_webhook_keeps_its_id() {
+    let s = Server::start_with(|c| c.webhooks.webhook_secret = Some(WHSEC.to_owned())).await;
+    drop(s.connected("ann").await);
+    s.web.once("disconnect", Reply::raw(503, "busy"));
+    let first = s.web.expect("disconnect").await;
+    let second = s.web.expect("disconnect").await;
+    assert_eq!(first.header("webhook-id"), second.header("webhook-id"));
+    assert!(first.header("webhook-id").is_some());
+    assert_eq!(
+        second.header("webhook-signature"),
+        Some(standard_signature(&second).as_str())
+    );
+}
+
+/// A `whsec_` secret that is not base64 is refused at startup, naming the flag.
+#[test]
+fn a_bad_whsec_secret_is_a_startup_error() {
+    let e = hookbox::config::Config::from_args(["hookbox", "--webhook-secret", "whsec_no!"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--webhook-secret") && e.contains("base64"),
+        "{e}"
+    );
+}
+
+/// `--webhook-format json`: each webhook is a JSON object of the same fields, with their types
+/// (payloads as JSON values, `recipient_exists` a boolean), signed as the form is.
+#[tokio::test]
+async fn the_json_format_sends_typed_fields() {
+    let s = Server::start_with(|c| {
+        c.webhooks.format = hookbox::webhook::WebhookFormat::Json;
+        c.webhooks.webhook_secret = Some(WHSEC.to_owned());
+    })
+    .await;
+    let mut c = s.client().await;
+    c.send(
+        "CONNECT",
+        json!({"cookie_string": "user=ann", "payload": "{\"room\": 7}"}),
+    )
+    .await;
+    c.expect("CONNECTED").await;
+    let connect = s.web.expect("connect").await;
+    assert_eq!(connect.header("content-type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&connect.body).unwrap();
+    assert_eq!(body["action"], "connect");
+    assert_eq!(body["payload"], json!({"room": 7}));
+    assert_eq!(body["secret"], WHSEC);
+    assert!(body["conn_id"].as_str().is_some_and(|id| id.len() == 32));
+    assert_eq!(connect.header("cookie"), Some("user=ann"));
+    assert_eq!(
+        connect.header("webhook-signature"),
+        Some(standard_signature(&connect).as_str())
+    );
+    // A moderated MESSAGE: recipient_exists is a boolean.
+    c.send("MESSAGE", json!({"name": "nobody", "payload": "[1, 2]"}))
+        .await;
+    let message = s.web.expect("message").await;
+    let body: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"action": "message", "sender": "ann", "recipient": "nobody",
+               "recipient_exists": false, "payload": [1, 2], "secret": WHSEC})
+    );
+}
+
 #[tokio::test]
 async fn all_eight_hooks_carry_exact_fields_secret_and_headers() {
     let s = Server::start_with(|c| {
