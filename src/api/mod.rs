@@ -10,6 +10,7 @@
 //! with status 200, as the original; unlike the original, none of the methods crash with a 500,
 //! and the body is labelled `application/json`.
 
+mod idempotency;
 mod methods;
 mod rest;
 mod tokens;
@@ -272,7 +273,16 @@ async fn handle(dialect: Dialect, api: Arc<ApiState>, name: &str, req: ApiReques
     for key in keys {
         params.remove(key);
     }
-    match call(api.clone(), params).await {
+    let key = match idempotency::applies_to(name) {
+        true => idempotency::key(&params),
+        false => Ok(None),
+    };
+    let outcome = match key {
+        Err(e) => Err(e),
+        Ok(Some(key)) => idempotency::once(&api, name, &key, || call(api.clone(), params)).await,
+        Ok(None) => call(api.clone(), params).await,
+    };
+    match outcome {
         Ok(body) => reply(true, body),
         Err(e) => reply(false, json!({"msg": e.to_string()})),
     }

@@ -140,6 +140,19 @@ pub struct Detached {
     pub last: bool,
 }
 
+/// What claiming an idempotency key found (see `api::idempotency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is this call's now: run it, then settle the key.
+    New,
+    /// Another call holds the key and is still running.
+    Pending,
+    /// A call with this key was applied; its answer (JSON text).
+    Done(String),
+    /// Too many keys are remembered to take another (the memory engine's bound).
+    Full,
+}
+
 /// What a lease is for. A lease is held by one node at a time, for a while (see
 /// [`Engine::lease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +232,26 @@ impl Engine {
             Engine::Memory(_) => Ok(true),
             Engine::Redis(e) => e.lease(kind, name, ttl).await,
         }
+    }
+
+    /// Claims an idempotency key for `ttl` (see [`Claim`]).
+    pub async fn claim_key(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Claim, EngineError> {
+        each!(self, e => e.claim_key(key, ttl))
+    }
+
+    /// Records the answer of a claimed key for `ttl`, or lets the key go (`None`: the call
+    /// failed, and a retry may run).
+    pub async fn settle_key(
+        &self,
+        key: &str,
+        answer: Option<&str>,
+        ttl: std::time::Duration,
+    ) -> Result<(), EngineError> {
+        each!(self, e => e.settle_key(key, answer, ttl))
     }
 
     /// Gives a lease back, if this node holds it.

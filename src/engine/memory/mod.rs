@@ -10,6 +10,7 @@
 //! user's state, then an outbox. Never two shards, never two users' states at once, and no lock is
 //! held across an `.await` (nothing here awaits).
 
+mod keys;
 mod users;
 
 use super::frames::{self, history_room, Shown, SubscribeView};
@@ -179,6 +180,8 @@ pub struct MemoryEngine {
     presence_watch: Mutex<HashMap<Arc<str>, Vec<Arc<str>>>>,
     /// Bytes of history each channel keeps at most (`--history-max-bytes`).
     history_max_bytes: usize,
+    /// Idempotency keys of the Web API.
+    idempotency: keys::Keys,
 }
 
 impl MemoryEngine {
@@ -190,7 +193,16 @@ impl MemoryEngine {
             conns: Mutex::new(IndexMap::new()),
             presence_watch: Mutex::new(HashMap::new()),
             history_max_bytes,
+            idempotency: keys::Keys::default(),
         }
+    }
+
+    pub fn claim_key(&self, key: &str, ttl: std::time::Duration) -> super::Claim {
+        self.idempotency.claim(key, ttl)
+    }
+
+    pub fn settle_key(&self, key: &str, answer: Option<&str>, ttl: std::time::Duration) {
+        self.idempotency.settle(key, answer, ttl)
     }
 
     fn shard(&self, channel: &str) -> &Shard {

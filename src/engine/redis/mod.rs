@@ -12,6 +12,7 @@
 //!   publication for the whole cluster.
 //! - Commands go through one multiplexed connection (pipelined by the client library).
 
+mod keys;
 mod local;
 mod node;
 mod scripts;

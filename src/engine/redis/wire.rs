@@ -73,6 +73,11 @@ impl Keys {
         }
     }
 
+    /// The prefix every key starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Every channel's name.
     pub fn channel_names(&self) -> String {
         format!("{}:chans", self.prefix)

@@ -179,6 +179,16 @@ async fn the_web_api_of_any_node_acts_on_the_whole_cluster() {
     c.api_ok(0, "publish", &[("channel_name", "news"), ("payload", "7")])
         .await;
     assert_eq!(alice.expect("PUBLISH").await["payload"], 7);
+    // A publication retried on another node with its idempotency key is applied once.
+    let keyed = [
+        ("channel_name", "news"),
+        ("payload", "8"),
+        ("idempotency_key", "retry-me"),
+    ];
+    c.api_ok(0, "publish", &keyed).await;
+    c.api_ok(1, "publish", &keyed).await;
+    assert_eq!(alice.expect("PUBLISH").await["payload"], 8);
+    alice.assert_quiet().await;
     c.api_ok(
         0,
         "message",

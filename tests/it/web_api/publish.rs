@@ -241,3 +241,80 @@ async fn publish_multi_skips_missing_channels() {
         "Channel missing doesn't exist"
     );
 }
+
+/// A web app that did not hear the answer sends the call again with the same
+/// `idempotency_key`: it is applied once and answers as the first did. Another key is another
+/// call; a key that failed may be used again; bad keys are refused.
+#[tokio::test]
+async fn an_idempotency_key_applies_a_call_once() {
+    let s = Server::unmoderated().await;
+    let mut a = s.connected("alice").await;
+    let _b = s.connected("bob").await;
+    join(&mut a, "room").await;
+    s.web.expect("create_channel").await;
+    let once = [
+        ("channel_name", "room"),
+        ("payload", "1"),
+        ("idempotency_key", "k-1"),
+    ];
+    assert_eq!(s.api_ok("publish", &once).await, json!({}));
+    assert_eq!(s.api_ok("publish", &once).await, json!({}));
+    let other = [
+        ("channel_name", "room"),
+        ("payload", "2"),
+        ("idempotency_key", "k-2"),
+    ];
+    s.api_ok("publish", &other).await;
+    assert_eq!(a.expect("PUBLISH").await["payload"], 1);
+    assert_eq!(a.expect("PUBLISH").await["payload"], 2);
+    a.assert_quiet().await;
+
+    // publish_multi and message take keys too, each method its own.
+    let multi = [
+        ("channel_names", "room"),
+        ("payload", "3"),
+        ("idempotency_key", "k-1"),
+    ];
+    s.api_ok("publish_multi", &multi).await;
+    s.api_ok("publish_multi", &multi).await;
+    assert_eq!(a.expect("PUBLISH").await["payload"], 3);
+    let message = [
+        ("sender_name", "bob"),
+        ("recipient_name", "alice"),
+        ("payload", "\"hi\""),
+        ("idempotency_key", "m-1"),
+    ];
+    s.api_ok("message", &message).await;
+    s.api_ok("message", &message).await;
+    assert_eq!(a.expect("MESSAGE").await["payload"], "hi");
+    a.assert_quiet().await;
+
+    // A call that failed does not hold its key: its retry runs.
+    let missing = [
+        ("channel_name", "later"),
+        ("payload", "4"),
+        ("idempotency_key", "k-3"),
+    ];
+    assert_eq!(
+        s.api_err("publish", &missing).await,
+        "Channel later doesn't exist"
+    );
+    join(&mut a, "later").await;
+    s.web.expect("create_channel").await;
+    s.api_ok("publish", &missing).await;
+    assert_eq!(a.expect("PUBLISH").await["payload"], 4);
+
+    for bad in ["", "has space", &"x".repeat(129), "é"] {
+        let params = [
+            ("channel_name", "room"),
+            ("payload", "5"),
+            ("idempotency_key", bad),
+        ];
+        assert_eq!(
+            s.api_err("publish", &params).await,
+            "Invalid idempotency_key (1 to 128 visible ASCII characters)",
+            "{bad:?}"
+        );
+    }
+    a.assert_quiet().await;
+}
