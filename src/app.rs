@@ -174,6 +174,7 @@ impl App {
                 ping_interval: config.ping_interval,
                 connect_timeout: config.connect_timeout,
                 allowed_origins: config.allowed_origins.clone(),
+                web_app_origins: config.webhooks.origins(),
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             shutdown,

@@ -106,12 +106,14 @@
    * POST `body` to `url` with XHR. Content-Type text/plain keeps it a "simple"
    * CORS request (no preflight). `callback(status, text)` gets status 0 on
    * network error / timeout. Returns a handle whose abort() silences the callback.
+   * `credentials`: the browser sends its cookies for the server along (see the handshake).
    */
-  function httpPost(url, body, timeoutMs, callback) {
+  function httpPost(url, body, timeoutMs, callback, credentials) {
     const xhr = new XMLHttpRequest();
     let done = false;
     const finish = (status, text) => { if (!done) { done = true; callback(status, text); } };
     xhr.open('POST', url, true);
+    if (credentials) xhr.withCredentials = true;
     xhr.setRequestHeader('Content-Type', 'text/plain');
     if (timeoutMs) xhr.timeout = timeoutMs;
     xhr.onload = () => finish(xhr.status, xhr.responseText);
@@ -230,6 +232,12 @@
     open() {
       const started = Date.now();
       let backoff = 50;
+      // The handshake carries the browser's cookies for hookbox (withCredentials), as a
+      // WebSocket does: a session cookie the page cannot read (HttpOnly) reaches the connect
+      // webhook when the server allows the page's origin. A server that does not allow
+      // credentials (the original answers `*`) fails such a request: then every other
+      // attempt goes without.
+      let credentials = true;
       const attempt = () => {
         if (this.closed) return;
         const remaining = CSP_HANDSHAKE_TIMEOUT - (Date.now() - started);
@@ -242,9 +250,10 @@
           try { key = status === 200 && parseCspBody(text).session; } catch (e) { /* retry below */ }
           if (key) return this._established(String(key));
           if (status === 404) return this._finish('ServerUnreachable');
+          if (status === 0) credentials = !credentials;
           this._later(attempt, backoff);
           backoff = Math.min(backoff * 2, CSP_MAX_BACKOFF);
-        });
+        }, credentials);
       };
       attempt();
     }

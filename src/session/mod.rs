@@ -86,7 +86,7 @@ pub struct Session {
     id: Arc<str>,
     transport: Transport,
     /// Boxed: every connection carries it, and it only ever gets copied into its `Conn`.
-    remote_addr: Box<str>,
+    peer: Box<Peer>,
     outbox: Arc<Outbox>,
     decoder: FrameDecoder,
     /// Set once CONNECT succeeded.
@@ -121,6 +121,46 @@ enum Spend {
     Subscribe,
 }
 
+/// Who is at the other end of a connection, as its transport saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// The client's address (see `transport::client_address`).
+    pub address: String,
+    /// The browser's own `Cookie` header of the request that opened the connection, when the
+    /// page's origin may hand its session to the web app (`transport::Limits::forwarded_cookie`):
+    /// HttpOnly cookies included, which the page's script cannot put in `cookie_string`.
+    pub cookie: Option<String>,
+}
+
+impl Peer {
+    /// A peer whose requests' cookies are not forwarded.
+    pub fn at(address: String) -> Peer {
+        Peer {
+            address,
+            cookie: None,
+        }
+    }
+}
+
+/// The cookies a connect webhook gets: the browser's own header (`forwarded`), then those of
+/// the CONNECT's `cookie_string` it does not name (a page on another host than hookbox hands
+/// over its own origin's cookies there).
+pub fn merge_cookies(forwarded: Option<&str>, given: &str) -> String {
+    let Some(forwarded) = forwarded.filter(|f| !f.trim().is_empty()) else {
+        return given.to_owned();
+    };
+    let name = |pair: &str| pair.split('=').next().unwrap_or("").trim().to_owned();
+    let named: std::collections::HashSet<String> = forwarded.split(';').map(name).collect();
+    let mut cookie = forwarded.trim().to_owned();
+    for pair in given.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        if !named.contains(&name(pair)) {
+            cookie.push_str("; ");
+            cookie.push_str(pair);
+        }
+    }
+    cookie
+}
+
 /// Per-connection bounds a transport passes to every session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
@@ -141,7 +181,7 @@ impl Session {
     pub fn new(
         hub: Arc<Hub>,
         transport: Transport,
-        remote_addr: String,
+        peer: Peer,
         outbox: Arc<Outbox>,
         limits: SessionLimits,
     ) -> Session {
@@ -149,7 +189,7 @@ impl Session {
             hub,
             id: new_connection_id(),
             transport,
-            remote_addr: remote_addr.into_boxed_str(),
+            peer: Box::new(peer),
             outbox,
             decoder: FrameDecoder::new(limits.max_frame),
             connected: None,
@@ -166,7 +206,7 @@ impl Session {
 
     /// The client's address, as the transport gave it.
     pub fn remote(&self) -> &str {
-        &self.remote_addr
+        &self.peer.address
     }
 
     /// How far this session got, shared with its transport.
@@ -225,7 +265,7 @@ impl Session {
         crate::metrics::refused("message_size");
         tracing::info!(
             "dropped a {len}-byte message from {} (--max-message-size is {limit})",
-            self.remote_addr
+            self.peer.address
         );
         self.error(
             None,
@@ -246,7 +286,7 @@ impl Session {
 
     /// The client's address, as the transport gave it.
     fn address(&self) -> Option<IpAddr> {
-        self.remote_addr.parse().ok()
+        self.peer.address.parse().ok()
     }
 
     fn error(&self, id: Option<i64>, msg: &str) {
@@ -444,8 +484,8 @@ impl Session {
     async fn connect(&mut self, cookie: String, payload_text: String) -> Result<(), FrameFault> {
         let conn = Arc::new(Conn {
             id: self.id.clone(),
-            cookie,
-            remote_addr: self.remote_addr.to_string(),
+            cookie: merge_cookies(self.peer.cookie.as_deref(), &cookie),
+            remote_addr: self.peer.address.clone(),
             outbox: self.outbox.clone(),
             transport: self.transport,
             since_ms: chrono::Utc::now().timestamp_millis(),
@@ -468,5 +508,21 @@ impl Session {
         if let Some((conn, user)) = self.connected {
             self.hub.connection_closed(&user, &conn).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_cookies;
+
+    #[test]
+    fn the_browsers_cookies_come_first_and_the_pages_fill_in() {
+        assert_eq!(merge_cookies(None, "a=1"), "a=1");
+        assert_eq!(merge_cookies(Some("  "), "a=1"), "a=1");
+        assert_eq!(
+            merge_cookies(Some("sid=s3cret; a=1"), "a=1; theme=dark"),
+            "sid=s3cret; a=1; theme=dark"
+        );
+        assert_eq!(merge_cookies(Some("sid=x"), ""), "sid=x");
     }
 }

@@ -11,7 +11,7 @@ use super::{IdleSwitch, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
-use crate::session::{Session, Stage};
+use crate::session::{Peer, Session, Stage};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +41,7 @@ pub fn is_hixie75(headers: &HeaderMap) -> bool {
 pub fn upgrade(
     app: Arc<Shared>,
     mut req: Request<Body>,
-    remote: String,
+    client: Peer,
     idle: IdleSwitch,
     slot: Slot,
 ) -> Response {
@@ -63,7 +63,7 @@ pub fn upgrade(
             Ok(upgraded) => {
                 // A WebSocket now, counted by the connection quota rather than as plain HTTP.
                 idle.leave_http();
-                run(app, TokioIo::new(upgraded), remote, idle, slot).await
+                run(app, TokioIo::new(upgraded), client, idle, slot).await
             }
             Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),
         }
@@ -88,7 +88,7 @@ pub fn upgrade(
 async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
     app: Arc<Shared>,
     io: S,
-    remote: String,
+    client: Peer,
     idle: IdleSwitch,
     slot: Slot,
 ) {
@@ -98,7 +98,7 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
     let mut session = Session::new(
         app.hub.clone(),
         Transport::Hixie,
-        remote,
+        client,
         outbox.clone(),
         app.limits.session,
     );

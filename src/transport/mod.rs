@@ -53,6 +53,9 @@ pub struct Limits {
     pub trusted_proxies: Vec<IpRange>,
     /// Pages that may use the transports (`--allowed-origins`); `None`: any.
     pub allowed_origins: Option<Vec<String>>,
+    /// The web app's origins (where the webhooks go), whose pages may hand their cookies over
+    /// when `allowed_origins` is not set (see `forwarded_cookie`).
+    pub web_app_origins: Vec<String>,
 }
 
 impl Limits {
@@ -72,6 +75,50 @@ impl Limits {
             crate::metrics::refused("origin");
         }
         ok
+    }
+
+    /// Whether the page behind a request may hand the browser's cookies for hookbox (its
+    /// session, HttpOnly cookies included) to the web app's webhooks: its `Origin` is on
+    /// `--allowed-origins`, or, when that list is not set, the page is on hookbox's own origin
+    /// or the web app's (where the webhooks go). Never for a page elsewhere, even on the same
+    /// host and another port (cookies ignore ports): that would be cross-site WebSocket
+    /// hijacking. Requests without `Origin` are not from a page: no.
+    pub fn cookie_origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers
+            .get(axum::http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+        else {
+            return false;
+        };
+        if let Some(allowed) = &self.allowed_origins {
+            return allowed.iter().any(|a| a.eq_ignore_ascii_case(origin));
+        }
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let own = origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| Some(authority) == host);
+        own || self
+            .web_app_origins
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(origin))
+    }
+
+    /// The browser's own cookies of a request, for the connect webhook, when its page may hand
+    /// them over (see `cookie_origin_allowed`).
+    pub fn forwarded_cookie(&self, headers: &HeaderMap) -> Option<String> {
+        if !self.cookie_origin_allowed(headers) {
+            return None;
+        }
+        // Several Cookie headers (HTTP/2 splits them) are one cookie string.
+        let cookie = headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
+        (!cookie.is_empty()).then_some(cookie)
     }
 }
 

@@ -15,7 +15,7 @@ use super::{client_address, hixie, PeerAddr, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
-use crate::session::{Session, Stage};
+use crate::session::{Peer, Session, Stage};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -43,7 +43,10 @@ pub async fn upgrade(
     req: Request<Body>,
 ) -> Response {
     let address = client_address(req.headers(), peer, &app.limits.trusted_proxies);
-    let remote = address.to_string();
+    let client = Peer {
+        address: address.to_string(),
+        cookie: app.limits.forwarded_cookie(req.headers()),
+    };
     let host = req
         .headers()
         .get("host")
@@ -61,7 +64,7 @@ pub async fn upgrade(
         }
     };
     if hixie::is_hixie75(req.headers()) {
-        return hixie::upgrade(app, req, remote, idle, slot);
+        return hixie::upgrade(app, req, client, idle, slot);
     }
     let (mut parts, _body) = req.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
@@ -81,18 +84,18 @@ pub async fn upgrade(
             // (only once upgraded: a request that merely names /ws stays plain HTTP).
             idle.leave_http();
             let connections = app.connections.clone();
-            connections.track_future(run(app, socket, remote, slot))
+            connections.track_future(run(app, socket, client, slot))
         })
 }
 
-async fn run(app: Arc<Shared>, socket: WebSocket, remote: String, slot: Slot) {
+async fn run(app: Arc<Shared>, socket: WebSocket, client: Peer, slot: Slot) {
     let _open = OpenConnection::new(Transport::WebSocket);
     let limit = app.limits.max_message;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
     let mut session = Session::new(
         app.hub.clone(),
         Transport::WebSocket,
-        remote,
+        client,
         outbox.clone(),
         app.limits.session,
     );

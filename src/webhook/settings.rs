@@ -104,6 +104,21 @@ impl WebhookSettings {
         url
     }
 
+    /// The origins (`scheme://host[:port]`, as browsers write `Origin`) of the web app these
+    /// settings send webhooks to: where its pages are, unless `--allowed-origins` says otherwise.
+    pub fn origins(&self) -> Vec<String> {
+        let mut plain = self.clone();
+        plain.cb_single_url = None;
+        let mut origins: Vec<String> = [self.url(Hook::Connect), plain.url(Hook::Connect)]
+            .iter()
+            .filter_map(|u| url::Url::parse(u).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+            .collect();
+        origins.dedup();
+        origins
+    }
+
     /// The hosts (with ports) these settings send webhooks to.
     pub fn targets(&self) -> Vec<crate::config::HostRule> {
         let mut urls = vec![self.url(Hook::Connect)];

@@ -2,8 +2,10 @@
 //! when WebSocket is unavailable. Plain HTTP requests: `handshake` creates a session, `comet`
 //! long-polls for server packets, `send` delivers client packets, `close` ends the session.
 //!
-//! Every response carries `Access-Control-Allow-Origin: *` (pages live on other origins) and a
-//! body that is a JavaScript expression, because the client `eval`s it.
+//! Every response carries `Access-Control-Allow-Origin` (pages live on other origins: `*`, or the
+//! request's own `Origin` with `Access-Control-Allow-Credentials: true`, so that a page's
+//! requests may carry its cookies) and a body that is a JavaScript expression, because the
+//! client `eval`s it.
 
 // Public for the fuzz targets (fuzz/targets.rs), which drive its decoding on its own.
 pub mod packets;
@@ -72,8 +74,34 @@ fn session_not_found() -> Response {
     )
 }
 
-/// `/csp/{*endpoint}`.
+/// `/csp/{*endpoint}`. A request from a page (with an `Origin`) may carry the browser's cookies
+/// (`hookbox.js` asks for it: `withCredentials`), so the answer names that origin and allows
+/// credentials; whether those cookies reach the web app is `Limits::forwarded_cookie`'s
+/// decision, made at the handshake. The session's answers concern that session only.
 pub async fn handle(
+    state: State<Arc<Shared>>,
+    peer: ConnectInfo<PeerAddr>,
+    endpoint: Path<String>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).cloned();
+    let mut resp = answer(state, peer, endpoint, method, query, headers, body).await;
+    if let Some(origin) = origin {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+async fn answer(
     State(app): State<Arc<Shared>>,
     ConnectInfo(PeerAddr(peer, _)): ConnectInfo<PeerAddr>,
     Path(endpoint): Path<String>,
@@ -135,7 +163,8 @@ pub async fn handle(
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{}", crate::log::field(host));
-        let session = match csp.create(app.hub.clone(), remote) {
+        let cookie = app.limits.forwarded_cookie(&headers);
+        let session = match csp.create(app.hub.clone(), remote, cookie) {
             Ok(s) => s,
             Err(refused) => {
                 return fail(StatusCode::SERVICE_UNAVAILABLE, None, &refused.to_string())

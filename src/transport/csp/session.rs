@@ -18,7 +18,7 @@ use crate::config::address_group;
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
-use crate::session::{Progress, Session, Stage};
+use crate::session::{Peer, Progress, Session, Stage};
 use bytes::Bytes;
 use futures_util::stream;
 use parking_lot::Mutex;
@@ -522,10 +522,13 @@ impl Registry {
     /// Creates a session and its RTJP session task. At a limit (the client address's quota, or
     /// the total), the oldest session that never completed CONNECT makes room; only when there
     /// is none is the handshake refused.
+    /// A new session for a client at `remote`, whose handshake carried `cookie` (the
+    /// browser's own, when its page may hand it over: see `Limits::forwarded_cookie`).
     pub fn create(
         &self,
         hub: Arc<crate::hub::Hub>,
         remote: IpAddr,
+        cookie: Option<String>,
     ) -> Result<Arc<CspSession>, Refused> {
         let mut evicted = Vec::new();
         let mut sessions = self.sessions.lock();
@@ -544,7 +547,10 @@ impl Registry {
         let session = Session::new(
             hub,
             Transport::Csp,
-            remote.to_string(),
+            Peer {
+                address: remote.to_string(),
+                cookie,
+            },
             outbox.clone(),
             self.limits.session,
         );

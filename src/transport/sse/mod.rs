@@ -23,7 +23,7 @@ use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
 use crate::protocol::{to_ascii_string, Position};
-use crate::session::{Session, Stage};
+use crate::session::{Peer, Session, Stage};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
@@ -255,11 +255,11 @@ fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
     resp
 }
 
-/// Whether the page behind the request may read a stream that its cookies open. Unlike `/ws`
-/// and `/csp` (where the page's own script hands over `cookie_string`, and so cannot hand over
-/// HttpOnly cookies), `/sse` forwards the browser's real Cookie header: a page on another origin
-/// must therefore be named in `--allowed-origins`, even where that list is not set (which lets
-/// any page use the other transports). Pages on hookbox's own origin may listen.
+/// Whether the page behind the request may read a stream that its cookies open. `/sse` forwards
+/// the browser's real Cookie header (HttpOnly cookies too) and nothing else identifies the
+/// visitor, so a page with an `Origin` must be one that may hand its cookies over, as for the
+/// other transports' cookies (`Limits::cookie_origin_allowed`: `--allowed-origins`, or, when it
+/// is not set, hookbox's own origin and the web app's).
 ///
 /// A request without `Origin` is a same-origin `EventSource`, a non-browser client, or a
 /// browser's request made by another site (`<img src=…/sse?…>`, a link, a `no-cors` fetch),
@@ -270,26 +270,15 @@ fn refuse(refusal: &Refusal, cors: Option<HeaderValue>) -> Response {
 /// page). Over plain http a `no-cors` fetch can still pass: there, `SameSite` session cookies
 /// are what keeps them from being sent (docs/security.md).
 fn origin_may_listen(app: &Shared, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        let ok = same_site_request(headers);
-        if !ok {
-            crate::metrics::refused("origin");
-        }
-        return ok;
+    let ok = if headers.contains_key(header::ORIGIN) {
+        app.limits.cookie_origin_allowed(headers)
+    } else {
+        same_site_request(headers)
     };
-    if app.limits.allowed_origins.is_some() {
-        return app.limits.origin_allowed(headers);
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let own = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .is_some_and(|(_, authority)| Some(authority) == host);
-    if !own {
+    if !ok {
         crate::metrics::refused("origin");
     }
-    own
+    ok
 }
 
 /// See `origin_may_listen`: a request without `Origin` that shows no sign of another site.
@@ -341,7 +330,7 @@ async fn run(
     let mut session = Session::new(
         app.hub.clone(),
         Transport::Sse,
-        remote,
+        Peer::at(remote),
         outbox.clone(),
         app.limits.session,
     );

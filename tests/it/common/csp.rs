@@ -18,6 +18,8 @@ pub struct Resp {
     pub status: u16,
     pub content_type: Option<String>,
     pub acao: Option<String>,
+    /// `Access-Control-Allow-Credentials`.
+    pub acac: Option<String>,
     pub body: String,
 }
 
@@ -53,6 +55,7 @@ pub async fn fetch(req: reqwest::RequestBuilder) -> Resp {
     };
     let content_type = header("content-type");
     let acao = header("access-control-allow-origin");
+    let acac = header("access-control-allow-credentials");
     let status = resp.status().as_u16();
     let body = tokio::time::timeout(GUARD, resp.text())
         .await
@@ -62,6 +65,7 @@ pub async fn fetch(req: reqwest::RequestBuilder) -> Resp {
         status,
         content_type,
         acao,
+        acac,
         body,
     }
 }
