@@ -8,6 +8,12 @@ export interface ConnectOptions {
   recover?: boolean;
   /** Force one transport (default 'auto': WebSocket, CSP if it fails). */
   transport?: 'auto' | 'websocket' | 'csp';
+  /**
+   * Called before each connect and reconnect; what it returns (or resolves to) is the CONNECT
+   * payload: fetch a fresh short-lived token here. A rejection is reported to onError and the
+   * connection tries again later.
+   */
+  getPayload?: () => unknown | Promise<unknown>;
 }
 
 /** Why a transport closed. */
@@ -62,6 +68,8 @@ export interface Connection {
   /** 'websocket' or 'csp'. */
   transportName: string | null;
   cookieString: string;
+  /** The payload the next CONNECT sends (set by getPayload before each one; may be set). */
+  connectPayload: unknown;
   onOpen: (args: { name: string; payload: unknown }) => void;
   onSubscribed: (channelName: string, subscription: Subscription, args: Frame) => void;
   onUnsubscribed: (subscription: Subscription, args: Frame) => void;

@@ -34,6 +34,9 @@
  *                      history continues. subscription.recovered is false when
  *                      they are gone (reload what the page shows).
  *   {transport: 'auto' | 'websocket' | 'csp'}  force one transport (default auto).
+ *   {getPayload: async () => value}  called before each connect and reconnect; its answer
+ *                      is the CONNECT payload (a fresh short-lived token each time).
+ *                      conn.connectPayload holds the payload in use, and may be set.
  * An https: server URL uses wss: for the WebSocket.
  *
  * No dependencies, no build step. Requires TextEncoder/TextDecoder, btoa/atob.
@@ -546,7 +549,7 @@
       this._buffer = '';
       transport.onopen = () => {
         if (transport.name === 'websocket') this._webSocketWorked = true;
-        this._sendConnect();
+        this._connectOver(transport);
       };
       transport.onmessage = (text) => this._receive(transport, text);
       transport.onerror = (error) => log.debug('transport error', error);
@@ -652,6 +655,27 @@
         if (this._disconnected || this._subscriptions[args.channel_name]) return;
         this._enqueue('subscribe', args);
       }, delay);
+    }
+
+    /** CONNECT on a transport that just opened: with `options.getPayload`, its answer (awaited)
+     *  is the payload, asked anew before every connect and reconnect, so that a short-lived
+     *  token is fresh each time. If it fails, the page hears it (onError) and the connection
+     *  tries again later, as after any loss. */
+    async _connectOver(transport) {
+      if (typeof this.options.getPayload === 'function') {
+        let payload;
+        try {
+          payload = await this.options.getPayload();
+        } catch (e) {
+          if (transport !== this._transport) return;
+          this._call('onError', { id: null, msg: 'getPayload failed: ' + ((e && e.message) || e) });
+          transport.close();
+          return;
+        }
+        if (transport !== this._transport) return; // closed while we waited
+        this.connectPayload = payload;
+      }
+      this._sendConnect();
     }
 
     _sendConnect() {

@@ -263,3 +263,62 @@ test('subscriptions the server refuses as too fast are sent again, none lost', a
     await strict.stop();
   }
 });
+
+test('getPayload gives every connect and reconnect a fresh token, through a server restart', async () => {
+  // A web app whose connect tokens are good for one connect: a reconnect with the payload of
+  // the first connect would be refused for good ("token expired").
+  let issued = 0;
+  const used = new Set();
+  const app = await startWebApp({
+    hooks: {
+      connect: (form) => {
+        const token = JSON.parse(form.payload || 'null');
+        if (!token || used.has(token)) return [false, { error: 'token expired' }];
+        used.add(token);
+        return [true, { name: 'token-user' }];
+      },
+    },
+    pages: {},
+  });
+  const tokenServer = (await import('node:http')).createServer((req, res) => {
+    issued += 1;
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' });
+    res.end(JSON.stringify('token-' + issued));
+  });
+  tokenServer.listen(0, '127.0.0.1');
+  await (await import('node:events')).once(tokenServer, 'listening');
+  const tokens = `http://127.0.0.1:${tokenServer.address().port}/`;
+  let server = await startHookbox(['--cbport', String(app.port)]);
+  const serverPort = server.ports.main;
+  try {
+    pages['/token_user'] = {
+      html: `<!doctype html><meta charset="utf-8"><title>t</title>
+<script src="${server.url}/static/hookbox.js"></script><script>
+  window.events = [];
+  const conn = hookbox.connect('${server.url}', null, null, {
+    getPayload: async () => (await fetch('${tokens}')).json(),
+  });
+  conn.onOpen = (args) => events.push(['open', args.name, conn.connectPayload]);
+  conn.onError = (args) => events.push(['error', args.msg]);
+  conn.onConnectionLost = () => events.push(['lost']);
+</script>`,
+    };
+    const tab = await (await browser.newContext()).newPage();
+    await tab.goto(`${web.url}/token_user`);
+    await tab.waitForFunction(() => events.some((e) => e[0] === 'open'));
+    await server.stop();
+    await tab.waitForFunction(() => events.some((e) => e[0] === 'lost'));
+    server = await startHookbox(['--cbport', String(app.port), '-p', String(serverPort)]);
+    await tab.waitForFunction(() => events.filter((e) => e[0] === 'open').length === 2, null, { timeout: 60000 });
+    const events = await tab.evaluate(() => window.events);
+    const opens = events.filter((e) => e[0] === 'open');
+    assert.deepEqual(opens.map((e) => e[1]), ['token-user', 'token-user']);
+    assert.notEqual(opens[0][2], opens[1][2], 'a fresh token for the reconnect');
+    assert.ok(!events.some((e) => e[0] === 'error'), JSON.stringify(events));
+    await tab.close();
+  } finally {
+    await server.stop();
+    await app.close();
+    tokenServer.close();
+  }
+});
