@@ -174,7 +174,7 @@ impl App {
                 ping_interval: config.ping_interval,
                 connect_timeout: config.connect_timeout,
                 allowed_origins: config.allowed_origins.clone(),
-                web_app_origins: config.webhooks.origins(),
+                web_app_origins: web_app_origins(&config),
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             shutdown,
@@ -334,6 +334,17 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// The origins whose pages may hand their cookies to the web app when `--allowed-origins` is not
+/// set: the web app's (see `Limits::web_app_origins`), and with `--demo` its page under either
+/// loopback name.
+fn web_app_origins(config: &Config) -> Vec<String> {
+    let mut origins = config.webhooks.origins();
+    if let Some(port) = config.demo_port {
+        origins.push(format!("http://localhost:{port}"));
+    }
+    origins
 }
 
 /// The host to show in a URL for `interface`: a wildcard address is reached on loopback from

@@ -24,6 +24,9 @@ test('two tabs chat with presence and history', async () => {
   await alice.goto(demo);
   await alice.waitForFunction(() => document.getElementById('me').textContent.includes('-'));
   const name = await alice.textContent('#me');
+  // The demo's session is an HttpOnly cookie, as a real app's: the page cannot read it, and it
+  // reached the demo's connect webhook all the same.
+  assert.equal(await alice.evaluate(() => document.cookie), '');
 
   // A second tab of the same browser, as a newcomer would open it, is a second user.
   const bob = await context.newPage();

@@ -2,9 +2,10 @@
 //!
 //! - It listened on every interface: now both hookbox and the demo page listen on 127.0.0.1
 //!   unless `-i` says otherwise (and the demo page stays on loopback even then).
-//! - Its connect webhook trusted the client's `demo_user=<name>` cookie: now each page carries a
-//!   name token `<name>.<HMAC>`, sent as the CONNECT payload and signed with the demo's key (kept
-//!   in a file so that names survive a restart), so nobody can claim another's name.
+//! - Its connect webhook trusted the client's `demo_user=<name>` cookie: now the browser has an
+//!   HttpOnly session cookie the demo signs, and each page a name token `<name>.<HMAC>` signed
+//!   for that session and sent as the CONNECT payload (the demo's key is kept in a file so that
+//!   names survive a restart), so nobody can claim another's name.
 //! - Its create_channel webhook approved any number of channels: now it approves `lobby` only
 //!   (a cap shared with the lobby would let one visitor lock everybody out of the chat).
 //!
@@ -14,7 +15,7 @@
 use crate::common;
 use common::binary::{api_post, Running};
 use common::*;
-use hookbox::demo::{NO_TOKEN, ONLY_LOBBY};
+use hookbox::demo::{NO_SESSION, NO_TOKEN, ONLY_LOBBY};
 use serde_json::{json, Value};
 const TOKEN: &str = "secret";
 
@@ -51,14 +52,18 @@ impl Demo {
         }
     }
 
-    /// Loads the demo page as a browser does; returns the name and the name token in it.
-    async fn visit(&self) -> (String, String) {
+    /// Loads the demo page as a browser with no cookie does: a new session, a name token.
+    async fn visit(&self) -> Visitor {
         let resp = http_client()
             .get(format!("http://127.0.0.1:{}/", self.demo_port))
             .send()
             .await
             .expect("demo page");
         assert_eq!(resp.status().as_u16(), 200);
+        let set_cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set_cookie.contains("; HttpOnly"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        assert!(cookie.starts_with("demo_session="), "{cookie}");
         let page = resp.text().await.unwrap();
         let token = page
             .split_once("var NAME_TOKEN = \"")
@@ -68,15 +73,19 @@ impl Demo {
         let (name, sig) = token.rsplit_once('.').expect("<name>.<signature>");
         assert_eq!(sig.len(), 64, "an HMAC-SHA256 in hex: {token}");
         assert!(sig.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
-        (name.to_owned(), token)
+        Visitor {
+            name: name.to_owned(),
+            token,
+            cookie,
+        }
     }
 
     /// Two visitors with different names.
-    async fn two_visitors(&self) -> ((String, String), (String, String)) {
+    async fn two_visitors(&self) -> (Visitor, Visitor) {
         let first = self.visit().await;
         loop {
             let second = self.visit().await;
-            if second.0 != first.0 {
+            if second.name != first.name {
                 return (first, second);
             }
         }
@@ -86,11 +95,12 @@ impl Demo {
         Client::open(&format!("ws://127.0.0.1:{}/ws", self.port)).await
     }
 
-    /// A client connected with name token `token`, which must name `name`.
-    async fn connected(&self, token: &str, name: &str) -> Client {
+    /// A client connected as `visitor`, with its session and token.
+    async fn connected(&self, visitor: &Visitor) -> Client {
         let mut c = self.client().await;
-        c.send("CONNECT", connect_args(token)).await;
-        assert_eq!(c.expect("CONNECTED").await["name"], name);
+        c.send("CONNECT", connect_args(&visitor.token, &visitor.cookie))
+            .await;
+        assert_eq!(c.expect("CONNECTED").await["name"], *visitor.name);
         c
     }
 
@@ -102,9 +112,18 @@ impl Demo {
     }
 }
 
-/// CONNECT's arguments as the demo page sends them: the name token as the payload.
-fn connect_args(token: &str) -> Value {
-    json!({"cookie_string": "", "payload": json!({"token": token}).to_string()})
+/// A visitor of the demo page: its name, the page's token for it, the browser's session cookie.
+struct Visitor {
+    name: String,
+    token: String,
+    cookie: String,
+}
+
+/// CONNECT's arguments with the name token as the payload, as the demo page sends it, and the
+/// session cookie (a browser's arrives in its Cookie header: here, as a non-browser client,
+/// in `cookie_string`; the webhook sees both alike).
+fn connect_args(token: &str, cookie: &str) -> Value {
+    json!({"cookie_string": cookie, "payload": json!({"token": token}).to_string()})
 }
 
 /// Whether something accepts TCP connections on `ip:port`.
@@ -132,8 +151,8 @@ async fn demo_listens_on_loopback_only() {
         );
     }
     // And it works there: the page names the visitor, hookbox knows the name.
-    let (name, token) = demo.visit().await;
-    demo.connected(&token, &name).await;
+    let visitor = demo.visit().await;
+    demo.connected(&visitor).await;
 }
 
 /// `-i` still decides where hookbox listens with `--demo` (the startup line says so, and it
@@ -143,8 +162,8 @@ async fn demo_interface_flag_moves_hookbox_but_not_the_demo_page() {
     let demo = Demo::start("0.0.0.0", &["-i", "0.0.0.0"]);
     assert!(accepts("127.0.0.2", demo.port).await);
     let mut c = Client::open(&format!("ws://127.0.0.2:{}/ws", demo.port)).await;
-    c.send("CONNECT", connect_args("nobody")).await;
-    c.expect_error(NO_TOKEN).await;
+    c.send("CONNECT", connect_args("nobody", "")).await;
+    c.expect_error(NO_SESSION).await;
     assert!(accepts("127.0.0.1", demo.demo_port).await);
     assert!(!accepts("127.0.0.2", demo.demo_port).await);
 }
@@ -154,16 +173,18 @@ async fn demo_interface_flag_moves_hookbox_but_not_the_demo_page() {
 
 /// The attack: the demo's connect webhook named the user after the client's `demo_user` cookie,
 /// so `CONNECT {cookie_string: "demo_user=<someone>"}` impersonated anyone. Now the name comes
-/// from a signed token in the payload: a bare name, the victim's name with the attacker's own
-/// (valid) signature, and the victim's name with a tampered or truncated signature are all
-/// refused; every third refusal closes the connection. The victim's real token, from the page,
-/// connects as the victim, and a cookie names no one.
+/// from a token in the payload signed for the browser's session (an HttpOnly cookie the demo
+/// signs): with the attacker's own session, a bare name, the victim's token, the victim's name
+/// with the attacker's own (valid) signature, and the victim's name with a tampered or
+/// truncated signature are all refused; every third refusal closes the connection. Without a
+/// session, nothing passes. The victim's token with the victim's session connects as the victim.
 #[tokio::test]
 async fn demo_refuses_unsigned_and_forged_name_tokens() {
     let demo = Demo::start("127.0.0.1", &[]);
-    let ((victim, victim_token), (_, attacker_token)) = demo.two_visitors().await;
-    let attacker_sig = attacker_token.rsplit_once('.').unwrap().1;
-    let mut tampered = victim_token.clone();
+    let (victim, attacker) = demo.two_visitors().await;
+    let name = &victim.name;
+    let attacker_sig = attacker.token.rsplit_once('.').unwrap().1;
+    let mut tampered = victim.token.clone();
     let last = if tampered.pop() == Some('0') {
         '1'
     } else {
@@ -172,16 +193,18 @@ async fn demo_refuses_unsigned_and_forged_name_tokens() {
     tampered.push(last);
 
     // A prefix of the real signature: accepting truncated tags would make names guessable.
-    let victim_sig = victim_token.rsplit_once('.').unwrap().1;
-    let truncated = |hex: usize| format!("{victim}.{}", &victim_sig[..hex]);
+    let victim_sig = victim.token.rsplit_once('.').unwrap().1;
+    let truncated = |hex: usize| format!("{name}.{}", &victim_sig[..hex]);
     let attempts = [
-        [victim.clone(), format!("{victim}.{attacker_sig}"), tampered],
-        [truncated(0), truncated(2), truncated(32)],
+        [name.clone(), format!("{name}.{attacker_sig}"), tampered],
+        [truncated(0), truncated(2), victim.token.clone()],
     ];
     for forgeries in &attempts {
         let mut c = demo.client().await;
         for forged in forgeries {
-            let id = c.send("CONNECT", connect_args(forged)).await;
+            let id = c
+                .send("CONNECT", connect_args(forged, &attacker.cookie))
+                .await;
             assert_eq!(c.expect_error(NO_TOKEN).await, id, "{forged}");
         }
         let (frames, close) = c.frames_until_close().await;
@@ -191,16 +214,19 @@ async fn demo_refuses_unsigned_and_forged_name_tokens() {
             Some((1008, "3 refused CONNECTs on this connection".to_owned()))
         );
     }
-    // The old cookie names no one.
-    let mut c = demo.client().await;
-    c.send(
-        "CONNECT",
-        json!({"cookie_string": format!("demo_user={victim_token}")}),
-    )
-    .await;
-    c.expect_error(NO_TOKEN).await;
+    // No session (or one we did not sign): nothing passes, the old cookie included.
+    for cookie in [
+        String::new(),
+        format!("demo_user={}", victim.token),
+        "demo_session=s1.00".to_owned(),
+    ] {
+        let mut c = demo.client().await;
+        c.send("CONNECT", connect_args(&victim.token, &cookie))
+            .await;
+        c.expect_error(NO_SESSION).await;
+    }
 
-    demo.connected(&victim_token, &victim).await;
+    demo.connected(&victim).await;
 }
 
 /// A tab keeps its name through a restart of the demo (the key is kept in a file), while a token
@@ -208,24 +234,25 @@ async fn demo_refuses_unsigned_and_forged_name_tokens() {
 #[tokio::test]
 async fn a_name_token_outlives_a_restart_but_not_another_key() {
     let before = Demo::start("127.0.0.1", &[]);
-    let (name, token) = before.visit().await;
+    let visitor = before.visit().await;
     drop(before);
     let after = Demo::start("127.0.0.1", &[]);
-    after.connected(&token, &name).await;
+    after.connected(&visitor).await;
     let foreign = {
         use hmac::{Hmac, Mac};
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"another demo's key").unwrap();
-        mac.update(name.as_bytes());
+        mac.update(visitor.name.as_bytes());
         let tag: String = mac
             .finalize()
             .into_bytes()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        format!("{name}.{tag}")
+        format!("{}.{tag}", visitor.name)
     };
     let mut c = after.client().await;
-    c.send("CONNECT", connect_args(&foreign)).await;
+    c.send("CONNECT", connect_args(&foreign, &visitor.cookie))
+        .await;
     c.expect_error(NO_TOKEN).await;
 }
 
@@ -252,8 +279,8 @@ async fn refused(c: &mut Client, channel: &str) {
 #[tokio::test]
 async fn demo_creates_only_the_lobby() {
     let demo = Demo::start("127.0.0.1", &["-r", TOKEN]);
-    let ((hog, hog_token), (other, other_token)) = demo.two_visitors().await;
-    let mut h = demo.connected(&hog_token, &hog).await;
+    let (hog, other) = demo.two_visitors().await;
+    let mut h = demo.connected(&hog).await;
     for i in 1..=25 {
         refused(&mut h, &format!("hog-{i}")).await;
         let id = h
@@ -266,7 +293,7 @@ async fn demo_creates_only_the_lobby() {
     }
     assert_eq!(demo.server_info().await["channels"], json!([]));
 
-    let mut o = demo.connected(&other_token, &other).await;
+    let mut o = demo.connected(&other).await;
     joins(&mut o, "lobby").await;
     joins(&mut h, "lobby").await;
     assert_eq!(demo.server_info().await["channels"], json!(["lobby"]));
@@ -277,8 +304,8 @@ async fn demo_creates_only_the_lobby() {
 #[tokio::test]
 async fn the_lobby_outlives_its_last_visitor() {
     let demo = Demo::start("127.0.0.1", &["-r", TOKEN]);
-    let ((first, first_token), (second, second_token)) = demo.two_visitors().await;
-    let mut a = demo.connected(&first_token, &first).await;
+    let (first, second) = demo.two_visitors().await;
+    let mut a = demo.connected(&first).await;
     joins(&mut a, "lobby").await;
     a.send(
         "PUBLISH",
@@ -302,7 +329,7 @@ async fn the_lobby_outlives_its_last_visitor() {
     })
     .await;
     assert_eq!(demo.server_info().await["channels"], json!(["lobby"]));
-    let mut b = demo.connected(&second_token, &second).await;
+    let mut b = demo.connected(&second).await;
     b.send("SUBSCRIBE", json!({"channel_name": "lobby"})).await;
     let own = b.expect("SUBSCRIBE").await;
     let said: Vec<&Value> = own["history"]
