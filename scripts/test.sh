@@ -4,7 +4,8 @@
 # multi-node tests, django-hookbox 0.3 and its Python 2.7 dependencies from PyPI), checks
 # formatting and lints, then runs the Rust unit and integration tests on the memory engine, a
 # single Redis and a Redis Cluster, django-hookbox's own test suite against the binary, the
-# headless-browser tests, and a short smoke run of the benchmark harness.
+# headless-browser tests, the server SDKs' test suites (against the real binary and real
+# framework servers), and a short smoke run of the benchmark harness.
 #
 # Every step that fails fails the script. Nothing here needs a fixed port: the usual ones (8000,
 # 8001, 8090) are held by a placeholder for the whole run to prove it, and a run must leave the
@@ -148,6 +149,12 @@ cargo build --locked --bin hookbox
 
 echo "==> django-hookbox 0.3 (PyPI) test suite against hookbox"
 DJANGO_TEST_NO_BUILD=1 bash tests/django/run.sh
+
+echo "==> Python SDK (sdk/python/test.sh: the installed package against hookbox, Django, Flask, FastAPI)"
+HOOKBOX_BIN="$PWD/target/debug/hookbox" sdk/python/test.sh
+
+echo "==> Node SDK (sdk/node/test.sh: the packed package against hookbox and Express)"
+HOOKBOX_BIN="$PWD/target/debug/hookbox" sdk/node/test.sh
 
 echo "==> browser tests (headless Chromium)"
 (
