@@ -175,6 +175,7 @@ impl App {
                 connect_timeout: config.connect_timeout,
                 allowed_origins: config.allowed_origins.clone(),
                 web_app_origins: web_app_origins(&config),
+                tls: tls.is_some(),
                 trusted_proxies: config.trusted_proxies.clone(),
             },
             shutdown,

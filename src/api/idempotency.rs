@@ -1,22 +1,36 @@
 //! Idempotent Web API calls: `publish`, `publish_multi` and `message` take an `idempotency_key`,
 //! so that a web app that did not hear the answer (a timeout, a dropped connection) can send the
-//! call again without publishing twice. Within [`WINDOW`] of a successful call, a call with the
-//! same key (and method) is not applied again and answers what the first one answered, on every
-//! node (the keys live in the engine). A call that failed lets its key go, so its retry runs. A
-//! call that comes while the first is still running waits for its answer (up to [`WAIT`]).
+//! call again without publishing twice. Within [`WINDOW`] of a call, a call with the same key
+//! (and method) is not applied again and answers what the first one answered, on every node (the
+//! keys live in the engine). A `publish` or `message` that failed applied nothing and lets its
+//! key go, so its retry runs; a `publish_multi` that failed may have published to some channels,
+//! so its failure is kept and answered like a success. A call that comes while the first is
+//! still running waits for its answer.
+//!
+//! The call runs in a task of its own, which the caller hanging up does not cancel: a key is
+//! never left claimed with nothing running. A node that dies mid-call leaves its claim, which
+//! lapses after [`pending_ttl`].
 
 use super::{ApiError, ApiState, Outcome, Params};
 use crate::engine::Claim;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a key is remembered after its call.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
-/// How long a call waits for another with the same key to finish.
-const WAIT: Duration = Duration::from_secs(30);
 /// Longest key.
 const MAX_KEY: usize = 128;
+
+/// How long a claim holds while its call runs: the call's webhooks within
+/// `--webhook-timeout` each, with room to spare. A call that runs longer than this (a
+/// `publish_multi` asking a slow publish webhook for many channels) may be applied again by a
+/// retry that comes after it.
+fn pending_ttl(api: &ApiState) -> Duration {
+    api.hub.webhooks().timeout() * 2 + Duration::from_secs(30)
+}
 
 /// The methods that take a key.
 pub fn applies_to(method: &str) -> bool {
@@ -37,21 +51,20 @@ pub fn key(params: &Params) -> Result<Option<String>, ApiError> {
 }
 
 /// Runs `call` once per `(method, key)` within the window.
-pub async fn once<F, Fut>(api: &ApiState, method: &str, key: &str, call: F) -> Outcome
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Outcome>,
-{
-    let engine = api.hub.engine();
+pub async fn once(
+    api: Arc<ApiState>,
+    method: &str,
+    key: &str,
+    call: Pin<Box<dyn Future<Output = Outcome> + Send>>,
+) -> Outcome {
     let key = format!("{method}:{key}");
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let ttl = pending_ttl(&api);
+    let deadline = tokio::time::Instant::now() + ttl;
     let mut pause = Duration::from_millis(10);
     loop {
-        match engine.claim_key(&key, WINDOW).await.map_err(hub)? {
+        match api.hub.engine().claim_key(&key, ttl).await.map_err(hub)? {
             Claim::New => break,
-            Claim::Done(answer) => {
-                return Ok(serde_json::from_str::<Value>(&answer).unwrap_or_default());
-            }
+            Claim::Done(answer) => return replayed(&answer),
             Claim::Full => {
                 return Err(ApiError::Invalid(
                     "Too many idempotency keys in use: try again later".to_owned(),
@@ -68,13 +81,40 @@ where
             }
         }
     }
-    let outcome = call().await;
-    let answer = outcome.as_ref().ok().map(Value::to_string);
-    engine
-        .settle_key(&key, answer.as_deref(), WINDOW)
-        .await
-        .map_err(hub)?;
-    outcome
+    let keep_failures = method == "publish_multi";
+    let task = tokio::spawn(async move {
+        let outcome = call.await;
+        let answer = match &outcome {
+            Ok(body) => Some(json!({ "ok": body })),
+            Err(e) if keep_failures => Some(json!({ "error": e.to_string() })),
+            Err(_) => None,
+        };
+        let answer = answer.map(|a| a.to_string());
+        if let Err(e) = api
+            .hub
+            .engine()
+            .settle_key(&key, answer.as_deref(), WINDOW)
+            .await
+        {
+            // The call's outcome stands; its retries may wait for the claim to lapse.
+            tracing::warn!("recording idempotency key {key} failed: {e}");
+        }
+        outcome
+    });
+    task.await
+        .unwrap_or_else(|e| Err(ApiError::Invalid(format!("The call failed: {e}"))))
+}
+
+/// The answer a call with a used key gets: the first call's.
+fn replayed(answer: &str) -> Outcome {
+    let answer: Value = serde_json::from_str(answer).unwrap_or_default();
+    match (answer.get("ok"), answer.get("error")) {
+        (Some(body), _) => Ok(body.clone()),
+        (None, Some(error)) => Err(ApiError::Invalid(
+            error.as_str().unwrap_or_default().to_owned(),
+        )),
+        (None, None) => Ok(json!({})),
+    }
 }
 
 fn hub(e: crate::engine::EngineError) -> ApiError {

@@ -279,7 +279,9 @@ async fn handle(dialect: Dialect, api: Arc<ApiState>, name: &str, req: ApiReques
     };
     let outcome = match key {
         Err(e) => Err(e),
-        Ok(Some(key)) => idempotency::once(&api, name, &key, || call(api.clone(), params)).await,
+        Ok(Some(key)) => {
+            idempotency::once(api.clone(), name, &key, call(api.clone(), params)).await
+        }
         Ok(None) => call(api.clone(), params).await,
     };
     match outcome {

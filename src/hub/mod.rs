@@ -27,6 +27,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Whether a `Set-Cookie` value has the `HttpOnly` attribute.
+fn is_http_only(set_cookie: &str) -> bool {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .any(|a| a.trim().eq_ignore_ascii_case("httponly"))
+}
+
 /// Retries of an informational webhook that got no decision (see `Hub::inform`).
 const INFORM_RETRIES: u32 = 3;
 
@@ -257,7 +265,8 @@ impl Hub {
 
     /// Calls a webhook on behalf of `origin`. For hooks that act for a connection (connect,
     /// subscribe, unsubscribe, publish, message), a `Set-Cookie` in the reply is relayed to that
-    /// connection as SET_COOKIE before anything else the action produces.
+    /// connection as SET_COOKIE before anything else the action produces, unless it is
+    /// `HttpOnly`.
     async fn hook(
         &self,
         hook: Hook,
@@ -297,7 +306,10 @@ impl Hub {
         };
         let decision = self.webhooks.call(call).await;
         if acts_for_connection {
-            if let (Some(cookie), Some(conn)) = (&decision.set_cookie, &origin.conn) {
+            // An HttpOnly cookie is not for the page's script, which a SET_COOKIE frame reaches
+            // (a session middleware refreshing the session the webhook carried, say).
+            let cookie = decision.set_cookie.as_ref().filter(|c| !is_http_only(c));
+            if let (Some(cookie), Some(conn)) = (cookie, &origin.conn) {
                 conn.send(&OutFrame::new(
                     "SET_COOKIE",
                     &args([("cookie", json!(cookie))]),

@@ -142,23 +142,31 @@ impl Peer {
     }
 }
 
-/// The cookies a connect webhook gets: the browser's own header (`forwarded`), then those of
-/// the CONNECT's `cookie_string` it does not name (a page on another host than hookbox hands
-/// over its own origin's cookies there).
+/// The cookies a connect webhook gets: the CONNECT's `cookie_string` (what the page hands over,
+/// as the original forwarded it), then those of the browser's own header (`forwarded`) it does
+/// not name: an HttpOnly session cookie the page's script cannot see. A cookie the page names
+/// itself is the page's (a token it passes as a cookie, an app on another host of the same
+/// name).
 pub fn merge_cookies(forwarded: Option<&str>, given: &str) -> String {
     let Some(forwarded) = forwarded.filter(|f| !f.trim().is_empty()) else {
         return given.to_owned();
     };
     let name = |pair: &str| pair.split('=').next().unwrap_or("").trim().to_owned();
-    let named: std::collections::HashSet<String> = forwarded.split(';').map(name).collect();
-    let mut cookie = forwarded.trim().to_owned();
-    for pair in given.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        if !named.contains(&name(pair)) {
-            cookie.push_str("; ");
-            cookie.push_str(pair);
-        }
-    }
-    cookie
+    let pairs = |text: &str| {
+        text.split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    let mut cookie = pairs(given);
+    let named: std::collections::HashSet<String> = cookie.iter().map(|p| name(p)).collect();
+    cookie.extend(
+        pairs(forwarded)
+            .into_iter()
+            .filter(|p| !named.contains(&name(p))),
+    );
+    cookie.join("; ")
 }
 
 /// Per-connection bounds a transport passes to every session.
@@ -516,12 +524,17 @@ mod tests {
     use super::merge_cookies;
 
     #[test]
-    fn the_browsers_cookies_come_first_and_the_pages_fill_in() {
+    fn the_pages_cookies_come_first_and_the_browsers_fill_in() {
         assert_eq!(merge_cookies(None, "a=1"), "a=1");
         assert_eq!(merge_cookies(Some("  "), "a=1"), "a=1");
         assert_eq!(
             merge_cookies(Some("sid=s3cret; a=1"), "a=1; theme=dark"),
-            "sid=s3cret; a=1; theme=dark"
+            "a=1; theme=dark; sid=s3cret"
+        );
+        // A cookie the page names itself is the page's.
+        assert_eq!(
+            merge_cookies(Some("token=browser"), "token=page"),
+            "token=page"
         );
         assert_eq!(merge_cookies(Some("sid=x"), ""), "sid=x");
     }

@@ -56,6 +56,8 @@ pub struct Limits {
     /// The web app's origins (where the webhooks go), whose pages may hand their cookies over
     /// when `allowed_origins` is not set (see `forwarded_cookie`).
     pub web_app_origins: Vec<String>,
+    /// hookbox serves TLS itself (`--tls-cert`): its own origin is https.
+    pub tls: bool,
 }
 
 impl Limits {
@@ -93,12 +95,19 @@ impl Limits {
         if let Some(allowed) = &self.allowed_origins {
             return allowed.iter().any(|a| a.eq_ignore_ascii_case(origin));
         }
-        let host = headers
+        // hookbox's own origin, scheme included: a plain-http page of hookbox's host (an
+        // injected one) is not the https origin hookbox serves (itself, or behind a proxy).
+        let https = self.tls
+            || headers
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+        let own = headers
             .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let own = origin
-            .split_once("://")
-            .is_some_and(|(_, authority)| Some(authority) == host);
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|host| {
+                let scheme = if https { "https" } else { "http" };
+                origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+            });
         own || self
             .web_app_origins
             .iter()

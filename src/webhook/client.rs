@@ -97,6 +97,13 @@ fn json_body(form: &[(&str, String)]) -> Body {
     }
 }
 
+/// The `secret` form field, as the original sent it: for a secret of its kind, in a form body.
+/// A Standard Webhooks secret (`whsec_`) or a JSON body is for an app that checks signatures:
+/// the secret itself stays out of the body (where logs and proxies might keep it).
+fn legacy_secret(secret: Option<&str>, format: WebhookFormat) -> Option<&str> {
+    secret.filter(|s| format == WebhookFormat::Form && matches!(standard_key(s), Ok(None)))
+}
+
 /// `req` with `body` and, when there is a secret, its signatures (see `signing`). `id` is the
 /// call's `webhook-id`.
 fn signed(
@@ -222,26 +229,29 @@ impl WebhookClient {
         let mut form = Vec::with_capacity(call.form.len() + 2);
         form.push(("action", call.hook.action().to_owned()));
         form.extend(call.form);
-        if let Some(secret) = &secret {
-            form.push(("secret", secret.clone()));
+        if let Some(secret) = legacy_secret(secret.as_deref(), format) {
+            form.push(("secret", secret.to_owned()));
         }
-        let body = match format {
-            WebhookFormat::Form => form_body(&form),
-            WebhookFormat::Json => json_body(&form),
-        };
-        let mut req = signed(self.http.post(&url), body, secret.as_deref(), &call.id);
-        if !call.cookie.is_empty() {
-            if let Ok(v) = HeaderValue::from_bytes(call.cookie.as_bytes()) {
-                req = req.header(COOKIE, v);
+        let build = || {
+            let body = match format {
+                WebhookFormat::Form => form_body(&form),
+                WebhookFormat::Json => json_body(&form),
+            };
+            let mut req = signed(self.http.post(&url), body, secret.as_deref(), &call.id);
+            if !call.cookie.is_empty() {
+                if let Ok(v) = HeaderValue::from_bytes(call.cookie.as_bytes()) {
+                    req = req.header(COOKIE, v);
+                }
             }
-        }
-        if let Some(ip) = call.real_ip {
-            req = req.header("X-Real-IP", ip);
-        }
-        if send_version {
-            req = req.header("X-Hookbox-Version", HOOKBOX_VERSION);
-        }
-        self.send(call.hook.action(), &url, req, &form).await
+            if let Some(ip) = &call.real_ip {
+                req = req.header("X-Real-IP", ip.as_str());
+            }
+            if send_version {
+                req = req.header("X-Hookbox-Version", HOOKBOX_VERSION);
+            }
+            req
+        };
+        self.send(call.hook.action(), &url, build, &form).await
     }
 
     /// A polling fetch in `persistent`/`once` mode: a webhook-style POST without `action`.
@@ -251,17 +261,19 @@ impl WebhookClient {
         }
         let mut form = form;
         let secret = self.settings.read().webhook_secret.clone();
-        if let Some(secret) = &secret {
-            form.push(("secret".to_owned(), secret.clone()));
+        if let Some(secret) = legacy_secret(secret.as_deref(), WebhookFormat::Form) {
+            form.push(("secret".to_owned(), secret.to_owned()));
         }
         let id = super::signing::message_id();
-        let req = signed(
-            self.http.post(url),
-            form_body(&form),
-            secret.as_deref(),
-            &id,
-        );
-        self.send("poll", url, req, &form).await
+        let build = || {
+            signed(
+                self.http.post(url),
+                form_body(&form),
+                secret.as_deref(),
+                &id,
+            )
+        };
+        self.send("poll", url, build, &form).await
     }
 
     /// A polling fetch in `simple` mode: `GET url`, body returned as text.
@@ -285,11 +297,13 @@ impl WebhookClient {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
+    /// Makes one call: waits for a slot, then builds the request (so that its signature's
+    /// timestamp is the send time, not the time it started waiting) and sends it.
     async fn send<K: AsRef<str>>(
         &self,
         action: &'static str,
         url: &str,
-        req: reqwest::RequestBuilder,
+        build: impl FnOnce() -> reqwest::RequestBuilder,
         form: &[(K, String)],
     ) -> Decision {
         let started = Instant::now();
@@ -324,6 +338,7 @@ impl WebhookClient {
                 return self.finish(record, started, Err(failure));
             }
         };
+        let req = build();
         let outcome = tokio::time::timeout(self.timeout, async {
             let resp = req.send().await.map_err(|e| error_chain(&e))?;
             let status = resp.status().as_u16();

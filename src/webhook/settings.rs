@@ -107,16 +107,12 @@ impl WebhookSettings {
     /// The origins (`scheme://host[:port]`, as browsers write `Origin`) of the web app these
     /// settings send webhooks to: where its pages are, unless `--allowed-origins` says otherwise.
     pub fn origins(&self) -> Vec<String> {
-        let mut plain = self.clone();
-        plain.cb_single_url = None;
-        let mut origins: Vec<String> = [self.url(Hook::Connect), plain.url(Hook::Connect)]
-            .iter()
-            .filter_map(|u| url::Url::parse(u).ok())
+        url::Url::parse(&self.url(Hook::Connect))
+            .ok()
             .map(|u| u.origin().ascii_serialization())
             .filter(|o| o != "null")
-            .collect();
-        origins.dedup();
-        origins
+            .into_iter()
+            .collect()
     }
 
     /// The hosts (with ports) these settings send webhooks to.

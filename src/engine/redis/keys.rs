@@ -1,5 +1,5 @@
 //! Idempotency keys in Redis, shared by every node (see `api::idempotency`): a key is claimed with
-//! `SET NX PX`, holding a marker until its answer replaces it (`SET XX PX`), or is deleted when
+//! `SET NX PX`, holding a marker until its answer replaces it (`SET PX`), or is deleted when
 //! the call failed. Each key is one Redis key, so any slot of a Redis Cluster will do.
 
 use super::RedisEngine;

@@ -87,7 +87,11 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let origin = headers.get(header::ORIGIN).cloned();
+    // A `null` origin (a sandboxed page, a file) gets `*`: it has no origin to name.
+    let origin = headers
+        .get(header::ORIGIN)
+        .filter(|o| o.as_bytes() != b"null")
+        .cloned();
     let mut resp = answer(state, peer, endpoint, method, query, headers, body).await;
     if let Some(origin) = origin {
         let h = resp.headers_mut();

@@ -41,12 +41,12 @@ async fn a_websocket_from_the_web_apps_pages_carries_their_session() {
         "user=ann; theme=dark",
     )
     .await;
-    assert_eq!(got, "sid=s3cret; user=ann; theme=dark");
+    assert_eq!(got, "user=ann; theme=dark; sid=s3cret");
     // A page on hookbox's own origin may too.
     let own = format!("http://{}", s.addr);
     let (got, _c) =
         connect_cookie(&s, &[("Origin", &own), ("Cookie", "sid=own")], "user=bob").await;
-    assert_eq!(got, "sid=own; user=bob");
+    assert_eq!(got, "user=bob; sid=own");
 }
 
 /// Cross-site WebSocket hijacking: a page elsewhere makes the visitor's browser open a
@@ -85,7 +85,7 @@ async fn the_allowed_origins_decide_when_set() {
         "user=ann",
     )
     .await;
-    assert_eq!(got, "sid=listed; user=ann");
+    assert_eq!(got, "user=ann; sid=listed");
     let own = format!("http://{}", s.addr);
     let url = format!("ws://{}/ws", s.addr);
     // Another origin may not even open the transport.
@@ -100,7 +100,7 @@ async fn a_csp_handshake_from_the_web_apps_pages_carries_their_session() {
     let s = Server::start().await;
     let app = web_app_origin(&s);
     for (origin, expected) in [
-        (app.as_str(), "sid=s3cret; user=ann"),
+        (app.as_str(), "user=ann; sid=s3cret"),
         ("http://evil.example", "user=ann"),
     ] {
         let r = fetch(

@@ -304,6 +304,32 @@ async fn an_idempotency_key_applies_a_call_once() {
     s.api_ok("publish", &missing).await;
     assert_eq!(a.expect("PUBLISH").await["payload"], 4);
 
+    // A publish_multi that failed part way (room, unmoderated, got it; the moderated channel's
+    // publish webhook said no) is not applied again: its failure is its answer.
+    s.api_ok("create_channel", &[("channel_name", "gated")])
+        .await;
+    s.api_ok("subscribe", &[("channel_name", "gated"), ("name", "alice")])
+        .await;
+    assert_eq!(a.expect("SUBSCRIBE").await["channel_name"], "gated");
+    s.web
+        .once("publish", Reply::deny(json!({"error": "not there"})));
+    let partial = [
+        ("channel_names", "room,gated"),
+        ("payload", "6"),
+        ("send_hook", "1"),
+        ("idempotency_key", "p-1"),
+    ];
+    for _ in 0..2 {
+        assert_eq!(s.api_err("publish_multi", &partial).await, "not there");
+    }
+    assert_eq!(a.expect("PUBLISH").await["payload"], 6);
+    assert_eq!(
+        s.web.expect("publish").await.field("channel_name"),
+        Some("gated")
+    );
+    assert_no_hooks(&s).await;
+    a.assert_quiet().await;
+
     for bad in ["", "has space", &"x".repeat(129), "é"] {
         let params = [
             ("channel_name", "room"),

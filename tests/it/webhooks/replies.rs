@@ -435,6 +435,15 @@ async fn set_cookie_arrives_before_the_frame_of_the_same_action() {
     cookie_frame(c.expect("SET_COOKIE").await, "msg=1");
     c.expect("MESSAGE").await;
 
+    // An HttpOnly cookie (a session middleware refreshing the session the webhook carried) is
+    // not for the page's script: not relayed.
+    s.web.once(
+        "publish",
+        Reply::ok(json!({})).with_cookie("sessionid=s3cret; Path=/; httponly; SameSite=Lax"),
+    );
+    c.send("PUBLISH", json!({"channel_name": "ch"})).await;
+    c.expect("PUBLISH").await;
+
     // A denial's cookie comes before its ERROR.
     s.web.once(
         "publish",
@@ -458,6 +467,7 @@ async fn set_cookie_arrives_before_the_frame_of_the_same_action() {
         "subscribe",
         "publish",
         "message",
+        "publish",
         "publish",
         "unsubscribe",
         "destroy_channel",
