@@ -49,8 +49,11 @@ impl Inner {
         // Entries of keys let go early pile up behind live ones: past a few times the map's
         // size, the queue is made again from the map (rare, and linear).
         if self.expiries.len() > 4 * MAX_KEYS {
-            let mut live: Vec<(Instant, String)> =
-                self.by_key.iter().map(|(k, (e, _))| (*e, k.clone())).collect();
+            let mut live: Vec<(Instant, String)> = self
+                .by_key
+                .iter()
+                .map(|(k, (e, _))| (*e, k.clone()))
+                .collect();
             live.sort();
             self.expiries = live.into();
         }
