@@ -6,6 +6,7 @@
 use hookbox::api::{ApiError, Params};
 use hookbox::protocol::{
     parse_frame, to_ascii_string, ArgError, ClientFrame, FrameDecoder, FrameError, FrameKind,
+    ResumeArg, MAX_TICKET_LEN,
     FrameTooLarge, InFrame,
 };
 use hookbox::webhook::decision::{quote, Decision, QUOTE_CHARS};
@@ -118,7 +119,7 @@ const FRAME_ERRORS: [&str; 6] = [
     "Invalid frame keyword arguments (must be dictionary)",
 ];
 
-const ARG_ERRORS: [&str; 8] = [
+const ARG_ERRORS: [&str; 9] = [
     "Missing cookie_string",
     "Invalid cookie_string (must be string)",
     "Invalid json for payload",
@@ -127,14 +128,16 @@ const ARG_ERRORS: [&str; 8] = [
     "name required",
     "Invalid name (must be a non-empty string)",
     "Invalid recover (must be {epoch: string, offset: integer})",
+    "Invalid resume (must be true or a ticket string)",
 ];
 
-const KINDS: [FrameKind; 5] = [
+const KINDS: [FrameKind; 6] = [
     FrameKind::Connect,
     FrameKind::Subscribe,
     FrameKind::Unsubscribe,
     FrameKind::Publish,
     FrameKind::Message,
+    FrameKind::Resume,
 ];
 
 /// The `\r\n`-terminated lines of `data` that are not blank (the unterminated rest is left out):
@@ -198,8 +201,18 @@ fn check_args(kind: FrameKind, args: &Map<String, Value>) {
             cookie,
             payload,
             recovery,
+            resume,
         }) => {
             assert_eq!(kind, FrameKind::Connect);
+            match (resume, args.get("resume")) {
+                (None, None | Some(Value::Null | Value::Bool(false))) => {}
+                (Some(ResumeArg::Ask), Some(Value::Bool(true))) => {}
+                (Some(ResumeArg::Ask), Some(Value::String(t))) => assert!(t.len() > MAX_TICKET_LEN),
+                (Some(ResumeArg::Ticket(t)), Some(Value::String(given))) => {
+                    assert!(t == *given && t.len() <= MAX_TICKET_LEN)
+                }
+                (resume, given) => panic!("resume {resume:?} from {given:?}"),
+            }
             assert_eq!(Some(cookie.as_str()), text("cookie_string"));
             let parsed: Value = serde_json::from_str(&payload).expect("CONNECT payload is JSON");
             assert!(same_json(&parsed, &payload_of("payload")));
@@ -217,6 +230,7 @@ fn check_args(kind: FrameKind, args: &Map<String, Value>) {
                 assert!(args.get("recover").is_none_or(Value::is_null));
             }
         }
+        Ok(ClientFrame::Resume) => assert_eq!(kind, FrameKind::Resume),
         Ok(ClientFrame::Unsubscribe { channel }) => {
             assert_eq!(kind, FrameKind::Unsubscribe);
             assert!(!channel.is_empty());

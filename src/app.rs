@@ -128,7 +128,13 @@ impl App {
                     .map_err(AppError::Engine)?,
             ),
         };
-        let hub = Hub::new(engine, webhooks, config.action_limits, shutdown.clone());
+        let hub = Hub::new(
+            engine,
+            webhooks,
+            config.action_limits,
+            config.resume_key.clone(),
+            shutdown.clone(),
+        );
         hub.start_reaping();
         let web_app = api::web_app_addresses(&config.webhooks.targets()).await;
         let api = Arc::new(ApiState {

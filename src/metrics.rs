@@ -65,6 +65,10 @@ pub const REFUSALS: &str = "hookbox_refusals_total";
 /// SUBSCRIBEs that gave a position to recover from, by `result`: `recovered` (the missed
 /// publications were sent) or `not_recovered` (they are gone: another epoch, history too short).
 pub const RECOVERIES: &str = "hookbox_recoveries_total";
+/// CONNECTs that presented a resume ticket, by `result`: `resumed` (no webhook asked),
+/// `invalid` (not one of ours: forged, another key), `expired`, `other_session` (other
+/// cookies), `revoked`, `unchecked` (the engine could not say whether it was revoked).
+pub const RESUMES: &str = "hookbox_resumes_total";
 /// Log lines dropped because the log writer fell behind.
 pub const LOG_LINES_DROPPED: &str = "hookbox_log_lines_dropped_total";
 
@@ -129,6 +133,7 @@ fn describe() {
     describe_counter!(WEBHOOK_RETRIES, "Informational webhooks tried again");
     describe_counter!(REFUSALS, "Requests refused by a policy");
     describe_counter!(RECOVERIES, "Recoveries asked for, by result");
+    describe_counter!(RESUMES, "Resume tickets presented, by result");
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped by the log writer");
 }
 
@@ -302,6 +307,11 @@ pub fn recovery(recovered: bool) {
     counter!(RECOVERIES, "result" => result).increment(1);
 }
 
+/// A CONNECT that presented a resume ticket, and what came of it (see [`RESUMES`]).
+pub fn resume(result: &'static str) {
+    counter!(RESUMES, "result" => result).increment(1);
+}
+
 pub fn close_retry() {
     counter!(CLOSE_RETRIES).increment(1);
 }
@@ -310,7 +320,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 22] = [
+    const ALL: [&str; 23] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -332,6 +342,7 @@ mod tests {
         TIMEOUTS,
         REFUSALS,
         RECOVERIES,
+        RESUMES,
         LOG_LINES_DROPPED,
     ];
 

@@ -176,7 +176,7 @@ pub async fn remove(
         Err(e) => return failed(e),
     };
     match hub
-        .unsubscribe(&body.user, &origin, &name, Leave::Silent)
+        .take_out(&body.user, &origin, &name, Leave::Silent)
         .await
     {
         Ok(()) => ok(json!({"ok": true})),

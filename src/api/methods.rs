@@ -138,7 +138,7 @@ pub(super) async fn unsubscribe(api: Arc<ApiState>, params: Params) -> Outcome {
         Hooks::Ask => Leave::Asked,
         Hooks::Skip => Leave::Silent,
     };
-    api.hub.unsubscribe(user, &origin, channel, leave).await?;
+    api.hub.take_out(user, &origin, channel, leave).await?;
     Ok(json!({}))
 }
 

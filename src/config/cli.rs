@@ -227,6 +227,10 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_WEBHOOK_TIMEOUT")]
     #[arg(help_heading = "Webhooks")]
     pub webhook_timeout: Option<f64>,
+    /// Signs resume tickets (see docs/webhooks.md, `resume_ttl`); give every node of a cluster the same, at least 16 characters. Unset: a random key per process, so tickets do not outlive it
+    #[arg(long, value_name = "SECRET", env = "HOOKBOX_RESUME_SECRET")]
+    #[arg(help_heading = "Webhooks")]
+    pub resume_secret: Option<String>,
     /// Most webhook calls in flight at once [default: 256]
     #[arg(long, value_name = "N", env = "HOOKBOX_WEBHOOK_MAX_CONCURRENCY")]
     #[arg(help_heading = "Webhooks")]
@@ -446,7 +450,7 @@ impl Options {
             max_http_connections_per_ip,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
-            shutdown_timeout, demo, demo_port);
+            shutdown_timeout, demo, demo_port, resume_secret);
         self
     }
 }

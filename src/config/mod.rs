@@ -5,6 +5,7 @@ mod cli;
 mod hints;
 mod limits;
 mod net;
+mod resume;
 
 pub use cli::Options;
 pub use net::{address_group, HostRule, IpRange};
@@ -152,6 +153,8 @@ pub struct Config {
     /// CONNECTs per address (`--max-channels-per-user`, `--publish-rate`, `--subscribe-rate`,
     /// … `--max-failed-connects-per-ip`).
     pub action_limits: ActionLimits,
+    /// Signs resume tickets (`--resume-secret`, else random).
+    pub resume_key: crate::hub::ResumeKey,
     pub publish_multi_max_channels: usize,
     /// Hosts webhooks and pollers may call besides the webhook targets configured at startup
     /// (`--webhook-allow-hosts`).
@@ -207,6 +210,7 @@ impl Default for Config {
             max_http_connections_per_ip: 256,
             history_max_bytes: 256 * 1024,
             action_limits: ActionLimits::default(),
+            resume_key: crate::hub::ResumeKey::random(),
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
@@ -282,6 +286,7 @@ impl Config {
     pub fn from_options(o: Options) -> Result<Config, ConfigError> {
         let d = Config::default();
         let action_limits = limits::action_limits(&o, d.action_limits)?;
+        let resume_key = resume::resume_key(o.resume_secret.as_deref())?;
         let demo = o.demo.unwrap_or(false);
         // The demo trusts whoever can reach it less than a real web app would: it listens on
         // loopback unless `-i` says otherwise.
@@ -616,6 +621,7 @@ impl Config {
             max_http_connections_per_ip,
             history_max_bytes,
             action_limits,
+            resume_key,
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),

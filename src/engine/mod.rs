@@ -254,6 +254,22 @@ impl Engine {
         each!(self, e => e.settle_key(key, answer, ttl))
     }
 
+    /// Revokes the resume tickets of `user` issued up to `at_ms` (Unix milliseconds), on every
+    /// node, for `keep` (as long as a ticket lives).
+    pub async fn revoke_tickets(
+        &self,
+        user: &str,
+        at_ms: i64,
+        keep: std::time::Duration,
+    ) -> Result<(), EngineError> {
+        each!(self, e => e.revoke_tickets(user, at_ms, keep))
+    }
+
+    /// The time up to which the resume tickets of `user` are revoked, if they are.
+    pub async fn tickets_revoked(&self, user: &str) -> Result<Option<i64>, EngineError> {
+        each!(self, e => e.tickets_revoked(user))
+    }
+
     /// Gives a lease back, if this node holds it.
     pub async fn release(&self, kind: LeaseKind, name: &str) -> Result<(), EngineError> {
         match self {

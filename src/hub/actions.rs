@@ -2,13 +2,14 @@
 //! of a connection is in `closing`). Each action awaits its webhooks first, then makes one engine
 //! call that decides and applies its effect.
 
+use super::resume::{self, Resumable};
 use super::{Conn, Hooks, Hub, HubError, Leave, Origin};
 use crate::engine::frames::{self, PublishBody};
 use crate::engine::options::{want_names, UserOptions};
 use crate::engine::{
     now_stamp, raw, EngineError, Entry, Joined, LeaseKind, Membership, Publication, Recipients,
 };
-use crate::protocol::{args, to_ascii_string, OutFrame, Position};
+use crate::protocol::{args, to_ascii_string, OutFrame, Position, ResumeArg};
 use crate::webhook::{json_truthy, Decision, Hook};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
@@ -17,6 +18,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+/// A connection let in: its user name, and its part in resume tickets if it takes one.
+pub struct Connected {
+    pub name: Arc<str>,
+    pub resume: Option<Box<Resumable>>,
+}
 
 /// A publication to make: who publishes, where, what, and whether the webhook is asked.
 pub struct Publish<'a> {
@@ -35,12 +42,20 @@ pub struct Publish<'a> {
 impl Hub {
     /// CONNECT: asks the `connect` webhook, then registers the connection under the user name it
     /// returned, sends CONNECTED, replays the user's subscriptions to this new connection and runs
-    /// the reply's auto_subscribe / auto_unsubscribe lists — in that order. Returns the name.
+    /// the reply's auto_subscribe / auto_unsubscribe lists — in that order. A client that takes
+    /// part in resume tickets (`resume`) and presents one that holds is connected as its ticket
+    /// says, without the webhook (see `resume`).
     pub async fn connect(
         self: &Arc<Self>,
         conn: &Arc<Conn>,
         payload_text: String,
-    ) -> Result<Arc<str>, HubError> {
+        resume: Option<&ResumeArg>,
+    ) -> Result<Connected, HubError> {
+        if let Some(ResumeArg::Ticket(ticket)) = resume {
+            if let Some(opened) = self.open_ticket(ticket, &conn.cookie).await {
+                return self.resume(conn, opened, payload_text).await;
+            }
+        }
         let origin = Origin::client(conn);
         let form = vec![
             ("conn_id", conn.id.to_string()),
@@ -63,11 +78,66 @@ impl Hub {
             .get("override_payload")
             .cloned()
             .unwrap_or(Value::String(payload_text));
-        let connected = OutFrame::new(
-            "CONNECTED",
-            &args([("name", json!(&*name)), ("payload", payload)]),
-        );
-        if let Err(e) = self.engine.attach(conn, &name, options, &connected).await {
+        let mut connected = args([("name", json!(&*name)), ("payload", payload)]);
+        let resumable = resume.and_then(|_| {
+            // The auto_subscribe channels are the web app's own choice: rejoined unasked.
+            let auto = decision
+                .options
+                .get("auto_subscribe")
+                .and_then(|list| want_names("auto_subscribe", list).ok())
+                .unwrap_or_default();
+            Resumable::from_reply(self, &decision.options, &conn.cookie, auto)
+        });
+        if let Some(r) = &resumable {
+            self.add_ticket(&mut connected, &name, &options, r);
+        }
+        self.attach(conn, &name, options, &connected).await?;
+        self.run_auto_lists(&name, &origin, &decision).await;
+        Ok(Connected {
+            name,
+            resume: resumable.map(Box::new),
+        })
+    }
+
+    /// CONNECT with a ticket that holds: connected as the web app decided when it issued it,
+    /// with a renewed ticket; no webhook, no auto lists (the client joins its channels again).
+    async fn resume(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        opened: resume::Opened,
+        payload_text: String,
+    ) -> Result<Connected, HubError> {
+        let name: Arc<str> = Arc::from(opened.user());
+        let mut options = UserOptions::default();
+        options.apply(opened.options(), false)?;
+        let payload = opened
+            .payload()
+            .cloned()
+            .unwrap_or(Value::String(payload_text));
+        let mut connected = args([
+            ("name", json!(&*name)),
+            ("payload", payload),
+            ("resumed", json!(true)),
+        ]);
+        let resumable = opened.resumable();
+        self.add_ticket(&mut connected, &name, &options, &resumable);
+        self.attach(conn, &name, options, &connected).await?;
+        Ok(Connected {
+            name,
+            resume: Some(Box::new(resumable)),
+        })
+    }
+
+    /// Registers a connection the web app (or its ticket) let in, CONNECTED first.
+    async fn attach(
+        self: &Arc<Self>,
+        conn: &Arc<Conn>,
+        name: &Arc<str>,
+        options: UserOptions,
+        connected: &Map<String, Value>,
+    ) -> Result<(), HubError> {
+        let connected = OutFrame::new("CONNECTED", connected);
+        if let Err(e) = self.engine.attach(conn, name, options, &connected).await {
             if matches!(e, EngineError::Interrupted(_)) {
                 // Attached in part (CONNECTED may even be out): undo it like any close, in the
                 // background, since it waits for the engine.
@@ -76,8 +146,7 @@ impl Hub {
             }
             return Err(e.into());
         }
-        self.run_auto_lists(&name, &origin, &decision).await;
-        Ok(name)
+        Ok(())
     }
 
     /// Executes a reply's `auto_subscribe` and `auto_unsubscribe` lists without subscribe /

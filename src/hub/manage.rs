@@ -1,7 +1,7 @@
 //! What the web application does through the Web API besides publishing: channel creation and
 //! destruction, options, state, user options and info, kicking users.
 
-use super::{Hub, HubError, Origin};
+use super::{Hub, HubError, Leave, Origin};
 use crate::webhook::Hook;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
@@ -132,11 +132,27 @@ impl Hub {
         }
     }
 
+    /// `/web/unsubscribe` (and the console's): the web app takes a user out of a channel. The
+    /// user's resume tickets may name it, so they are revoked: none of them rejoins it unasked.
+    pub async fn take_out(
+        self: &Arc<Self>,
+        user: &str,
+        origin: &Origin,
+        channel: &str,
+        leave: Leave,
+    ) -> Result<(), HubError> {
+        self.revoke_tickets(user).await?;
+        self.unsubscribe(user, origin, channel, leave).await
+    }
+
+    /// `/web/set_user_options`; the user's resume tickets carry the old options, so they are
+    /// revoked.
     pub async fn set_user_options(
         &self,
         name: &str,
         opts: &Map<String, Value>,
     ) -> Result<(), HubError> {
+        self.revoke_tickets(name).await?;
         match self.engine.set_user_options(name, opts).await? {
             Some(applied) => Ok(applied?),
             None => Err(HubError::NoUser(name.to_owned())),
@@ -166,8 +182,10 @@ impl Hub {
     }
 
     /// `/web/disconnect`: closes every connection of the user. Each transport then ends and the
-    /// usual close handling (unsubscribes, destroy attempts, disconnect webhook) follows.
+    /// usual close handling (unsubscribes, destroy attempts, disconnect webhook) follows. The
+    /// user's resume tickets are revoked first, so that none of them comes back unasked.
     pub async fn kick(&self, name: &str) -> Result<usize, HubError> {
+        self.revoke_tickets(name).await?;
         self.engine
             .kick(name)
             .await?

@@ -9,11 +9,13 @@ mod closing;
 pub mod limits;
 mod manage;
 mod polling;
+mod resume;
 mod watch;
 
 pub use crate::engine::{now_stamp, raw, Conn, User};
-pub use actions::Publish;
+pub use actions::{Connected, Publish};
 pub use limits::ActionLimits;
+pub use resume::{Resumable, ResumeKey, MAX_RESUME_TTL};
 
 use crate::config::address_group;
 use crate::engine::{Engine, EngineError, OptionError, Reaped};
@@ -145,6 +147,8 @@ pub struct Hub {
     user_subscribes: limits::UserRates,
     /// Each client address's refused CONNECTs on this node (see `connect_wait`).
     failed_connects: limits::AddressRates,
+    /// Signs and checks resume tickets (see `resume`).
+    resume_key: ResumeKey,
 }
 
 impl Hub {
@@ -152,6 +156,7 @@ impl Hub {
         engine: Engine,
         webhooks: WebhookClient,
         limits: ActionLimits,
+        resume_key: ResumeKey,
         shutdown: CancellationToken,
     ) -> Arc<Hub> {
         Arc::new(Hub {
@@ -165,6 +170,7 @@ impl Hub {
             user_publishes: limits::UserRates::new(limits.user_publish),
             user_subscribes: limits::UserRates::new(limits.user_subscribe),
             failed_connects: limits::AddressRates::new(limits.failed_connects_per_address),
+            resume_key,
         })
     }
 

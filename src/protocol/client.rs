@@ -14,6 +14,8 @@ pub enum ClientFrame {
         /// `recovery: true`: the client wants channel positions (an `offset` on each PUBLISH,
         /// `epoch` and `offset` on its own SUBSCRIBE) so that it can recover after a reconnect.
         recovery: bool,
+        /// `resume`: the client takes part in resume tickets (see `hub::resume`).
+        resume: Option<ResumeArg>,
     },
     Subscribe {
         channel: String,
@@ -32,7 +34,20 @@ pub enum ClientFrame {
         recipient: String,
         payload: Value,
     },
+    /// RESUME: a connected client asks for a fresh resume ticket.
+    Resume,
 }
+
+/// CONNECT's `resume` argument: `true` asks for a ticket, a string presents one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResumeArg {
+    Ask,
+    Ticket(String),
+}
+
+/// The longest ticket looked at: the server's own are under 6 KB; a longer one is treated as
+/// no ticket (a plain request for one), so that nobody makes the server hash megabytes.
+pub const MAX_TICKET_LEN: usize = 8192;
 
 /// A client's place in a channel's stream: the channel's epoch (a channel destroyed and created
 /// again has a new one) and the offset of the last event it received.
@@ -50,6 +65,7 @@ pub enum FrameKind {
     Unsubscribe,
     Publish,
     Message,
+    Resume,
 }
 
 /// Why a frame's arguments were refused; the text is the original server's ERROR `msg`.
@@ -66,6 +82,7 @@ impl FrameKind {
             FrameKind::Unsubscribe => "UNSUBSCRIBE",
             FrameKind::Publish => "PUBLISH",
             FrameKind::Message => "MESSAGE",
+            FrameKind::Resume => "RESUME",
         }
     }
 
@@ -77,6 +94,7 @@ impl FrameKind {
             "UNSUBSCRIBE" => FrameKind::Unsubscribe,
             "PUBLISH" => FrameKind::Publish,
             "MESSAGE" => FrameKind::Message,
+            "RESUME" => FrameKind::Resume,
             _ => return None,
         })
     }
@@ -101,10 +119,22 @@ impl FrameKind {
                     Some(Value::Bool(true)) => true,
                     Some(_) => return Err(ArgError("Invalid recovery (must be true or false)")),
                 };
+                let resume = match args.get("resume") {
+                    None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+                    Some(Value::Bool(true)) => Some(ResumeArg::Ask),
+                    Some(Value::String(t)) if t.len() <= MAX_TICKET_LEN => {
+                        Some(ResumeArg::Ticket(t.clone()))
+                    }
+                    Some(Value::String(_)) => Some(ResumeArg::Ask),
+                    Some(_) => {
+                        return Err(ArgError("Invalid resume (must be true or a ticket string)"))
+                    }
+                };
                 ClientFrame::Connect {
                     cookie,
                     payload,
                     recovery,
+                    resume,
                 }
             }
             FrameKind::Subscribe => ClientFrame::Subscribe {
@@ -122,6 +152,7 @@ impl FrameKind {
                 recipient: name_arg(args.get("name"), "name required")?,
                 payload: payload_arg(args.get("payload"))?,
             },
+            FrameKind::Resume => ClientFrame::Resume,
         })
     }
 }
@@ -183,8 +214,36 @@ mod tests {
                 cookie: "a=1".into(),
                 payload: "null".into(),
                 recovery: false,
+                resume: None,
             })
         );
+        let connect = |resume| {
+            parse(
+                FrameKind::Connect,
+                json!({"cookie_string": "", "resume": resume}),
+            )
+        };
+        let resume_of = |f: Result<ClientFrame, ArgError>| match f {
+            Ok(ClientFrame::Connect { resume, .. }) => Ok(resume),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(resume_of(connect(json!(true))), Ok(Some(ResumeArg::Ask)));
+        assert_eq!(resume_of(connect(json!(false))), Ok(None));
+        assert_eq!(
+            resume_of(connect(json!("t.s"))),
+            Ok(Some(ResumeArg::Ticket("t.s".into())))
+        );
+        // Too long to be one of ours: a plain request for a ticket.
+        assert_eq!(
+            resume_of(connect(json!("x".repeat(MAX_TICKET_LEN + 1)))),
+            Ok(Some(ResumeArg::Ask))
+        );
+        assert_eq!(
+            resume_of(connect(json!(3))),
+            Err(ArgError("Invalid resume (must be true or a ticket string)"))
+        );
+        assert_eq!(parse(FrameKind::Resume, json!({})), Ok(ClientFrame::Resume));
         assert_eq!(
             parse(
                 FrameKind::Connect,

@@ -6,10 +6,11 @@
 
 use crate::engine::Transport;
 use crate::hub::limits::{whole_seconds, Bucket, Rate};
-use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish};
+use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish, Resumable};
 use crate::outbox::{CloseReason, Mark, Outbox};
 use crate::protocol::{
     args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
+    ResumeArg,
 };
 use serde_json::json;
 use std::net::IpAddr;
@@ -32,6 +33,8 @@ enum FrameFault {
     SubscribingTooFast { rate: Rate, per: &'static str },
     #[error("Channel {} is still recovering: wait for its answer", cut(.0, MAX_ECHOED_NAME))]
     StillRecovering(String),
+    #[error("Resume tickets are not enabled for this connection")]
+    NoResume,
     #[error("Too many refused CONNECTs from your address: try again in {} s", whole_seconds(*.0))]
     ConnectThrottled(Duration),
     #[error(transparent)]
@@ -99,6 +102,9 @@ pub struct Session {
     /// at a time, so they need no lock). Made at the first frame that needs them: most
     /// connections only subscribe once and listen, and every connection carries this field.
     spending: Option<Box<Spending>>,
+    /// This connection's part in resume tickets, when the web app gave it one (boxed: most
+    /// connections have none).
+    resume: Option<Box<Resumable>>,
 }
 
 /// What a connection spends of its own allowances (see `Session::spending`).
@@ -205,6 +211,7 @@ impl Session {
             failed_connects: 0,
             max_failed_connects: limits.max_failed_connects,
             spending: None,
+            resume: None,
         }
     }
 
@@ -321,6 +328,7 @@ impl Session {
                 cookie,
                 payload,
                 recovery,
+                resume,
             } => {
                 let address = self.address();
                 if let Some(address) = address {
@@ -331,7 +339,7 @@ impl Session {
                 if recovery {
                     self.outbox.show_positions();
                 }
-                let result = self.connect(cookie, payload).await;
+                let result = self.connect(cookie, payload, resume).await;
                 // Only the web app's refusals keep their token.
                 let refused =
                     matches!(&result, Err(FrameFault::Hub(e)) if !matches!(e, HubError::Engine(_)));
@@ -345,9 +353,9 @@ impl Session {
                     ClientFrame::Publish { .. } | ClientFrame::Message { .. } => {
                         self.check_rate(Spend::Publish)?
                     }
-                    ClientFrame::Subscribe { .. } | ClientFrame::Unsubscribe { .. } => {
-                        self.check_rate(Spend::Subscribe)?
-                    }
+                    ClientFrame::Subscribe { .. }
+                    | ClientFrame::Unsubscribe { .. }
+                    | ClientFrame::Resume => self.check_rate(Spend::Subscribe)?,
                     ClientFrame::Connect { .. } => {}
                 }
                 self.act(other).await
@@ -413,8 +421,11 @@ impl Session {
         Ok(())
     }
 
-    /// SUBSCRIBE, UNSUBSCRIBE, PUBLISH and MESSAGE of a connected client.
+    /// SUBSCRIBE, UNSUBSCRIBE, PUBLISH, MESSAGE and RESUME of a connected client.
     async fn act(&mut self, frame: ClientFrame) -> Result<(), FrameFault> {
+        if frame == ClientFrame::Resume {
+            return self.renew_ticket().await;
+        }
         let recovering = match &frame {
             ClientFrame::Subscribe {
                 channel,
@@ -425,7 +436,20 @@ impl Session {
             }
             _ => None,
         };
-        self.act_on(frame).await?;
+        // A channel a connection holding a ticket joins or leaves changes its ticket.
+        let membership = match (&frame, &self.resume) {
+            (ClientFrame::Subscribe { channel, .. }, Some(_)) => Some((channel.clone(), true)),
+            (ClientFrame::Unsubscribe { channel }, Some(_)) => Some((channel.clone(), false)),
+            _ => None,
+        };
+        let hooks = match &membership {
+            Some((channel, true)) => self.subscribe_hooks(channel).await,
+            _ => Hooks::Ask,
+        };
+        self.act_on(frame, hooks).await?;
+        if let Some((channel, joined)) = membership {
+            self.ticket_follows(&channel, joined).await;
+        }
         if let Some(channel) = recovering {
             // Answered: its frames are queued up to here.
             let mark = self.outbox.mark();
@@ -435,7 +459,56 @@ impl Session {
         Ok(())
     }
 
-    async fn act_on(&self, frame: ClientFrame) -> Result<(), FrameFault> {
+    /// Whether a SUBSCRIBE asks its webhook: not for a channel of the ticket this connection
+    /// resumed with, the first time it joins it again, while that ticket is not revoked.
+    async fn subscribe_hooks(&mut self, channel: &str) -> Hooks {
+        let (Some(r), Some((_, user))) = (&mut self.resume, &self.connected) else {
+            return Hooks::Ask;
+        };
+        if !r.take_pending(channel) {
+            return Hooks::Ask;
+        }
+        if self.hub.resumed_ticket_holds(user, r).await {
+            Hooks::Skip
+        } else {
+            r.drop_pending();
+            Hooks::Ask
+        }
+    }
+
+    /// After a SUBSCRIBE (`joined`) or UNSUBSCRIBE of `channel` that succeeded: a connection
+    /// holding a ticket gets a fresh one when its channels changed.
+    async fn ticket_follows(&mut self, channel: &str, joined: bool) {
+        let (Some(r), Some((_, user))) = (&mut self.resume, &self.connected) else {
+            return;
+        };
+        let changed = if joined {
+            r.approve(channel)
+        } else {
+            r.forget(channel)
+        };
+        if changed {
+            if let Some(frame) = self.hub.ticket_frame(user, r).await {
+                self.outbox.push(&frame);
+            }
+        }
+    }
+
+    /// RESUME: a fresh ticket. The resumed ticket's channels not joined again by now are left
+    /// out of it.
+    async fn renew_ticket(&mut self) -> Result<(), FrameFault> {
+        let (Some(r), Some((_, user))) = (&mut self.resume, &self.connected) else {
+            return Err(FrameFault::NoResume);
+        };
+        r.drop_pending();
+        if let Some(frame) = self.hub.ticket_frame(user, r).await {
+            self.outbox.push(&frame);
+        }
+        Ok(())
+    }
+
+    /// `subscribe_hooks`: whether a SUBSCRIBE asks its webhook.
+    async fn act_on(&self, frame: ClientFrame, subscribe_hooks: Hooks) -> Result<(), FrameFault> {
         let (conn, user) = self.connected.as_ref().expect("checked by the caller");
         let origin = Origin::client(conn);
         let hub = &self.hub;
@@ -449,11 +522,11 @@ impl Session {
                 // A channel destroyed between its creation and this action is created again,
                 // once, rather than reporting a missing channel the client never named.
                 match hub
-                    .subscribe(user, &origin, &channel, Hooks::Ask, recover)
+                    .subscribe(user, &origin, &channel, subscribe_hooks, recover)
                     .await
                 {
                     Err(HubError::NoChannel(_)) => {
-                        hub.subscribe(user, &origin, &channel, Hooks::Ask, recover)
+                        hub.subscribe(user, &origin, &channel, subscribe_hooks, recover)
                             .await?
                     }
                     other => other?,
@@ -484,12 +557,19 @@ impl Session {
                 hub.message(user, &origin, &recipient, payload, Hooks::Ask)
                     .await?;
             }
-            ClientFrame::Connect { .. } => unreachable!("handled by the caller"),
+            ClientFrame::Connect { .. } | ClientFrame::Resume => {
+                unreachable!("handled by the caller")
+            }
         }
         Ok(())
     }
 
-    async fn connect(&mut self, cookie: String, payload_text: String) -> Result<(), FrameFault> {
+    async fn connect(
+        &mut self,
+        cookie: String,
+        payload_text: String,
+        resume: Option<ResumeArg>,
+    ) -> Result<(), FrameFault> {
         let conn = Arc::new(Conn {
             id: self.id.clone(),
             cookie: merge_cookies(self.peer.cookie.as_deref(), &cookie),
@@ -499,14 +579,15 @@ impl Session {
             since_ms: chrono::Utc::now().timestamp_millis(),
         });
         self.progress.set(Stage::Connecting);
-        let user = match self.hub.connect(&conn, payload_text).await {
-            Ok(user) => user,
+        let connected = match self.hub.connect(&conn, payload_text, resume.as_ref()).await {
+            Ok(connected) => connected,
             Err(e) => {
                 self.progress.set(Stage::Initial);
                 return Err(e.into());
             }
         };
-        self.connected = Some((conn, user));
+        self.connected = Some((conn, connected.name));
+        self.resume = connected.resume;
         self.progress.set(Stage::Connected);
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! held across an `.await` (nothing here awaits).
 
 mod keys;
+mod revoked;
 mod users;
 
 use super::frames::{self, history_room, Shown, SubscribeView};
@@ -182,6 +183,8 @@ pub struct MemoryEngine {
     history_max_bytes: usize,
     /// Idempotency keys of the Web API.
     idempotency: keys::Keys,
+    /// Revoked resume tickets.
+    revoked: revoked::Revocations,
 }
 
 impl MemoryEngine {
@@ -194,6 +197,7 @@ impl MemoryEngine {
             presence_watch: Mutex::new(HashMap::new()),
             history_max_bytes,
             idempotency: keys::Keys::default(),
+            revoked: revoked::Revocations::default(),
         }
     }
 
@@ -203,6 +207,14 @@ impl MemoryEngine {
 
     pub fn settle_key(&self, key: &str, answer: Option<&str>, ttl: std::time::Duration) {
         self.idempotency.settle(key, answer, ttl)
+    }
+
+    pub fn revoke_tickets(&self, user: &str, at_ms: i64, keep: std::time::Duration) {
+        self.revoked.revoke(user, at_ms, keep)
+    }
+
+    pub fn tickets_revoked(&self, user: &str) -> Option<i64> {
+        self.revoked.revoked_at(user)
     }
 
     fn shard(&self, channel: &str) -> &Shard {

@@ -1,6 +1,10 @@
-//! Idempotency keys in Redis, shared by every node (see `api::idempotency`): a key is claimed with
-//! `SET NX PX`, holding a marker until its answer replaces it (`SET PX`), or is deleted when
-//! the call failed. Each key is one Redis key, so any slot of a Redis Cluster will do.
+//! Keys with a lifetime in Redis, shared by every node, each one Redis key (so any slot of a
+//! Redis Cluster will do):
+//!
+//! - idempotency keys (see `api::idempotency`): a key is claimed with `SET NX PX`, holding a
+//!   marker until its answer replaces it (`SET PX`), or is deleted when the call failed;
+//! - revoked resume tickets (see `hub::resume`): per user, the time up to which its tickets no
+//!   longer count, kept as long as a ticket can live.
 
 use super::RedisEngine;
 use crate::engine::{Claim, EngineError};
@@ -69,5 +73,42 @@ impl RedisEngine {
             }
         }
         Ok(())
+    }
+}
+
+impl RedisEngine {
+    fn revoked_key(&self, user: &str) -> String {
+        format!("{}:revoked:{user}", self.k().prefix())
+    }
+
+    pub async fn revoke_tickets(
+        &self,
+        user: &str,
+        at_ms: i64,
+        keep: Duration,
+    ) -> Result<(), EngineError> {
+        // A revocation never moves back (a node with a clock behind cannot shorten one). Two
+        // revocations of one user at the same moment may race between GET and SET: they are
+        // then milliseconds apart, and either time serves.
+        let rkey = self.revoked_key(user);
+        let held: Option<i64> = self.inner.query(redis::cmd("GET").arg(&rkey)).await?;
+        let _: Option<String> = self
+            .inner
+            .query(
+                redis::cmd("SET")
+                    .arg(&rkey)
+                    .arg(held.map_or(at_ms, |h| h.max(at_ms)))
+                    .arg("PX")
+                    .arg(keep.as_millis().max(1) as u64),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn tickets_revoked(&self, user: &str) -> Result<Option<i64>, EngineError> {
+        Ok(self
+            .inner
+            .query(redis::cmd("GET").arg(self.revoked_key(user)))
+            .await?)
     }
 }

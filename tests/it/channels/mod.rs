@@ -1,4 +1,4 @@
-//! Channels and users through the client protocol: subscribing, publishing, history, lifecycle, users and their connections, limits, recovery after a reconnect, races, polling.
+//! Channels and users through the client protocol: subscribing, publishing, history, lifecycle, users and their connections, limits, recovery after a reconnect, resume tickets, races, polling.
 
 mod history;
 mod lifecycle;
@@ -6,6 +6,7 @@ mod polling;
 mod publish;
 mod races;
 mod recovery;
+mod resume;
 mod subscribe;
 mod user_limits;
 mod users;
