@@ -6,8 +6,7 @@
 use hookbox::api::{ApiError, Params};
 use hookbox::protocol::{
     parse_frame, to_ascii_string, ArgError, ClientFrame, FrameDecoder, FrameError, FrameKind,
-    ResumeArg, MAX_TICKET_LEN,
-    FrameTooLarge, InFrame,
+    FrameTooLarge, InFrame, ResumeArg, MAX_TICKET_LEN,
 };
 use hookbox::webhook::decision::{quote, Decision, QUOTE_CHARS};
 use hookbox::webhook::json_truthy;

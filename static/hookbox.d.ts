@@ -11,9 +11,16 @@ export interface ConnectOptions {
   /**
    * Called before each connect and reconnect; what it returns (or resolves to) is the CONNECT
    * payload: fetch a fresh short-lived token here. A rejection is reported to onError and the
-   * connection tries again later.
+   * connection tries again later. Not called for a reconnect that presents a resume ticket
+   * (unless the server does not take it).
    */
   getPayload?: () => unknown | Promise<unknown>;
+  /**
+   * Keep the resume ticket the server gives when the web app's connect reply has resume_ttl,
+   * renew it while connected, and present it when reconnecting, so that the web app is not
+   * asked again (default true).
+   */
+  resume?: boolean;
 }
 
 /** Why a transport closed. */
@@ -67,10 +74,18 @@ export interface Connection {
   connected: boolean;
   /** 'websocket' or 'csp'. */
   transportName: string | null;
+  /** True after a reconnect the server let in with its resume ticket (no connect webhook). */
+  resumed: boolean;
   cookieString: string;
   /** The payload the next CONNECT sends (set by getPayload before each one; may be set). */
   connectPayload: unknown;
-  onOpen: (args: { name: string; payload: unknown }) => void;
+  onOpen: (args: {
+    name: string;
+    payload: unknown;
+    resumed?: boolean;
+    resume?: string;
+    resume_ttl?: number;
+  }) => void;
   onSubscribed: (channelName: string, subscription: Subscription, args: Frame) => void;
   onUnsubscribed: (subscription: Subscription, args: Frame) => void;
   onMessaged: (args: Frame) => void;

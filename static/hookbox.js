@@ -37,6 +37,13 @@
  *   {getPayload: async () => value}  called before each connect and reconnect; its answer
  *                      is the CONNECT payload (a fresh short-lived token each time).
  *                      conn.connectPayload holds the payload in use, and may be set.
+ *                      Not called for a reconnect that presents a resume ticket; if the
+ *                      server does not take the ticket, it is called and CONNECT sent again.
+ *   {resume: true}     (the default) when the web app's connect reply opts in (resume_ttl),
+ *                      keep the resume ticket the server gives, renew it while connected,
+ *                      and present it when reconnecting: the server lets the page back in,
+ *                      and into its channels, without asking the web app again.
+ *                      conn.resumed is true after such a reconnect.
  * An https: server URL uses wss: for the WebSocket.
  *
  * No dependencies, no build step. Requires TextEncoder/TextDecoder, btoa/atob.
@@ -482,7 +489,8 @@
       this.connectPayload = connectPayload;
       this._cookieExplicit = cookieString !== undefined && cookieString !== null;
       this.cookieString = this._cookieExplicit ? String(cookieString) : documentCookie();
-      this.options = Object.assign({ reconnect: true, recover: true, transport: 'auto' }, options);
+      this.options = Object.assign({ reconnect: true, recover: true, resume: true, transport: 'auto' },
+        options);
       this.username = null;
       this.connected = false;
       this.transportName = null;
@@ -502,6 +510,12 @@
       this._attempt = 0;          // reconnect attempts since the last CONNECTED
       this._reconnectTimer = null;
       this._webSocketWorked = false; // a WebSocket opened once: never fall back to CSP again
+      this.resumed = false;
+      this._ticket = null;        // the server's latest resume ticket, and when it lapses (ms)
+      this._ticketExpires = 0;
+      this._renewTimer = null;
+      this._connectId = null;     // the CONNECT in flight, and whether it presented a ticket
+      this._presentedTicket = false;
       this._open(false);
     }
 
@@ -526,6 +540,7 @@
     disconnect() {
       this._disconnected = true;
       clearTimeout(this._reconnectTimer);
+      this._dropTicket();
       const transport = this._transport;
       const wasConnected = this.connected;
       this._transport = null; // its onclose is now ignored
@@ -563,6 +578,7 @@
       this._transport = null;
       const wasConnected = this.connected;
       this.connected = false;
+      clearTimeout(this._renewTimer);
       log.debug('transport closed', transport.name, reason, code);
 
       // WebSocket never opened: fall back to CSP, as the original client does - unless a
@@ -575,6 +591,7 @@
       // The server ended it on purpose (1000: the web app disconnected the user; 1008: a
       // policy, e.g. the client fell behind or was refused too often): no reconnect.
       const deliberate = code === 1000 || code === 1008;
+      if (deliberate) this._dropTicket(); // the web app ended the session: its ticket with it
       // 1009: a message was far over the server's --max-message-size (one somewhat over it is
       // answered with an ERROR instead). Say so: the page would otherwise just reconnect.
       if (code === 1009) this._call('onError', { msg: reason || 'Message too large' });
@@ -662,7 +679,7 @@
      *  token is fresh each time. If it fails, the page hears it (onError) and the connection
      *  tries again later, as after any loss. */
     async _connectOver(transport) {
-      if (typeof this.options.getPayload === 'function') {
+      if (typeof this.options.getPayload === 'function' && !this._usableTicket()) {
         let payload;
         try {
           payload = await this.options.getPayload();
@@ -683,8 +700,36 @@
       const args = { cookie_string: this.cookieString };
       if (this.connectPayload !== undefined) args.payload = JSON.stringify(this.connectPayload);
       if (this.options.recover) args.recovery = true; // show channel positions
+      const ticket = this._usableTicket();
+      if (this.options.resume) args.resume = ticket || true;
+      this._presentedTicket = !!ticket;
       this._recovering = {};
-      this._sendFrame('CONNECT', args);
+      this._connectId = this._sendFrame('CONNECT', args);
+    }
+
+    // --- resume tickets --------------------------------------------------------
+
+    /** The ticket to present, if one is held and has not lapsed (with a margin for clocks). */
+    _usableTicket() {
+      return this._ticket && Date.now() < this._ticketExpires - 1000 ? this._ticket : null;
+    }
+
+    /** Keep a ticket from CONNECTED or RESUME, and renew it halfway through its life. */
+    _keepTicket(args) {
+      clearTimeout(this._renewTimer);
+      if (typeof args.resume !== 'string' || !(args.resume_ttl > 0)) return this._dropTicket();
+      this._ticket = args.resume;
+      this._ticketExpires = Date.now() + args.resume_ttl * 1000;
+      const transport = this._transport;
+      this._renewTimer = setTimeout(() => {
+        if (this.connected && transport === this._transport) this._sendFrame('RESUME', {});
+      }, args.resume_ttl * 500);
+    }
+
+    _dropTicket() {
+      clearTimeout(this._renewTimer);
+      this._ticket = null;
+      this._ticketExpires = 0;
     }
 
     /** Send now if connected, else keep for the flush after CONNECTED. */
@@ -737,7 +782,10 @@
         case 'CONNECTED':
           this.connected = true;
           this.username = args.name;
+          this.resumed = args.resumed === true;
           this._attempt = 0;
+          this._connectId = null;
+          if (this.options.resume) this._keepTicket(args);
           this._flushQueues();
           this._call('onOpen', args);
           break;
@@ -786,7 +834,18 @@
         case 'MESSAGE':
           this._call('onMessaged', args);
           break;
+        case 'RESUME':
+          if (this.options.resume) this._keepTicket(args);
+          break;
         case 'ERROR': {
+          if (args.id !== null && args.id === this._connectId && this._presentedTicket) {
+            // The server did not take the ticket and the web app refused the CONNECT without a
+            // fresh payload: forget the ticket and connect as the first time.
+            this._connectId = null;
+            this._dropTicket();
+            this._connectOver(this._transport);
+            break;
+          }
           for (const c of Object.keys(this._recovering)) {
             if (this._recovering[c] === args.id) delete this._recovering[c];
           }

@@ -383,7 +383,9 @@ mod tests {
         let key = ResumeKey::from_secret("a secret of sixteen+");
         let ticket = key.seal(&body()).unwrap();
         assert_eq!(key.open(&ticket).unwrap().u, "ann");
-        assert!(ResumeKey::from_secret("another secret!!!").open(&ticket).is_none());
+        assert!(ResumeKey::from_secret("another secret!!!")
+            .open(&ticket)
+            .is_none());
         assert!(ResumeKey::random().open(&ticket).is_none());
         let (b, t) = ticket.split_once('.').unwrap();
         let mut forged = body();

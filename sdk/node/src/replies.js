@@ -29,9 +29,13 @@ export function deny(error) {
 
 /** connect: `name` (required) is the user; user options and auto lists apply to the connection. */
 export function allowConnect(options) {
-  const reply = checked('allowConnect', options, ['name', 'override_payload', 'auto_unsubscribe', ...USER_OPTIONS]);
+  const reply = checked('allowConnect', options,
+    ['name', 'override_payload', 'auto_unsubscribe', 'resume_ttl', ...USER_OPTIONS]);
   if (typeof reply.name !== 'string' || reply.name === '') {
     throw new TypeError('allowConnect: name must be a non-empty string (the user name)');
+  }
+  if (reply.resume_ttl !== undefined && !(Number.isInteger(reply.resume_ttl) && reply.resume_ttl >= 1)) {
+    throw new TypeError('allowConnect: resume_ttl must be a positive number of seconds');
   }
   return [true, reply];
 }

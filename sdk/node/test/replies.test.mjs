@@ -35,6 +35,8 @@ test('per-hook helpers take exactly the options their hook honours', () => {
 test('options a hook does not honour throw at once', () => {
   assert.throws(() => allowConnect({}), /name must be a non-empty string/);
   assert.throws(() => allowConnect({ name: '' }), /name must be a non-empty string/);
+  assert.deepEqual(allowConnect({ name: 'a', resume_ttl: 300 }), [true, { name: 'a', resume_ttl: 300 }]);
+  assert.throws(() => allowConnect({ name: 'a', resume_ttl: 0 }), /resume_ttl must be a positive number/);
   assert.throws(() => allowConnect({ name: 'a', autoSubscribe: ['x'] }), /autoSubscribe is not a reply option/);
   // create_channel takes channel options only: hookbox would fail the creation with
   // "Invalid keyword argument error".

@@ -360,6 +360,11 @@ export interface ConnectReply extends UserOptions {
   /** Replaces the payload of the client's CONNECTED frame. */
   override_payload?: Json;
   auto_unsubscribe?: string[];
+  /**
+   * Seconds (at most 3600) within which a client that asked may come back with its resume
+   * ticket without this webhook (docs/protocol.md, "Resume tickets").
+   */
+  resume_ttl?: number;
 }
 
 export interface SubscribeReply extends AutoLists {

@@ -30,6 +30,7 @@ def make_hooks() -> hookbox.Hooks:
             reflective=False,
             moderated_message=True,
             global_unsubscriptions=True,
+            resume_ttl=120,
         ).with_cookie("greeted=1; Path=/")
 
     @hooks.create_channel
@@ -90,9 +91,12 @@ def webapp_port() -> Iterator[int]:
 def test_every_reply_option(webapp_port: int, start_hookbox: Callable[..., Hookbox], rtjp: Callable[..., Rtjp]) -> None:
     server = start_hookbox("--cbport", str(webapp_port), "-s", SECRET)
     ann = rtjp(server)
-    ann.send("CONNECT", {"cookie_string": "", "payload": json.dumps({"name": "ann"})})
+    ann.send("CONNECT", {"cookie_string": "", "payload": json.dumps({"name": "ann"}), "resume": True})
     assert ann.recv() == ("SET_COOKIE", {"cookie": "greeted=1; Path=/"})
-    assert ann.recv() == ("CONNECTED", {"name": "ann", "payload": {"welcome": "ann"}})
+    name, connected = ann.recv()
+    ticket = connected.pop("resume")
+    assert (name, connected) == ("CONNECTED", {"name": "ann", "payload": {"welcome": "ann"}, "resume_ttl": 120})
+    assert isinstance(ticket, str) and "." in ticket
     ann.expect("SUBSCRIBE", channel_name="lounge")  # auto_subscribe
     with hookbox.Client(server.url, TOKEN) as client:
         options = client.get_user_info("ann").options

@@ -126,7 +126,9 @@ async fn a_ticket_comes_back_without_any_webhook_and_recovers_the_gap() {
     assert_no_hooks(&s).await;
 
     // A channel the ticket does not name asks as usual.
-    alice.send("SUBSCRIBE", json!({"channel_name": "other"})).await;
+    alice
+        .send("SUBSCRIBE", json!({"channel_name": "other"}))
+        .await;
     s.web.expect("create_channel").await;
     s.web.expect("subscribe").await;
     alice.expect("SUBSCRIBE").await;
@@ -296,5 +298,8 @@ async fn a_renewal_drops_the_channels_not_rejoined() {
     alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
     s.web.expect("subscribe").await;
     alice.expect("SUBSCRIBE").await;
-    assert_eq!(channels_of(&ticket_of(&alice.expect("RESUME").await)), ["r"]);
+    assert_eq!(
+        channels_of(&ticket_of(&alice.expect("RESUME").await)),
+        ["r"]
+    );
 }

@@ -35,12 +35,18 @@ async fn leave(c: &Cluster, client: Client) {
 #[tokio::test]
 async fn nodes_with_one_secret_share_tickets_and_their_revocations() {
     let c = Cluster::start_each(3, |i, config| {
-        let secret = if i < 2 { "one secret for all" } else { "another node's own" };
+        let secret = if i < 2 {
+            "one secret for all"
+        } else {
+            "another node's own"
+        };
         config.resume_key = ResumeKey::from_secret(secret);
     })
     .await;
-    c.web
-        .set("connect", Reply::ok(json!({"name": "alice", "resume_ttl": 60})));
+    c.web.set(
+        "connect",
+        Reply::ok(json!({"name": "alice", "resume_ttl": 60})),
+    );
 
     let (alice, connected) = connect(&c, 0, json!(true)).await;
     c.web.expect("connect").await;

@@ -91,10 +91,13 @@ def connect(
     moderated_message: Optional[bool] = None,
     per_connection_subscriptions: Optional[bool] = None,
     global_unsubscriptions: Optional[bool] = None,
+    resume_ttl: Optional[int] = None,
 ) -> Reply:
     """Lets a connection in as user ``name``. ``override_payload`` replaces CONNECTED's payload;
-    ``auto_subscribe`` / ``auto_unsubscribe`` are joined/left right after; the rest are the user
-    options (docs/protocol.md "User options")."""
+    ``auto_subscribe`` / ``auto_unsubscribe`` are joined/left right after; ``resume_ttl``
+    (seconds, at most 3600) gives a client that asks a resume ticket, to come back within that
+    time without this webhook (docs/protocol.md "Resume tickets"); the rest are the user options
+    (docs/protocol.md "User options")."""
     if not isinstance(name, str) or not name:
         raise ValueError("connect needs a non-empty user name")
     options: Dict[str, Any] = {"name": name}
@@ -108,6 +111,10 @@ def connect(
         "global_unsubscriptions": global_unsubscriptions,
     }
     options.update({k: v for k, v in user_options.items() if v is not None})
+    if resume_ttl is not None:
+        if isinstance(resume_ttl, bool) or not isinstance(resume_ttl, int) or resume_ttl < 1:
+            raise ValueError("resume_ttl must be a positive number of seconds")
+        options["resume_ttl"] = resume_ttl
     return Reply(True, options)
 
 
