@@ -6,7 +6,7 @@ use crate::config::{Config, EngineConfig};
 use crate::engine::memory::MemoryEngine;
 use crate::engine::redis::RedisEngine;
 use crate::engine::Engine;
-use crate::hub::Hub;
+use crate::hub::{Hub, HubOptions};
 use crate::transport::http::HttpLimits;
 use crate::transport::{self, csp, sse, websocket, Shared, TimedListener};
 use crate::webhook::{ClientLimits, WebhookClient};
@@ -128,13 +128,12 @@ impl App {
                     .map_err(AppError::Engine)?,
             ),
         };
-        let hub = Hub::new(
-            engine,
-            webhooks,
-            config.action_limits,
-            config.resume_key.clone(),
-            shutdown.clone(),
-        );
+        let options = HubOptions {
+            limits: config.action_limits,
+            resume_key: config.resume_key.clone(),
+            leave_grace: config.leave_grace,
+        };
+        let hub = Hub::new(engine, webhooks, options, shutdown.clone());
         hub.start_reaping();
         let web_app = api::web_app_addresses(&config.webhooks.targets()).await;
         let api = Arc::new(ApiState {

@@ -69,6 +69,9 @@ pub const RECOVERIES: &str = "hookbox_recoveries_total";
 /// `invalid` (not one of ours: forged, another key), `expired`, `other_session` (other
 /// cookies), `revoked`, `unchecked` (the engine could not say whether it was revoked).
 pub const RESUMES: &str = "hookbox_resumes_total";
+/// Users whose last connection closed with `--leave-grace` on, by `result`: `returned` (a
+/// connection of theirs attached within the grace period: no cascade) or `left`.
+pub const LEAVES: &str = "hookbox_leaves_total";
 /// Log lines dropped because the log writer fell behind.
 pub const LOG_LINES_DROPPED: &str = "hookbox_log_lines_dropped_total";
 
@@ -134,6 +137,10 @@ fn describe() {
     describe_counter!(REFUSALS, "Requests refused by a policy");
     describe_counter!(RECOVERIES, "Recoveries asked for, by result");
     describe_counter!(RESUMES, "Resume tickets presented, by result");
+    describe_counter!(
+        LEAVES,
+        "Users whose grace period for leaving ended, by result"
+    );
     describe_counter!(LOG_LINES_DROPPED, "Log lines dropped by the log writer");
 }
 
@@ -312,6 +319,12 @@ pub fn resume(result: &'static str) {
     counter!(RESUMES, "result" => result).increment(1);
 }
 
+/// A user's grace period for leaving ended: `returned` or not (see [`LEAVES`]).
+pub fn leave(returned: bool) {
+    let result = if returned { "returned" } else { "left" };
+    counter!(LEAVES, "result" => result).increment(1);
+}
+
 pub fn close_retry() {
     counter!(CLOSE_RETRIES).increment(1);
 }
@@ -320,7 +333,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 23] = [
+    const ALL: [&str; 24] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -343,6 +356,7 @@ mod tests {
         REFUSALS,
         RECOVERIES,
         RESUMES,
+        LEAVES,
         LOG_LINES_DROPPED,
     ];
 

@@ -207,6 +207,11 @@ impl Outbox {
         self.inner.lock().closed.is_some()
     }
 
+    /// Whether the web application closed it (`/web/disconnect`).
+    pub fn kicked(&self) -> bool {
+        matches!(self.inner.lock().closed, Some(CloseReason::Kicked))
+    }
+
     /// Takes everything queued, numbering the frames. Empty when nothing is pending. What it
     /// hands over is counted (frames by name, bytes), once per drain.
     pub fn drain(&self) -> Drained {

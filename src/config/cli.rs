@@ -407,6 +407,10 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_NODE_TIMEOUT")]
     #[arg(help_heading = "Several nodes (Redis)")]
     pub node_timeout: Option<f64>,
+    /// Seconds a user whose last connection closed stays in its channels: back in time, no presence frames and no unsubscribe/disconnect webhooks; 0 leaves at once, as the original [default: 0]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_LEAVE_GRACE")]
+    #[arg(help_heading = "Webhooks")]
+    pub leave_grace: Option<f64>,
     /// Seconds SIGTERM/SIGINT waits for every connection's close handling before exiting [default: 10]
     #[arg(long, value_name = "SECONDS", env = "HOOKBOX_SHUTDOWN_TIMEOUT")]
     #[arg(help_heading = "Listening")]
@@ -450,7 +454,7 @@ impl Options {
             max_http_connections_per_ip,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
-            shutdown_timeout, demo, demo_port, resume_secret);
+            shutdown_timeout, demo, demo_port, resume_secret, leave_grace);
         self
     }
 }

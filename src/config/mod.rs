@@ -5,7 +5,7 @@ mod cli;
 mod hints;
 mod limits;
 mod net;
-mod resume;
+mod returning;
 
 pub use cli::Options;
 pub use net::{address_group, HostRule, IpRange};
@@ -155,6 +155,8 @@ pub struct Config {
     pub action_limits: ActionLimits,
     /// Signs resume tickets (`--resume-secret`, else random).
     pub resume_key: crate::hub::ResumeKey,
+    /// How long a user whose last connection closed stays in its channels (`--leave-grace`).
+    pub leave_grace: crate::hub::LeaveGrace,
     pub publish_multi_max_channels: usize,
     /// Hosts webhooks and pollers may call besides the webhook targets configured at startup
     /// (`--webhook-allow-hosts`).
@@ -211,6 +213,7 @@ impl Default for Config {
             history_max_bytes: 256 * 1024,
             action_limits: ActionLimits::default(),
             resume_key: crate::hub::ResumeKey::random(),
+            leave_grace: crate::hub::LeaveGrace::default(),
             publish_multi_max_channels: 1000,
             webhook_allow_hosts: Vec::new(),
             allow_set_config_webhooks: false,
@@ -286,7 +289,7 @@ impl Config {
     pub fn from_options(o: Options) -> Result<Config, ConfigError> {
         let d = Config::default();
         let action_limits = limits::action_limits(&o, d.action_limits)?;
-        let resume_key = resume::resume_key(o.resume_secret.as_deref())?;
+        let resume_key = returning::resume_key(o.resume_secret.as_deref())?;
         let demo = o.demo.unwrap_or(false);
         // The demo trusts whoever can reach it less than a real web app would: it listens on
         // loopback unless `-i` says otherwise.
@@ -412,6 +415,7 @@ impl Config {
         )?;
         let shutdown_timeout =
             seconds(o.shutdown_timeout, "--shutdown-timeout", d.shutdown_timeout)?;
+        let leave_grace = returning::leave_grace(o.leave_grace, shutdown_timeout)?;
         let header_timeout = seconds(o.header_timeout, "--header-timeout", d.header_timeout)?;
         let idle_timeout = seconds(o.idle_timeout, "--idle-timeout", d.idle_timeout)?;
         let connect_timeout = seconds(o.connect_timeout, "--connect-timeout", d.connect_timeout)?;
@@ -622,6 +626,7 @@ impl Config {
             history_max_bytes,
             action_limits,
             resume_key,
+            leave_grace,
             publish_multi_max_channels,
             webhook_allow_hosts: extra_hosts,
             allow_set_config_webhooks: o.allow_set_config_webhooks.unwrap_or(false),

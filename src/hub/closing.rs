@@ -1,6 +1,7 @@
 //! What happens when a connection goes away: detach it, apply the per-connection / global
-//! unsubscription rules, and if it was the user's last connection run the cascade — forced
-//! unsubscribes (with destroy attempts), removal of the user, then the disconnect webhook.
+//! unsubscription rules, and if it was the user's last connection (and the user does not come
+//! back within `--leave-grace`, see `leaving`) run the cascade — forced unsubscribes (with
+//! destroy attempts), removal of the user, then the disconnect webhook.
 //!
 //! This work is owed to the web application and to the other users whatever the engine's state,
 //! so it is never dropped: each engine step is retried (with backoff) until the engine answers,
@@ -30,6 +31,10 @@ impl Hub {
             self.forced_leave(user, &origin, channel).await;
         }
         if !detached.last {
+            return;
+        }
+        // A user the web app disconnected leaves at once: no grace period.
+        if !conn.outbox.kicked() && self.came_back(user).await {
             return;
         }
         // While the user has no connection, nothing can subscribe it (see `subscribe`), so this
@@ -91,7 +96,7 @@ impl Hub {
 
     /// Runs an engine step until it succeeds. The first failure is logged (WARN) and every retry
     /// counted; the recovery is logged too.
-    async fn until_engine<T, F, Fut>(&self, what: &str, mut step: F) -> T
+    pub(super) async fn until_engine<T, F, Fut>(&self, what: &str, mut step: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, EngineError>>,

@@ -6,6 +6,7 @@
 
 mod actions;
 mod closing;
+mod leaving;
 pub mod limits;
 mod manage;
 mod polling;
@@ -14,6 +15,7 @@ mod watch;
 
 pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::{Connected, Publish};
+pub use leaving::LeaveGrace;
 pub use limits::ActionLimits;
 pub use resume::{Resumable, ResumeKey, MAX_RESUME_TTL};
 
@@ -149,16 +151,27 @@ pub struct Hub {
     failed_connects: limits::AddressRates,
     /// Signs and checks resume tickets (see `resume`).
     resume_key: ResumeKey,
+    leave_grace: LeaveGrace,
+    /// The users in their grace period on this node (see `leaving`).
+    departures: leaving::Departures,
+}
+
+/// What a hub is told besides its engine and webhook client.
+#[derive(Debug, Clone, Default)]
+pub struct HubOptions {
+    pub limits: ActionLimits,
+    pub resume_key: ResumeKey,
+    pub leave_grace: LeaveGrace,
 }
 
 impl Hub {
     pub fn new(
         engine: Engine,
         webhooks: WebhookClient,
-        limits: ActionLimits,
-        resume_key: ResumeKey,
+        options: HubOptions,
         shutdown: CancellationToken,
     ) -> Arc<Hub> {
+        let limits = options.limits;
         Arc::new(Hub {
             engine,
             webhooks,
@@ -170,7 +183,9 @@ impl Hub {
             user_publishes: limits::UserRates::new(limits.user_publish),
             user_subscribes: limits::UserRates::new(limits.user_subscribe),
             failed_connects: limits::AddressRates::new(limits.failed_connects_per_address),
-            resume_key,
+            resume_key: options.resume_key,
+            leave_grace: options.leave_grace,
+            departures: leaving::Departures::default(),
         })
     }
 

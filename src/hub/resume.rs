@@ -52,6 +52,13 @@ impl std::fmt::Debug for ResumeKey {
     }
 }
 
+impl Default for ResumeKey {
+    /// A random key (see [`ResumeKey::random`]).
+    fn default() -> Self {
+        ResumeKey::random()
+    }
+}
+
 impl ResumeKey {
     /// The key of `--resume-secret`: every node given the same secret accepts the others'
     /// tickets.

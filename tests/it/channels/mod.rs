@@ -1,5 +1,6 @@
-//! Channels and users through the client protocol: subscribing, publishing, history, lifecycle, users and their connections, limits, recovery after a reconnect, resume tickets, races, polling.
+//! Channels and users through the client protocol: subscribing, publishing, history, lifecycle, users and their connections, limits, recovery after a reconnect, resume tickets, the grace period for leaving, races, polling.
 
+mod grace;
 mod history;
 mod lifecycle;
 mod polling;

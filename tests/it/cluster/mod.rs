@@ -1,7 +1,7 @@
-//! Several nodes on Redis: sharing, failures, partitions, resume tickets, behind nginx.
+//! Several nodes on Redis: sharing, failures, partitions, returning users (resume tickets, the grace period for leaving), behind nginx.
 
 mod failure;
 mod nginx;
 mod nodes;
 mod partition;
-mod resume;
+mod returning;

@@ -528,13 +528,7 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
     let webhooks = WebhookClient::new(Default::default(), Vec::new(), limits);
     let engine = Engine::Memory(Box::new(MemoryEngine::new(256 * 1024)));
     let api = Arc::new(ApiState {
-        hub: Hub::new(
-            engine,
-            webhooks,
-            Default::default(),
-            hookbox::hub::ResumeKey::random(),
-            shutdown.clone(),
-        ),
+        hub: Hub::new(engine, webhooks, Default::default(), shutdown.clone()),
         token: Some("secret".to_owned()).into(),
         admin_password: None.into(),
         ignore_publish_non_existing: false,

@@ -1,12 +1,14 @@
-//! Resume tickets across nodes: every node given the same `--resume-secret` accepts the
-//! others' tickets, a node with another secret does not, and a revocation on one node holds on
-//! every node.
+//! Returning users across nodes. Resume tickets: every node given the same `--resume-secret`
+//! accepts the others' tickets, a node with another secret does not, and a revocation on one
+//! node holds on every node. The grace period for leaving: a user who leaves one node and comes
+//! back on another in time never left; one who does not come back leaves once.
 
 use crate::common;
 use common::cluster::Cluster;
 use common::{Client, Reply};
-use hookbox::hub::ResumeKey;
+use hookbox::hub::{LeaveGrace, ResumeKey};
 use serde_json::{json, Map, Value};
+use std::time::Duration;
 
 /// CONNECT to node `i` as alice, presenting `resume`.
 async fn connect(c: &Cluster, i: usize, resume: Value) -> (Client, Map<String, Value>) {
@@ -80,4 +82,63 @@ async fn nodes_with_one_secret_share_tickets_and_their_revocations() {
         c.web.expect("connect").await;
         open.push(alice);
     }
+}
+
+#[tokio::test]
+async fn a_user_back_on_another_node_in_time_never_left_and_one_not_back_leaves_once() {
+    // Node 0 waits long, node 1 briefly: the return is in time, the last departure is not.
+    let c = Cluster::start_each(2, |i, config| {
+        config.leave_grace = LeaveGrace {
+            period: Duration::from_secs_f64(if i == 0 { 60.0 } else { 0.2 }),
+            at_shutdown: Duration::from_secs(1),
+        };
+    })
+    .await;
+    c.web.channel_options(json!({"presenceful": true}));
+    let mut bob = c.connected(1, "bob").await;
+    bob.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
+    bob.expect("SUBSCRIBE").await;
+    let mut alice = c.connected(0, "alice").await;
+    alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
+    alice.expect("SUBSCRIBE").await;
+    assert_eq!(bob.expect("SUBSCRIBE").await["user"], "alice");
+    let connections = |body: Value| body["connections"].as_array().map_or(0, Vec::len);
+    alice.close().await;
+    loop {
+        let info = c.api(1, "get_user_info", &[("user_name", "alice")]).await;
+        if connections(info[1].clone()) == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+
+    let mut alice = c.connected(1, "alice").await;
+    assert_eq!(alice.expect("SUBSCRIBE").await["channel_name"], "r");
+    bob.assert_quiet().await;
+    let hooks: Vec<String> = c
+        .web
+        .drain()
+        .await
+        .iter()
+        .map(|h| h.action().to_owned())
+        .collect();
+    assert!(
+        !hooks
+            .iter()
+            .any(|h| h == "unsubscribe" || h == "disconnect"),
+        "{hooks:?}"
+    );
+
+    // Gone from node 1 for good: one UNSUBSCRIBE for bob, one unsubscribe and one disconnect
+    // webhook for the web app.
+    alice.close().await;
+    assert_eq!(bob.expect("UNSUBSCRIBE").await["user"], "alice");
+    let unsubscribe = c.web.expect("unsubscribe").await;
+    assert_eq!(unsubscribe.field("user"), Some("alice"));
+    assert_eq!(
+        c.web.expect("disconnect").await.field("name"),
+        Some("alice")
+    );
+    bob.assert_quiet().await;
+    common::assert_no_hooks_in(&c.web).await;
 }
