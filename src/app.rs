@@ -110,6 +110,8 @@ impl App {
             ClientLimits {
                 timeout: config.webhook_timeout,
                 max_concurrency: config.webhook_max_concurrency,
+                queue_limit: config.webhook_queue,
+                queue_timeout: config.webhook_queue_timeout,
                 error_details: config.webhook_error_details,
             },
         );

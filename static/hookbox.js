@@ -44,6 +44,8 @@
  *                      and present it when reconnecting: the server lets the page back in,
  *                      and into its channels, without asking the web app again.
  *                      conn.resumed is true after such a reconnect.
+ * A CONNECT or SUBSCRIBE the server was too busy to ask the web app about (ERROR with
+ * retry_after) is sent again after that many seconds plus up to as much again, silently.
  * An https: server URL uses wss: for the WebSocket.
  *
  * No dependencies, no build step. Requires TextEncoder/TextDecoder, btoa/atob.
@@ -664,13 +666,25 @@
     }
 
     /** A SUBSCRIBE the server refused as too fast (a reconnect re-subscribing many channels at
-     *  once) is sent again after a pause, instead of being lost. */
-    _retrySubscribe(args) {
-      const delay = Math.round(SUBSCRIBE_RETRY_DELAY * (1 + Math.random()));
+     *  once), or too busy to ask the web app (`retryAfter` seconds), is sent again after a
+     *  pause, instead of being lost. */
+    _retrySubscribe(args, retryAfter) {
+      const delay = Math.round((retryAfter > 0 ? retryAfter * 1000 : SUBSCRIBE_RETRY_DELAY) * (1 + Math.random()));
       log.info('subscribing too fast: retrying', args.channel_name, 'in', delay, 'ms');
       setTimeout(() => {
         if (this._disconnected || this._subscriptions[args.channel_name]) return;
         this._enqueue('subscribe', args);
+      }, delay);
+    }
+
+    /** CONNECT again on the same transport after `seconds` (the server's retry hint), plus up to
+     *  as much again at random. */
+    _retryConnect(seconds) {
+      const transport = this._transport;
+      const delay = Math.round(seconds * 1000 * (1 + Math.random()));
+      log.info('server busy: connecting again in', delay, 'ms');
+      setTimeout(() => {
+        if (transport === this._transport && !this._disconnected && !this.connected) this._connectOver(transport);
       }, delay);
     }
 
@@ -838,6 +852,13 @@
           if (this.options.resume) this._keepTicket(args);
           break;
         case 'ERROR': {
+          if (args.id !== null && args.id === this._connectId && args.retry_after > 0) {
+            // The server was too busy to ask the web app (a reconnect storm): come back when it
+            // says, with jitter so that the crowd does not return in step.
+            this._connectId = null;
+            this._retryConnect(args.retry_after);
+            break;
+          }
           if (args.id !== null && args.id === this._connectId && this._presentedTicket) {
             // The server did not take the ticket and the web app refused the CONNECT without a
             // fresh payload: forget the ticket and connect as the first time.
@@ -851,8 +872,8 @@
           }
           const refused = this._sentSubscribes[args.id];
           delete this._sentSubscribes[args.id];
-          if (refused && /^Subscribing too fast/.test(args.msg || '')) {
-            this._retrySubscribe(refused);
+          if (refused && (/^Subscribing too fast/.test(args.msg || '') || args.retry_after > 0)) {
+            this._retrySubscribe(refused, args.retry_after);
             break;
           }
           this._call('onError', args);

@@ -235,6 +235,14 @@ pub struct Options {
     #[arg(long, value_name = "N", env = "HOOKBOX_WEBHOOK_MAX_CONCURRENCY")]
     #[arg(help_heading = "Webhooks")]
     pub webhook_max_concurrency: Option<usize>,
+    /// Most webhook calls waiting for a free slot at once; past it a call is refused at once, with a retry hint [default: 100000]
+    #[arg(long, value_name = "N", env = "HOOKBOX_WEBHOOK_QUEUE")]
+    #[arg(help_heading = "Webhooks")]
+    pub webhook_queue: Option<usize>,
+    /// Longest a webhook call waits for a free slot, in seconds; then it is refused with a retry hint [default: 60]
+    #[arg(long, value_name = "SECONDS", env = "HOOKBOX_WEBHOOK_QUEUE_TIMEOUT")]
+    #[arg(help_heading = "Webhooks")]
+    pub webhook_queue_timeout: Option<f64>,
     /// Largest inbound client message in bytes [default: 65536]
     #[arg(long, value_name = "BYTES", env = "HOOKBOX_MAX_MESSAGE_SIZE")]
     #[arg(help_heading = "Limits")]
@@ -454,7 +462,8 @@ impl Options {
             max_http_connections_per_ip,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
             allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_prefix, node_timeout,
-            shutdown_timeout, demo, demo_port, resume_secret, leave_grace);
+            shutdown_timeout, demo, demo_port, resume_secret, leave_grace,
+            webhook_queue, webhook_queue_timeout);
         self
     }
 }

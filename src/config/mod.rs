@@ -101,6 +101,9 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     pub webhook_timeout: Duration,
     pub webhook_max_concurrency: usize,
+    /// Calls waiting for a webhook slot at once, and how long each may wait.
+    pub webhook_queue: usize,
+    pub webhook_queue_timeout: Duration,
     /// `None` disables the Web API.
     pub api_security_token: Option<String>,
     pub admin_password: Option<String>,
@@ -182,6 +185,8 @@ impl Default for Config {
             webhooks: WebhookSettings::default(),
             webhook_timeout: Duration::from_secs(10),
             webhook_max_concurrency: 256,
+            webhook_queue: 100_000,
+            webhook_queue_timeout: Duration::from_secs(60),
             api_security_token: None,
             admin_password: None,
             log_level: LogLevel::Info,
@@ -366,6 +371,12 @@ impl Config {
             Some(0) => return Err(invalid("--webhook-max-concurrency", "must be at least 1")),
             Some(n) => n,
         };
+        let webhook_queue = o.webhook_queue.unwrap_or(d.webhook_queue);
+        let webhook_queue_timeout = seconds(
+            o.webhook_queue_timeout,
+            "--webhook-queue-timeout",
+            d.webhook_queue_timeout,
+        )?;
         let max_message_size = match o.max_message_size {
             None => d.max_message_size,
             Some(n) if n >= 256 => n,
@@ -595,6 +606,8 @@ impl Config {
             webhooks,
             webhook_timeout,
             webhook_max_concurrency,
+            webhook_queue,
+            webhook_queue_timeout,
             api_security_token: o.api_security_token,
             admin_password: o.admin_password,
             log_level,

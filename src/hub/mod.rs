@@ -59,6 +59,9 @@ pub enum HubError {
         error: String,
         reply_msg: Option<String>,
     },
+    /// No webhook slot came free in time (see `webhook::slots`): not the web app's refusal.
+    #[error("{msg}")]
+    Busy { msg: String, retry_after: u32 },
     #[error("Channel {0} doesn't exist")]
     NoChannel(String),
     #[error("Channel {0} already exists")]
@@ -376,10 +379,13 @@ impl Hub {
         origin: &Origin,
     ) -> Result<Decision, HubError> {
         let decision = self.hook(hook, form, origin).await;
-        if decision.success {
-            Ok(decision)
-        } else {
-            Err(HubError::Denied(decision.error_msg()))
+        match (decision.success, decision.retry_after) {
+            (true, _) => Ok(decision),
+            (false, Some(retry_after)) => Err(HubError::Busy {
+                msg: decision.error_msg(),
+                retry_after,
+            }),
+            (false, None) => Err(HubError::Denied(decision.error_msg())),
         }
     }
 

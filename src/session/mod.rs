@@ -245,7 +245,13 @@ impl Session {
                     match self.handle(frame, kind).await {
                         Ok(()) => {}
                         Err(fault) => {
-                            self.error(Some(id), &fault.to_string());
+                            let retry_after = match &fault {
+                                FrameFault::Hub(HubError::Busy { retry_after, .. }) => {
+                                    Some(*retry_after)
+                                }
+                                _ => None,
+                            };
+                            self.error_with(Some(id), &fault.to_string(), retry_after);
                             match fault {
                                 // The engine could not take the connection in: the client
                                 // must start again (and the web app did not refuse it).
@@ -258,6 +264,8 @@ impl Session {
                                         wait_secs: secs as u32,
                                     });
                                 }
+                                // Busy: the web app was not asked; the client comes back later.
+                                FrameFault::Hub(HubError::Busy { .. }) => {}
                                 FrameFault::Hub(_) if connect => self.connect_refused(),
                                 _ => {}
                             }
@@ -305,10 +313,16 @@ impl Session {
     }
 
     fn error(&self, id: Option<i64>, msg: &str) {
-        self.outbox.push(&OutFrame::new(
-            "ERROR",
-            &args([("id", json!(id)), ("msg", json!(cut(msg, MAX_ERROR_MSG)))]),
-        ));
+        self.error_with(id, msg, None);
+    }
+
+    /// An ERROR frame; `retry_after` (seconds) when the server was too busy to act now.
+    fn error_with(&self, id: Option<i64>, msg: &str, retry_after: Option<u32>) {
+        let mut error = args([("id", json!(id)), ("msg", json!(cut(msg, MAX_ERROR_MSG)))]);
+        if let Some(secs) = retry_after {
+            error.insert("retry_after".to_owned(), json!(secs));
+        }
+        self.outbox.push(&OutFrame::new("ERROR", &error));
     }
 
     async fn handle(&mut self, frame: InFrame, kind: Option<FrameKind>) -> Result<(), FrameFault> {
@@ -341,8 +355,8 @@ impl Session {
                 }
                 let result = self.connect(cookie, payload, resume).await;
                 // Only the web app's refusals keep their token.
-                let refused =
-                    matches!(&result, Err(FrameFault::Hub(e)) if !matches!(e, HubError::Engine(_)));
+                let refused = matches!(&result, Err(FrameFault::Hub(e))
+                    if !matches!(e, HubError::Engine(_) | HubError::Busy { .. }));
                 if let (Some(address), false) = (address, refused) {
                     self.hub.connect_settled(address);
                 }

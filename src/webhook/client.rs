@@ -2,14 +2,13 @@
 
 use super::decision::quote;
 use super::signing::{signature, standard_headers, standard_key, SIGNATURE_HEADER};
+use super::slots::Slots;
 use super::{Decision, Hook, WebhookFormat, WebhookSettings};
 use crate::config::HostRule;
 use crate::metrics::Outcome;
 use parking_lot::RwLock;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 /// The original's version string, sent in `X-Hookbox-Version` with `--cbsendhookboxversion`.
 pub const HOOKBOX_VERSION: &str = "0.3.4a1";
@@ -39,8 +38,9 @@ pub struct WebhookClient {
     // Read on every call, written only by `/web/set_config`: a read-mostly lock never held across
     // an await (the URL is built, then the guard dropped).
     settings: RwLock<WebhookSettings>,
-    // Bounds the calls in flight so that a slow web app cannot make us open unbounded sockets.
-    permits: Arc<Semaphore>,
+    // Bounds the calls in flight so that a slow web app cannot make us open unbounded sockets,
+    // and the queue in front of them.
+    slots: Slots,
     timeout: Duration,
     /// `--webhook-error-details`: clients see why a call failed (URL, OS error, reply), not
     /// just that it did.
@@ -52,10 +52,14 @@ pub struct WebhookClient {
 /// How the webhook client behaves, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientLimits {
-    /// Longest a call may take, and longest a call waits for a slot.
+    /// Longest a call may take.
     pub timeout: Duration,
     /// Calls in flight at once.
     pub max_concurrency: usize,
+    /// Calls waiting for a slot at once (`--webhook-queue`), and longest a call waits for one
+    /// (`--webhook-queue-timeout`).
+    pub queue_limit: usize,
+    pub queue_timeout: Duration,
     /// Failures are explained to clients in full (for development).
     pub error_details: bool,
 }
@@ -136,6 +140,8 @@ impl WebhookClient {
             timeout,
             max_concurrency,
             error_details,
+            queue_limit,
+            queue_timeout,
         } = limits;
         // https webhooks (`--cbhttps`, an https `--cb-single-url`) use rustls with the ring
         // provider and the system's trusted certificates. Installing twice is harmless.
@@ -153,7 +159,7 @@ impl WebhookClient {
             http,
             allowed,
             settings: RwLock::new(settings),
-            permits: Arc::new(Semaphore::new(max_concurrency)),
+            slots: Slots::new(max_concurrency, queue_limit, queue_timeout),
             timeout,
             error_details,
             calls: parking_lot::Mutex::new(std::collections::VecDeque::with_capacity(CALL_LOG)),
@@ -281,7 +287,11 @@ impl WebhookClient {
         if !self.allows(url) {
             return Err(Self::refuse(url));
         }
-        let _permit = self.permit().await?;
+        let _permit = self
+            .slots
+            .take()
+            .await
+            .map_err(|b| format!("too busy: try again in {} s", b.retry_after_secs))?;
         let resp = self
             .http
             .get(url)
@@ -331,13 +341,18 @@ impl WebhookClient {
         };
         // Waiting for a permit is queueing, not the web app being slow: the timeout starts once
         // the call is actually made. The wait itself is bounded too.
-        let _permit = match self.permit().await {
+        let _permit = match self.slots.take().await {
             Ok(p) => p,
-            Err(e) => {
-                let failure = Failure::new(Outcome::Failed, e.clone(), e);
+            Err(busy) => {
+                let secs = busy.retry_after_secs;
+                let text =
+                    format!("Too busy to ask the web application now: try again in {secs} s");
+                let mut failure = Failure::new(Outcome::Failed, text.clone(), text);
+                failure.retry_after = Some(secs);
                 return self.finish(record, started, Err(failure));
             }
         };
+        let holding = Instant::now();
         let req = build();
         let outcome = tokio::time::timeout(self.timeout, async {
             let resp = req.send().await.map_err(|e| error_chain(&e))?;
@@ -405,6 +420,7 @@ impl WebhookClient {
                 ))
             }
         };
+        self.slots.record(holding.elapsed());
         self.finish(record, started, result)
     }
 
@@ -457,6 +473,7 @@ impl WebhookClient {
                     f.public
                 });
                 decision.retryable = f.retryable;
+                decision.retry_after = f.retry_after;
                 decision
             }
         }
@@ -491,6 +508,8 @@ struct Failure {
     detail: String,
     /// The call surely did not reach the web app's logic (see `Decision::retryable`).
     retryable: bool,
+    /// It was refused for want of a slot: try again in this many seconds.
+    retry_after: Option<u32>,
 }
 
 impl Failure {
@@ -500,27 +519,13 @@ impl Failure {
             public,
             detail,
             retryable: false,
+            retry_after: None,
         }
     }
 
     fn retryable(mut self) -> Failure {
         self.retryable = true;
         self
-    }
-}
-
-impl WebhookClient {
-    /// A slot among the calls in flight, waiting at most the webhook timeout for one: a flood of
-    /// actions behind a slow web app is refused rather than queued without end.
-    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
-        match tokio::time::timeout(self.timeout, self.permits.acquire()).await {
-            Ok(Ok(p)) => Ok(p),
-            Ok(Err(_)) => Err("failure: webhook client closed".to_owned()),
-            Err(_) => Err(format!(
-                "failure: too many webhook calls in flight (no slot within {:.1}s)",
-                self.timeout.as_secs_f64()
-            )),
-        }
     }
 }
 

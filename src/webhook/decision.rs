@@ -14,6 +14,9 @@ pub struct Decision {
     /// and the denial is hookbox's. An informational hook is worth trying again; a real denial,
     /// a bad reply or a timeout (the web app may have acted) is not.
     pub retryable: bool,
+    /// No slot was free for the call (see `slots`): the client may try again in this many
+    /// seconds.
+    pub retry_after: Option<u32>,
 }
 
 impl Decision {
@@ -26,6 +29,7 @@ impl Decision {
             options,
             set_cookie: None,
             retryable: false,
+            retry_after: None,
         }
     }
 
@@ -55,6 +59,7 @@ impl Decision {
             options,
             set_cookie,
             retryable: false,
+            retry_after: None,
         })
     }
 

@@ -10,6 +10,7 @@ mod client;
 pub mod decision;
 mod settings;
 pub mod signing;
+mod slots;
 
 pub use client::{CallRecord, ClientLimits, HookCall, WebhookClient};
 pub use decision::{json_truthy, Decision};

@@ -524,6 +524,8 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
         timeout: GUARD,
         max_concurrency: 8,
         error_details: false,
+        queue_limit: 100,
+        queue_timeout: GUARD,
     };
     let webhooks = WebhookClient::new(Default::default(), Vec::new(), limits);
     let engine = Engine::Memory(Box::new(MemoryEngine::new(256 * 1024)));

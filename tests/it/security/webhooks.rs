@@ -782,25 +782,26 @@ async fn x_forwarded_for_over_csp_is_believed_only_from_trusted_proxies() {
 // Waiting for a webhook slot
 
 /// The attack: behind a slow web app, a flood of actions queued for a webhook slot without end.
-/// Now the wait for a slot is bounded by the webhook timeout (the server's own limit, here
-/// 500 ms; the test asserts only what the clients get).
+/// Now the wait for a slot is bounded by `--webhook-queue-timeout` (here 500 ms, as the webhook
+/// timeout; the test asserts only what the clients get).
 ///
 /// With one slot, held by a CONNECT whose reply never comes, three more CONNECTs queue for it.
 /// Every call in a slot is itself bounded by the timeout, so when the holder gives up the slot
 /// passes to the first in line, and those behind it give up waiting: each of them gets
-/// `too many webhook calls in flight` and its cookie never reaches the web app. Afterwards the
+/// `Too busy …` with a retry hint, and its cookie never reaches the web app. Afterwards the
 /// server serves CONNECTs again.
 #[tokio::test]
 async fn waiting_for_a_webhook_slot_is_bounded() {
     let s = Server::start_with(|c| {
         c.webhook_max_concurrency = 1;
         c.webhook_timeout = Duration::from_millis(500);
+        c.webhook_queue_timeout = Duration::from_millis(500);
     })
     .await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     s.web
         .set("connect", Reply::ok(json!({"name": "slow"})).gated(&gate));
-    let no_slot = "failure: too many webhook calls in flight (no slot within 0.5s)";
+    let no_slot = "Too busy to ask the web application now: try again in ";
     let no_reply = "failure: no reply within 0.5s".to_owned();
 
     let mut waiters = Vec::new();
@@ -825,7 +826,8 @@ async fn waiting_for_a_webhook_slot_is_bounded() {
     let mut served = HashSet::new();
     for (cookie, c) in &mut waiters {
         let args = c.expect("ERROR").await;
-        if args["msg"] == no_slot {
+        if args["msg"].as_str().unwrap().starts_with(no_slot) {
+            assert!(args["retry_after"].as_u64().unwrap() >= 1, "{args:?}");
             refused += 1;
         } else {
             assert_eq!(args["msg"], no_reply.as_str(), "{args:?}");

@@ -1,8 +1,9 @@
-// /static/hookbox.js with resume tickets: when the web app's connect reply has resume_ttl, the
-// page keeps the server's ticket and, after a server restart, comes back and into its channels
-// without the web app being asked again (nor getPayload called). When the restarted server does
-// not take the ticket (another --resume-secret), the page connects as the first time, with a
-// fresh payload, and the user sees no error.
+// /static/hookbox.js in a reconnect storm. Resume tickets: when the web app's connect reply has
+// resume_ttl, the page keeps the server's ticket and, after a server restart, comes back and
+// into its channels without the web app being asked again (nor getPayload called). When the
+// restarted server does not take the ticket (another --resume-secret), the page connects as the
+// first time, with a fresh payload, and the user sees no error. A server too busy to ask the web
+// app answers with a retry hint, which the page honours without an error.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -141,5 +142,64 @@ test('a ticket the restarted server does not take falls back to a fresh connect'
     await tab.close();
   } finally {
     await server.stop();
+  }
+});
+
+test('a CONNECT refused as too busy comes back after the retry hint, without an error', async () => {
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  const app = await startWebApp({
+    hooks: {
+      connect: async (form) => {
+        const who = JSON.parse(form.payload).name;
+        if (who === 'first') await held;
+        return [true, { name: who }];
+      },
+    },
+    pages: {},
+  });
+  // One webhook slot and no queue: while `first` holds it, any other CONNECT is refused.
+  const server = await startHookbox(['--cbport', String(app.port), '--webhook-max-concurrency', '1',
+    '--webhook-queue', '0']);
+  try {
+    const page = (name) => `<!doctype html><meta charset="utf-8"><title>t</title>
+<script src="${server.url}/static/hookbox.js"></script><script>
+  window.events = [];
+  const conn = hookbox.connect('${server.url}', { name: '${name}' });
+  conn.onOpen = (args) => events.push(['open', args.name]);
+  conn.onError = (args) => events.push(['error', args.msg]);
+</script>`;
+    const first = await (await browser.newContext()).newPage();
+    pages['/first'] = { html: page('first') };
+    pages['/second'] = { html: page('second') };
+    await first.goto(`${web.url}/first`);
+    await app.waitFor((c) => c.form.action === 'connect', 'the first connect');
+    const second = await (await browser.newContext()).newPage();
+    const hints = [];
+    let hinted;
+    const hint = new Promise((resolve) => { hinted = resolve; });
+    second.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+      if (String(payload).includes('retry_after')) {
+        hints.push(JSON.parse(payload));
+        hinted();
+      }
+    }));
+    await second.goto(`${web.url}/second`);
+    // The hint came; only then is the slot let go.
+    await hint;
+    assert.equal(hints.length, 1, 'one retry hint');
+    assert.equal(hints[0][1], 'ERROR');
+    assert.equal(hints[0][2].retry_after, 1);
+    release();
+    await second.waitForFunction(() => events.some((e) => e[0] === 'open'), null, { timeout: 15000 });
+    await first.waitForFunction(() => events.some((e) => e[0] === 'open'));
+    assert.deepEqual(await second.evaluate(() => window.events), [['open', 'second']]);
+    const asked = app.calls.filter((c) => c.form.action === 'connect').map((c) => JSON.parse(c.form.payload).name);
+    assert.deepEqual(asked, ['first', 'second'], 'the refused CONNECT never reached the web app');
+    await first.close();
+    await second.close();
+  } finally {
+    await server.stop();
+    await app.close();
   }
 });
