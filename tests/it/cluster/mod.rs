@@ -1,7 +1,8 @@
-//! Several nodes on Redis: sharing, failures, partitions, returning users (resume tickets, the grace period for leaving), behind nginx.
+//! Several nodes on Redis: sharing, failures, partitions, returning users (resume tickets, the grace period for leaving), a rolling restart, behind nginx.
 
 mod failure;
 mod nginx;
 mod nodes;
 mod partition;
 mod returning;
+mod rolling;

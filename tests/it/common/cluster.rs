@@ -36,6 +36,8 @@ pub struct Cluster {
     pub web: WebApp,
     pub nodes: Vec<SocketAddr>,
     stops: Vec<CancellationToken>,
+    /// Each node's serve task, which ends once its shutdown has drained.
+    served: parking_lot::Mutex<Vec<Option<tokio::task::JoinHandle<()>>>>,
     http: reqwest::Client,
 }
 
@@ -64,6 +66,7 @@ impl Cluster {
         let url = redis_url();
         let mut nodes = Vec::new();
         let mut stops = Vec::new();
+        let mut served = Vec::new();
         for i in 0..n {
             let mut config = test_config(&web);
             config.engine = redis_engine(&url, &prefix);
@@ -71,13 +74,16 @@ impl Cluster {
             let stop = CancellationToken::new();
             let app = App::bind(config, stop.clone()).await.expect("bind a node");
             nodes.push(app.local_addr());
-            tokio::spawn(app.serve());
+            served.push(Some(tokio::spawn(async move {
+                let _ = app.serve().await;
+            })));
             stops.push(stop);
         }
         Cluster {
             web,
             nodes,
             stops,
+            served: parking_lot::Mutex::new(served),
             http: http_client(),
         }
     }
@@ -120,5 +126,15 @@ impl Cluster {
     /// Stops node `i` as SIGTERM would.
     pub fn stop(&self, i: usize) {
         self.stops[i].cancel();
+    }
+
+    /// Waits until stopped node `i` has finished its shutdown: every connection's close
+    /// handling ran (or `--shutdown-timeout` passed).
+    pub async fn stopped(&self, i: usize) {
+        let task = self.served.lock()[i].take().expect("waited for once");
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the node shut down")
+            .expect("the node's task ended");
     }
 }

@@ -129,6 +129,8 @@ struct WebAppInner {
     /// Per action: replies used once each, in order, before falling back to `defaults`.
     queued: HashMap<String, VecDeque<Reply>>,
     defaults: HashMap<String, Reply>,
+    /// Options added to the default connect reply (which names the `user=` cookie).
+    connect_extra: Map<String, Value>,
 }
 
 #[derive(Clone)]
@@ -185,7 +187,7 @@ async fn webapp_handler(
         let queued = inner.queued.get_mut(&action).and_then(VecDeque::pop_front);
         queued.or_else(|| inner.defaults.get(&action).cloned())
     };
-    let reply = reply.unwrap_or_else(|| default_reply(&record));
+    let reply = reply.unwrap_or_else(|| default_reply(&record, &st.inner.lock().connect_extra));
     let _ = st.tx.send(record);
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
@@ -204,14 +206,16 @@ async fn webapp_handler(
     resp
 }
 
-fn default_reply(record: &HookRecord) -> Reply {
+fn default_reply(record: &HookRecord, connect_extra: &Map<String, Value>) -> Reply {
     if record.action() == "connect" {
         let cookie = record.header("cookie").unwrap_or("");
         let from_cookie = cookie
             .split(';')
             .find_map(|c| c.trim().strip_prefix("user=").map(str::to_owned));
         let name = from_cookie.unwrap_or_else(|| "anonymous".to_owned());
-        return Reply::ok(json!({ "name": name }));
+        let mut reply = connect_extra.clone();
+        reply.insert("name".to_owned(), json!(name));
+        return Reply::ok(Value::Object(reply));
     }
     Reply::ok(json!({}))
 }
@@ -254,6 +258,11 @@ impl WebApp {
             .entry(action.to_owned())
             .or_default()
             .push_back(reply);
+    }
+
+    /// The default connect reply (named after the `user=` cookie) also carries `extra`.
+    pub fn connect_options(&self, extra: Value) {
+        self.state.inner.lock().connect_extra = extra.as_object().cloned().unwrap_or_default();
     }
 
     /// Channels created through create_channel get these options.
