@@ -113,8 +113,8 @@ async function logIn(name, password) {
   await page.fill('#id_username', name);
   await page.fill('#id_password', password);
   await page.click('#login');
-  await page.waitForFunction((n) => document.getElementById('me').textContent === n, name);
-  await page.waitForFunction(() => document.getElementById('status').textContent === 'connected via websocket');
+  await page.waitForFunction((n) => document.getElementById('me')?.textContent === n, name);
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'connected via websocket');
   return { context, page };
 }
 

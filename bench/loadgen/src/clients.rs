@@ -27,14 +27,17 @@ pub struct Ctx {
     pub handshake_timeout: Duration,
     /// For CSP subscribers: one pooled HTTP client (a keep-alive connection per long poll).
     pub http: reqwest::Client,
+    /// hookbox: subscribers ask for resume tickets (CONNECT `resume: true`).
+    pub tickets: bool,
 }
 
-/// Open one socket, log in as `user`, subscribe to `channel`.
+/// Open one socket, log in as `user` (presenting `ticket`, if any), subscribe to `channel`.
 pub async fn open_and_subscribe(
     ctx: &Ctx,
     i: usize,
     user: u64,
     channel: &str,
+    ticket: Option<&str>,
 ) -> Result<(Link, LineBuf, Handshake), String> {
     let deadline = Instant::now() + ctx.handshake_timeout;
     let dst = ctx.dsts[i % ctx.dsts.len()];
@@ -57,7 +60,14 @@ pub async fn open_and_subscribe(
     let mut lines = ctx.proto.lines();
     let mut hs = ctx
         .proto
-        .handshake(&mut ws, &mut lines, user, channel, deadline)
+        .handshake(
+            &mut ws,
+            &mut lines,
+            user,
+            channel,
+            (ctx.tickets, ticket),
+            deadline,
+        )
         .await?;
     hs.open_ns = open_ns;
     Ok((ws, lines, hs))
@@ -108,7 +118,7 @@ where
         let body = body.clone();
         handles.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await.ok()?;
-            let r = open_and_subscribe(&ctx, i, i as u64, &channel).await;
+            let r = open_and_subscribe(&ctx, i, i as u64, &channel, None).await;
             drop(permit);
             match r {
                 Ok((ws, lines, mut hs)) => {

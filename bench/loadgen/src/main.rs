@@ -153,6 +153,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             .pool_max_idle_per_host(usize::MAX)
             .build()
             .expect("an HTTP client"),
+        tickets: matches!(&cli.cmd, Cmd::E(e) if e.tickets),
     });
     let res = match cli.cmd {
         Cmd::A(a) => wl_a::run(ctx, a, cli.webhook_port, cli.connect_concurrency).await,

@@ -55,6 +55,10 @@ pub struct Handshake {
     pub subscribe_ns: u64,
     /// Complete lines that arrived after the subscription was confirmed (usually none).
     pub leftover: Vec<Vec<u8>>,
+    /// hookbox: the resume ticket CONNECTED carried, if it asked for one.
+    pub ticket: Option<String>,
+    /// hookbox: CONNECTED said `resumed` (no connect webhook was asked).
+    pub resumed: bool,
 }
 
 /// What a receive loop should do after looking at one line.
@@ -95,35 +99,50 @@ impl Proto {
     }
 
     /// Log in as user number `user` and subscribe to `channels` (one name, or several joined
-    /// by `,`), on an open socket.
+    /// by `,`), on an open socket. hookbox: with `tickets`, asks for a resume ticket, or
+    /// presents `ticket`.
     pub async fn handshake(
         &self,
         ws: &mut Link,
         lines: &mut LineBuf,
         user: u64,
         channels: &str,
+        (tickets, ticket): (bool, Option<&str>),
         deadline: Instant,
     ) -> Result<Handshake, String> {
         let channels: Vec<&str> = channels.split(',').collect();
         match self {
             Proto::Hookbox | Proto::Csp => {
                 let mut hs = Handshake::default();
-                let connect = format!("[1, \"CONNECT\", {{\"cookie_string\": \"u={user}\"}}]\r\n");
+                // Tickets are base64url and dots: no escaping needed.
+                let resume = match (tickets, ticket) {
+                    (_, Some(t)) => format!(", \"resume\": \"{t}\""),
+                    (true, None) => ", \"resume\": true".to_owned(),
+                    (false, None) => String::new(),
+                };
+                let connect =
+                    format!("[1, \"CONNECT\", {{\"cookie_string\": \"u={user}\"{resume}}}]\r\n");
                 let t0 = Instant::now();
                 send_text(ws, connect, deadline).await?;
+                let (mut ticket, mut resumed) = (None, false);
                 recv_until(
                     ws,
                     lines,
                     deadline,
                     &mut hs.leftover,
                     |line| match rtjp_name(line) {
-                        Some("CONNECTED") => Step::Done,
+                        Some("CONNECTED") => {
+                            (ticket, resumed) = ticket_of(line);
+                            Step::Done
+                        }
                         Some("ERROR") => Step::Fail(lossy(line)),
                         _ => Step::Continue,
                     },
                 )
                 .await
                 .map_err(|e| format!("login: {e}"))?;
+                hs.ticket = ticket;
+                hs.resumed = resumed;
                 hs.login_ns = t0.elapsed().as_nanos() as u64;
                 // A user that is in a channel already (a reconnect while its previous
                 // connection is still being closed) gets its own SUBSCRIBE for it right after
@@ -450,6 +469,49 @@ async fn recv_data(link: &mut Link, deadline: Instant) -> Result<Option<Vec<u8>>
             Ok(r) => r.map(Some),
         },
     }
+}
+
+/// The resume ticket in a CONNECTED or RESUME line, and whether CONNECTED said `resumed`.
+pub fn ticket_of(line: &[u8]) -> (Option<String>, bool) {
+    let Ok(serde_json::Value::Array(frame)) = serde_json::from_slice(line) else {
+        return (None, false);
+    };
+    let args = frame.get(2);
+    let ticket = args
+        .and_then(|a| a.get("resume"))
+        .and_then(|t| t.as_str())
+        .map(str::to_owned);
+    let resumed = args.and_then(|a| a.get("resumed")) == Some(&serde_json::Value::Bool(true));
+    (ticket, resumed)
+}
+
+/// Reads until a RESUME frame (a ticket renewed after a SUBSCRIBE), looking first at `held`
+/// (lines that already came); its ticket.
+pub async fn next_ticket(
+    ws: &mut Link,
+    lines: &mut LineBuf,
+    held: &[Vec<u8>],
+    deadline: Instant,
+) -> Result<String, String> {
+    if let Some(t) = held
+        .iter()
+        .filter(|l| rtjp_name(l) == Some("RESUME"))
+        .find_map(|l| ticket_of(l).0)
+    {
+        return Ok(t);
+    }
+    let mut ticket = None;
+    let mut rest = Vec::new();
+    recv_until(ws, lines, deadline, &mut rest, |line| {
+        if rtjp_name(line) == Some("RESUME") {
+            ticket = ticket_of(line).0;
+            Step::Done
+        } else {
+            Step::Continue
+        }
+    })
+    .await?;
+    ticket.ok_or_else(|| "RESUME without a ticket".to_owned())
 }
 
 async fn recv_until(

@@ -16,6 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
+/// Options added to every connect reply (workload E with tickets: `, "resume_ttl": 300`); set
+/// once, before the web app starts.
+pub static CONNECT_EXTRA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 #[derive(Default, Debug)]
 pub struct HookStats {
     pub connect: AtomicU64,
@@ -173,7 +177,8 @@ fn answer(body: &[u8], cookie: &[u8], stats: &HookStats, create_reply: &str) -> 
                 .filter(|b| b.is_ascii_digit())
                 .map(|&b| b as char)
                 .collect();
-            format!("[true, {{\"name\": \"u{n}\"}}]")
+            let extra = CONNECT_EXTRA.get().map_or("", String::as_str);
+            format!("[true, {{\"name\": \"u{n}\"{extra}}}]")
         }
         b"create_channel" => {
             stats.create_channel.fetch_add(1, Relaxed);

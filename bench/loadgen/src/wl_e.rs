@@ -7,6 +7,7 @@
 use crate::clients::{connect_many, join_all, open_and_subscribe, Ctx};
 use crate::net::Link;
 use crate::procstat::{rss_sum_kb, self_pid, CpuMark};
+use crate::proto::next_ticket;
 use crate::stats::{hist_fields, new_hist, Report};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -24,12 +25,27 @@ pub struct Args {
     /// Channel name.
     #[arg(long, default_value = "storm")]
     pub channel: String,
+    /// hookbox: the web app's connect reply opts in to resume tickets (`resume_ttl`), and each
+    /// subscriber comes back with its ticket.
+    #[arg(long)]
+    pub tickets: bool,
 }
 
-/// How one subscriber's return went: its handshake, and when it was back (since the drop).
-type Back = Result<(u64, Duration), String>;
+/// How one subscriber's return went: its handshake, when it was back (since the drop), and
+/// whether its ticket let it in unasked.
+type Back = Result<(u64, Duration, bool), String>;
+
+/// A subscribed connection, with what it read past its subscription.
+struct Held {
+    link: Link,
+    lines: crate::proto::LineBuf,
+    left: Vec<Vec<u8>>,
+}
 
 pub async fn run(ctx: Arc<Ctx>, e: Args, hook_port: u16, conc: usize) -> Result<(), String> {
+    if e.tickets {
+        let _ = crate::webhook::CONNECT_EXTRA.set(", \"resume_ttl\": 300".to_owned());
+    }
     let app = crate::start_webapp(hook_port, false).await?;
     let pids = ctx.server_pids.clone();
     let (drop_tx, drop_rx) = watch::channel(None::<Instant>);
@@ -43,9 +59,12 @@ pub async fn run(ctx: Arc<Ctx>, e: Args, hook_port: u16, conc: usize) -> Result<
         conc,
         move |_| channel.clone(),
         Duration::from_secs(600),
-        move |i, link, _lines, _left| {
+        move |i, link, lines, left| {
             let (ctx, mut drop_rx, channel) = (ctx2.clone(), drop_rx.clone(), e.channel.clone());
-            async move { storm_one(&ctx, i, link, &mut drop_rx, &channel, spread, n).await }
+            async move {
+                let held = Held { link, lines, left };
+                storm_one(&ctx, i, held, &mut drop_rx, &channel, spread, n).await
+            }
         },
     )
     .await;
@@ -74,7 +93,7 @@ pub async fn run(ctx: Arc<Ctx>, e: Args, hook_port: u16, conc: usize) -> Result<
     let mut errors = std::collections::BTreeMap::new();
     for r in &results {
         match r {
-            Ok((hs_ns, at)) => {
+            Ok((hs_ns, at, _)) => {
                 back.saturating_record(at.as_nanos().max(1) as u64);
                 handshake.saturating_record((*hs_ns).max(1));
                 last = last.max(*at);
@@ -106,6 +125,14 @@ pub async fn run(ctx: Arc<Ctx>, e: Args, hook_port: u16, conc: usize) -> Result<
         format!("{:.2}", hooks as f64 / returned.max(1) as f64),
     );
     r.add("hooks_connect_storm", connects);
+    r.add("tickets", e.tickets);
+    r.add(
+        "resumed",
+        results
+            .iter()
+            .filter(|r| matches!(r, Ok((_, _, true))))
+            .count(),
+    );
     r.add(
         "srv_cpu_us_per_reconnect",
         format!("{:.1}", srv_cpu as f64 / 1000.0 / returned.max(1) as f64),
@@ -125,21 +152,29 @@ pub async fn run(ctx: Arc<Ctx>, e: Args, hook_port: u16, conc: usize) -> Result<
 async fn storm_one(
     ctx: &Ctx,
     i: usize,
-    link: Link,
+    mut held: Held,
     drop_rx: &mut watch::Receiver<Option<Instant>>,
     channel: &str,
     spread: Duration,
     n: usize,
 ) -> Back {
+    // With tickets: the one renewed after the SUBSCRIBE names the channel.
+    let ticket = if ctx.tickets {
+        let deadline = Instant::now() + ctx.handshake_timeout;
+        Some(next_ticket(&mut held.link, &mut held.lines, &held.left, deadline).await?)
+    } else {
+        None
+    };
     let dropped = match drop_rx.wait_for(|t| t.is_some()).await {
         Ok(t) => t.expect("checked"),
         Err(_) => return Err("never dropped".into()),
     };
-    drop(link);
+    drop(held);
     let turn = spread.mul_f64(i as f64 / n as f64);
     tokio::time::sleep_until((dropped + turn).into()).await;
-    let (again, _lines, hs) = open_and_subscribe(ctx, i, i as u64, channel).await?;
+    let (again, _lines, hs) =
+        open_and_subscribe(ctx, i, i as u64, channel, ticket.as_deref()).await?;
     let at = dropped.elapsed();
     drop(again);
-    Ok((hs.open_ns + hs.login_ns + hs.subscribe_ns, at))
+    Ok((hs.open_ns + hs.login_ns + hs.subscribe_ns, at, hs.resumed))
 }
