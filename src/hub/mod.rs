@@ -5,6 +5,7 @@
 //! atomically, so that every subscriber sees the same order of frames.
 
 mod actions;
+mod admission;
 mod closing;
 mod leaving;
 pub mod limits;
@@ -15,20 +16,18 @@ mod watch;
 
 pub use crate::engine::{now_stamp, raw, Conn, User};
 pub use actions::{Connected, Publish};
+pub use admission::Admitted;
 pub use leaving::LeaveGrace;
 pub use limits::ActionLimits;
 pub use resume::{Resumable, ResumeKey, MAX_RESUME_TTL};
 
-use crate::config::address_group;
 use crate::engine::{Engine, EngineError, OptionError, Reaped};
 use crate::protocol::{args, OutFrame};
 use crate::webhook::{Decision, Hook, HookCall, WebhookClient};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Whether a `Set-Cookie` value has the `HttpOnly` attribute.
@@ -150,8 +149,10 @@ pub struct Hub {
     /// Each user's publish and subscribe buckets on this node (see `allow_publish`).
     user_publishes: limits::UserRates,
     user_subscribes: limits::UserRates,
-    /// Each client address's refused CONNECTs on this node (see `connect_wait`).
+    /// Each client address's refused CONNECTs on this node, and its CONNECTs in flight (see
+    /// `admission`).
     failed_connects: limits::AddressRates,
+    holds: admission::Holds,
     /// Signs and checks resume tickets (see `resume`).
     resume_key: ResumeKey,
     leave_grace: LeaveGrace,
@@ -186,6 +187,7 @@ impl Hub {
             user_publishes: limits::UserRates::new(limits.user_publish),
             user_subscribes: limits::UserRates::new(limits.user_subscribe),
             failed_connects: limits::AddressRates::new(limits.failed_connects_per_address),
+            holds: admission::Holds::default(),
             resume_key: options.resume_key,
             leave_grace: options.leave_grace,
             departures: leaving::Departures::default(),
@@ -209,24 +211,6 @@ impl Hub {
             crate::metrics::refused("user_subscribe_rate");
         }
         allowed
-    }
-
-    /// Reserves a refused CONNECT for `address` before the web app is asked: every CONNECT takes
-    /// a token, and one the web app does not refuse gives it back ([`Hub::connect_settled`]).
-    /// So CONNECTs in flight count too, and a crowd of sockets sending guesses at once cannot
-    /// pass together while a token is left. `Err`: how long the address must wait (counted).
-    pub fn reserve_connect(&self, address: IpAddr) -> Result<(), Duration> {
-        let key = address_group(address);
-        if self.failed_connects.take(&key) {
-            return Ok(());
-        }
-        crate::metrics::refused("failed_connects_per_ip");
-        Err(self.failed_connects.wait(&key))
-    }
-
-    /// A reserved CONNECT from `address` was not refused by the web app: its token comes back.
-    pub fn connect_settled(&self, address: IpAddr) {
-        self.failed_connects.refund(&address_group(address));
     }
 
     pub fn limits(&self) -> &ActionLimits {

@@ -344,12 +344,15 @@ impl Session {
                 recovery,
                 resume,
             } => {
-                let address = self.address();
-                if let Some(address) = address {
-                    self.hub
-                        .reserve_connect(address)
-                        .map_err(FrameFault::ConnectThrottled)?;
-                }
+                let admitted = match self.address() {
+                    Some(address) => Some(
+                        self.hub
+                            .reserve_connect(address)
+                            .await
+                            .map_err(FrameFault::ConnectThrottled)?,
+                    ),
+                    None => None,
+                };
                 if recovery {
                     self.outbox.show_positions();
                 }
@@ -357,8 +360,8 @@ impl Session {
                 // Only the web app's refusals keep their token.
                 let refused = matches!(&result, Err(FrameFault::Hub(e))
                     if !matches!(e, HubError::Engine(_) | HubError::Busy { .. }));
-                if let (Some(address), false) = (address, refused) {
-                    self.hub.connect_settled(address);
+                if let Some(admitted) = admitted {
+                    admitted.settle(refused);
                 }
                 result
             }

@@ -369,7 +369,8 @@ async fn refused_connects_are_counted_per_address_on_every_transport() {
 
 /// Attack: many sockets from one address send their guesses at once, so that all of them are
 /// in flight while the address still has a token left. Every CONNECT holds a token while the web
-/// app is asked (an accepted one gives it back): only the burst reaches the web app.
+/// app is asked (an accepted one gives it back; the others wait for it): only the burst reaches
+/// the web app, and once it is refused the rest are refused without asking.
 #[tokio::test]
 async fn connects_in_flight_count_against_the_address() {
     let s = refusing_server().await;
@@ -404,6 +405,33 @@ async fn connects_in_flight_count_against_the_address() {
         4
     );
     assert_no_hooks(&s).await;
+}
+
+/// Not an attack: a crowd behind one address (a reconnect storm behind a NAT) that the web app
+/// lets in. With both of the address's tokens held by CONNECTs in flight, the others wait for
+/// them instead of being refused, and every one gets in.
+#[tokio::test]
+async fn a_crowd_the_web_app_lets_in_waits_its_turn_instead_of_being_refused() {
+    let s = Server::start_with(|c| {
+        c.action_limits.failed_connects_per_address = burst(2.0);
+    })
+    .await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    s.web
+        .set("connect", Reply::ok(json!({"name": "crowd"})).gated(&gate));
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let mut c = s.client().await;
+        c.send("CONNECT", json!({"cookie_string": "user=x"})).await;
+        clients.push(c);
+    }
+    for _ in 0..2 {
+        s.web.expect("connect").await;
+    }
+    gate.add_permits(6);
+    for c in &mut clients {
+        assert_eq!(c.expect("CONNECTED").await["name"], "crowd");
+    }
 }
 
 /// Attack: guessed cookies over one kept-alive socket to `/sse` (a refusal used to keep the
