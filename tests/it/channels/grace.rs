@@ -23,19 +23,6 @@ async fn with_grace(seconds: f64) -> Server {
     s
 }
 
-/// A client of `name` that asked for positions.
-async fn recovering(s: &Server, name: &str) -> Client {
-    let mut c = s.client().await;
-    c.send(
-        "CONNECT",
-        json!({"cookie_string": format!("user={name}"), "recovery": true}),
-    )
-    .await;
-    assert_eq!(c.expect("CONNECTED").await["name"], name);
-    s.web.expect("connect").await;
-    c
-}
-
 /// bob, then alice (asking for positions), in the presence channel `r`; returns both and
 /// alice's position.
 async fn alice_and_bob(s: &Server) -> (Client, Client, Map<String, Value>) {

@@ -243,13 +243,7 @@ async fn unmoderated_channels_and_the_individual_moderation_flags() {
             .await;
         alice.expect("UNSUBSCRIBE").await;
         alice.assert_quiet().await;
-        let actions: Vec<String> = s
-            .web
-            .drain()
-            .await
-            .iter()
-            .map(|h| h.action().to_owned())
-            .collect();
+        let actions = s.web.actions().await;
         assert_eq!(
             actions,
             ["create_channel", hooked, "destroy_channel"],

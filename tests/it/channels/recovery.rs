@@ -8,19 +8,6 @@ use common::csp::Csp;
 use common::*;
 use serde_json::{json, Map, Value};
 
-/// A WebSocket client of user `name` that asked for positions.
-async fn recovering(s: &Server, name: &str) -> Client {
-    let mut c = s.client().await;
-    c.send(
-        "CONNECT",
-        json!({"cookie_string": format!("user={name}"), "recovery": true}),
-    )
-    .await;
-    assert_eq!(c.expect("CONNECTED").await["name"], name);
-    s.web.expect("connect").await;
-    c
-}
-
 async fn api_publish(s: &Server, channel: &str, payload: &str) {
     s.api_ok(
         "publish",

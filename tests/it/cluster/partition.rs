@@ -118,13 +118,7 @@ async fn a_node_given_up_for_dead_closes_its_clients_when_it_is_back() {
         json!(["bob", "alice"])
     );
     assert_eq!(bob.expect("SUBSCRIBE").await["user"], "alice");
-    let hooks: Vec<String> = c
-        .web
-        .drain()
-        .await
-        .iter()
-        .map(|h| h.action().to_owned())
-        .collect();
+    let hooks = c.web.actions().await;
     assert!(
         !hooks.iter().any(|h| h == "disconnect"),
         "no second disconnect: {hooks:?}"

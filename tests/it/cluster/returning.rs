@@ -102,26 +102,13 @@ async fn a_user_back_on_another_node_in_time_never_left_and_one_not_back_leaves_
     alice.send("SUBSCRIBE", json!({"channel_name": "r"})).await;
     alice.expect("SUBSCRIBE").await;
     assert_eq!(bob.expect("SUBSCRIBE").await["user"], "alice");
-    let connections = |body: Value| body["connections"].as_array().map_or(0, Vec::len);
     alice.close().await;
-    loop {
-        let info = c.api(1, "get_user_info", &[("user_name", "alice")]).await;
-        if connections(info[1].clone()) == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    common::wait_until(|| async { c.connections_of(1, "alice").await == 0 }).await;
 
     let mut alice = c.connected(1, "alice").await;
     assert_eq!(alice.expect("SUBSCRIBE").await["channel_name"], "r");
     bob.assert_quiet().await;
-    let hooks: Vec<String> = c
-        .web
-        .drain()
-        .await
-        .iter()
-        .map(|h| h.action().to_owned())
-        .collect();
+    let hooks = c.web.actions().await;
     assert!(
         !hooks
             .iter()

@@ -75,13 +75,7 @@ async fn come_back(c: &Cluster, mut client: Client, mut v: Viewer) -> (Client, V
     for (_, name, args) in &frames {
         v.take(name, args);
     }
-    loop {
-        let info = c.api(1, "get_user_info", &[("user_name", &v.name)]).await;
-        if info[1]["connections"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    common::wait_until(|| async { c.connections_of(1, &v.name).await == 0 }).await;
     let mut client = c.client(1).await;
     client
         .send(
@@ -173,13 +167,7 @@ async fn a_rolling_restart_loses_nothing_repeats_nothing_and_asks_the_web_app_no
     c.stopped(0).await;
     // The web app heard nothing of the restart: no connect, subscribe, unsubscribe or
     // disconnect webhook.
-    let calls: Vec<String> = c
-        .web
-        .drain()
-        .await
-        .iter()
-        .map(|h| h.action().to_owned())
-        .collect();
+    let calls = c.web.actions().await;
     assert!(
         calls.is_empty(),
         "web app calls during the restart: {calls:?}"

@@ -123,6 +123,12 @@ impl Cluster {
         body[1].clone()
     }
 
+    /// Number of connections of user `name`, asked of node `i` (0 when the user does not exist).
+    pub async fn connections_of(&self, i: usize, name: &str) -> usize {
+        let body = self.api(i, "get_user_info", &[("user_name", name)]).await;
+        body[1]["connections"].as_array().map_or(0, Vec::len)
+    }
+
     /// Stops node `i` as SIGTERM would.
     pub fn stop(&self, i: usize) {
         self.stops[i].cancel();

@@ -108,6 +108,20 @@ pub async fn expect_refused(
     assert_eq!(c.expect_error(msg).await, id, "{name} refused by {hook}");
 }
 
+/// A WebSocket client of user `name` (cookie `user=<name>`) that asked for positions (CONNECT
+/// `recovery`), its connect webhook taken.
+pub async fn recovering(s: &Server, name: &str) -> Client {
+    let mut c = s.client().await;
+    c.send(
+        "CONNECT",
+        json!({"cookie_string": format!("user={name}"), "recovery": true}),
+    )
+    .await;
+    assert_eq!(c.expect("CONNECTED").await["name"], name);
+    s.web.expect("connect").await;
+    c
+}
+
 /// After a barrier on the connection that triggered them, no webhook call is pending.
 pub async fn assert_no_hooks(s: &Server) {
     assert_no_hooks_in(&s.web).await;

@@ -286,6 +286,15 @@ impl WebApp {
         r
     }
 
+    /// The actions of the webhooks received so far and not yet taken, in order.
+    pub async fn actions(&self) -> Vec<String> {
+        self.drain()
+            .await
+            .iter()
+            .map(|h| h.action().to_owned())
+            .collect()
+    }
+
     /// Webhooks received so far and not yet taken.
     pub async fn drain(&self) -> Vec<HookRecord> {
         let mut rx = self.rx.lock().await;
