@@ -283,12 +283,10 @@ impl Hub {
     ) -> Result<bool, HubError> {
         let form = vec![("channel_name", name.to_owned())];
         let decision = self.hook(Hook::CreateChannel, form, origin).await;
-        if !decision.success {
-            return Err(HubError::ChannelRefused {
-                error: decision.error_msg(),
-                reply_msg: decision.reply_msg(),
-            });
-        }
+        super::refusal(&decision, |d| HubError::ChannelRefused {
+            error: d.error_msg(),
+            reply_msg: d.reply_msg(),
+        })?;
         self.insert_channel(name, &decision.options, &Map::new())
             .await
     }
@@ -467,9 +465,7 @@ impl Hub {
                 // The original runs the reply's auto lists even when it denies the publish.
                 self.run_auto_lists(user, p.origin, &decision).await;
             }
-            if !decision.success {
-                return Err(HubError::Denied(decision.error_msg()));
-            }
+            super::refusal(&decision, |d| HubError::Denied(d.error_msg()))?;
             if let Some(v) = decision.options.get("override_payload") {
                 overridden = Some(raw(v));
             }

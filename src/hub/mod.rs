@@ -363,14 +363,8 @@ impl Hub {
         origin: &Origin,
     ) -> Result<Decision, HubError> {
         let decision = self.hook(hook, form, origin).await;
-        match (decision.success, decision.retry_after) {
-            (true, _) => Ok(decision),
-            (false, Some(retry_after)) => Err(HubError::Busy {
-                msg: decision.error_msg(),
-                retry_after,
-            }),
-            (false, None) => Err(HubError::Denied(decision.error_msg())),
-        }
+        refusal(&decision, |d| HubError::Denied(d.error_msg()))?;
+        Ok(decision)
     }
 
     /// Refuses options whose `polling.url` is not on an allowed host: a poller publishes what it
@@ -424,5 +418,23 @@ impl Hub {
     fn stopped(&self, name: &str) {
         self.stop_poller(name);
         self.observe(name, || "destroyed".to_owned());
+    }
+}
+
+/// A webhook's denial as the error the client gets: `Busy`, with its retry hint, when the web
+/// app was not asked for want of a slot (see `webhook::slots`); else what `denied` makes of it.
+/// Every webhook whose denial refuses an action goes through here, so that every such refusal
+/// carries the hint hookbox.js waits on.
+fn refusal(
+    decision: &Decision,
+    denied: impl FnOnce(&Decision) -> HubError,
+) -> Result<(), HubError> {
+    match (decision.success, decision.retry_after) {
+        (true, _) => Ok(()),
+        (false, Some(retry_after)) => Err(HubError::Busy {
+            msg: decision.error_msg(),
+            retry_after,
+        }),
+        (false, None) => Err(denied(decision)),
     }
 }

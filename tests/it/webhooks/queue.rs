@@ -72,3 +72,54 @@ async fn a_queue_longer_than_one_calls_timeout_is_served_in_turn() {
         assert_eq!(c.expect("CONNECTED").await["name"], "patient");
     }
 }
+
+/// The create_channel and publish webhooks are refused for want of a slot like the others: with
+/// the hint, so that hookbox.js sends the SUBSCRIBE again instead of reporting it.
+#[tokio::test]
+async fn a_busy_create_channel_or_publish_carries_the_retry_hint() {
+    let s = Server::start_with(|c| {
+        c.webhook_max_concurrency = 1;
+        c.webhook_queue = 0;
+    })
+    .await;
+    let mut alice = s.connected("alice").await;
+    s.web.once(
+        "create_channel",
+        Reply::ok(json!({"moderated": false, "moderated_publish": true})),
+    );
+    join(&mut alice, "talk").await;
+    assert_eq!(s.web.actions().await, ["create_channel"]);
+
+    // Another CONNECT holds the only slot.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    s.web
+        .set("connect", Reply::ok(json!({"name": "held"})).gated(&gate));
+    let mut holder = s.client().await;
+    holder
+        .send("CONNECT", json!({"cookie_string": "sid=holder"}))
+        .await;
+    s.web.expect("connect").await;
+
+    let busy = "Too busy to ask the web application now: try again in 1 s";
+    let id = alice
+        .send("SUBSCRIBE", json!({"channel_name": "new"}))
+        .await;
+    let error = alice.expect("ERROR").await;
+    assert_eq!((&error["id"], &error["msg"]), (&json!(id), &json!(busy)));
+    assert_eq!(error["retry_after"], 1);
+    let id = alice
+        .send("PUBLISH", json!({"channel_name": "talk", "payload": "\"hi\""}))
+        .await;
+    let error = alice.expect("ERROR").await;
+    assert_eq!((&error["id"], &error["msg"]), (&json!(id), &json!(busy)));
+    assert_eq!(error["retry_after"], 1);
+
+    gate.add_permits(10);
+    holder.expect("CONNECTED").await;
+    assert_no_hooks(&s).await; // neither refused call reached the web app
+    alice
+        .send("PUBLISH", json!({"channel_name": "talk", "payload": "\"hi\""}))
+        .await;
+    assert_eq!(alice.expect("PUBLISH").await["payload"], "hi");
+    assert_eq!(s.web.actions().await, ["publish"]);
+}
