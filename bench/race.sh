@@ -11,7 +11,8 @@
 # Environment: ROUNDS=3, WORKLOADS_ONLY="b1k e5k …" (a subset), SERVERS="hookbox
 # hookbox+coalesce50 hookbox+csp nchan pushpin socketio"
 # (hookbox+coalesceN: hookbox with --write-coalesce-ms N; hookbox+csp: its subscribers on CSP
-# long polls instead of WebSocket; pushpin: HTTP streaming subscribers, pushpin+ws: WebSocket
+# long polls instead of WebSocket; hookbox+returning: --leave-grace 10 and resume tickets, which
+# the loadgen's clients present when they come back (`e --tickets`); pushpin: HTTP streaming subscribers, pushpin+ws: WebSocket
 # over HTTP), OUT (where results go; default bench/results, git-ignored), BENCH_VENV (matplotlib's
 # venv; default ~/.cache/hookbox/bench-venv), and run.sh's knobs (HOOKBOX_REV=HEAD races a clean
 # export of a commit).
@@ -35,7 +36,7 @@ if [[ -n "${QUICK:-}" ]]; then
     export QUIET_WAIT=5 QUIET_PCT=100
 else
     ROUNDS="${ROUNDS:-3}"
-    SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp nchan pushpin socketio}"
+    SERVERS="${SERVERS:-hookbox hookbox+coalesce50 hookbox+csp hookbox+returning nchan pushpin socketio}"
     WORKLOADS=(
         "b1k|all|b --subs 1000 --rate 100 --duration 10 --warmup 2 --payload 100"
         "b1k-r50|hookbox nchan socketio|b --subs 1000 --rate 50 --duration 10 --warmup 2 --payload 100"
@@ -45,7 +46,7 @@ else
         "a10k|hookbox nchan pushpin socketio|a --subs 10000 --channels 1000"
         "a18k|hookbox nchan pushpin socketio|a --subs 18000 --channels 1000"
         "d2k|hookbox nchan pushpin socketio|d --connects 2000 --concurrency 100"
-        "e5k|hookbox nchan pushpin socketio|e --subs 5000 --spread 1"
+        "e5k|hookbox hookbox+returning nchan pushpin socketio|e --subs 5000 --spread 1"
     )
 fi
 WORKLOADS_ONLY="${WORKLOADS_ONLY:-}"
@@ -76,12 +77,17 @@ for round in $(seq "$ROUNDS"); do
             proto="$kind"
             if [[ "$server" == *+coalesce* ]]; then extra="--write-coalesce-ms ${server##*+coalesce}"; fi
             if [[ "$server" == *+csp ]]; then proto=csp; fi
+            wl_args="$args"
+            if [[ "$server" == *+returning ]]; then
+                extra="--leave-grace 10 --resume-secret race-resume-secret-0123456789"
+                if [[ "$args" == e\ * ]]; then wl_args="$args --tickets"; fi
+            fi
             if [[ "$server" == pushpin+ws ]]; then proto=pushpin-ws; fi
             # Each run's own output goes to a log, shown when the run fails.
             log="$OUT/race-$STAMP.$name.$server.log"
             # shellcheck disable=SC2086
             line="$(SERVER="$kind" PROTO="$proto" HOOKBOX_ARGS="$extra" REPS=1 SKIP_BUILD=1 \
-                "$HERE/run.sh" $args 2>"$log" | grep '^rep1 RESULT ' || true)"
+                "$HERE/run.sh" $wl_args 2>"$log" | grep '^rep1 RESULT ' || true)"
             if [[ -z "$line" ]]; then
                 echo "race.sh: $name on $server failed; the end of $log:" >&2
                 tail -n 20 "$log" | sed 's/^/    /' >&2

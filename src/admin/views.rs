@@ -230,7 +230,7 @@ pub async fn webhooks(State(admin): State<Arc<AdminState>>) -> Response {
             let form: Map<String, Value> = c
                 .form
                 .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
+                .map(|(k, v)| (k.into_owned(), Value::String(v)))
                 .collect();
             json!({
                 "time": c.time, "hook": c.hook, "url": c.url, "status": c.status,

@@ -1,14 +1,21 @@
 //! The pooled HTTP client that calls the web application.
 
 use super::decision::quote;
+use super::http1::{Http1, Outgoing, Reply};
 use super::signing::{signature, standard_headers, standard_key, SIGNATURE_HEADER};
 use super::slots::Slots;
 use super::{Decision, Hook, WebhookFormat, WebhookSettings};
 use crate::config::HostRule;
 use crate::metrics::Outcome;
 use parking_lot::RwLock;
-use reqwest::header::{HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
+
+/// Every webhook request's `User-Agent`.
+const USER_AGENT: &str = concat!("hookbox/", env!("CARGO_PKG_VERSION"));
+/// How long a kept-alive connection to the web app may stay idle.
+const IDLE_FOR: Duration = Duration::from_secs(60);
 
 /// The original's version string, sent in `X-Hookbox-Version` with `--cbsendhookboxversion`.
 pub const HOOKBOX_VERSION: &str = "0.3.4a1";
@@ -31,6 +38,9 @@ pub struct HookCall {
 }
 
 pub struct WebhookClient {
+    /// `http://` webhooks (see `http1`).
+    http1: Http1,
+    /// `https://` webhooks, and polling fetches.
     http: reqwest::Client,
     /// Hosts that may be called (fixed at startup): no request, and so no secret, cookie or
     /// poll whose answer gets published, goes anywhere else.
@@ -108,26 +118,31 @@ fn legacy_secret(secret: Option<&str>, format: WebhookFormat) -> Option<&str> {
     secret.filter(|s| format == WebhookFormat::Form && matches!(standard_key(s), Ok(None)))
 }
 
-/// `req` with `body` and, when there is a secret, its signatures (see `signing`). `id` is the
-/// call's `webhook-id`.
-fn signed(
-    req: reqwest::RequestBuilder,
-    body: Body,
-    secret: Option<&str>,
-    id: &str,
-) -> reqwest::RequestBuilder {
-    let mut req = req.header(CONTENT_TYPE, body.content_type);
+/// A POST of `body` to `url` and, when there is a secret, its signatures (see `signing`). `id`
+/// is the call's `webhook-id`.
+fn signed(url: reqwest::Url, body: Body, secret: Option<&str>, id: &str) -> Outgoing {
+    let mut headers = vec![(CONTENT_TYPE, HeaderValue::from_static(body.content_type))];
+    let mut add = |name: &'static str, value: String| {
+        // Hex, base64 and digits: always a valid header value.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.push((HeaderName::from_static(name), value));
+        }
+    };
     if let Some(secret) = secret {
-        req = req.header(SIGNATURE_HEADER, signature(secret, &body.bytes));
+        add(SIGNATURE_HEADER, signature(secret, &body.bytes));
         // Validated at startup and by set_config: a bad whsec_ secret never gets here.
         if let Ok(Some(key)) = standard_key(secret) {
             let now = chrono::Utc::now().timestamp();
             for (name, value) in standard_headers(&key, id, now, &body.bytes) {
-                req = req.header(name, value);
+                add(name, value);
             }
         }
     }
-    req.body(body.bytes)
+    Outgoing {
+        url,
+        headers,
+        body: body.bytes,
+    }
 }
 
 impl WebhookClient {
@@ -151,11 +166,15 @@ impl WebhookClient {
             // app always gets the same "no reply within" message naming the limit.
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("hookbox/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(IDLE_FOR)
+            .user_agent(USER_AGENT)
+            // Webhooks go straight to the web app, whatever HTTP_PROXY says, like `http1`.
+            .no_proxy()
             .build()
             .expect("a plain HTTP client always builds");
         WebhookClient {
+            // As many kept-alive connections as there are calls at once.
+            http1: Http1::new(max_concurrency, IDLE_FOR, USER_AGENT),
             http,
             allowed,
             settings: RwLock::new(settings),
@@ -209,8 +228,14 @@ impl WebhookClient {
 
     /// Whether `url` is an http(s) URL on an allowed host.
     pub fn allows(&self, url: &str) -> bool {
-        reqwest::Url::parse(url).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && self.allowed.iter().any(|r| r.allows(&u))
+        self.allowed_url(url).is_some()
+    }
+
+    /// `url` parsed, if it is an http(s) URL on an allowed host. A call parses its URL once,
+    /// here, and hands the parsed one to the HTTP client.
+    fn allowed_url(&self, url: &str) -> Option<reqwest::Url> {
+        reqwest::Url::parse(url).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && self.allowed.iter().any(|r| r.allows(u))
         })
     }
 
@@ -229,57 +254,54 @@ impl WebhookClient {
                 s.format,
             )
         };
-        if !self.allows(&url) {
+        let Some(target) = self.allowed_url(&url) else {
             return Decision::failure(Self::refuse(&url));
-        }
+        };
         let mut form = Vec::with_capacity(call.form.len() + 2);
         form.push(("action", call.hook.action().to_owned()));
         form.extend(call.form);
         if let Some(secret) = legacy_secret(secret.as_deref(), format) {
             form.push(("secret", secret.to_owned()));
         }
-        let build = || {
-            let body = match format {
-                WebhookFormat::Form => form_body(&form),
-                WebhookFormat::Json => json_body(&form),
-            };
-            let mut req = signed(self.http.post(&url), body, secret.as_deref(), &call.id);
+        let body = match format {
+            WebhookFormat::Form => form_body(&form),
+            WebhookFormat::Json => json_body(&form),
+        };
+        let build = move || {
+            let mut req = signed(target, body, secret.as_deref(), &call.id);
             if !call.cookie.is_empty() {
                 if let Ok(v) = HeaderValue::from_bytes(call.cookie.as_bytes()) {
-                    req = req.header(COOKIE, v);
+                    req.headers.push((COOKIE, v));
                 }
             }
-            if let Some(ip) = &call.real_ip {
-                req = req.header("X-Real-IP", ip.as_str());
+            if let Some(ip) = call.real_ip.and_then(|ip| HeaderValue::try_from(ip).ok()) {
+                req.headers.push((HeaderName::from_static("x-real-ip"), ip));
             }
             if send_version {
-                req = req.header("X-Hookbox-Version", HOOKBOX_VERSION);
+                req.headers.push((
+                    HeaderName::from_static("x-hookbox-version"),
+                    HeaderValue::from_static(HOOKBOX_VERSION),
+                ));
             }
             req
         };
-        self.send(call.hook.action(), &url, build, &form).await
+        self.send(call.hook.action(), url, build, form).await
     }
 
     /// A polling fetch in `persistent`/`once` mode: a webhook-style POST without `action`.
     pub async fn poll_post(&self, url: &str, form: Vec<(String, String)>) -> Decision {
-        if !self.allows(url) {
+        let Some(target) = self.allowed_url(url) else {
             return Decision::failure(Self::refuse(url));
-        }
+        };
         let mut form = form;
         let secret = self.settings.read().webhook_secret.clone();
         if let Some(secret) = legacy_secret(secret.as_deref(), WebhookFormat::Form) {
             form.push(("secret".to_owned(), secret.to_owned()));
         }
         let id = super::signing::message_id();
-        let build = || {
-            signed(
-                self.http.post(url),
-                form_body(&form),
-                secret.as_deref(),
-                &id,
-            )
-        };
-        self.send("poll", url, build, &form).await
+        let body = form_body(&form);
+        let build = move || signed(target, body, secret.as_deref(), &id);
+        self.send("poll", url.to_owned(), build, form).await
     }
 
     /// A polling fetch in `simple` mode: `GET url`, body returned as text.
@@ -308,33 +330,34 @@ impl WebhookClient {
     }
 
     /// Makes one call: waits for a slot, then builds the request (so that its signature's
-    /// timestamp is the send time, not the time it started waiting) and sends it.
-    async fn send<K: AsRef<str>>(
+    /// timestamp is the send time, not the time it started waiting) and sends it. `form`, the
+    /// body's fields, moves into the console's log of calls.
+    async fn send<K: Into<Cow<'static, str>>>(
         &self,
         action: &'static str,
-        url: &str,
-        build: impl FnOnce() -> reqwest::RequestBuilder,
-        form: &[(K, String)],
+        url: String,
+        build: impl FnOnce() -> Outgoing,
+        form: Vec<(K, String)>,
     ) -> Decision {
         let started = Instant::now();
         let mut record = CallRecord {
             time: chrono::Utc::now().timestamp_millis(),
             hook: action,
-            url: url.to_owned(),
+            url,
             status: None,
             ms: 0.0,
             outcome: "",
             // Secrets are not kept (cookies travel in a header, never stored here).
             form: form
-                .iter()
+                .into_iter()
                 .map(|(k, v)| {
-                    let k = k.as_ref();
+                    let k = k.into();
                     let v = if k == "secret" {
-                        "(redacted)"
+                        "(redacted)".to_owned()
                     } else {
-                        v.as_str()
+                        v
                     };
-                    (k.to_owned(), v.to_owned())
+                    (k, v)
                 })
                 .collect(),
             response: String::new(),
@@ -355,15 +378,11 @@ impl WebhookClient {
         let holding = Instant::now();
         let req = build();
         let outcome = tokio::time::timeout(self.timeout, async {
-            let resp = req.send().await.map_err(|e| error_chain(&e))?;
-            let status = resp.status().as_u16();
-            let set_cookie = resp
-                .headers()
-                .get(SET_COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = read_capped(resp).await?;
-            Ok::<_, String>((status, set_cookie, body))
+            let reply = match req.url.scheme() {
+                "http" => self.http1.post(&req, MAX_REPLY_BYTES).await?,
+                _ => self.post_tls(req).await?,
+            };
+            Ok::<_, String>((reply.status, reply.set_cookie, reply.body))
         })
         .await;
         if let Ok(Ok((status, _, body))) = &outcome {
@@ -379,7 +398,7 @@ impl WebhookClient {
                 Err(Failure::new(
                     Outcome::Timeout,
                     within.clone(),
-                    format!("{within} from {url}"),
+                    format!("{within} from {}", record.url),
                 ))
             }
             Ok(Err(e)) => Err(Failure::new(
@@ -409,7 +428,7 @@ impl WebhookClient {
                 })
             }
             Ok(Ok((status, _, body))) => {
-                let path = reqwest::Url::parse(url)
+                let path = reqwest::Url::parse(&record.url)
                     .map(|u| u.path().to_owned())
                     .unwrap_or_default();
                 let public = format!("Invalid callback response, status={status}");
@@ -434,7 +453,7 @@ impl WebhookClient {
         result: Result<Decision, Failure>,
     ) -> Decision {
         let took = started.elapsed();
-        let (action, url) = (record.hook, record.url.clone());
+        let (action, url) = (record.hook, record.url.as_str());
         // Tenths of a millisecond: a web app on the same machine answers in well under one.
         record.ms = (took.as_secs_f64() * 10_000.0).round() / 10.0;
         let outcome = match &result {
@@ -443,30 +462,30 @@ impl WebhookClient {
             Err(f) => f.outcome,
         };
         record.outcome = outcome.name();
-        {
-            let mut calls = self.calls.lock();
-            if calls.len() == CALL_LOG {
-                calls.pop_front();
-            }
-            calls.push_back(record);
+        crate::metrics::webhook_call(action, outcome, took);
+        match &result {
+            Ok(decision) => tracing::debug!(
+                "webhook {action} {url} ==> {} ({} ms)",
+                if decision.success { "ok" } else { "denied" },
+                took.as_millis()
+            ),
+            Err(f) => tracing::warn!(
+                "webhook {action} {url} failed ({} ms): {}",
+                took.as_millis(),
+                f.detail
+            ),
         }
+        // The record moves into the log; the one it pushes out is freed after the lock.
+        let oldest = {
+            let mut calls = self.calls.lock();
+            let oldest = (calls.len() == CALL_LOG).then(|| calls.pop_front());
+            calls.push_back(record);
+            oldest
+        };
+        drop(oldest);
         match result {
-            Ok(decision) => {
-                crate::metrics::webhook_call(action, outcome, took);
-                tracing::debug!(
-                    "webhook {action} {url} ==> {} ({} ms)",
-                    if decision.success { "ok" } else { "denied" },
-                    took.as_millis()
-                );
-                decision
-            }
+            Ok(decision) => decision,
             Err(f) => {
-                crate::metrics::webhook_call(action, f.outcome, took);
-                tracing::warn!(
-                    "webhook {action} {url} failed ({} ms): {}",
-                    took.as_millis(),
-                    f.detail
-                );
                 let mut decision = Decision::failure(if self.error_details {
                     f.detail
                 } else {
@@ -496,7 +515,7 @@ pub struct CallRecord {
     pub ms: f64,
     pub outcome: &'static str,
     /// The form sent, `secret` redacted.
-    pub form: Vec<(String, String)>,
+    pub form: Vec<(Cow<'static, str>, String)>,
     /// The reply's start (at most 1000 characters).
     pub response: String,
 }
@@ -526,6 +545,29 @@ impl Failure {
     fn retryable(mut self) -> Failure {
         self.retryable = true;
         self
+    }
+}
+
+impl WebhookClient {
+    /// An `https://` webhook, through reqwest (TLS, certificates).
+    async fn post_tls(&self, req: Outgoing) -> Result<Reply, String> {
+        let mut builder = self.http.post(req.url).body(req.body);
+        for (name, value) in req.headers {
+            builder = builder.header(name, value);
+        }
+        let resp = builder.send().await.map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        let set_cookie = resp
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = read_capped(resp).await?;
+        Ok(Reply {
+            status,
+            set_cookie,
+            body,
+        })
     }
 }
 

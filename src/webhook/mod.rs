@@ -8,6 +8,7 @@
 
 mod client;
 pub mod decision;
+mod http1;
 mod settings;
 pub mod signing;
 mod slots;

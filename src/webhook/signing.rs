@@ -13,7 +13,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 
 /// The header of hookbox's own scheme.
-pub const SIGNATURE_HEADER: &str = "X-Hookbox-Signature";
+pub const SIGNATURE_HEADER: &str = "x-hookbox-signature";
 /// The prefix of a Standard Webhooks secret.
 pub const STANDARD_PREFIX: &str = "whsec_";
 

@@ -1,4 +1,4 @@
-//! The webhooks as the web app sees them: requests, replies, failures, the queue for a slot, retries, django-hookbox's flows.
+//! The webhooks as the web app sees them: requests, replies, failures, the queue for a slot, retries, django-hookbox's flows, the HTTP/1.1 wire.
 
 mod django_flows;
 mod failures;
@@ -6,3 +6,4 @@ mod queue;
 mod replies;
 mod requests;
 mod retries;
+mod wire;

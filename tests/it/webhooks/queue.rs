@@ -108,7 +108,10 @@ async fn a_busy_create_channel_or_publish_carries_the_retry_hint() {
     assert_eq!((&error["id"], &error["msg"]), (&json!(id), &json!(busy)));
     assert_eq!(error["retry_after"], 1);
     let id = alice
-        .send("PUBLISH", json!({"channel_name": "talk", "payload": "\"hi\""}))
+        .send(
+            "PUBLISH",
+            json!({"channel_name": "talk", "payload": "\"hi\""}),
+        )
         .await;
     let error = alice.expect("ERROR").await;
     assert_eq!((&error["id"], &error["msg"]), (&json!(id), &json!(busy)));
@@ -118,7 +121,10 @@ async fn a_busy_create_channel_or_publish_carries_the_retry_hint() {
     holder.expect("CONNECTED").await;
     assert_no_hooks(&s).await; // neither refused call reached the web app
     alice
-        .send("PUBLISH", json!({"channel_name": "talk", "payload": "\"hi\""}))
+        .send(
+            "PUBLISH",
+            json!({"channel_name": "talk", "payload": "\"hi\""}),
+        )
         .await;
     assert_eq!(alice.expect("PUBLISH").await["payload"], "hi");
     assert_eq!(s.web.actions().await, ["publish"]);
