@@ -69,7 +69,10 @@ impl MemoryEngine {
         for channel in channels.iter().filter(|c| !skip.contains(c)) {
             self.with_channel(channel, |c| {
                 // This very user object: one that left and came back is a new one.
-                if c.members.iter().any(|u| Arc::ptr_eq(u, user)) {
+                if c.members
+                    .get(&*user.name)
+                    .is_some_and(|m| Arc::ptr_eq(&m.0, user))
+                {
                     let view = c.view(history_room(&conn.outbox));
                     let shown = frames::Shown::to(&conn.outbox, None);
                     let frame = frames::own_subscribe(&c.name, &user.name, view, None, shown);
