@@ -17,6 +17,7 @@ use crate::engine::{Conn, User};
 use crate::outbox::CloseReason;
 use crate::protocol::{OutFrame, Position};
 use bytes::Bytes;
+use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -52,7 +53,9 @@ struct LocalChannel {
     epoch: Option<String>,
     /// The offset of the last event delivered (0: none yet).
     last: u64,
-    members: Vec<Member>,
+    /// This node's members, by user name (in join order): a storm of thousands of users
+    /// joining or leaving one channel finds each in one step, not by a scan of all.
+    members: IndexMap<Arc<str>, Member>,
 }
 
 impl LocalChannel {
@@ -73,7 +76,7 @@ impl LocalChannel {
         self.epoch = Some(epoch.to_owned());
         self.last = 0;
         let stamp = crate::engine::now_stamp();
-        for m in &mut self.members {
+        for m in self.members.values_mut() {
             let before = m.slots.len();
             m.slots.retain(|s| s.pending.is_some());
             for s in &mut m.slots {
@@ -88,12 +91,19 @@ impl LocalChannel {
                 }
             }
         }
-        self.members.retain(|m| !m.slots.is_empty());
+        self.members.retain(|_, m| !m.slots.is_empty());
         true
     }
 
     fn member(&mut self, user: &str) -> Option<&mut Member> {
-        self.members.iter_mut().find(|m| &*m.user.name == user)
+        self.members.get_mut(user)
+    }
+
+    /// Drops `user`'s member if none of its connections has a slot left.
+    fn drop_if_slotless(&mut self, user: &str) {
+        if self.members.get(user).is_some_and(|m| m.slots.is_empty()) {
+            self.members.shift_remove(user);
+        }
     }
 
     /// Sends (or keeps, for pending slots) a frame to the members' connections that receive
@@ -107,7 +117,7 @@ impl LocalChannel {
         skip_conn: Option<&str>,
         only_user: Option<&str>,
     ) {
-        for m in &mut self.members {
+        for m in self.members.values_mut() {
             if skip_user == Some(&*m.user.name) || only_user.is_some_and(|u| u != &*m.user.name) {
                 continue;
             }
@@ -265,7 +275,7 @@ impl LocalIndex {
                     st.send_all(&frame);
                     st.channels.shift_remove(channel);
                 }
-                lc.members.retain(|m| *m.user.name != user);
+                lc.members.shift_remove(&*user);
                 if lc.members.is_empty() {
                     shard.remove(channel);
                     return Some(Followup::Unsubscribe(channel.to_owned()));
@@ -273,7 +283,7 @@ impl LocalIndex {
             }
             Kind::Destroy { stamp } => {
                 let lc = shard.remove(channel)?;
-                for m in lc.members {
+                for m in lc.members.into_values() {
                     let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
                     let mut st = m.user.state.lock();
                     st.send_all(&frame);
@@ -336,13 +346,13 @@ impl LocalIndex {
         let mut shard = self.shard(channel).lock();
         let new = !shard.contains_key(channel);
         let lc = shard.entry(Arc::from(channel)).or_default();
-        if lc.member(&user.name).is_none() {
-            lc.members.push(Member {
+        let m = lc
+            .members
+            .entry(user.name.clone())
+            .or_insert_with(|| Member {
                 user: user.clone(),
                 slots: Vec::new(),
             });
-        }
-        let m = lc.member(&user.name).expect("just added");
         let mut added = Vec::new();
         for c in conns {
             if !m.slots.iter().any(|s| Arc::ptr_eq(&s.conn, c)) {
@@ -512,7 +522,7 @@ impl LocalIndex {
             m.slots
                 .retain(|s| s.pending.is_none() || !conns.iter().any(|c| Arc::ptr_eq(c, &s.conn)));
         }
-        lc.members.retain(|m| !m.slots.is_empty());
+        lc.drop_if_slotless(user);
         if lc.members.is_empty() {
             shard.remove(channel);
             return true;
@@ -530,10 +540,11 @@ impl LocalIndex {
             let Some(lc) = shard.get_mut(&channel) else {
                 continue;
             };
-            for m in lc.members.iter_mut() {
+            // Only this user's member holds the connection's slots.
+            if let Some(m) = lc.member(&user.name) {
                 m.slots.retain(|s| !Arc::ptr_eq(&s.conn, conn));
             }
-            lc.members.retain(|m| !m.slots.is_empty());
+            lc.drop_if_slotless(&user.name);
             if lc.members.is_empty() {
                 shard.remove(&channel);
                 emptied.push(channel.to_string());
@@ -620,9 +631,10 @@ impl LocalIndex {
             }
             None => &[], // the channel is gone
         };
-        lc.members.retain(|m| {
+        let members: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
+        lc.members.retain(|_, m| {
             let pending = m.slots.iter().any(|s| s.pending.is_some());
-            if pending || members.iter().any(|n| *n == *m.user.name) {
+            if pending || members.contains(&*m.user.name) {
                 return true;
             }
             let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
