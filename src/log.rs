@@ -65,6 +65,20 @@ impl std::io::Write for TailWriter {
     }
 }
 
+/// Writes what it is given to an output and to [`TAIL`] alike.
+struct AndTail(NonBlocking);
+
+impl std::io::Write for AndTail {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        TailWriter.write_all(buf)?;
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// The drop counters of every output, for [`dropped_lines`].
 static DROPPED: OnceLock<Vec<ErrorCounter>> = OnceLock::new();
 
@@ -208,19 +222,33 @@ pub fn init(config: &Config) -> std::io::Result<LogGuard> {
     let stderr_filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::WARN.into())
         .parse_lossy(format!("warn,hookbox={level},access={level}"));
-    let tail_filter = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .parse_lossy(format!("warn,hookbox={level},access={level}"));
-    let mut layers = vec![
-        out.layer(std::io::stderr())
-            .with_filter(stderr_filter)
-            .boxed(),
-        tracing_subscriber::fmt::layer()
-            .event_format(PythonFormat)
-            .with_writer(|| TailWriter)
-            .with_filter(tail_filter)
-            .boxed(),
-    ];
+    let mut layers = match config.log_format {
+        // The tail shows stderr's lines: formatted once for both (every connection's access
+        // line is formatted on the connect path).
+        LogFormat::Text => {
+            let stderr = out.writer(std::io::stderr());
+            vec![tracing_subscriber::fmt::layer()
+                .event_format(PythonFormat)
+                .with_writer(move || AndTail(stderr.clone()))
+                .with_filter(stderr_filter)
+                .boxed()]
+        }
+        LogFormat::Json => {
+            let tail_filter = EnvFilter::builder()
+                .with_default_directive(LevelFilter::WARN.into())
+                .parse_lossy(format!("warn,hookbox={level},access={level}"));
+            vec![
+                out.layer(std::io::stderr())
+                    .with_filter(stderr_filter)
+                    .boxed(),
+                tracing_subscriber::fmt::layer()
+                    .event_format(PythonFormat)
+                    .with_writer(|| TailWriter)
+                    .with_filter(tail_filter)
+                    .boxed(),
+            ]
+        }
+    };
     if let Some(l) = out.file(config.log_file_errors.as_deref())? {
         layers.push(l.with_filter(LevelFilter::WARN).boxed());
     }

@@ -604,3 +604,56 @@ async fn rest_secret_names_the_api_token() {
     assert_eq!(server.signal("TERM").code(), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The console's log view shows the lines stderr shows, as stderr shows them: the startup line
+/// and an access line (formatted once for both).
+#[tokio::test]
+async fn the_consoles_log_view_shows_what_stderr_shows() {
+    let server = Running::spawn(&["-i", "127.0.0.1", "-p", "0", "-a", "pw-for-the-log"], &[]);
+    let port = server.startup_port("127.0.0.1");
+    let _ws = Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
+    let access = loop {
+        let line = server.next_line();
+        if line.contains("Incoming WebSocket connection") {
+            break line;
+        }
+    };
+    let http = common::http_client();
+    let login = http
+        .post(format!("http://127.0.0.1:{port}/admin/api/login"))
+        .header("X-Hookbox-Admin", "1")
+        .header("content-type", "application/json")
+        .body(json!({"password": "pw-for-the-log"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let log = http
+        .get(format!("http://127.0.0.1:{port}/admin/api/log"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let log: Value = serde_json::from_str(&log).unwrap();
+    let lines: Vec<&str> = log["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" - hookbox - INFO - Listening to hookbox on http://127.0.0.1:")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&access.as_str()),
+        "{access:?} not in {lines:?}"
+    );
+    server.stop("TERM").await;
+}
