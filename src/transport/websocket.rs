@@ -27,7 +27,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Sleep;
-use tokio_util::sync::CancellationToken;
 
 /// Socket read buffer per connection, to start with: RTJP frames are small and idle connections
 /// many (it grows for a larger message). Measured: 4 KiB here cost ~4 KB of RSS per idle
@@ -100,14 +99,15 @@ async fn run(app: Arc<Shared>, socket: WebSocket, client: Peer, slot: Slot) {
         app.limits.session,
     );
     let (sink, mut stream) = socket.split();
-    let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(
+    // The writer's end (a failed write, the close written) ends the reader too; its handle is
+    // what the reader waits on (no token to allocate per connection).
+    let mut writer = tokio::spawn(write_loop(
         sink,
         outbox.clone(),
-        done.clone(),
         app.limits.write_coalesce,
         app.limits.ping_interval,
     ));
+    let mut writer_done = false;
     let progress = session.progress();
     let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
 
@@ -121,7 +121,10 @@ async fn run(app: Arc<Shared>, socket: WebSocket, client: Peer, slot: Slot) {
         }
         let msg = tokio::select! {
             m = stream.next() => m,
-            _ = done.cancelled() => break,
+            _ = &mut writer, if !writer_done => {
+                writer_done = true;
+                break;
+            }
             _ = app.shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 outbox.close(CloseReason::Shutdown);
@@ -163,7 +166,9 @@ async fn run(app: Arc<Shared>, socket: WebSocket, client: Peer, slot: Slot) {
     }
     // The writer flushes what is queued and the close (a reply to the peer's, if it closed).
     outbox.close(CloseReason::Closed);
-    let _ = writer.await;
+    if !writer_done {
+        let _ = writer.await;
+    }
     // The socket is released (the writer completed the close handshake) before the close
     // handling, which may wait on webhooks for a while.
     drop(stream);
@@ -241,7 +246,6 @@ fn is_capacity_error(e: &axum::Error) -> bool {
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Arc<Outbox>,
-    done: CancellationToken,
     coalesce: Duration,
     ping: Option<Duration>,
 ) {
@@ -287,5 +291,4 @@ async fn write_loop(
     }
     // Flushes a pending close reply (the peer's close is answered as it is read) and closes.
     let _ = sink.close().await;
-    done.cancel();
 }
