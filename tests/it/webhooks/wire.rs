@@ -1,8 +1,8 @@
 //! The webhooks on the wire (ours: hookbox's own HTTP/1.1 client for `http://` web apps): every
 //! framing a web app may answer with (Content-Length, chunked, until close, after an interim
 //! `100 Continue`), kept-alive connections reused and replaced when the web app closed them,
-//! and bounded replies. The web app here is written byte by byte, so that each framing is
-//! exactly what a server may send.
+//! and bounded replies; and an `https://` web app (reqwest, the system's certificates). The web
+//! app here is written byte by byte, so that each framing is exactly what a server may send.
 
 use crate::common;
 use common::*;
@@ -10,8 +10,8 @@ use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// One scripted answer: its bytes, written in these pieces, and whether the web app closes the
@@ -38,6 +38,14 @@ struct RawApp {
 
 impl RawApp {
     async fn start(answers: Vec<Answer>) -> RawApp {
+        RawApp::start_with(answers, None).await
+    }
+
+    /// The same web app behind TLS (`acceptor`), when given.
+    async fn start_with(
+        answers: Vec<Answer>,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+    ) -> RawApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let answers = Arc::new(parking_lot::Mutex::new(VecDeque::from(answers)));
@@ -48,7 +56,16 @@ impl RawApp {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                tokio::spawn(serve(socket, numbers.clone(), answers.clone(), tx.clone()));
+                let (numbers, answers, tx) = (numbers.clone(), answers.clone(), tx.clone());
+                match acceptor.clone() {
+                    None => tokio::spawn(serve(socket, numbers, answers, tx)),
+                    Some(tls) => tokio::spawn(async move {
+                        // hookbox's startup probe opens a connection and closes it unencrypted.
+                        if let Ok(socket) = tls.accept(socket).await {
+                            serve(socket, numbers, answers, tx).await;
+                        }
+                    }),
+                };
             }
         });
         RawApp { port, requests }
@@ -64,7 +81,7 @@ impl RawApp {
 }
 
 async fn serve(
-    mut socket: TcpStream,
+    mut socket: impl AsyncRead + AsyncWrite + Unpin,
     numbers: Arc<AtomicUsize>,
     answers: Arc<parking_lot::Mutex<VecDeque<Answer>>>,
     requests: mpsc::UnboundedSender<(usize, String)>,
@@ -231,4 +248,52 @@ async fn oversized_and_malformed_replies_are_refused() {
         c.expect_error(expected).await;
         web.request().await;
     }
+}
+
+/// An `https://` web app (`--cbhttps`) is called through reqwest with the system's certificates,
+/// here the test's own, named by `SSL_CERT_FILE`.
+#[tokio::test]
+async fn an_https_web_app_is_called_over_tls() {
+    let dir = std::env::temp_dir().join(format!("hookbox-https-hook-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let files = hookbox::config::TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.cert, key.cert.pem()).unwrap();
+    std::fs::write(&files.key, key.key_pair.serialize_pem()).unwrap();
+    let acceptor = hookbox::transport::tls::acceptor(&files).unwrap();
+    let body = "[true, {\"name\": \"secure\"}]";
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut web = RawApp::start_with(vec![answer(&[&reply], false)], Some(acceptor)).await;
+    let cbport = web.port.to_string();
+    let server = common::binary::Running::spawn(
+        &[
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--cbhost",
+            "127.0.0.1",
+            "--cbport",
+            &cbport,
+            "--cbhttps",
+        ],
+        &[("SSL_CERT_FILE", files.cert.to_str().unwrap())],
+    );
+    let port = server.startup_port("127.0.0.1");
+    let mut c = Client::open(&format!("ws://127.0.0.1:{port}/ws")).await;
+    c.send("CONNECT", json!({"cookie_string": "sid=tls"})).await;
+    assert_eq!(c.expect("CONNECTED").await["name"], "secure");
+    let (_, head) = web.request().await;
+    assert!(
+        head.starts_with("POST /hookbox/connect HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("cookie: sid=tls\r\n"), "{head}");
+    server.stop("TERM").await;
 }
