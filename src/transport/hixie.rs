@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 512;
@@ -103,13 +102,13 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
         app.limits.session,
     );
     let (mut reader, writer) = tokio::io::split(io);
-    let done = CancellationToken::new();
-    let writer = tokio::spawn(write_loop(
+    // As on the WebSocket, the reader waits on the writer's handle for its end.
+    let mut writer = tokio::spawn(write_loop(
         writer,
         outbox.clone(),
-        done.clone(),
         app.limits.write_coalesce,
     ));
+    let mut writer_done = false;
 
     // As on the WebSocket, shutdown reaches the writer through the outbox; and CONNECT must
     // come within --connect-timeout. hixie-75 has no ping, and a connected client may listen in
@@ -126,7 +125,10 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
         }
         let n = tokio::select! {
             r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
-            _ = done.cancelled() => break,
+            _ = &mut writer, if !writer_done => {
+                writer_done = true;
+                break;
+            }
             _ = app.shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 outbox.close(CloseReason::Shutdown);
@@ -157,7 +159,9 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
         }
     }
     outbox.close(CloseReason::Closed);
-    let _ = writer.await;
+    if !writer_done {
+        let _ = writer.await;
+    }
     // The socket is released before the close handling, which may wait on webhooks.
     drop(reader);
     drop(slot);
@@ -168,7 +172,6 @@ async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     outbox: Arc<Outbox>,
-    done: CancellationToken,
     coalesce: std::time::Duration,
 ) {
     loop {
@@ -195,7 +198,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let _ = writer.shutdown().await;
-    done.cancel();
 }
 
 #[derive(Debug, PartialEq)]
