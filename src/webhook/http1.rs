@@ -158,12 +158,13 @@ impl Http1 {
     fn checkin(&self, authority: String, conn: Conn) {
         let mut idle = self.idle.lock();
         let conns = idle.entry(authority).or_default();
-        // The oldest go first: past `idle_for`, or beyond `max_idle`.
-        conns.retain(|(_, since)| since.elapsed() < self.idle_for);
-        if conns.len() >= self.max_idle {
-            conns.remove(0);
-        }
-        conns.push((conn, Instant::now()));
+        // Oldest first (each is pushed as it comes back, and taken from the end), so the ones
+        // past `idle_for`, or beyond `max_idle`, are a run at the front: no scan of the rest.
+        let now = Instant::now();
+        let expired = conns.partition_point(|(_, since)| now - *since >= self.idle_for);
+        let over = (conns.len() - expired + 1).saturating_sub(self.max_idle);
+        conns.drain(..expired + over);
+        conns.push((conn, now));
     }
 }
 
