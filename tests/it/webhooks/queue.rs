@@ -9,6 +9,20 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Another client's CONNECT, held at the web app until `gate` gets permits, takes the only
+/// webhook slot; returns the gate and that client (its CONNECTED comes once the gate opens).
+async fn hold_the_slot(s: &Server) -> (Arc<tokio::sync::Semaphore>, Client) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    s.web
+        .set("connect", Reply::ok(json!({"name": "held"})).gated(&gate));
+    let mut holder = s.client().await;
+    holder
+        .send("CONNECT", json!({"cookie_string": "sid=holder"}))
+        .await;
+    s.web.expect("connect").await;
+    (gate, holder)
+}
+
 #[tokio::test]
 async fn a_full_queue_refuses_at_once_with_a_retry_hint() {
     let s = Server::start_with(|c| {
@@ -19,14 +33,7 @@ async fn a_full_queue_refuses_at_once_with_a_retry_hint() {
         c.max_failed_connects = 1;
     })
     .await;
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    s.web
-        .set("connect", Reply::ok(json!({"name": "held"})).gated(&gate));
-    let mut holder = s.client().await;
-    holder
-        .send("CONNECT", json!({"cookie_string": "sid=holder"}))
-        .await;
-    s.web.expect("connect").await;
+    let (gate, mut holder) = hold_the_slot(&s).await;
     let mut late = s.client().await;
     let id = late
         .send("CONNECT", json!({"cookie_string": "sid=late"}))
@@ -91,14 +98,7 @@ async fn a_busy_create_channel_or_publish_carries_the_retry_hint() {
     assert_eq!(s.web.actions().await, ["create_channel"]);
 
     // Another CONNECT holds the only slot.
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    s.web
-        .set("connect", Reply::ok(json!({"name": "held"})).gated(&gate));
-    let mut holder = s.client().await;
-    holder
-        .send("CONNECT", json!({"cookie_string": "sid=holder"}))
-        .await;
-    s.web.expect("connect").await;
+    let (gate, mut holder) = hold_the_slot(&s).await;
 
     let busy = "Too busy to ask the web application now: try again in 1 s";
     let id = alice

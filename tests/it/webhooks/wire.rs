@@ -28,6 +28,15 @@ fn answer(pieces: &[&str], close: bool) -> Answer {
     }
 }
 
+/// A connect reply approving `name`, framed by its Content-Length.
+fn approving(name: &str) -> String {
+    let body = format!("[true, {{\"name\": \"{name}\"}}]");
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// A web app that answers each request with the next scripted answer, on whichever
 /// connection it came. It reports each request's head and the connection it came on, numbered
 /// by their first request (hookbox's startup probe opens one that carries none).
@@ -197,14 +206,7 @@ async fn every_framing_of_a_reply_is_read() {
 /// idle timeout) costs no call: the next one goes on a new connection.
 #[tokio::test]
 async fn a_connection_the_web_app_closed_is_replaced() {
-    let ok = |name: &str| {
-        let body = format!("[true, {{\"name\": \"{name}\"}}]");
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-    };
-    let (first, second) = (ok("first"), ok("second"));
+    let (first, second) = (approving("first"), approving("second"));
     // The first answer claims keep-alive (HTTP/1.1, no `Connection: close`), then the web app
     // closes the connection all the same.
     let mut web = RawApp::start(vec![answer(&[&first], true), answer(&[&second], false)]).await;
@@ -264,11 +266,7 @@ async fn an_https_web_app_is_called_over_tls() {
     std::fs::write(&files.cert, key.cert.pem()).unwrap();
     std::fs::write(&files.key, key.key_pair.serialize_pem()).unwrap();
     let acceptor = hookbox::transport::tls::acceptor(&files).unwrap();
-    let body = "[true, {\"name\": \"secure\"}]";
-    let reply = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let reply = approving("secure");
     let mut web = RawApp::start_with(vec![answer(&[&reply], false)], Some(acceptor)).await;
     let cbport = web.port.to_string();
     let server = common::binary::Running::spawn(
