@@ -1,4 +1,5 @@
-//! The pooled HTTP client that calls the web application.
+//! The client that calls the web application: webhook forms and their replies, the log of calls,
+//! polling fetches. `http://` goes through `http1`, `https://` through reqwest.
 
 use super::decision::quote;
 use super::http1::{Http1, Outgoing, Reply};
