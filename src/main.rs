@@ -5,6 +5,12 @@ use hookbox::config::Config;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc rather than glibc's malloc: after a burst of connects (a reconnect storm) it returns
+/// the memory the handshakes used, which glibc keeps as free pieces among live ones.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let config = match Config::from_args(std::env::args_os()) {
         Ok(c) => c,
