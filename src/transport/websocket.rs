@@ -1,11 +1,10 @@
 //! RTJP over RFC 6455 WebSocket at `/ws`, in text frames.
 //!
-//! Two tasks per connection: this reader, which feeds the session and so handles the client's
-//! frames one after another, and a writer, which drains the outbox and sends everything queued as
-//! one text message (RTJP allows several `\r\n`-ended frames per message). Small socket buffers
-//! keep idle connections cheap.
+//! One task per connection reads the client's frames (handled one after another), drains the
+//! outbox (everything queued goes out as one text message: RTJP allows several `\r\n`-ended
+//! frames per message) and pings. Small socket buffers keep idle connections cheap.
 //!
-//! Liveness: the writer pings every `--ping-interval`; a live client's pong is traffic, so only
+//! Liveness: the connection pings every `--ping-interval`; a live client's pong is traffic, so only
 //! a peer that is gone (or stopped reading) goes silent for `--idle-timeout` and has its reads
 //! fail (`listener`), which closes it like any other close, webhooks included. A connection
 //! that sends no CONNECT within `--connect-timeout` is closed too.
@@ -15,14 +14,15 @@ use super::{client_address, hixie, PeerAddr, Shared};
 use crate::engine::Transport;
 use crate::metrics::OpenConnection;
 use crate::outbox::{CloseReason, Outbox};
+use crate::protocol::FrameTooLarge;
 use crate::session::{Peer, Session, Stage};
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,92 +87,120 @@ pub async fn upgrade(
         })
 }
 
-async fn run(app: Arc<Shared>, socket: WebSocket, client: Peer, slot: Slot) {
+/// What a frame's handling gives back: the session (moved into the handling, so that the
+/// connection's one task can write and ping while a webhook is awaited) and its result.
+type Handled = (Session, Result<(), FrameTooLarge>);
+
+/// One task per connection reads, writes and pings: no second task, no lock splitting the
+/// socket (measured: about 1 KB per idle connection, see docs/BENCHMARKS.md). The handling of
+/// a client's frame may wait on webhooks for seconds, so it runs as a future of its own, polled
+/// beside the socket; the client's next frame is read only once it is done (frames are
+/// handled in order, as before).
+async fn run(app: Arc<Shared>, mut socket: WebSocket, client: Peer, slot: Slot) {
     let _open = OpenConnection::new(Transport::WebSocket);
     let limit = app.limits.max_message;
+    let coalesce = app.limits.write_coalesce;
     let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-    let mut session = Session::new(
+    let mut session = Some(Session::new(
         app.hub.clone(),
         Transport::WebSocket,
         client,
         outbox.clone(),
         app.limits.session,
-    );
-    let (sink, mut stream) = socket.split();
-    // The writer's end (a failed write, the close written) ends the reader too; its handle is
-    // what the reader waits on (no token to allocate per connection).
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        outbox.clone(),
-        app.limits.write_coalesce,
-        app.limits.ping_interval,
     ));
-    let mut writer_done = false;
-    let progress = session.progress();
+    let progress = session.as_ref().map(Session::progress).expect("just made");
+    let mut handling: Option<Pin<Box<dyn Future<Output = Handled> + Send>>> = None;
     let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
+    let mut ping = PingTimer::new(app.limits.ping_interval);
+    // Whether the socket can still be written: the close frame goes out once, and nothing
+    // after a failed write.
+    let mut writable = true;
 
-    // Shutdown reaches the writer through the outbox: the writer itself waits on nothing but
-    // the outbox, so a delivery wakes one per-connection primitive and registers on nothing
-    // shared (the shutdown token is only polled here, when the client sends something).
+    // Shutdown reaches the writing through the outbox, like every other close.
     let mut stopping = false;
     loop {
         if progress.stage() != Stage::Initial {
             connect_by = None;
         }
-        let msg = tokio::select! {
-            m = stream.next() => m,
-            _ = &mut writer, if !writer_done => {
-                writer_done = true;
-                break;
+        tokio::select! {
+            // The client's next frame, once the previous one's handling is done.
+            m = socket.next(), if handling.is_none() => {
+                let data: axum::body::Bytes = match m {
+                    Some(Ok(Message::Text(t))) => t.into(),
+                    // Binary messages carry UTF-8 text too. The frame decoder works on bytes,
+                    // so a character split across two messages is fine, like a frame split
+                    // across two.
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Err(e)) if is_capacity_error(&e) => {
+                        tracing::info!(
+                            "closed a WebSocket from {}: a message over twice --max-message-size ({limit})",
+                            session.as_ref().map_or("", |s| s.remote())
+                        );
+                        outbox.close(CloseReason::MessageTooLarge { limit });
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                let mut s = session.take().expect("no handling in progress");
+                // A message over the limit (but within what the WebSocket layer reads, twice
+                // the limit) is dropped with an ERROR saying why; the connection goes on.
+                if data.len() > limit {
+                    s.refuse_message(data.len(), limit);
+                    session = Some(s);
+                    continue;
+                }
+                handling = Some(Box::pin(async move {
+                    let result = s.receive(&data).await;
+                    (s, result)
+                }));
+            }
+            (s, result) = finish(&mut handling) => {
+                handling = None;
+                session = Some(s);
+                if result.is_err() {
+                    outbox.close(CloseReason::MessageTooLarge { limit });
+                    break;
+                }
+            }
+            // A ping that wins the race leaves the outbox's wake-up stored for the next turn.
+            _ = outbox.ready() => {
+                gather(&outbox, coalesce).await;
+                if !write(&mut socket, &outbox).await {
+                    writable = false;
+                    break;
+                }
+            }
+            _ = ping.due() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    writable = false;
+                    break;
+                }
             }
             _ = app.shutdown.cancelled(), if !stopping => {
                 stopping = true;
                 outbox.close(CloseReason::Shutdown);
-                continue;
             }
             reason = ConnectDeadline::wait(&mut connect_by) => {
                 outbox.close(reason);
                 break;
             }
-        };
-        let data: axum::body::Bytes = match msg {
-            Some(Ok(Message::Text(t))) => t.into(),
-            // Binary messages carry UTF-8 text too. The frame decoder works on bytes, so a
-            // character split across two messages is fine, like a frame split across two.
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Err(e)) if is_capacity_error(&e) => {
-                tracing::info!(
-                    "closed a WebSocket from {}: a message over twice --max-message-size ({limit})",
-                    session.remote()
-                );
-                outbox.close(CloseReason::MessageTooLarge { limit });
-                break;
-            }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-        };
-        // A message over the limit (but within what the WebSocket layer reads, twice the limit)
-        // is dropped with an ERROR saying why; the connection goes on.
-        if data.len() > limit {
-            session.refuse_message(data.len(), limit);
-            continue;
-        }
-        // Boxed: the handling of a frame (webhooks and all) is a large future, kept off the
-        // reader's own state, which every idle connection carries.
-        if Box::pin(session.receive(&data)).await.is_err() {
-            outbox.close(CloseReason::MessageTooLarge { limit });
-            break;
         }
     }
-    // The writer flushes what is queued and the close (a reply to the peer's, if it closed).
+    // What is queued and the close go out (a reply to the peer's close, if it closed).
     outbox.close(CloseReason::Closed);
-    if !writer_done {
-        let _ = writer.await;
+    if writable {
+        let _ = write(&mut socket, &outbox).await;
     }
-    // The socket is released (the writer completed the close handshake) before the close
-    // handling, which may wait on webhooks for a while.
-    drop(stream);
+    let _ = socket.close().await;
+    // The socket is released before the close handling, which may wait on webhooks for a
+    // while; so is a handling still in progress (its webhook may take as long).
+    drop(socket);
     drop(slot);
+    let session = match handling {
+        Some(f) => f.await.0,
+        None => session.expect("no handling in progress"),
+    };
     tracing::debug!("connection {} closed", session.id());
     // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
     Box::pin(session.close()).await;
@@ -243,52 +271,42 @@ fn is_capacity_error(e: &axum::Error) -> bool {
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    outbox: Arc<Outbox>,
-    coalesce: Duration,
-    ping: Option<Duration>,
-) {
-    let mut ping = PingTimer::new(ping);
-    loop {
-        // A ping that wins the race leaves the outbox's wake-up stored for the next turn.
-        tokio::select! {
-            _ = outbox.ready() => {}
-            _ = ping.due() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-        }
-        gather(&outbox, coalesce).await;
-        let drained = outbox.drain();
-        if !drained.data.is_empty() {
-            // The encoder only ever produces ASCII.
-            let text = String::from_utf8(drained.data).expect("frames are ASCII");
-            // A peer that takes no bytes for a while fails the write (see `listener`).
-            if sink.send(Message::Text(text.into())).await.is_err() {
-                break;
-            }
-        }
-        if let Some(reason) = drained.close {
-            let code = match reason {
-                CloseReason::Overflow { .. } | CloseReason::TooManyFailedConnects { .. } => 1008,
-                CloseReason::Kicked | CloseReason::Closed => 1000,
-                CloseReason::Shutdown => 1001,
-                CloseReason::MessageTooLarge { .. } => 1009,
-                // "Try Again Later".
-                CloseReason::Unavailable | CloseReason::Throttled { .. } => 1013,
-                CloseReason::ConnectTimeout { .. } => 1008,
-            };
-            let frame = CloseFrame {
-                code,
-                reason: reason.text().into(),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
-            break;
+/// The handling of the client's frame in progress, if any (never resolves without one).
+async fn finish(handling: &mut Option<Pin<Box<dyn Future<Output = Handled> + Send>>>) -> Handled {
+    match handling {
+        Some(f) => f.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes everything queued as one text message, then the close if the outbox is closed.
+/// Returns whether the socket can take more (false once the close is written or a write failed).
+async fn write(socket: &mut WebSocket, outbox: &Outbox) -> bool {
+    let drained = outbox.drain();
+    if !drained.data.is_empty() {
+        // The encoder only ever produces ASCII.
+        let text = String::from_utf8(drained.data).expect("frames are ASCII");
+        // A peer that takes no bytes for a while fails the write (see `listener`).
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return false;
         }
     }
-    // Flushes a pending close reply (the peer's close is answered as it is read) and closes.
-    let _ = sink.close().await;
+    let Some(reason) = drained.close else {
+        return true;
+    };
+    let code = match reason {
+        CloseReason::Overflow { .. } | CloseReason::TooManyFailedConnects { .. } => 1008,
+        CloseReason::Kicked | CloseReason::Closed => 1000,
+        CloseReason::Shutdown => 1001,
+        CloseReason::MessageTooLarge { .. } => 1009,
+        // "Try Again Later".
+        CloseReason::Unavailable | CloseReason::Throttled { .. } => 1013,
+        CloseReason::ConnectTimeout { .. } => 1008,
+    };
+    let frame = CloseFrame {
+        code,
+        reason: reason.text().into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+    false
 }
