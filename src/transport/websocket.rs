@@ -96,114 +96,123 @@ type Handled = (Session, Result<(), FrameTooLarge>);
 /// a client's frame may wait on webhooks for seconds, so it runs as a future of its own, polled
 /// beside the socket; the client's next frame is read only once it is done (frames are
 /// handled in order, as before).
-async fn run(app: Arc<Shared>, mut socket: WebSocket, client: Peer, slot: Slot) {
-    let _open = OpenConnection::new(Transport::WebSocket);
-    let limit = app.limits.max_message;
-    let coalesce = app.limits.write_coalesce;
-    let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-    let mut session = Some(Session::new(
-        app.hub.clone(),
-        Transport::WebSocket,
-        client,
-        outbox.clone(),
-        app.limits.session,
-    ));
-    let progress = session.as_ref().map(Session::progress).expect("just made");
-    let mut handling: Option<Pin<Box<dyn Future<Output = Handled> + Send>>> = None;
-    let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
-    let mut ping = PingTimer::new(app.limits.ping_interval);
-    // Whether the socket can still be written: the close frame goes out once, and nothing
-    // after a failed write.
-    let mut writable = true;
+///
+/// Not an `async fn`: that keeps room for its arguments beside the locals they move into (456
+/// bytes a connection here, by `-Zprint-type-sizes`); an async block uses what it captures in
+/// place.
+fn run(
+    app: Arc<Shared>,
+    mut socket: WebSocket,
+    client: Peer,
+    slot: Slot,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let _open = OpenConnection::new(Transport::WebSocket);
+        let limit = app.limits.max_message;
+        let coalesce = app.limits.write_coalesce;
+        let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
+        let mut session = Some(Session::new(
+            app.hub.clone(),
+            Transport::WebSocket,
+            client,
+            outbox.clone(),
+            app.limits.session,
+        ));
+        let progress = session.as_ref().map(Session::progress).expect("just made");
+        let mut handling: Option<Handling> = None;
+        let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
+        let mut ping = PingTimer::new(app.limits.ping_interval);
+        // Whether the socket can still be written: the close frame goes out once, and nothing
+        // after a failed write.
+        let mut writable = true;
 
-    // Shutdown reaches the writing through the outbox, like every other close.
-    let mut stopping = false;
-    loop {
-        if progress.stage() != Stage::Initial {
-            connect_by = None;
-        }
-        tokio::select! {
-            // The client's next frame, once the previous one's handling is done.
-            m = socket.next(), if handling.is_none() => {
-                let data: axum::body::Bytes = match m {
-                    Some(Ok(Message::Text(t))) => t.into(),
-                    // Binary messages carry UTF-8 text too. The frame decoder works on bytes,
-                    // so a character split across two messages is fine, like a frame split
-                    // across two.
-                    Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Err(e)) if is_capacity_error(&e) => {
-                        tracing::info!(
-                            "closed a WebSocket from {}: a message over twice --max-message-size ({limit})",
-                            session.as_ref().map_or("", |s| s.remote())
-                        );
+        // Shutdown reaches the writing through the outbox, like every other close.
+        let mut stopping = false;
+        loop {
+            if progress.stage() != Stage::Initial {
+                connect_by = None;
+            }
+            tokio::select! {
+                // The client's next frame, once the previous one's handling is done.
+                m = socket.next(), if handling.is_none() => {
+                    let data: axum::body::Bytes = match m {
+                        Some(Ok(Message::Text(t))) => t.into(),
+                        // Binary messages carry UTF-8 text too. The frame decoder works on bytes,
+                        // so a character split across two messages is fine, like a frame split
+                        // across two.
+                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Err(e)) if is_capacity_error(&e) => {
+                            tracing::info!(
+                                "closed a WebSocket from {}: a message over twice --max-message-size ({limit})",
+                                session.as_ref().map_or("", |s| s.remote())
+                            );
+                            outbox.close(CloseReason::MessageTooLarge { limit });
+                            break;
+                        }
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    };
+                    let mut s = session.take().expect("no handling in progress");
+                    // A message over the limit (but within what the WebSocket layer reads, twice
+                    // the limit) is dropped with an ERROR saying why; the connection goes on.
+                    if data.len() > limit {
+                        s.refuse_message(data.len(), limit);
+                        session = Some(s);
+                        continue;
+                    }
+                    handling = Some(Box::pin(async move {
+                        let result = s.receive(&data).await;
+                        (s, result)
+                    }));
+                }
+                result = finish(&mut handling, &mut session) => {
+                    if result.is_err() {
                         outbox.close(CloseReason::MessageTooLarge { limit });
                         break;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                };
-                let mut s = session.take().expect("no handling in progress");
-                // A message over the limit (but within what the WebSocket layer reads, twice
-                // the limit) is dropped with an ERROR saying why; the connection goes on.
-                if data.len() > limit {
-                    s.refuse_message(data.len(), limit);
-                    session = Some(s);
-                    continue;
                 }
-                handling = Some(Box::pin(async move {
-                    let result = s.receive(&data).await;
-                    (s, result)
-                }));
-            }
-            (s, result) = finish(&mut handling) => {
-                handling = None;
-                session = Some(s);
-                if result.is_err() {
-                    outbox.close(CloseReason::MessageTooLarge { limit });
+                // A ping that wins the race leaves the outbox's wake-up stored for the next turn.
+                _ = outbox.ready() => {
+                    gather(&outbox, coalesce).await;
+                    if !write(&mut socket, &outbox).await {
+                        writable = false;
+                        break;
+                    }
+                }
+                _ = ping.due() => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        writable = false;
+                        break;
+                    }
+                }
+                _ = app.shutdown.cancelled(), if !stopping => {
+                    stopping = true;
+                    outbox.close(CloseReason::Shutdown);
+                }
+                reason = ConnectDeadline::wait(&mut connect_by) => {
+                    outbox.close(reason);
                     break;
                 }
-            }
-            // A ping that wins the race leaves the outbox's wake-up stored for the next turn.
-            _ = outbox.ready() => {
-                gather(&outbox, coalesce).await;
-                if !write(&mut socket, &outbox).await {
-                    writable = false;
-                    break;
-                }
-            }
-            _ = ping.due() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    writable = false;
-                    break;
-                }
-            }
-            _ = app.shutdown.cancelled(), if !stopping => {
-                stopping = true;
-                outbox.close(CloseReason::Shutdown);
-            }
-            reason = ConnectDeadline::wait(&mut connect_by) => {
-                outbox.close(reason);
-                break;
             }
         }
+        // What is queued and the close go out (a reply to the peer's close, if it closed).
+        outbox.close(CloseReason::Closed);
+        if writable {
+            let _ = write(&mut socket, &outbox).await;
+        }
+        let _ = socket.close().await;
+        // The socket is released before the close handling, which may wait on webhooks for a
+        // while; so is a handling still in progress (its webhook may take as long).
+        drop(socket);
+        drop(slot);
+        let session = match handling {
+            Some(f) => f.await.0,
+            None => session.expect("no handling in progress"),
+        };
+        tracing::debug!("connection {} closed", session.id());
+        // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
+        Box::pin(session.close()).await;
     }
-    // What is queued and the close go out (a reply to the peer's close, if it closed).
-    outbox.close(CloseReason::Closed);
-    if writable {
-        let _ = write(&mut socket, &outbox).await;
-    }
-    let _ = socket.close().await;
-    // The socket is released before the close handling, which may wait on webhooks for a
-    // while; so is a handling still in progress (its webhook may take as long).
-    drop(socket);
-    drop(slot);
-    let session = match handling {
-        Some(f) => f.await.0,
-        None => session.expect("no handling in progress"),
-    };
-    tracing::debug!("connection {} closed", session.id());
-    // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
-    Box::pin(session.close()).await;
 }
 
 /// The deadline for a connection's CONNECT (`--connect-timeout`), shared with hixie-75. Boxed,
@@ -271,12 +280,23 @@ fn is_capacity_error(e: &axum::Error) -> bool {
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity")
 }
 
-/// The handling of the client's frame in progress, if any (never resolves without one).
-async fn finish(handling: &mut Option<Pin<Box<dyn Future<Output = Handled> + Send>>>) -> Handled {
-    match handling {
-        Some(f) => f.as_mut().await,
-        None => std::future::pending().await,
-    }
+/// A frame's handling in progress: it owns the session while it runs.
+type Handling = Pin<Box<dyn Future<Output = Handled> + Send>>;
+
+/// Resolves when the handling in progress ends (never without one), with its result; the
+/// session is back in `session`. Taken back here, not in the caller, so that the connection's
+/// state does not keep room for a session in transit.
+async fn finish(
+    handling: &mut Option<Handling>,
+    session: &mut Option<Session>,
+) -> Result<(), FrameTooLarge> {
+    let Some(f) = handling else {
+        return std::future::pending().await;
+    };
+    let (s, result) = f.as_mut().await;
+    *handling = None;
+    *session = Some(s);
+    result
 }
 
 /// Writes everything queued as one text message, then the close if the outbox is closed.

@@ -300,3 +300,42 @@ async fn coalesced_writes_carry_several_frames() {
     let payloads: Vec<&Value> = lines.iter().map(|f| &f[2]["payload"]).collect();
     assert_eq!(payloads, [&json!(0), &json!(1), &json!(2)], "{text}");
 }
+
+/// One task serves a connection: while the handling of the client's frame waits on its webhook,
+/// the connection still writes what others publish and still pings; its next frame is handled
+/// only after that one (frames in order).
+#[tokio::test]
+async fn deliveries_and_pings_go_on_while_a_frame_waits_on_its_webhook() {
+    let s =
+        Server::start_with(|c| c.ping_interval = Some(std::time::Duration::from_millis(100))).await;
+    s.web.channel_options(json!({"moderated": false}));
+    let mut ann = s.connected("ann").await;
+    join(&mut ann, "open").await;
+    s.web.expect("create_channel").await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    s.web
+        .once("create_channel", Reply::ok(json!({"moderated": true})));
+    s.web.once("subscribe", Reply::ok(json!({})).gated(&gate));
+    ann.send("SUBSCRIBE", json!({"channel_name": "held"})).await;
+    ann.send(
+        "PUBLISH",
+        json!({"channel_name": "open", "payload": "\"mine\""}),
+    )
+    .await;
+    s.web.expect("create_channel").await;
+    s.web.expect("subscribe").await;
+
+    // The SUBSCRIBE waits at the web app: a publication to ann's other channel and pings come.
+    s.api_ok("publish", &[("channel_name", "open"), ("payload", "1")])
+        .await;
+    ann.next_ping().await;
+    ann.next_ping().await;
+    let delivered = ann.expect("PUBLISH").await;
+    assert_eq!(delivered["payload"], 1);
+
+    // Then the SUBSCRIBE's answer, and only after it ann's own PUBLISH, sent after it.
+    gate.add_permits(1);
+    assert_eq!(ann.expect("SUBSCRIBE").await["channel_name"], "held");
+    let own = ann.expect("PUBLISH").await;
+    assert_eq!(own["payload"], "mine");
+}
