@@ -90,6 +90,15 @@ pub async fn run(ctx: Arc<Ctx>, a: Args, hook_port: u16, conc: usize) -> Result<
             (rss_after as f64 - rss_before as f64) * 1024.0 / ph.ok.max(1) as f64
         ),
     );
+    // The same after the idle measurement, `idle` seconds later: what the allocator has given
+    // back by then (after a burst, the handshakes' transient memory).
+    r.add(
+        "srv_rss_end_per_conn_b",
+        format!(
+            "{:.0}",
+            (rss_end as f64 - rss_before as f64) * 1024.0 / ph.ok.max(1) as f64
+        ),
+    );
     r.add(
         "srv_threads",
         pids.iter()
