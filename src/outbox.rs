@@ -8,7 +8,6 @@
 
 use crate::protocol::{OutFrame, ServerFrame};
 use parking_lot::Mutex;
-use std::collections::VecDeque;
 use tokio::sync::Notify;
 
 /// Why an outbox stopped accepting frames; the transport reports it to the peer when closing.
@@ -64,12 +63,40 @@ impl CloseReason {
     }
 }
 
-/// Frames of room an emptied queue keeps; more is given back after a drain.
-const IDLE_QUEUE_CAPACITY: usize = 8;
+/// The frames waiting for the writer, in order. The first is held inline: most drains take a
+/// single frame (a delivery), which then needs no room of its own, and an idle connection keeps
+/// none (a queue's kept room was 192 bytes of every idle connection). Frames that come while
+/// one waits go to `more`, whose room is given back at each drain: one allocation for a write
+/// of several frames.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Set whenever `more` is not empty.
+    first: Option<OutFrame>,
+    more: Vec<OutFrame>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn push(&mut self, frame: OutFrame) {
+        if self.first.is_none() {
+            self.first = Some(frame);
+        } else {
+            self.more.push(frame);
+        }
+    }
+
+    /// Everything, in order; the queue is left empty, with no room kept.
+    fn take(&mut self) -> impl Iterator<Item = OutFrame> {
+        self.first.take().into_iter().chain(std::mem::take(&mut self.more))
+    }
+}
 
 #[derive(Debug, Default)]
 struct Inner {
-    queue: VecDeque<OutFrame>,
+    queue: Pending,
     bytes: usize,
     /// Bytes the transport still holds after draining them (CSP keeps packets until they are
     /// acknowledged). They count against the same budget as the queue.
@@ -139,7 +166,7 @@ impl Outbox {
         let len = frame.wire_len(inner.positions);
         if inner.used() > 0 && inner.used() + len > self.limit {
             inner.closed = Some(CloseReason::Overflow { limit: self.limit });
-            inner.queue.clear();
+            inner.queue = Pending::default();
             inner.bytes = 0;
             drop(inner);
             crate::metrics::slow_consumer_closed();
@@ -148,7 +175,7 @@ impl Outbox {
             return false;
         }
         inner.bytes += len;
-        inner.queue.push_back(frame.clone());
+        inner.queue.push(frame.clone());
         drop(inner);
         // `notify_one` stores a permit when the writer is busy, so no wake-up is lost.
         self.notify.notify_one();
@@ -229,17 +256,13 @@ impl Outbox {
         };
         let mut id = inner.next_id;
         let positions = inner.positions;
-        for frame in inner.queue.drain(..) {
+        for frame in inner.queue.take() {
             frame.write_with_id(id, positions, &mut out.data);
             by_kind[frame.kind().index()] += 1;
             id += 1;
         }
         inner.next_id = id;
         inner.bytes = 0;
-        // After a burst the queue gives its room back: idle connections are many.
-        if inner.queue.capacity() > IDLE_QUEUE_CAPACITY {
-            inner.queue = VecDeque::new();
-        }
         drop(inner);
         if out.frames > 0 {
             crate::metrics::drained(&by_kind, out.data.len());
@@ -272,6 +295,26 @@ mod tests {
         assert!(String::from_utf8(ob.drain().data)
             .unwrap()
             .starts_with("[3, \"X\""));
+    }
+
+    #[test]
+    fn the_inline_first_frame_and_those_after_it_drain_in_order() {
+        let ob = Outbox::new(1 << 20);
+        let frame = |n: &str| OutFrame::new(n, &args([("a", json!(1))]));
+        for name in ["A", "B", "C"] {
+            ob.push(&frame(name));
+        }
+        let text = String::from_utf8(ob.drain().data).unwrap();
+        let names: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(names.len(), 3, "{text}");
+        for (i, (line, name)) in names.iter().zip(["A", "B", "C"]).enumerate() {
+            assert!(line.starts_with(&format!("[{}, \"{name}\"", i + 1)), "{text}");
+        }
+        ob.push(&frame("D"));
+        assert_eq!(ob.mark(), Mark(5));
+        assert!(String::from_utf8(ob.drain().data)
+            .unwrap()
+            .starts_with("[4, \"D\""));
     }
 
     #[test]
