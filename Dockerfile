@@ -7,6 +7,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY static ./static
 COPY docs ./docs
+# jemalloc's compiled-in options (.cargo/config.toml).
+COPY .cargo ./.cargo
 RUN cargo build --release --locked --bin hookbox
 
 FROM debian:bookworm-slim
