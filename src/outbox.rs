@@ -90,7 +90,10 @@ impl Pending {
 
     /// Everything, in order; the queue is left empty, with no room kept.
     fn take(&mut self) -> impl Iterator<Item = OutFrame> {
-        self.first.take().into_iter().chain(std::mem::take(&mut self.more))
+        self.first
+            .take()
+            .into_iter()
+            .chain(std::mem::take(&mut self.more))
     }
 }
 
@@ -308,7 +311,10 @@ mod tests {
         let names: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
         assert_eq!(names.len(), 3, "{text}");
         for (i, (line, name)) in names.iter().zip(["A", "B", "C"]).enumerate() {
-            assert!(line.starts_with(&format!("[{}, \"{name}\"", i + 1)), "{text}");
+            assert!(
+                line.starts_with(&format!("[{}, \"{name}\"", i + 1)),
+                "{text}"
+            );
         }
         ob.push(&frame("D"));
         assert_eq!(ob.mark(), Mark(5));

@@ -100,6 +100,7 @@ type Handled = (Session, Result<(), FrameTooLarge>);
 /// Not an `async fn`: that keeps room for its arguments beside the locals they move into (456
 /// bytes a connection here, by `-Zprint-type-sizes`); an async block uses what it captures in
 /// place.
+#[allow(clippy::manual_async_fn)]
 fn run(
     app: Arc<Shared>,
     mut socket: WebSocket,
