@@ -51,6 +51,15 @@ pub struct RedisConfig {
     pub node_timeout: Duration,
 }
 
+/// Which members a channel snapshot carries.
+#[derive(Debug, Clone, Copy)]
+enum Members {
+    /// All (the channel's info, checking this node's members after lost events).
+    All,
+    /// Only a presence channel's, whose own SUBSCRIBE shows them.
+    ForPresence,
+}
+
 /// A connection for commands or for pub/sub: to one Redis, or to a Redis Cluster.
 #[derive(Clone)]
 enum Link {
@@ -358,8 +367,14 @@ impl Inner {
         }
     }
 
-    /// The snapshot of a channel, `None` if it does not exist.
-    async fn snapshot(&self, channel: &str) -> Result<Option<Snapshot>, EngineError> {
+    /// The snapshot of a channel, `None` if it does not exist. Its members are read only when
+    /// `members` asks for them or the channel has presence (a catch-up shows them then): a
+    /// storm of returns to one channel of thousands would read them all each time.
+    async fn snapshot(
+        &self,
+        channel: &str,
+        members: Members,
+    ) -> Result<Option<Snapshot>, EngineError> {
         let k = self.keys.channel(channel);
         let items: Vec<RValue> = self
             .invoke(
@@ -367,7 +382,11 @@ impl Inner {
                     .key(&k.meta)
                     .key(&k.history)
                     .key(&k.members)
-                    .key(&k.state),
+                    .key(&k.state)
+                    .arg(match members {
+                        Members::All => "1",
+                        Members::ForPresence => "0",
+                    }),
             )
             .await?;
         Ok(wire::parse_snapshot(&items, self.history_max_bytes))
@@ -389,7 +408,7 @@ impl Inner {
         let events = self.keys.channel(channel).events;
         let result = async {
             self.subscribe(&events).await?;
-            self.snapshot(channel).await
+            self.snapshot(channel, Members::ForPresence).await
         }
         .await;
         match result {
@@ -413,7 +432,7 @@ impl Inner {
     /// lost: a snapshot, then (once the events up to it have had a moment to arrive) the members
     /// checked against it; see [`LocalIndex::reconcile`].
     async fn resync(&self, channel: &str) {
-        let snap = match self.snapshot(channel).await {
+        let snap = match self.snapshot(channel, Members::All).await {
             Ok(snap) => snap,
             Err(e) => {
                 tracing::warn!("resynchronising channel {channel} failed: {e}");
@@ -614,7 +633,7 @@ impl RedisEngine {
         name: &str,
         opts: &Map<String, Value>,
     ) -> Result<Option<Result<bool, OptionError>>, EngineError> {
-        let Some(snap) = self.inner.snapshot(name).await? else {
+        let Some(snap) = self.inner.snapshot(name, Members::ForPresence).await? else {
             return Ok(None);
         };
         let update = match snap.settings.update(opts) {
@@ -654,7 +673,7 @@ impl RedisEngine {
     }
 
     pub async fn channel_info(&self, ch: &str) -> Result<Option<Value>, EngineError> {
-        Ok(self.inner.snapshot(ch).await?.map(|s| {
+        Ok(self.inner.snapshot(ch, Members::All).await?.map(|s| {
             json!({
                 "name": ch,
                 "options": s.settings.to_json(s.history.to_json(), &s.state),
@@ -841,7 +860,7 @@ impl RedisEngine {
         match self.inner.index.request_recovery(ch, user, &c, pos) {
             None => Ok(false),
             Some(false) => Ok(true), // the catch-up under way answers it
-            Some(true) => match self.inner.snapshot(ch).await {
+            Some(true) => match self.inner.snapshot(ch, Members::ForPresence).await {
                 Ok(Some(snap)) => {
                     self.inner.index.finish_catch_up(ch, &u, &[c], &snap, None);
                     Ok(true)

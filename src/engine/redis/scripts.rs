@@ -162,7 +162,9 @@ return 1
 /// A user joins. KEYS: C, H, M, ST. ARGV: user, node, event channel, pub command, presence
 /// frame, history entry json ('' for none), secs, now. Returns `{0}` (no channel), `{1}`
 /// (already a member) or a snapshot of the channel before the join (see [`SNAPSHOT`]) whose
-/// offset is the join's.
+/// offset is the join's, with the members only for a presence channel (the joiner's own
+/// SUBSCRIBE shows them; otherwise a crowd joining one channel read every member each, a
+/// quadratic cost).
 pub static JOIN: LazyLock<Script> = LazyLock::new(|| {
     with_common(
         r#"
@@ -185,7 +187,9 @@ for _, e in ipairs(history) do table.insert(out, e) end
 local state = redis.call('HGETALL', ST)
 table.insert(out, #state)
 for _, v in ipairs(state) do table.insert(out, v) end
-for _, v in ipairs(redis.call('ZRANGE', M, 0, -1)) do table.insert(out, v) end
+if redis.call('HGET', C, 'pres') == '1' then
+  for _, v in ipairs(redis.call('ZRANGE', M, 0, -1)) do table.insert(out, v) end
+end
 return out
 "#,
     )
@@ -272,8 +276,10 @@ return members
     )
 });
 
-/// A consistent read of a channel. KEYS: C, H, M, ST. Returns `{}` without such a channel, else
-/// `{2, offset, epoch, settings, floor, n, n history entries, 2m, m state pairs, members…}`.
+/// A consistent read of a channel. KEYS: C, H, M, ST. ARGV: '1' for the members in any case,
+/// '0' for them only in a presence channel (see [`JOIN`]). Returns `{}` without such a
+/// channel, else `{2, offset, epoch, settings, floor, n, n history entries, 2m, m state pairs,
+/// members…}`.
 pub static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -286,7 +292,9 @@ for _, e in ipairs(history) do table.insert(out, e) end
 local state = redis.call('HGETALL', ST)
 table.insert(out, #state)
 for _, v in ipairs(state) do table.insert(out, v) end
-for _, v in ipairs(redis.call('ZRANGE', M, 0, -1)) do table.insert(out, v) end
+if ARGV[1] == '1' or redis.call('HGET', C, 'pres') == '1' then
+  for _, v in ipairs(redis.call('ZRANGE', M, 0, -1)) do table.insert(out, v) end
+end
 return out
 "#,
     )
