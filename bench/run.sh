@@ -9,6 +9,8 @@
 #              c  many small channels  e.g. bench/run.sh c --subs 10000 --group 10 --rate 1000 --duration 10
 #              d  webhook-gated conns  e.g. bench/run.sh d --connects 2000 --concurrency 100
 #              e  reconnect storm      e.g. bench/run.sh e --subs 5000 --spread 1
+#              r  rolling restart      e.g. ENGINE=redis NODES=2 HOOKBOX_ARGS="--leave-grace 10 --resume-secret S"
+#                                           bench/run.sh r --subs 10000  (hookbox only: node 1 gets SIGTERM)
 #   Options after WORKLOAD go to `loadgen WORKLOAD` (see `bench/loadgen/target/release/loadgen b --help`).
 #
 # What it does:
@@ -51,8 +53,8 @@ if [[ $# -lt 1 || "$1" == -h || "$1" == --help ]]; then
 fi
 WL="$1"
 shift
-case "$WL" in a | b | c | d | e) ;; *)
-    echo "run.sh: unknown workload '$WL' (a, b, c, d or e)" >&2
+case "$WL" in a | b | c | d | e | r) ;; *)
+    echo "run.sh: unknown workload '$WL' (a, b, c, d, e or r)" >&2
     exit 2
     ;;
 esac

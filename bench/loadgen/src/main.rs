@@ -22,6 +22,7 @@ mod wl_a;
 mod wl_b;
 mod wl_d;
 mod wl_e;
+mod wl_r;
 
 use clap::{Parser, Subcommand};
 use clients::Ctx;
@@ -85,6 +86,9 @@ enum Cmd {
     D(wl_d::Args),
     /// Reconnect storm: every subscriber drops at once and comes back.
     E(wl_e::Args),
+    /// Rolling restart (hookbox, two nodes on Redis): the first node stops, everyone comes
+    /// back on the second.
+    R(wl_r::Args),
 }
 
 fn main() {
@@ -125,6 +129,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         Cmd::B(b) | Cmd::C(b) => b.subs,
         Cmd::D(d) => d.connects,
         Cmd::E(e) => e.subs,
+        Cmd::R(r) => r.subs,
     };
     let src = SrcPool::new(conns, cli.spread_above);
     eprintln!(
@@ -166,6 +171,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         }
         Cmd::D(d) => wl_d::run(ctx, d, cli.webhook_port).await,
         Cmd::E(e) => wl_e::run(ctx, e, cli.webhook_port, cli.connect_concurrency).await,
+        Cmd::R(r) => wl_r::run(ctx, r, cli.webhook_port, cli.connect_concurrency).await,
     };
     match res {
         Ok(()) => 0,

@@ -19,6 +19,9 @@ use tokio::sync::watch;
 /// Options added to every connect reply (workload E with tickets: `, "resume_ttl": 300`); set
 /// once, before the web app starts.
 pub static CONNECT_EXTRA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The `history_size` every create_channel reply gives (0 unless set, before the web app
+/// starts: workload R recovers from the history).
+pub static CHANNEL_HISTORY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
 #[derive(Default, Debug)]
 pub struct HookStats {
@@ -70,8 +73,11 @@ impl WebApp {
         .map_err(|e| format!("webhook app: bind 127.0.0.1:{port}: {e}"))?;
         let stats = Arc::new(HookStats::default());
         let (stop, stop_rx) = watch::channel(false);
-        let create_reply: Arc<str> =
-            format!("[true, {{\"moderated\": {moderated}, \"history_size\": 0}}]").into();
+        let create_reply: Arc<str> = format!(
+            "[true, {{\"moderated\": {moderated}, \"history_size\": {}}}]",
+            CHANNEL_HISTORY.get().copied().unwrap_or(0)
+        )
+        .into();
         let st = stats.clone();
         tokio::spawn(async move {
             let mut stop_rx = stop_rx;
