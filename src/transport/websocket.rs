@@ -122,7 +122,12 @@ fn run(
         let progress = session.as_ref().map(Session::progress).expect("just made");
         let mut handling: Option<Handling> = None;
         let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
-        let mut ping = PingTimer::new(app.limits.ping_interval);
+        // The ping timer is held inline, not boxed as `PingTimer` does: the task's state has
+        // room for it below the next size its allocation would round up to (measured), so it
+        // saves a 112-byte allocation per connection.
+        let ping_every = app.limits.ping_interval;
+        let ping = tokio::time::sleep(ping_every.unwrap_or(Duration::from_secs(86_400)));
+        tokio::pin!(ping);
         // Whether the socket can still be written: the close frame goes out once, and nothing
         // after a failed write.
         let mut writable = true;
@@ -180,7 +185,9 @@ fn run(
                         break;
                     }
                 }
-                _ = ping.due() => {
+                _ = &mut ping, if ping_every.is_some() => {
+                    let every = ping_every.unwrap_or_default();
+                    ping.as_mut().reset(tokio::time::Instant::now() + every);
                     if socket.send(Message::Ping(Default::default())).await.is_err() {
                         writable = false;
                         break;
@@ -245,7 +252,7 @@ impl ConnectDeadline {
     }
 }
 
-/// The writer's ping timer: resolves every `interval` (never without one).
+/// A ping timer that resolves every `interval` (never without one), boxed (SSE streams).
 pub(super) struct PingTimer(Option<(Pin<Box<Sleep>>, Duration)>);
 
 impl PingTimer {
