@@ -3,16 +3,17 @@
 //! positions, and join one channel; the publisher posts numbered publications through the second
 //! node (`--extra-port`) at a fixed rate; after `--before` of them the first node gets SIGTERM
 //! (its pid is the first `--server-pid`). Every subscriber, closed by the node's shutdown, comes
-//! back on the second node after a random pause within `--spread` (as `hookbox.js` backs off with
-//! jitter), presents its ticket, asks to recover from the last position it saw, and reads until
+//! back on the second node after a pause, the pauses spread evenly over `--spread` (as
+//! `hookbox.js` backs off with jitter), presents its ticket, asks to recover from the last position it saw, and reads until
 //! the last publication. Reports publications lost and duplicated (per subscriber, summed), the
 //! time until all are back, and the web app's calls per subscriber during the restart.
 
 use crate::net::{ws_connect, Ws};
-use crate::proto::{make_payload, payload_stamp, rtjp_name};
+use crate::proto::{make_payload, payload_stamp, rtjp_name, LineBuf};
 use crate::stats::{hist_fields, new_hist, now_ns, Report};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ struct View {
     /// to its recovery, which replays them (as `hookbox.js` ignores them).
     listening: bool,
     /// The latest frames' names and a few of their args, for an error.
-    recent: std::collections::VecDeque<String>,
+    recent: VecDeque<String>,
 }
 
 impl View {
@@ -103,7 +104,7 @@ impl View {
 }
 
 /// The last few publications seen, for an error.
-fn v_tail(view: &View) -> Vec<u64> {
+fn last_seen(view: &View) -> Vec<u64> {
     view.seen.iter().rev().take(5).rev().copied().collect()
 }
 
@@ -112,17 +113,19 @@ fn args(line: &[u8]) -> Result<Value, String> {
     Ok(frame.get(2).cloned().unwrap_or(Value::Null))
 }
 
-/// A connection with its partial line.
+/// A connection, with the lines it received that no read has taken yet.
 struct Conn {
     ws: Ws,
-    carry: Vec<u8>,
+    lines: LineBuf,
+    unread: VecDeque<Vec<u8>>,
 }
 
 impl Conn {
     async fn open(url: &str, dst: SocketAddr, deadline: Instant) -> Result<Conn, String> {
         Ok(Conn {
             ws: ws_connect(url, dst, None, deadline).await?,
-            carry: Vec::new(),
+            lines: LineBuf::default(),
+            unread: VecDeque::new(),
         })
     }
 
@@ -145,8 +148,7 @@ impl Conn {
         loop {
             // Lines already here first (those after the one a previous call waited for): the
             // last frames may all have come in one message.
-            while let Some(end) = self.carry.windows(2).position(|w| w == b"\r\n") {
-                let line: Vec<u8> = self.carry.drain(..end + 2).take(end).collect();
+            while let Some(line) = self.unread.pop_front() {
                 if let Some(name) = view.take(&line)? {
                     if done(&name, &line, view) {
                         return Ok(true);
@@ -159,7 +161,9 @@ impl Conn {
                 Ok(Some(Ok(Message::Text(t)))) => t,
                 Ok(Some(Ok(_))) => continue,
             };
-            self.carry.extend_from_slice(msg.as_bytes());
+            let unread = &mut self.unread;
+            self.lines
+                .feed(msg.as_bytes(), |line| unread.push_back(line.to_vec()));
         }
     }
 }
@@ -374,7 +378,7 @@ async fn join(
     Ok((conn, view))
 }
 
-/// Reads until the first node closes the connection, comes back on the second after a random
+/// Reads until the first node closes the connection, comes back on the second after its
 /// pause within `spread` seconds, recovers, and reads until publication `total`.
 #[allow(clippy::too_many_arguments)]
 async fn restart(
@@ -446,7 +450,7 @@ async fn restart(
             .map_err(|e| {
                 format!(
                     "back: until the last publication: {e} (saw {:?}, last frames {:?})",
-                    &v_tail(&view),
+                    &last_seen(&view),
                     view.recent
                 )
             })?;
