@@ -92,7 +92,7 @@ pub async fn upgrade(
 type Handled = (Session, Result<(), FrameTooLarge>);
 
 /// One task per connection reads, writes and pings: no second task, no lock splitting the
-/// socket (measured: about 1 KB per idle connection, see docs/BENCHMARKS.md). The handling of
+/// socket (measured: about 0.2 KB per idle connection, see docs/BENCHMARKS.md). The handling of
 /// a client's frame may wait on webhooks for seconds, so it runs as a future of its own, polled
 /// beside the socket; the client's next frame is read only once it is done (frames are
 /// handled in order, as before).
@@ -112,14 +112,16 @@ fn run(
         let limit = app.limits.max_message;
         let coalesce = app.limits.write_coalesce;
         let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-        let mut session = Some(Session::new(
+        let session = Session::new(
             app.hub.clone(),
             Transport::WebSocket,
             client,
             outbox.clone(),
             app.limits.session,
-        ));
-        let progress = session.as_ref().map(Session::progress).expect("just made");
+        );
+        let progress = session.progress();
+        // `None` while a frame's handling holds it.
+        let mut session = Some(session);
         let mut handling: Option<Handling> = None;
         let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
         // The ping timer is held inline, not boxed as `PingTimer` does: the task's state has
