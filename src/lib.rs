@@ -20,6 +20,7 @@ pub mod engine;
 pub mod hub;
 pub mod log;
 pub mod metrics;
+pub mod net;
 pub mod ops;
 pub mod outbox;
 pub mod protocol;

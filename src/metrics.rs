@@ -8,7 +8,7 @@
 //! The recorder is process-wide (the `metrics` crate has one global recorder): every server in a
 //! process shares it. The binary runs one server.
 
-use crate::engine::Transport;
+use crate::net::Transport;
 use crate::protocol::{FrameKind, ServerFrame};
 use metrics::{counter, gauge, histogram, Counter, Gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

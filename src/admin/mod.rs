@@ -13,7 +13,7 @@ mod stats;
 mod views;
 
 use crate::api::ApiState;
-use crate::config::IpRange;
+use crate::net::IpRange;
 use crate::transport::{client_address, PeerAddr};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -9,7 +9,7 @@
 //! operator out: a global cap checked before the password would refuse the operator too, while
 //! here the operator's own address always keeps a try, which no one else can spend.
 
-use crate::config::address_group;
+use crate::net::address_group;
 use crate::secret::{digest, same};
 use parking_lot::Mutex;
 use std::collections::HashMap;

@@ -55,7 +55,7 @@ pub(super) async fn overview_json(admin: &AdminState) -> Result<Value, HubError>
     let (rates, latency) = admin.stats.current();
     let samples = crate::metrics::samples();
     let mut connections = Map::new();
-    for transport in crate::engine::Transport::ALL.map(|t| t.name()) {
+    for transport in crate::net::Transport::ALL.map(|t| t.name()) {
         let key = format!(
             "{}{{transport=\"{transport}\"}}",
             crate::metrics::CONNECTIONS

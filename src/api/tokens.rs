@@ -9,8 +9,8 @@
 //! names (`--api-exempt-ips`: the web app's other servers). Whoever calls from those already
 //! runs on the web app's machines.
 
-use crate::config::{address_group, IpRange};
 use crate::hub::limits::{whole_seconds, AddressRates, Rate};
+use crate::net::{address_group, IpRange};
 use crate::protocol::to_ascii_string;
 use crate::transport::client_address;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -87,7 +87,7 @@ impl WrongTokens {
 
 /// The addresses of the hosts in `targets` (the webhook targets), looked up now: literal
 /// addresses as they are, names through the resolver, bounded to a few seconds in all.
-pub async fn web_app_addresses(targets: &[crate::config::HostRule]) -> Vec<IpAddr> {
+pub async fn web_app_addresses(targets: &[crate::net::HostRule]) -> Vec<IpAddr> {
     let mut found = Vec::new();
     let lookups = async {
         for t in targets {

@@ -4,11 +4,10 @@
 mod cli;
 mod hints;
 mod limits;
-mod net;
 mod returning;
 
+use crate::net::{self, HostRule, IpRange};
 pub use cli::Options;
-pub use net::{address_group, HostRule, IpRange};
 
 use crate::hub::limits::ActionLimits;
 pub use crate::transport::tls::TlsFiles;

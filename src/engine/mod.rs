@@ -25,7 +25,7 @@ pub mod options;
 pub mod redis;
 
 pub use history::{now_stamp, raw, Entry};
-pub use local::{Conn, Transport, User, UserState};
+pub use local::{Conn, User, UserState};
 pub use options::{ChannelSettings, OptionError, Polling, UserOptions, CHANNEL_OPTION_KEYS};
 
 use crate::protocol::{OutFrame, Position};

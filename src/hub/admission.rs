@@ -7,7 +7,7 @@
 //! were spent by refusals is refused.
 
 use super::Hub;
-use crate::config::address_group;
+use crate::net::address_group;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;

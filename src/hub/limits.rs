@@ -148,7 +148,7 @@ pub struct KeyedBuckets<K> {
 /// Per-user buckets (publish, subscribe).
 pub type UserRates = KeyedBuckets<Arc<str>>;
 /// Per-address buckets (refused CONNECTs, wrong API tokens), keyed by
-/// [`address_group`](crate::config::address_group).
+/// [`address_group`](crate::net::address_group).
 pub type AddressRates = KeyedBuckets<IpAddr>;
 
 #[derive(Debug)]

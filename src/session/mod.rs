@@ -4,9 +4,9 @@
 //! [`Outbox`] yields. Frames of one connection are handled strictly one after another (a webhook
 //! in flight delays only this connection), which is what keeps each client's actions ordered.
 
-use crate::engine::Transport;
 use crate::hub::limits::{whole_seconds, Bucket, Rate};
 use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish, Resumable};
+use crate::net::Transport;
 use crate::outbox::{CloseReason, Mark, Outbox};
 use crate::protocol::{
     args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,

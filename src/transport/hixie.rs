@@ -8,8 +8,8 @@
 use super::quota::Slot;
 use super::websocket::ConnectDeadline;
 use super::{IdleSwitch, Shared};
-use crate::engine::Transport;
 use crate::metrics::OpenConnection;
+use crate::net::Transport;
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::{Peer, Session, Stage};
 use axum::body::Body;

@@ -13,7 +13,7 @@
 
 use super::listener::{PeerAddr, TimedListener};
 use super::quota::Quota;
-use crate::config::IpRange;
+use crate::net::IpRange;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;

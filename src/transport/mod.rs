@@ -131,7 +131,7 @@ impl Limits {
     }
 }
 
-use crate::config::IpRange;
+use crate::net::IpRange;
 use axum::http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
 use tokio_util::sync::CancellationToken;

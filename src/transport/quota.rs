@@ -3,7 +3,7 @@
 //! descriptor; the process cannot take more than the operator allows. An address is counted by
 //! its group ([`address_group`]: IPv6 by /64). (CSP sessions have their own bounds, in `csp`.)
 
-use crate::config::address_group;
+use crate::net::address_group;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;

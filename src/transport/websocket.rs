@@ -11,8 +11,8 @@
 
 use super::quota::Slot;
 use super::{client_address, hixie, PeerAddr, Shared};
-use crate::engine::Transport;
 use crate::metrics::OpenConnection;
+use crate::net::Transport;
 use crate::outbox::{CloseReason, Outbox};
 use crate::protocol::FrameTooLarge;
 use crate::session::{Peer, Session, Stage};

@@ -116,7 +116,7 @@ impl WebhookSettings {
     }
 
     /// The hosts (with ports) these settings send webhooks to.
-    pub fn targets(&self) -> Vec<crate::config::HostRule> {
+    pub fn targets(&self) -> Vec<crate::net::HostRule> {
         let mut urls = vec![self.url(Hook::Connect)];
         if self.cb_single_url.is_some() {
             // The single URL replaces the cb* address, which may come back through set_config.
@@ -126,7 +126,7 @@ impl WebhookSettings {
         }
         urls.iter()
             .filter_map(|u| url::Url::parse(u).ok())
-            .filter_map(|u| crate::config::HostRule::of_url(&u))
+            .filter_map(|u| crate::net::HostRule::of_url(&u))
             .collect()
     }
 

@@ -12,7 +12,8 @@
 
 use super::wire::ConnRecord;
 use super::{unavailable, Inner};
-use crate::engine::{Conn, EngineError, NodeInfo, Reaped, Transport};
+use crate::engine::{Conn, EngineError, NodeInfo, Reaped};
+use crate::net::Transport;
 use crate::outbox::{CloseReason, Outbox};
 use serde_json::{json, Value};
 use std::collections::HashMap;

@@ -3,7 +3,8 @@
 
 use crate::engine::history::{Entry, History};
 use crate::engine::options::ChannelSettings;
-use crate::engine::{Conn, Transport};
+use crate::engine::Conn;
+use crate::net::Transport;
 use redis::Value as RValue;
 use serde_json::{Map, Value};
 

@@ -14,9 +14,9 @@
 use super::packets::{
     close_packet, decode_packets, encode_packet, ClientPacket, PacketError, Vars,
 };
-use crate::config::address_group;
-use crate::engine::Transport;
 use crate::metrics::OpenConnection;
+use crate::net::address_group;
+use crate::net::Transport;
 use crate::outbox::{CloseReason, Outbox};
 use crate::session::{Peer, Progress, Session, Stage};
 use bytes::Bytes;

@@ -528,7 +528,7 @@ async fn wrong_api_tokens_are_limited_per_address() {
     // Nor are the addresses the operator names (the web app's other servers).
     let s = Server::start_with(|c| {
         c.max_wrong_tokens_per_ip = 1;
-        c.api_exempt_ips = vec![hookbox::config::IpRange::parse("198.51.100.0/24").unwrap()];
+        c.api_exempt_ips = vec![hookbox::net::IpRange::parse("198.51.100.0/24").unwrap()];
     })
     .await;
     for _ in 0..3 {

@@ -15,7 +15,7 @@
 use crate::common;
 use common::csp::{self, Csp};
 use common::*;
-use hookbox::config::{HostRule, IpRange};
+use hookbox::net::{HostRule, IpRange};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;

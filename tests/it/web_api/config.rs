@@ -4,7 +4,7 @@
 
 use crate::common;
 use common::*;
-use hookbox::config::HostRule;
+use hookbox::net::HostRule;
 use serde_json::json;
 
 #[tokio::test]

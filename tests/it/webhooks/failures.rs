@@ -190,7 +190,7 @@ async fn web_app_down_cleanup_and_unmoderated_traffic_still_work() {
     // The web app "goes away" by moving the webhooks to a dead port of the same host.
     let s = Server::start_with(|c| {
         c.allow_set_config_webhooks = true;
-        c.webhook_allow_hosts = vec![hookbox::config::HostRule::parse("127.0.0.1").unwrap()];
+        c.webhook_allow_hosts = vec![hookbox::net::HostRule::parse("127.0.0.1").unwrap()];
     })
     .await;
     let mut a = s.connected("alice").await;
