@@ -5,17 +5,17 @@
 //! closes. That client sends an extra CRLF before its first frame, so bytes outside a frame are
 //! skipped. Every server frame ends in `\r\n` inside the WebSocket frame, one RTJP frame each.
 
+use super::driver::{self, Inbound, Wire};
 use super::quota::Slot;
-use super::websocket::ConnectDeadline;
 use super::{IdleSwitch, Shared};
-use crate::metrics::OpenConnection;
 use crate::net::Transport;
-use crate::outbox::{CloseReason, Outbox};
-use crate::session::{Peer, Session, Stage};
-use axum::body::Body;
+use crate::outbox::Drained;
+use crate::session::Peer;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -62,7 +62,10 @@ pub fn upgrade(
             Ok(upgraded) => {
                 // A WebSocket now, counted by the connection quota rather than as plain HTTP.
                 idle.leave_http();
-                run(app, TokioIo::new(upgraded), client, idle, slot).await
+                let wire = HixieWire::new(TokioIo::new(upgraded), idle, app.limits.max_message);
+                // hixie-75 has no ping. A connected client may listen in silence for as long
+                // as it likes: from then on only TCP keepalive bounds it (`listener`).
+                driver::run(app, wire, Transport::Hixie, client, slot, None).await
             }
             Err(e) => tracing::info!("hixie-75 upgrade failed: {e}"),
         }
@@ -84,101 +87,47 @@ pub fn upgrade(
     resp
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Send + 'static>(
-    app: Arc<Shared>,
+/// hixie-75 framing for the [driver](super::driver), on the raw upgraded socket.
+struct HixieWire<S> {
     io: S,
-    client: Peer,
+    decoder: Deframer,
+    /// Frames read but not yet handed over (one read may carry several).
+    pending: VecDeque<Event>,
+    buf: Box<[u8]>,
     idle: IdleSwitch,
-    slot: Slot,
-) {
-    let _open = OpenConnection::new(Transport::Hixie);
-    let limit = app.limits.max_message;
-    let outbox = Arc::new(Outbox::new(app.limits.outbox_bytes));
-    let mut session = Session::new(
-        app.hub.clone(),
-        Transport::Hixie,
-        client,
-        outbox.clone(),
-        app.limits.session,
-    );
-    let (mut reader, writer) = tokio::io::split(io);
-    // As on the WebSocket, the reader waits on the writer's handle for its end.
-    let mut writer = tokio::spawn(write_loop(
-        writer,
-        outbox.clone(),
-        app.limits.write_coalesce,
-    ));
-    let mut writer_done = false;
-
-    // As on the WebSocket, shutdown reaches the writer through the outbox; and CONNECT must
-    // come within --connect-timeout. hixie-75 has no ping, and a connected client may listen in
-    // silence for as long as it likes: from then on only TCP keepalive bounds it (`listener`).
-    let mut stopping = false;
-    let mut decoder = Deframer::new(limit);
-    let mut buf = vec![0u8; READ_CHUNK];
-    let progress = session.progress();
-    let mut connect_by = Some(ConnectDeadline::new(app.limits.connect_timeout));
-    'read: loop {
-        if connect_by.is_some() && progress.stage() != Stage::Initial {
-            connect_by = None;
-            idle.exempt();
-        }
-        let n = tokio::select! {
-            r = reader.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
-            _ = &mut writer, if !writer_done => {
-                writer_done = true;
-                break;
-            }
-            _ = app.shutdown.cancelled(), if !stopping => {
-                stopping = true;
-                outbox.close(CloseReason::Shutdown);
-                continue;
-            }
-            reason = ConnectDeadline::wait(&mut connect_by) => {
-                outbox.close(reason);
-                break;
-            }
-        };
-        for event in decoder.push(&buf[..n]) {
-            match event {
-                Event::Text(text) => {
-                    // Boxed, as on the WebSocket: idle connections carry only the small loop.
-                    if Box::pin(session.receive(&text)).await.is_err() {
-                        break 'read;
-                    }
-                }
-                Event::Close => break 'read,
-                Event::TooLarge => {
-                    tracing::info!(
-                        "closed a hixie-75 connection from {}: a frame over --max-message-size ({limit})",
-                        session.remote()
-                    );
-                    break 'read;
-                }
-            }
-        }
-    }
-    outbox.close(CloseReason::Closed);
-    if !writer_done {
-        let _ = writer.await;
-    }
-    // The socket is released before the close handling, which may wait on webhooks.
-    drop(reader);
-    drop(slot);
-    // Boxed: the close handling (webhooks, retries) is a large future, only needed at the end.
-    Box::pin(session.close()).await;
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    outbox: Arc<Outbox>,
-    coalesce: std::time::Duration,
-) {
-    loop {
-        outbox.ready().await;
-        super::websocket::gather(&outbox, coalesce).await;
-        let drained = outbox.drain();
-        let mut out = Vec::with_capacity(drained.data.len() + 2 * drained.frames);
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> HixieWire<S> {
+    fn new(io: S, idle: IdleSwitch, limit: usize) -> HixieWire<S> {
+        HixieWire {
+            io,
+            decoder: Deframer::new(limit),
+            pending: VecDeque::new(),
+            buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            idle,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> Wire for HixieWire<S> {
+    async fn next(&mut self) -> Inbound {
+        loop {
+            match self.pending.pop_front() {
+                Some(Event::Text(text)) => return Inbound::Message(Bytes::from(text)),
+                Some(Event::Close) => return Inbound::Closed,
+                Some(Event::TooLarge) => return Inbound::TooLarge,
+                None => {}
+            }
+            // Cancel-safe: the read is, and its bytes are decoded before the next await.
+            match self.io.read(&mut self.buf).await {
+                Ok(0) | Err(_) => return Inbound::Closed,
+                Ok(n) => self.pending.extend(self.decoder.push(&self.buf[..n])),
+            }
+        }
+    }
+
+    async fn write(&mut self, drained: Drained) -> bool {
+        let mut out = Vec::with_capacity(drained.data.len() + 2 * drained.frames + 2);
         for frame in drained.data.split_inclusive(|b| *b == b'\n') {
             out.push(0x00);
             out.extend_from_slice(frame);
@@ -187,17 +136,30 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if drained.close.is_some() {
             out.extend_from_slice(&[0xFF, 0x00]);
         }
+        if out.is_empty() {
+            return true;
+        }
         // A peer that takes no bytes for a while fails the write (see `listener`).
         let written = async {
-            writer.write_all(&out).await?;
-            writer.flush().await
+            self.io.write_all(&out).await?;
+            self.io.flush().await
         }
         .await;
-        if written.is_err() || drained.close.is_some() {
-            break;
-        }
+        written.is_ok() && drained.close.is_none()
     }
-    let _ = writer.shutdown().await;
+
+    async fn ping(&mut self) -> bool {
+        true
+    }
+
+    /// Without pings, a connected client is exempt from `--idle-timeout`.
+    fn connected(&mut self) {
+        self.idle.exempt();
+    }
+
+    async fn shut(mut self) {
+        let _ = self.io.shutdown().await;
+    }
 }
 
 #[derive(Debug, PartialEq)]

@@ -2,6 +2,7 @@
 //! They know nothing about channels or users.
 
 pub mod csp;
+mod driver;
 pub mod hixie;
 pub mod http;
 mod listener;

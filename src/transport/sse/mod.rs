@@ -16,8 +16,8 @@
 
 mod events;
 
+use super::driver::{gather, PingTimer};
 use super::quota::Slot;
-use super::websocket::{gather, PingTimer};
 use super::{client_address, PeerAddr, Shared};
 use crate::metrics::OpenConnection;
 use crate::net::Transport;
