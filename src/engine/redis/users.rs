@@ -1,6 +1,7 @@
 //! The Redis engine's users: one user across every node, its connections wherever they are.
 
 use super::local::Followup;
+use super::replies::{FlagAndNames, OrMissing};
 use super::wire::ConnRecord;
 use super::{scripts, unavailable, RedisEngine};
 use crate::engine::options::{OptionError, UserOptions};
@@ -39,7 +40,7 @@ impl RedisEngine {
         let uk = self.k().user(name);
         let opts = options.to_json();
         // The user exists cluster-wide with this connection before the client hears CONNECTED.
-        let reply: Vec<String> = inner
+        let reply: FlagAndNames = inner
             .invoke(
                 scripts::ATTACH
                     .key(&uk.meta)
@@ -50,7 +51,7 @@ impl RedisEngine {
                     .arg(opts.to_string()),
             )
             .await?;
-        let created = reply.first().is_some_and(|c| c == "1");
+        let created = reply.flag;
         // CONNECTED goes first, and in the same step the connection joins its local user (and
         // so hears the user's events): nothing can come in between.
         conn.send(connected);
@@ -85,7 +86,7 @@ impl RedisEngine {
         }
         // The user's channels: this connection gets its own SUBSCRIBE of each, in order with
         // the channel's events.
-        for channel in reply.iter().skip(1) {
+        for channel in &reply.names {
             inner
                 .catch_up(channel, &user, std::slice::from_ref(conn), None)
                 .await?;
@@ -123,7 +124,7 @@ impl RedisEngine {
             }
         }
         inner.conns.lock().remove(&conn.id);
-        let reply: Vec<String> = inner
+        let reply: FlagAndNames = inner
             .invoke(
                 scripts::DETACH
                     .key(&uk.meta)
@@ -140,12 +141,8 @@ impl RedisEngine {
             ])
             .await?;
         Ok(Detached {
-            last: reply.first().is_some_and(|l| l == "1"),
-            emptied: reply
-                .iter()
-                .skip(1)
-                .map(|c| Arc::from(c.as_str()))
-                .collect(),
+            last: reply.flag,
+            emptied: reply.names.iter().map(|c| Arc::from(c.as_str())).collect(),
         })
     }
 
@@ -172,7 +169,7 @@ impl RedisEngine {
 
     pub async fn remove_user(&self, name: &str) -> Result<bool, EngineError> {
         let uk = self.k().user(name);
-        let removed: i64 = self
+        let removed: bool = self
             .inner
             .invoke(
                 scripts::REMOVE_USER
@@ -182,10 +179,10 @@ impl RedisEngine {
                     .key(&uk.recorded),
             )
             .await?;
-        if removed == 1 {
+        if removed {
             self.server_presence(name, false).await?;
         }
-        Ok(removed == 1)
+        Ok(removed)
     }
 
     /// Sets a server-presence flag on every channel that watches `user` (§9.3).
@@ -286,9 +283,9 @@ impl RedisEngine {
         })))
     }
 
-    /// Publishes a user event if the user exists: -1 without such a user, else how many
-    /// connections it has.
-    async fn user_event(&self, name: &str, msg: Vec<u8>) -> Result<i64, EngineError> {
+    /// Publishes a user event if the user exists: how many connections it has (`None`: no
+    /// such user).
+    async fn user_event(&self, name: &str, msg: Vec<u8>) -> Result<Option<usize>, EngineError> {
         let uk = self.k().user(name);
         self.inner
             .invoke(
@@ -300,17 +297,17 @@ impl RedisEngine {
                     .arg(msg),
             )
             .await
+            .map(|OrMissing(n)| n.map(|n| n as usize))
     }
 
     pub async fn send_to_user(&self, name: &str, frame: &OutFrame) -> Result<bool, EngineError> {
         let mut msg = b"[\"M\"]\n".to_vec();
         msg.extend_from_slice(frame.tail());
-        Ok(self.user_event(name, msg).await? >= 0)
+        Ok(self.user_event(name, msg).await?.is_some())
     }
 
     pub async fn kick(&self, name: &str) -> Result<Option<usize>, EngineError> {
-        let n = self.user_event(name, b"[\"K\"]\n".to_vec()).await?;
-        Ok(usize::try_from(n).ok())
+        self.user_event(name, b"[\"K\"]\n".to_vec()).await
     }
 
     /// Users with a connection on any node (read from every node's connection records).
