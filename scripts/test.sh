@@ -3,7 +3,7 @@
 # and the npm packages that drive it for the browser tests, redis-server and nginx for the
 # multi-node tests, django-hookbox 0.3 and its Python 2.7 dependencies from PyPI), checks
 # formatting and lints, then runs the Rust unit and integration tests on the memory engine, a
-# single Redis and a Redis Cluster, django-hookbox's own test suite against the binary, the
+# single Redis, a Redis Cluster and a Sentinel-named master, django-hookbox's own test suite against the binary, the
 # headless-browser tests, the server SDKs' test suites (against the real binary and real
 # framework servers), and a short smoke run of the benchmark harness.
 #
@@ -135,6 +135,35 @@ for _ in $(seq 100); do
 done
 export HOOKBOX_TEST_REDIS_CLUSTER
 HOOKBOX_TEST_REDIS_CLUSTER=$(IFS=,; echo "${cluster_urls[*]}")
+# A master with a replica, and a Sentinel (redis-server --sentinel) that knows the master as
+# hookbox-test (tests/it/common/server.rs TEST_SENTINEL_MASTER).
+sentinel_master=$(start_redis)
+start_redis --replicaof 127.0.0.1 "$sentinel_master" >/dev/null
+start_sentinel() { # master port; prints the Sentinel's port
+  local port pid
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    mkdir -p "$redis_dir/$port"
+    printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor hookbox-test 127.0.0.1 %s 1\n' \
+      "$port" "$redis_dir/$port" "$1" >"$redis_dir/$port/sentinel.conf"
+    redis-server "$redis_dir/$port/sentinel.conf" --sentinel --logfile "$redis_dir/$port/redis.log" >&2 &
+    pid=$!
+    echo "$pid" >"$redis_dir/$port/redis.pid"
+    for _ in $(seq 300); do
+      if redis-cli -p "$port" sentinel get-master-addr-by-name hookbox-test 2>/dev/null | grep -q "$1"; then
+        echo "$port"; return
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "the Sentinel on port $port did not start:" >&2
+    cat "$redis_dir/$port/redis.log" >&2 || true
+    kill "$pid" 2>/dev/null || true
+  done
+  exit 1
+}
+export HOOKBOX_TEST_REDIS_SENTINEL
+HOOKBOX_TEST_REDIS_SENTINEL="redis://127.0.0.1:$(start_sentinel "$sentinel_master")"
 
 echo "==> cargo test (memory engine)"
 cargo test --all-targets --locked --no-fail-fast
@@ -144,6 +173,9 @@ HOOKBOX_TEST_ENGINE=redis cargo test --all-targets --locked --no-fail-fast
 
 echo "==> cargo test (redis engine: the same suite against a 3-master Redis Cluster)"
 HOOKBOX_TEST_ENGINE=redis-cluster cargo test --all-targets --locked --no-fail-fast
+
+echo "==> cargo test (redis engine: the same suite against the master a Redis Sentinel names)"
+HOOKBOX_TEST_ENGINE=redis-sentinel cargo test --all-targets --locked --no-fail-fast
 
 cargo build --locked --bin hookbox
 

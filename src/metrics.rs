@@ -47,6 +47,8 @@ pub const SLOW_CONSUMER_CLOSES: &str = "hookbox_slow_consumer_closes_total";
 pub const ENGINE_ERRORS: &str = "hookbox_engine_errors_total";
 /// Times the Redis pub/sub connection was lost (and reconnected).
 pub const REDIS_RECONNECTS: &str = "hookbox_redis_reconnects_total";
+/// Times Redis Sentinel named a new master and this node switched to it.
+pub const REDIS_MASTER_SWITCHES: &str = "hookbox_redis_master_switches_total";
 /// Channel events this node never received (offset gaps).
 pub const ENGINE_LOST_EVENTS: &str = "hookbox_engine_lost_events_total";
 /// Channels found destroyed and created again without this node seeing it.
@@ -125,6 +127,10 @@ fn describe() {
     );
     describe_counter!(ENGINE_ERRORS, "Redis commands that failed");
     describe_counter!(REDIS_RECONNECTS, "Redis pub/sub connections lost");
+    describe_counter!(
+        REDIS_MASTER_SWITCHES,
+        "Redis masters switched to, as Sentinel named them"
+    );
     describe_counter!(ENGINE_LOST_EVENTS, "Channel events never received");
     describe_counter!(ENGINE_REPLACED_CHANNELS, "Channels found replaced");
     describe_counter!(
@@ -282,6 +288,10 @@ pub fn redis_reconnect() {
     counter!(REDIS_RECONNECTS).increment(1);
 }
 
+pub fn redis_master_switch() {
+    counter!(REDIS_MASTER_SWITCHES).increment(1);
+}
+
 pub fn lost_events(n: u64) {
     counter!(ENGINE_LOST_EVENTS).increment(n);
 }
@@ -333,7 +343,7 @@ pub fn close_retry() {
 mod tests {
     use super::*;
 
-    const ALL: [&str; 24] = [
+    const ALL: [&str; 25] = [
         CONNECTIONS,
         USERS,
         CHANNELS,
@@ -348,6 +358,7 @@ mod tests {
         SLOW_CONSUMER_CLOSES,
         ENGINE_ERRORS,
         REDIS_RECONNECTS,
+        REDIS_MASTER_SWITCHES,
         ENGINE_LOST_EVENTS,
         ENGINE_REPLACED_CHANNELS,
         ENGINE_STATE_LOSSES,

@@ -2,6 +2,7 @@
 //! optional TOML file, then passed by value into the app.
 
 mod cli;
+mod engine;
 mod hints;
 mod limits;
 mod returning;
@@ -36,41 +37,7 @@ fn invalid(option: &'static str, why: impl Into<String>) -> ConfigError {
 }
 
 pub use crate::engine::redis::RedisConfig;
-
-/// Which engine holds channels and users.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EngineConfig {
-    /// In this process: one node.
-    Memory,
-    /// In Redis: any number of nodes.
-    Redis(RedisConfig),
-}
-
-impl EngineConfig {
-    /// For the log: which engine, where; passwords in Redis URLs are masked.
-    pub fn describe(&self) -> String {
-        match self {
-            EngineConfig::Memory => "memory".to_owned(),
-            EngineConfig::Redis(r) => {
-                let urls: Vec<String> = r.urls.iter().map(|u| mask_password(u)).collect();
-                let kind = if r.cluster { "Redis Cluster" } else { "Redis" };
-                format!("{kind} at {}, key prefix {}", urls.join(","), r.prefix)
-            }
-        }
-    }
-}
-
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn mask_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(unparsable URL)".to_owned(),
-    }
-}
+pub use engine::EngineConfig;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -447,49 +414,15 @@ impl Config {
                 ),
             ));
         }
-        let engine = match o.engine.as_deref().unwrap_or("memory") {
-            "memory" => EngineConfig::Memory,
-            "redis" => {
-                let urls: Vec<String> = o
-                    .redis_url
-                    .as_deref()
-                    .unwrap_or("redis://127.0.0.1:6379")
-                    .split(',')
-                    .map(|u| u.trim().to_owned())
-                    .filter(|u| !u.is_empty())
-                    .collect();
-                for u in &urls {
-                    let ok = url::Url::parse(u)
-                        .is_ok_and(|p| matches!(p.scheme(), "redis" | "rediss" | "valkey"));
-                    if !ok {
-                        return Err(invalid("--redis-url", format!("{u}: not a redis:// URL")));
-                    }
-                }
-                let prefix = o.redis_prefix.unwrap_or_else(|| "hookbox".to_owned());
-                if prefix.is_empty() || prefix.contains(['{', '}']) {
-                    return Err(invalid(
-                        "--redis-prefix",
-                        "must be non-empty, without { or }",
-                    ));
-                }
-                EngineConfig::Redis(RedisConfig {
-                    urls,
-                    cluster: o.redis_cluster.unwrap_or(false),
-                    prefix,
-                    node_timeout: seconds(
-                        o.node_timeout,
-                        "--node-timeout",
-                        Duration::from_secs(10),
-                    )?,
-                })
-            }
-            other => {
-                return Err(invalid(
-                    "--engine",
-                    format!("{other} (expected memory or redis)"),
-                ))
-            }
-        };
+        let node_timeout = seconds(o.node_timeout, "--node-timeout", Duration::from_secs(10))?;
+        let engine = engine::from_options(
+            o.engine.as_deref(),
+            o.redis_url.as_deref(),
+            o.redis_cluster.unwrap_or(false),
+            o.redis_sentinel,
+            o.redis_prefix,
+            node_timeout,
+        )?;
         let at_least_one = |v: Option<usize>, option: &'static str, default: usize| match v {
             None => Ok(default),
             Some(0) => Err(invalid(option, "must be at least 1")),
@@ -708,10 +641,32 @@ mod tests {
             "Redis at redis://u:***@127.0.0.1:6379/0, key prefix hookbox"
         );
         assert_eq!(
-            mask_password("redis://127.0.0.1:6379"),
+            engine::mask_password("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
-        assert_eq!(mask_password("not a url"), "(unparsable URL)");
+        assert_eq!(engine::mask_password("not a url"), "(unparsable URL)");
+    }
+
+    #[test]
+    fn a_sentinel_master_is_named_and_not_with_a_cluster() {
+        let c = parse(&[
+            "--engine=redis",
+            "--redis-sentinel=mymaster",
+            "--redis-url=redis://127.0.0.1:26379,redis://127.0.0.1:26380",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.engine.describe(),
+            "Redis (master mymaster named by Sentinel) at redis://127.0.0.1:26379,\
+             redis://127.0.0.1:26380, key prefix hookbox"
+        );
+        let e = parse(&[
+            "--engine=redis",
+            "--redis-sentinel=mymaster",
+            "--redis-cluster",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--redis-sentinel"), "{e}");
     }
 
     #[test]

@@ -21,23 +21,25 @@
 
 mod channels;
 mod keys;
+mod link;
 mod local;
 mod membership;
 mod node;
 mod replies;
 mod scripts;
+mod sentinel;
 mod subscriptions;
 mod users;
 mod wire;
 
 use crate::engine::{Conn, EngineError};
+use link::{Dispatcher, Link};
 use local::{Followup, LocalIndex};
 use parking_lot::Mutex;
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, PushInfo, PushKind, RedisFuture, Value as RValue};
+use redis::{Cmd, Value as RValue};
+use sentinel::Sentinels;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +52,9 @@ pub struct RedisConfig {
     pub urls: Vec<String>,
     /// A Redis Cluster (sharded pub/sub, `SSUBSCRIBE`/`SPUBLISH`, Redis ≥ 7).
     pub cluster: bool,
+    /// The master's name in Redis Sentinel: `urls` are then the Sentinels, asked where the
+    /// master is, and again after a failover (see `sentinel`).
+    pub sentinel: Option<String>,
     /// Prefix of every key and pub/sub channel: servers sharing one Redis must differ.
     pub prefix: String,
     /// A node that has not refreshed its heartbeat for this long is dead; the others clean up
@@ -64,41 +69,6 @@ enum Members {
     All,
     /// Only a presence channel's, whose own SUBSCRIBE shows them.
     ForPresence,
-}
-
-/// A connection for commands or for pub/sub: to one Redis, or to a Redis Cluster.
-#[derive(Clone)]
-enum Link {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Link {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, RValue> {
-        match self {
-            Link::Single(c) => c.req_packed_command(cmd),
-            Link::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<RValue>> {
-        match self {
-            Link::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Link::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Link::Single(c) => c.get_db(),
-            Link::Cluster(c) => c.get_db(),
-        }
-    }
 }
 
 fn lease_kind(kind: super::LeaseKind) -> &'static str {
@@ -157,71 +127,22 @@ impl RedisEngine {
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
         // Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
         let pubsub_lost = Arc::new(AtomicBool::new(false));
-        // The dispatcher: runs in the pub/sub connection's reader, one message at a time.
-        let dispatch = {
-            let index = index.clone();
-            let followups = followups.clone();
-            let pubsub_lost = pubsub_lost.clone();
-            move |info: PushInfo| -> Result<(), std::convert::Infallible> {
-                if matches!(info.kind, PushKind::Message | PushKind::SMessage) {
-                    if let [chan, msg, ..] = info.data.as_slice() {
-                        if let (RValue::BulkString(chan), RValue::BulkString(msg)) = (chan, msg) {
-                            let chan = String::from_utf8_lossy(chan);
-                            if let Some(f) = index.on_message(&chan, msg) {
-                                let _ = followups.send(f);
-                            }
-                        }
-                    }
-                } else if info.kind == PushKind::Disconnection {
-                    tracing::warn!("Redis pub/sub connection lost; reconnecting");
-                    crate::metrics::redis_reconnect();
-                    pubsub_lost.store(true, Ordering::Relaxed);
-                }
-                Ok(())
-            }
+        let dispatch = Dispatcher {
+            index: index.clone(),
+            followups: followups.clone(),
+            pubsub_lost: pubsub_lost.clone(),
         };
+        let mut followed = None;
         let (cmd, pubsub) = if config.cluster {
-            let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
-                .use_protocol(redis::ProtocolVersion::RESP3)
-                .push_sender(dispatch)
-                .build()
-                .map_err(unavailable)?;
-            let pubsub = client.get_async_connection().await.map_err(unavailable)?;
-            let cmd_client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
-                .use_protocol(redis::ProtocolVersion::RESP3)
-                .build()
-                .map_err(unavailable)?;
-            let cmd = cmd_client
-                .get_async_connection()
-                .await
-                .map_err(unavailable)?;
-            (Link::Cluster(cmd), Link::Cluster(pubsub))
+            link::cluster(&config.urls, dispatch).await?
+        } else if let Some(name) = &config.sentinel {
+            let sentinels = Sentinels::new(&config.urls, name)?;
+            let master = sentinels.master().await?;
+            let links = link::followed(&master, dispatch.clone()).await?;
+            followed = Some((sentinels, master, dispatch));
+            links
         } else {
-            let url = config.urls.first().cloned().unwrap_or_default();
-            let url = if url.contains("protocol=") {
-                url
-            } else if url.contains('?') {
-                format!("{url}&protocol=resp3")
-            } else {
-                format!("{url}?protocol=resp3")
-            };
-            let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
-            let retry = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(5)))
-                .set_max_delay(Duration::from_secs(2));
-            let cmd = ConnectionManager::new_with_config(client.clone(), retry.clone())
-                .await
-                .map_err(unavailable)?;
-            let pubsub = ConnectionManager::new_with_config(
-                client,
-                retry
-                    .set_push_sender(dispatch)
-                    .set_automatic_resubscription(),
-            )
-            .await
-            .map_err(unavailable)?;
-            (Link::Single(cmd), Link::Single(pubsub))
+            link::single(config.urls.first().map_or("", String::as_str), dispatch).await?
         };
         let (reaped_tx, reaped_rx) = tokio::sync::mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -270,6 +191,15 @@ impl RedisEngine {
                 }
             }
         });
+        if let Some((sentinels, master, dispatch)) = followed {
+            sentinel::follow(
+                Arc::downgrade(&inner),
+                sentinels,
+                master,
+                dispatch,
+                shutdown.clone(),
+            );
+        }
         node::start(inner.clone(), config.node_timeout, shutdown).await?;
         // Debug: the first line of output must be the startup line.
         tracing::debug!(
@@ -312,7 +242,7 @@ impl Inner {
     /// one after the other on a Redis Cluster (which refuses cross-slot pipelines).
     async fn run_all(&self, cmds: Vec<Cmd>) -> Result<(), EngineError> {
         match self.cmd {
-            Link::Single(_) => {
+            Link::Single(_) | Link::Followed(_) => {
                 let mut p = redis::pipe();
                 for c in &cmds {
                     p.add_command(c.clone()).ignore();
@@ -330,7 +260,7 @@ impl Inner {
 
     fn pub_cmd(&self) -> &'static str {
         match self.cmd {
-            Link::Single(_) => "PUBLISH",
+            Link::Single(_) | Link::Followed(_) => "PUBLISH",
             Link::Cluster(_) => "SPUBLISH",
         }
     }

@@ -19,6 +19,7 @@ impl Inner {
         let mut link = self.pubsub.clone();
         let r = match &mut link {
             Link::Single(c) => c.subscribe(chan).await,
+            Link::Followed(c) => c.current().subscribe(chan).await,
             Link::Cluster(c) => c.ssubscribe(chan).await,
         };
         r.map_err(unavailable)?;
@@ -35,6 +36,7 @@ impl Inner {
         let mut link = self.pubsub.clone();
         let r = match &mut link {
             Link::Single(c) => c.unsubscribe(chan).await,
+            Link::Followed(c) => c.current().unsubscribe(chan).await,
             Link::Cluster(c) => c.sunsubscribe(chan).await,
         };
         match r {

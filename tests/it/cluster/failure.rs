@@ -299,6 +299,7 @@ async fn redis_going_away_gives_clear_errors_then_the_cluster_recovers() {
         config.engine = hookbox::config::EngineConfig::Redis(hookbox::config::RedisConfig {
             urls: vec![url.clone()],
             cluster: false,
+            sentinel: None,
             prefix: prefix.clone(),
             node_timeout: std::time::Duration::from_secs(2),
         })

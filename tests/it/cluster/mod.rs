@@ -1,4 +1,4 @@
-//! Several nodes on Redis: sharing, failures, partitions, returning users (resume tickets, the grace period for leaving), a rolling restart, behind nginx.
+//! Several nodes on Redis: sharing, failures, partitions, returning users (resume tickets, the grace period for leaving), a rolling restart, behind nginx, Redis Sentinel.
 
 mod failure;
 mod nginx;
@@ -6,3 +6,4 @@ mod nodes;
 mod partition;
 mod returning;
 mod rolling;
+mod sentinel;

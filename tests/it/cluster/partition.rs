@@ -20,6 +20,7 @@ fn on_redis(config: &mut Config, url: &str, node_timeout: Duration) {
     };
     r.urls = vec![url.to_owned()];
     r.cluster = false;
+    r.sentinel = None;
     r.node_timeout = node_timeout;
 }
 

@@ -30,7 +30,7 @@ pub struct Running {
 }
 
 /// The engine arguments of this run (`HOOKBOX_TEST_ENGINE`): none for the memory engine, else the
-/// test Redis (or Redis Cluster) under a key prefix of the binary's own.
+/// test Redis (or Redis Cluster, or Sentinel) under a key prefix of the binary's own.
 fn engine_args() -> Vec<String> {
     let prefix = format!("bin{:016x}", rand::random::<u64>());
     match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
@@ -54,6 +54,16 @@ fn engine_args() -> Vec<String> {
             "--redis-prefix".into(),
             prefix,
         ],
+        Ok("redis-sentinel") => vec![
+            "--engine".into(),
+            "redis".into(),
+            "--redis-sentinel".into(),
+            super::TEST_SENTINEL_MASTER.into(),
+            "--redis-url".into(),
+            super::redis_sentinel_url().expect("HOOKBOX_TEST_REDIS_SENTINEL"),
+            "--redis-prefix".into(),
+            prefix,
+        ],
         _ => Vec::new(),
     }
 }
@@ -63,6 +73,9 @@ pub fn assert_engine_line(line: &str) {
     let expected = match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
         Ok("redis") => " - hookbox - INFO - Engine: Redis at ",
         Ok("redis-cluster") => " - hookbox - INFO - Engine: Redis Cluster at ",
+        Ok("redis-sentinel") => {
+            " - hookbox - INFO - Engine: Redis (master hookbox-test named by Sentinel) at "
+        }
         _ => " - hookbox - INFO - Engine: memory",
     };
     assert!(line.contains(expected), "not the engine line: {line:?}");

@@ -17,16 +17,21 @@ pub fn redis_url() -> String {
 }
 
 /// A Redis engine configuration for the nodes of one test cluster (one key prefix), on `url`,
-/// or on the test Redis Cluster in a `HOOKBOX_TEST_ENGINE=redis-cluster` run.
+/// or on the test Redis Cluster in a `HOOKBOX_TEST_ENGINE=redis-cluster` run, or on the master
+/// the test Sentinel names in a `HOOKBOX_TEST_ENGINE=redis-sentinel` run.
 pub fn redis_engine(url: &str, prefix: &str) -> EngineConfig {
-    let cluster = std::env::var("HOOKBOX_TEST_ENGINE").as_deref() == Ok("redis-cluster");
-    let urls = match (cluster, super::redis_cluster_urls()) {
-        (true, Some(urls)) => urls,
+    let engine = std::env::var("HOOKBOX_TEST_ENGINE");
+    let cluster = engine.as_deref() == Ok("redis-cluster");
+    let sentinel = engine.as_deref() == Ok("redis-sentinel");
+    let urls = match (cluster, super::redis_cluster_urls(), sentinel) {
+        (true, Some(urls), _) => urls,
+        (_, _, true) => vec![super::redis_sentinel_url().expect("HOOKBOX_TEST_REDIS_SENTINEL")],
         _ => vec![url.to_owned()],
     };
     EngineConfig::Redis(RedisConfig {
         urls,
         cluster,
+        sentinel: sentinel.then(|| super::TEST_SENTINEL_MASTER.to_owned()),
         prefix: prefix.to_owned(),
         node_timeout: Duration::from_secs(2),
     })

@@ -27,7 +27,8 @@ impl Drop for Server {
 /// The engine the tests run against: memory, or Redis when `HOOKBOX_TEST_ENGINE=redis` (with
 /// `HOOKBOX_TEST_REDIS_URL`). Each server gets keys of its own, so tests can share one Redis.
 /// `HOOKBOX_TEST_ENGINE=redis-cluster` uses the Redis Cluster whose seed nodes are
-/// `HOOKBOX_TEST_REDIS_CLUSTER` (comma-separated URLs).
+/// `HOOKBOX_TEST_REDIS_CLUSTER` (comma-separated URLs); `HOOKBOX_TEST_ENGINE=redis-sentinel` the
+/// master that the Sentinel at `HOOKBOX_TEST_REDIS_SENTINEL` names `hookbox-test`.
 pub fn test_engine() -> EngineConfig {
     let prefix = format!("test{:016x}", rand::random::<u64>());
     match std::env::var("HOOKBOX_TEST_ENGINE").as_deref() {
@@ -35,17 +36,34 @@ pub fn test_engine() -> EngineConfig {
             urls: vec![std::env::var("HOOKBOX_TEST_REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())],
             cluster: false,
+            sentinel: None,
             prefix,
             node_timeout: Duration::from_secs(10),
         }),
         Ok("redis-cluster") => EngineConfig::Redis(RedisConfig {
             urls: redis_cluster_urls().expect("HOOKBOX_TEST_REDIS_CLUSTER"),
             cluster: true,
+            sentinel: None,
+            prefix,
+            node_timeout: Duration::from_secs(10),
+        }),
+        Ok("redis-sentinel") => EngineConfig::Redis(RedisConfig {
+            urls: vec![redis_sentinel_url().expect("HOOKBOX_TEST_REDIS_SENTINEL")],
+            cluster: false,
+            sentinel: Some(TEST_SENTINEL_MASTER.to_owned()),
             prefix,
             node_timeout: Duration::from_secs(10),
         }),
         _ => EngineConfig::Memory,
     }
+}
+
+/// The name the test Sentinel knows its master by (`scripts/test.sh`).
+pub const TEST_SENTINEL_MASTER: &str = "hookbox-test";
+
+/// The test Sentinel, in a `HOOKBOX_TEST_ENGINE=redis-sentinel` run.
+pub fn redis_sentinel_url() -> Option<String> {
+    std::env::var("HOOKBOX_TEST_REDIS_SENTINEL").ok()
 }
 
 /// The seed nodes of the test Redis Cluster, if there is one.
@@ -58,7 +76,7 @@ pub fn redis_cluster_urls() -> Option<Vec<String>> {
 pub fn engine_is_redis() -> bool {
     matches!(
         std::env::var("HOOKBOX_TEST_ENGINE").as_deref(),
-        Ok("redis" | "redis-cluster")
+        Ok("redis" | "redis-cluster" | "redis-sentinel")
     )
 }
 

@@ -1,0 +1,195 @@
+//! Redis Sentinel (`--redis-sentinel NAME`, with `--redis-url` listing the Sentinels).
+//!
+//! At startup the first Sentinel that answers names the master. Then every second this node asks
+//! again; when the Sentinels name another master (a failover), the node connects to it,
+//! subscribes the new pub/sub connection to every channel the old one had, and puts both new
+//! connections in place of the old ones. While no master answers, commands fail as when Redis is
+//! away (the hub's errors and retries); nothing is accepted that is not written. Events published
+//! on the new master before this node subscribed there never reach it: the resynchronisation
+//! that follows (the one after a dropped pub/sub connection) counts them lost
+//! (`hookbox_engine_lost_events_total`), as it does today when Redis goes away.
+//!
+//! The credentials and database of the first `--redis-url` are the master's; the Sentinels are
+//! asked without credentials.
+
+use super::link::{self, Dispatcher, Link};
+use super::{unavailable, Inner};
+use crate::engine::EngineError;
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// How often the Sentinels are asked for the master.
+const ASK_EVERY: Duration = Duration::from_secs(1);
+/// How long one Sentinel may take to connect and to answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
+/// The Sentinels of one master.
+pub(super) struct Sentinels {
+    /// Each Sentinel, without credentials or database.
+    sentinels: Vec<Url>,
+    /// The first URL as given: the master's URL is this with the master's host and port.
+    template: Url,
+    name: String,
+}
+
+impl Sentinels {
+    pub fn new(urls: &[String], name: &str) -> Result<Sentinels, EngineError> {
+        let invalid = |u: &str| EngineError::Unavailable(format!("{u}: not a Sentinel's URL"));
+        let mut sentinels = Vec::with_capacity(urls.len());
+        for u in urls {
+            let mut url = Url::parse(u).map_err(|_| invalid(u))?;
+            if url.host_str().is_none() {
+                return Err(invalid(u));
+            }
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_path("");
+            sentinels.push(url);
+        }
+        let template = urls
+            .first()
+            .and_then(|u| Url::parse(u).ok())
+            .ok_or_else(|| EngineError::Unavailable("no Sentinel given".into()))?;
+        Ok(Sentinels {
+            sentinels,
+            template,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The master's URL, as the first Sentinel that answers names it.
+    pub async fn master(&self) -> Result<String, EngineError> {
+        let mut why = String::from("no Sentinel given");
+        for sentinel in &self.sentinels {
+            match self.ask(sentinel).await {
+                Ok(Some((host, port))) => return Ok(self.master_url(&host, port)),
+                Ok(None) => why = format!("{sentinel} knows no master named {}", self.name),
+                Err(e) => why = format!("{sentinel}: {e}"),
+            }
+        }
+        Err(EngineError::Unavailable(format!(
+            "no Sentinel named the master {}: {why}",
+            self.name
+        )))
+    }
+
+    /// `SENTINEL get-master-addr-by-name` on one Sentinel, on a connection of its own (so a
+    /// Sentinel that restarted is simply asked again).
+    async fn ask(&self, sentinel: &Url) -> Result<Option<(String, u16)>, String> {
+        let client = redis::Client::open(sentinel.as_str()).map_err(|e| e.to_string())?;
+        let asked = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.name)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(ANSWER_WITHIN, asked).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {ANSWER_WITHIN:?}")),
+        }
+    }
+
+    fn master_url(&self, host: &str, port: u16) -> String {
+        let mut url = self.template.clone();
+        // The host is an address Sentinel reported; one it cannot set (none) leaves the
+        // template's, which then fails to connect and is reported like any unreachable Redis.
+        let _ = url.set_host(Some(host));
+        let _ = url.set_port(Some(port));
+        url.to_string()
+    }
+}
+
+/// Follows failovers until shutdown (or until the engine is gone): asks the Sentinels every
+/// `ASK_EVERY`, and switches to the master they name when it is not `current`.
+pub(super) fn follow(
+    inner: Weak<Inner>,
+    sentinels: Sentinels,
+    mut current: String,
+    dispatch: Dispatcher,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ASK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Whether the last question went unanswered: logged once, not every second.
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let master = match sentinels.master().await {
+                Ok(master) => {
+                    failing = false;
+                    master
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("{e}");
+                    }
+                    failing = true;
+                    continue;
+                }
+            };
+            if master == current {
+                continue;
+            }
+            let Some(inner) = inner.upgrade() else { return };
+            tracing::warn!(
+                "Redis Sentinel names a new master for {}: {} (was {}); switching to it",
+                sentinels.name,
+                address(&master),
+                address(&current)
+            );
+            match switch(&inner, &master, &dispatch).await {
+                Ok(()) => {
+                    crate::metrics::redis_master_switch();
+                    current = master;
+                }
+                // Tried again at the next question.
+                Err(e) => tracing::warn!("switching to the new Redis master failed: {e}"),
+            }
+        }
+    });
+}
+
+/// Puts connections to `master` in place of the old ones.
+async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<(), EngineError> {
+    let (Link::Followed(cmd), Link::Followed(pubsub)) = (&inner.cmd, &inner.pubsub) else {
+        return Ok(());
+    };
+    let new_cmd = link::manager(master, None).await?;
+    // The subscription set's lock is held throughout, so that no subscribe or unsubscribe
+    // crosses the switch: the new connection gets every channel the old one had.
+    let subscribed = inner.subscribed.lock().await;
+    let mut new_pubsub = link::manager(master, Some(dispatch.clone())).await?;
+    for chan in subscribed.iter() {
+        new_pubsub.subscribe(chan).await.map_err(unavailable)?;
+    }
+    pubsub.replace(new_pubsub);
+    cmd.replace(new_cmd);
+    drop(subscribed);
+    // What was published meanwhile never came: the heartbeat's next beat resynchronises every
+    // channel this node delivers, as after a dropped pub/sub connection.
+    inner.pubsub_lost.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `host:port` of a Redis URL, for the log (never its credentials).
+fn address(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or(""),
+                u.port().unwrap_or(6379)
+            )
+        })
+        .unwrap_or_default()
+}

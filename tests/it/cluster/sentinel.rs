@@ -1,0 +1,198 @@
+//! Redis Sentinel (`--redis-sentinel`): the nodes find the master through real Sentinel, and
+//! follow a failover when the master is killed. The test runs its own master, replica and
+//! Sentinel (`redis-server --sentinel`), whatever the run's engine: it kills the master.
+
+use crate::common;
+use common::cluster::Cluster;
+use common::{free_port, GUARD};
+use hookbox::config::{EngineConfig, RedisConfig};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const MASTER_NAME: &str = "hbtest";
+
+/// A redis-server process of this test, killed (and its directory removed) when dropped.
+struct Proc {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, dir: PathBuf) -> Proc {
+        let child = cmd
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (the test command installs it)");
+        Proc { child, dir }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn dir_for(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hookbox-sentinel-test-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A Redis on `port`; `extra` arguments (e.g. `--replicaof`).
+fn redis(port: u16, extra: &[&str]) -> Proc {
+    let dir = dir_for(port);
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .args(extra);
+    Proc::spawn(&mut cmd, dir)
+}
+
+/// A Sentinel on `port` watching the master on `master`; quick to call it down (one Sentinel is
+/// the quorum).
+fn sentinel(port: u16, master: u16) -> Proc {
+    let dir = dir_for(port);
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\n\
+             sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 1\n\
+             sentinel down-after-milliseconds {MASTER_NAME} 500\n\
+             sentinel failover-timeout {MASTER_NAME} 5000\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("redis-server");
+    cmd.arg(&conf).arg("--sentinel");
+    Proc::spawn(&mut cmd, dir)
+}
+
+/// `redis-cli -p port args…`'s output ("" if it fails).
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Waits (within a bound) for `f` to hold; `what` names it if it never does.
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + GUARD * 3;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn on_sentinel(url: &str, prefix: &str) -> EngineConfig {
+    EngineConfig::Redis(RedisConfig {
+        urls: vec![url.to_owned()],
+        cluster: false,
+        sentinel: Some(MASTER_NAME.to_owned()),
+        prefix: prefix.to_owned(),
+        node_timeout: Duration::from_secs(2),
+    })
+}
+
+fn master_port_named(sentinel: u16) -> Option<u16> {
+    let out = cli(
+        sentinel,
+        &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
+    );
+    out.lines().nth(1)?.trim().parse().ok()
+}
+
+#[tokio::test]
+async fn the_nodes_follow_a_failover_and_deliver_nothing_twice() {
+    let (m, r, s) = (free_port(), free_port(), free_port());
+    let mut master = redis(m, &[]);
+    let replica = redis(r, &["--replicaof", "127.0.0.1", &m.to_string()]);
+    until("the replica is in sync", || {
+        cli(r, &["INFO", "replication"]).contains("master_link_status:up")
+    })
+    .await;
+    let sentinel = sentinel(s, m);
+    until("Sentinel knows the replica", || {
+        cli(s, &["SENTINEL", "replicas", MASTER_NAME]).contains(&r.to_string())
+    })
+    .await;
+    assert_eq!(master_port_named(s), Some(m));
+
+    let url = format!("redis://127.0.0.1:{s}");
+    let prefix = format!("sentinel{:016x}", rand::random::<u64>());
+    let c = Cluster::start_with(2, |config| config.engine = on_sentinel(&url, &prefix)).await;
+    c.web.channel_options(json!({"moderated": false}));
+    let mut alice = c.connected(0, "alice").await;
+    let mut bob = c.connected(1, "bob").await;
+    for cl in [&mut alice, &mut bob] {
+        cl.send("SUBSCRIBE", json!({"channel_name": "room"})).await;
+        cl.expect("SUBSCRIBE").await;
+    }
+    for n in ["1", "2"] {
+        c.api_ok(0, "publish", &[("channel_name", "room"), ("payload", n)])
+            .await;
+    }
+    for cl in [&mut alice, &mut bob] {
+        assert_eq!(cl.expect("PUBLISH").await["payload"], 1);
+        assert_eq!(cl.expect("PUBLISH").await["payload"], 2);
+    }
+    // The replica has everything the master accepted (the failover itself loses nothing).
+    assert_eq!(cli(m, &["WAIT", "1", "5000"]).trim(), "1");
+
+    master.kill();
+    until("Sentinel promotes the replica", || {
+        master_port_named(s) == Some(r)
+    })
+    .await;
+    // Each node follows: its readiness (a PING to the master) comes back.
+    let http = common::http_client();
+    for node in &c.nodes {
+        let deadline = tokio::time::Instant::now() + GUARD * 3;
+        loop {
+            let resp = http.get(format!("http://{node}/readyz")).send().await;
+            if resp.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{node} never followed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Publishing works again, through either node; each subscriber gets each publication once:
+    // nothing from before the failover comes again (frames arrive in channel order, so a
+    // repeat would come before 3).
+    c.api_ok(1, "publish", &[("channel_name", "room"), ("payload", "3")])
+        .await;
+    c.api_ok(0, "publish", &[("channel_name", "room"), ("payload", "4")])
+        .await;
+    for cl in [&mut alice, &mut bob] {
+        assert_eq!(cl.expect("PUBLISH").await["payload"], 3);
+        assert_eq!(cl.expect("PUBLISH").await["payload"], 4);
+    }
+    // The channel and its members are on the new master.
+    assert_eq!(cli(r, &["ROLE"]).lines().next(), Some("master"));
+    let info = c
+        .api_ok(1, "get_channel_info", &[("channel_name", "room")])
+        .await;
+    assert_eq!(info["subscribers"], json!(["alice", "bob"]));
+    drop((replica, sentinel));
+}
