@@ -10,6 +10,7 @@ mod common;
 
 mod channels;
 mod cluster;
+mod engine;
 mod ops;
 mod security;
 mod transports;

@@ -655,3 +655,115 @@ impl LocalIndex {
         self.shard(channel).lock().contains_key(channel)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::history::History;
+    use crate::net::Transport;
+    use crate::outbox::Outbox;
+
+    fn conn(id: &str) -> Arc<Conn> {
+        Arc::new(Conn {
+            id: Arc::from(id),
+            cookie: String::new(),
+            remote_addr: String::new(),
+            outbox: Arc::new(Outbox::new(1 << 20)),
+            transport: Transport::WebSocket,
+            since_ms: 0,
+        })
+    }
+
+    /// A publication event as the PUBLISH script sends it.
+    fn publication(epoch: &str, offset: u64, payload: u64) -> Vec<u8> {
+        let frame = OutFrame::new("PUBLISH", &serde_json::json!({"payload": payload}));
+        let mut msg = serde_json::json!([epoch, offset, "P", "", "*"])
+            .to_string()
+            .into_bytes();
+        msg.push(b'\n');
+        msg.extend_from_slice(frame.tail());
+        msg
+    }
+
+    /// The frame names and payloads in `conn`'s outbox.
+    fn drained(conn: &Conn) -> Vec<(String, Value)> {
+        let data = conn.outbox.drain().data;
+        String::from_utf8(data)
+            .unwrap()
+            .split_terminator("\r\n")
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                (v[1].as_str().unwrap().to_owned(), v[2]["payload"].clone())
+            })
+            .collect()
+    }
+
+    fn snapshot(epoch: &str, offset: u64) -> Snapshot {
+        Snapshot {
+            epoch: epoch.into(),
+            offset,
+            floor: 0,
+            settings: Default::default(),
+            history: History::default(),
+            state: Default::default(),
+            members: vec!["ann".into()],
+        }
+    }
+
+    #[test]
+    fn a_joining_connection_gets_its_subscribe_then_only_newer_events_once_and_gaps_are_seen() {
+        let keys = Keys::new("t");
+        let index = LocalIndex::new(keys.clone(), Arc::from("node"));
+        let events = keys.channel("room").events;
+        let ann = Arc::new(User::new(Arc::from("ann")));
+        let c = conn("c1");
+        ann.state.lock().conns.push(c.clone());
+        let (added, new) = index.begin_catch_up("room", &ann, std::slice::from_ref(&c));
+        assert!(new);
+        // Events arriving before the snapshot is known wait in the slot.
+        assert!(index
+            .on_message(&events, &publication("e1", 5, 5))
+            .is_none());
+        assert!(index
+            .on_message(&events, &publication("e1", 6, 6))
+            .is_none());
+        assert!(drained(&c).is_empty());
+        // The snapshot is at 5: its own SUBSCRIBE, then only 6.
+        index.finish_catch_up("room", &ann, &added, &snapshot("e1", 5), None);
+        let got = drained(&c);
+        assert_eq!(got[0].0, "SUBSCRIBE");
+        assert_eq!(got[1..], [("PUBLISH".into(), Value::from(6))]);
+        // A repeated offset is not delivered again.
+        assert!(index
+            .on_message(&events, &publication("e1", 6, 6))
+            .is_none());
+        assert!(drained(&c).is_empty());
+        // A gap: the event is delivered and the channel is to be checked.
+        let followup = index.on_message(&events, &publication("e1", 9, 9));
+        assert!(matches!(followup, Some(Followup::Lost(ch)) if ch == "room"));
+        assert_eq!(drained(&c), [("PUBLISH".into(), Value::from(9))]);
+        assert_eq!(index.position("room"), Some((Some("e1".into()), 9)));
+        // Another epoch: the channel was destroyed and created again unseen. Its members here
+        // are members no more: their UNSUBSCRIBE, and the channel is dropped here.
+        let followup = index.on_message(&events, &publication("e2", 1, 1));
+        assert!(matches!(followup, Some(Followup::Unsubscribe(ch)) if ch == "room"));
+        assert_eq!(drained(&c)[0].0, "UNSUBSCRIBE");
+        assert!(!index.has_channel("room"));
+    }
+
+    #[test]
+    fn a_reconcile_drops_members_the_snapshot_lacks() {
+        let keys = Keys::new("t");
+        let index = LocalIndex::new(keys.clone(), Arc::from("node"));
+        let bob = Arc::new(User::new(Arc::from("bob")));
+        let c = conn("c2");
+        bob.state.lock().conns.push(c.clone());
+        let (added, _) = index.begin_catch_up("room", &bob, std::slice::from_ref(&c));
+        index.finish_catch_up("room", &bob, &added, &snapshot("e1", 3), None);
+        drained(&c);
+        // bob's leave was among lost events: the snapshot has only ann.
+        assert!(index.reconcile("room", Some(&snapshot("e1", 4))));
+        assert_eq!(drained(&c)[0].0, "UNSUBSCRIBE");
+        assert!(!index.has_channel("room"));
+    }
+}
