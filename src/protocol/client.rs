@@ -38,6 +38,20 @@ pub enum ClientFrame {
     Resume,
 }
 
+impl ClientFrame {
+    /// Which frame this is.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            ClientFrame::Connect { .. } => FrameKind::Connect,
+            ClientFrame::Subscribe { .. } => FrameKind::Subscribe,
+            ClientFrame::Unsubscribe { .. } => FrameKind::Unsubscribe,
+            ClientFrame::Publish { .. } => FrameKind::Publish,
+            ClientFrame::Message { .. } => FrameKind::Message,
+            ClientFrame::Resume => FrameKind::Resume,
+        }
+    }
+}
+
 /// CONNECT's `resume` argument: `true` asks for a ticket, a string presents one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResumeArg {
@@ -167,7 +181,7 @@ fn name_arg(v: Option<&Value>, missing: &'static str) -> Result<String, ArgError
 }
 
 /// The longest epoch a client may quote (the server's are 32 characters).
-const MAX_EPOCH_LEN: usize = 64;
+pub const MAX_EPOCH_LEN: usize = 64;
 
 /// SUBSCRIBE's `recover`: `{"epoch": string, "offset": non-negative integer}`, or absent.
 fn position_arg(v: Option<&Value>) -> Result<Option<Position>, ArgError> {

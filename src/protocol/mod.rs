@@ -9,7 +9,9 @@ mod client;
 mod decode;
 mod json;
 
-pub use client::{ArgError, ClientFrame, FrameKind, Position, ResumeArg, MAX_TICKET_LEN};
+pub use client::{
+    ArgError, ClientFrame, FrameKind, Position, ResumeArg, MAX_EPOCH_LEN, MAX_TICKET_LEN,
+};
 pub use decode::{parse_frame, FrameDecoder, FrameError, FrameTooLarge, InFrame};
 pub use json::{to_ascii_string, write_ascii};
 

@@ -241,36 +241,8 @@ impl Session {
                     let id = frame.id;
                     let kind = FrameKind::of(&frame.name);
                     crate::metrics::frame_in(kind);
-                    let connect = kind == Some(FrameKind::Connect);
-                    match self.handle(frame, kind).await {
-                        Ok(()) => {}
-                        Err(fault) => {
-                            let retry_after = match &fault {
-                                FrameFault::Hub(HubError::Busy { retry_after, .. }) => {
-                                    Some(*retry_after)
-                                }
-                                _ => None,
-                            };
-                            self.error_with(Some(id), &fault.to_string(), retry_after);
-                            match fault {
-                                // The engine could not take the connection in: the client
-                                // must start again (and the web app did not refuse it).
-                                FrameFault::Hub(HubError::Engine(_)) if connect => {
-                                    self.outbox.close(CloseReason::Unavailable);
-                                }
-                                FrameFault::ConnectThrottled(wait) => {
-                                    let secs = whole_seconds(wait).min(u32::MAX.into());
-                                    self.outbox.close(CloseReason::Throttled {
-                                        wait_secs: secs as u32,
-                                    });
-                                }
-                                // Busy: the web app was not asked; the client comes back later.
-                                FrameFault::Hub(HubError::Busy { .. }) => {}
-                                FrameFault::Hub(_) if connect => self.connect_refused(),
-                                _ => {}
-                            }
-                        }
-                    }
+                    let result = self.handle(frame, kind).await;
+                    self.settle(id, kind, result);
                 }
                 Err(e) => {
                     crate::metrics::frame_invalid();
@@ -279,6 +251,49 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Handles a frame its transport made rather than read (SSE's CONNECT and SUBSCRIBEs, from
+    /// the request), already typed: it is handled as a decoded frame with id `id` would be,
+    /// errors included.
+    pub async fn take(&mut self, id: i64, frame: ClientFrame) {
+        let kind = frame.kind();
+        crate::metrics::frame_in(Some(kind));
+        let result = match self.check_stage(kind) {
+            Ok(()) => self.perform(frame).await,
+            Err(fault) => Err(fault),
+        };
+        self.settle(id, Some(kind), result);
+    }
+
+    /// What a frame's failure does: an ERROR for frame `id`, and for some a close.
+    fn settle(&mut self, id: i64, kind: Option<FrameKind>, result: Result<(), FrameFault>) {
+        let Err(fault) = result else {
+            return;
+        };
+        let connect = kind == Some(FrameKind::Connect);
+        let retry_after = match &fault {
+            FrameFault::Hub(HubError::Busy { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        };
+        self.error_with(Some(id), &fault.to_string(), retry_after);
+        match fault {
+            // The engine could not take the connection in: the client must start again (and
+            // the web app did not refuse it).
+            FrameFault::Hub(HubError::Engine(_)) if connect => {
+                self.outbox.close(CloseReason::Unavailable);
+            }
+            FrameFault::ConnectThrottled(wait) => {
+                let secs = whole_seconds(wait).min(u32::MAX.into());
+                self.outbox.close(CloseReason::Throttled {
+                    wait_secs: secs as u32,
+                });
+            }
+            // Busy: the web app was not asked; the client comes back later.
+            FrameFault::Hub(HubError::Busy { .. }) => {}
+            FrameFault::Hub(_) if connect => self.connect_refused(),
+            _ => {}
+        }
     }
 
     /// A client message larger than `--max-message-size` (`limit`), dropped whole by its
@@ -331,13 +346,24 @@ impl Session {
         };
         // The state comes before the arguments: a client that is not connected hears that
         // first, as from the original.
+        self.check_stage(kind)?;
+        let typed = kind.parse(&frame.args)?;
+        self.perform(typed).await
+    }
+
+    /// Whether a frame of `kind` may come now: CONNECT only before, the others only after.
+    fn check_stage(&self, kind: FrameKind) -> Result<(), FrameFault> {
         match (kind, &self.connected) {
-            (FrameKind::Connect, Some(_)) => return Err(FrameFault::Bad("Already logged in")),
-            (FrameKind::Connect, None) => {}
-            (_, None) => return Err(FrameFault::Bad("Not connected")),
-            (_, Some(_)) => {}
+            (FrameKind::Connect, Some(_)) => Err(FrameFault::Bad("Already logged in")),
+            (FrameKind::Connect, None) => Ok(()),
+            (_, None) => Err(FrameFault::Bad("Not connected")),
+            (_, Some(_)) => Ok(()),
         }
-        match kind.parse(&frame.args)? {
+    }
+
+    /// Acts on a frame whose stage was checked.
+    async fn perform(&mut self, frame: ClientFrame) -> Result<(), FrameFault> {
+        match frame {
             ClientFrame::Connect {
                 cookie,
                 payload,

@@ -7,7 +7,7 @@
 //! answer replays) and its plain replayed own SUBSCRIBE are held back, so that an EventSource
 //! page sees each publication once without any logic of its own.
 
-use crate::protocol::Position;
+use crate::protocol::{Position, MAX_EPOCH_LEN};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -70,6 +70,9 @@ impl Positions {
             .map(|places| {
                 places
                     .into_iter()
+                    // An epoch longer than any the server gives is no position (as in a
+                    // SUBSCRIBE's `recover`).
+                    .filter(|(_, (epoch, _))| epoch.len() <= MAX_EPOCH_LEN)
                     .map(|(ch, (epoch, offset))| (ch, Position { epoch, offset }))
                     .collect()
             })
@@ -258,6 +261,9 @@ mod tests {
         assert_eq!(back["a"].epoch, "e1");
         assert_eq!(back["a"].offset, 5);
         assert!(Positions::parse_id("garbage").is_empty());
+        // An epoch no server gives (longer than a SUBSCRIBE's `recover` may quote) is dropped.
+        let long = format!("{{\"a\": [\"{}\", 5], \"b\": [\"e1\", 2]}}", "e".repeat(65));
+        assert_eq!(Positions::parse_id(&long).keys().collect::<Vec<_>>(), ["b"]);
     }
 
     #[test]

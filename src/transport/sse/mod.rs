@@ -22,7 +22,7 @@ use super::{client_address, PeerAddr, Shared};
 use crate::metrics::OpenConnection;
 use crate::net::Transport;
 use crate::outbox::{CloseReason, Outbox};
-use crate::protocol::{to_ascii_string, Position};
+use crate::protocol::{ClientFrame, Position};
 use crate::session::{Peer, Session, Stage};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -131,13 +131,6 @@ impl Ask {
             channels,
         })
     }
-}
-
-/// One RTJP frame as the session's input.
-fn frame(id: i64, name: &str, args: Value) -> Vec<u8> {
-    let mut line = to_ascii_string(&json!([id, name, args])).into_bytes();
-    line.extend_from_slice(b"\r\n");
-    line
 }
 
 pub async fn handle(
@@ -334,13 +327,14 @@ async fn run(
         outbox.clone(),
         app.limits.session,
     );
-    let connect = frame(
-        0,
-        "CONNECT",
-        json!({"cookie_string": ask.cookie, "payload": ask.payload, "recovery": true}),
-    );
-    // The frames are ours and small: they cannot be too large.
-    let _ = Box::pin(session.receive(&connect)).await;
+    // The request is the client's CONNECT and SUBSCRIBEs, handed over typed.
+    let connect = ClientFrame::Connect {
+        cookie: ask.cookie,
+        payload: ask.payload.unwrap_or_else(|| "null".to_owned()),
+        recovery: true,
+        resume: None,
+    };
+    Box::pin(session.take(0, connect)).await;
     if session.progress().stage() != Stage::Connected {
         let _ = answer.send(Err(refusal_of(&outbox)));
         return;
@@ -352,12 +346,11 @@ async fn run(
         if outbox.is_closed() {
             break;
         }
-        let mut args = json!({"channel_name": channel});
-        if let Some(at) = at {
-            args["recover"] = json!({"epoch": at.epoch, "offset": at.offset});
-        }
-        let subscribe = frame(subscribe_id(i), "SUBSCRIBE", args);
-        let _ = Box::pin(session.receive(&subscribe)).await;
+        let subscribe = ClientFrame::Subscribe {
+            channel,
+            recover: at,
+        };
+        Box::pin(session.take(subscribe_id(i), subscribe)).await;
     }
     tokio::select! {
         _ = outbox.closed() => {}
