@@ -188,6 +188,26 @@ impl App {
             shutdown,
             connections,
         });
+        // CSP requests for this node's sessions that landed on another node come here through
+        // the engine (a weak handle: the engine outlives no app).
+        let weak = Arc::downgrade(&state);
+        state
+            .hub
+            .engine()
+            .serve_relays(Arc::new(move |req: crate::engine::RelayRequest| {
+                let app = weak.upgrade();
+                Box::pin(async move {
+                    match app {
+                        Some(app) => transport::csp::answer_relayed(app, req).await,
+                        None => crate::engine::RelayReply {
+                            status: 503,
+                            reason: None,
+                            content_type: "text/html".into(),
+                            body: "'Shutting down'".into(),
+                        },
+                    }
+                })
+            }));
         let admin = AdminState::new(
             api.clone(),
             config.trusted_proxies.clone(),

@@ -200,6 +200,30 @@ pub enum Reaped {
     Pollers,
 }
 
+/// A request relayed to the node that owns what it is about (a CSP request whose session lives
+/// on another node): the endpoint and the request's form.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RelayRequest {
+    pub endpoint: String,
+    pub form: Vec<(String, String)>,
+}
+
+/// The owner's answer to a relayed request, as the HTTP response it would have given.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RelayReply {
+    pub status: u16,
+    pub reason: Option<String>,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// Runs the requests other nodes relay to this one (registered by the app).
+pub type RelayHandler = Arc<
+    dyn Fn(RelayRequest) -> std::pin::Pin<Box<dyn std::future::Future<Output = RelayReply> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The engine this node uses.
 pub enum Engine {
     // Boxed: the memory engine's maps are inline, the Redis engine is a pointer.
@@ -313,6 +337,35 @@ impl Engine {
         match self {
             Engine::Memory(_) => Ok(()),
             Engine::Redis(e) => e.ping().await,
+        }
+    }
+
+    /// This node's id among the nodes; `None` with one node (the memory engine).
+    pub fn node_id(&self) -> Option<&str> {
+        match self {
+            Engine::Memory(_) => None,
+            Engine::Redis(e) => Some(e.node_id()),
+        }
+    }
+
+    /// Relays `req` to node `node` and waits (at most `wait`) for its reply; `None` if that
+    /// node is gone or did not answer in time. With one node there is no other to ask.
+    pub async fn relay(
+        &self,
+        node: &str,
+        req: RelayRequest,
+        wait: std::time::Duration,
+    ) -> Result<Option<RelayReply>, EngineError> {
+        match self {
+            Engine::Memory(_) => Ok(None),
+            Engine::Redis(e) => e.relay(node, req, wait).await,
+        }
+    }
+
+    /// Sets what runs the requests other nodes relay to this one.
+    pub fn serve_relays(&self, handler: RelayHandler) {
+        if let Engine::Redis(e) = self {
+            e.serve_relays(handler);
         }
     }
 

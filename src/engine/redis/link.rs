@@ -3,6 +3,7 @@
 //! that hands the pub/sub connection's messages to this node's local index.
 
 use super::local::{Followup, LocalIndex};
+use super::relay::Relays;
 use super::unavailable;
 use crate::engine::EngineError;
 use parking_lot::RwLock;
@@ -82,6 +83,9 @@ impl ConnectionLike for Link {
 #[derive(Clone)]
 pub(super) struct Dispatcher {
     pub index: Arc<LocalIndex>,
+    pub relays: Arc<Relays>,
+    /// This node's relay channel.
+    pub relay_channel: Arc<str>,
     pub followups: tokio::sync::mpsc::UnboundedSender<Followup>,
     /// Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
     pub pubsub_lost: Arc<AtomicBool>,
@@ -92,7 +96,14 @@ impl AsyncPushSender for Dispatcher {
         if matches!(info.kind, PushKind::Message | PushKind::SMessage) {
             if let [RValue::BulkString(chan), RValue::BulkString(msg), ..] = info.data.as_slice() {
                 let chan = String::from_utf8_lossy(chan);
-                if let Some(f) = self.index.on_message(&chan, msg) {
+                let followup = if *chan == *self.relay_channel {
+                    self.relays
+                        .on_message(msg)
+                        .map(|(q, from, req)| Followup::Relay { q, from, req })
+                } else {
+                    self.index.on_message(&chan, msg)
+                };
+                if let Some(f) = followup {
                     let _ = self.followups.send(f);
                 }
             }

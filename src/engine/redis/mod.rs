@@ -25,6 +25,7 @@ mod link;
 mod local;
 mod membership;
 mod node;
+mod relay;
 mod replies;
 mod scripts;
 mod sentinel;
@@ -37,6 +38,7 @@ use link::{Dispatcher, Link};
 use local::{Followup, LocalIndex};
 use parking_lot::Mutex;
 use redis::{Cmd, Value as RValue};
+use relay::Relays;
 use sentinel::Sentinels;
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
@@ -110,6 +112,8 @@ struct Inner {
     /// What the reaper found of dead nodes, for the hub (taken once by the app).
     reaped: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<super::Reaped>>>,
     reaped_tx: tokio::sync::mpsc::UnboundedSender<super::Reaped>,
+    /// Requests relayed to other nodes, waiting for their replies; the handler of ours.
+    relays: Arc<Relays>,
 }
 
 impl RedisEngine {
@@ -127,8 +131,11 @@ impl RedisEngine {
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
         // Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
         let pubsub_lost = Arc::new(AtomicBool::new(false));
+        let relays = Arc::new(Relays::default());
         let dispatch = Dispatcher {
             index: index.clone(),
+            relays: relays.clone(),
+            relay_channel: keys.relay(&node).into(),
             followups: followups.clone(),
             pubsub_lost: pubsub_lost.clone(),
         };
@@ -160,6 +167,7 @@ impl RedisEngine {
             followups,
             reaped: Mutex::new(Some(reaped_rx)),
             reaped_tx,
+            relays,
         });
         // What the dispatcher hands over: catch-ups (they read Redis) and unsubscribes.
         let weak = Arc::downgrade(&inner);
@@ -188,6 +196,9 @@ impl RedisEngine {
                     Followup::Lost(channel) => {
                         tokio::spawn(async move { inner.resync(&channel).await });
                     }
+                    Followup::Relay { q, from, req } => {
+                        tokio::spawn(async move { inner.answer_relay(q, &from, req).await });
+                    }
                 }
             }
         });
@@ -200,6 +211,8 @@ impl RedisEngine {
                 shutdown.clone(),
             );
         }
+        // This node's relay channel: requests other nodes relay to it, and their replies.
+        inner.subscribe(&inner.keys.relay(&inner.node)).await?;
         node::start(inner.clone(), config.node_timeout, shutdown).await?;
         // Debug: the first line of output must be the startup line.
         tracing::debug!(
@@ -319,6 +332,26 @@ impl RedisEngine {
                 "no answer to PING within 1s".into(),
             )),
         }
+    }
+
+    /// This node's id among the nodes.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Relays `req` to node `node` (see `relay`).
+    pub async fn relay(
+        &self,
+        node: &str,
+        req: super::RelayRequest,
+        wait: Duration,
+    ) -> Result<Option<super::RelayReply>, EngineError> {
+        self.inner.relay(node, req, wait).await
+    }
+
+    /// What runs the requests other nodes relay to this one.
+    pub fn serve_relays(&self, handler: super::RelayHandler) {
+        self.inner.relays.serve(handler);
     }
 
     pub fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<super::Reaped>> {

@@ -99,6 +99,11 @@ impl Keys {
         format!("{}:n:{node}:conns", self.prefix)
     }
 
+    /// A node's pub/sub channel for relayed requests and their replies (see `relay`).
+    pub fn relay(&self, node: &str) -> String {
+        format!("{}:n:{node}:relay", self.prefix)
+    }
+
     /// A channel's lease of one kind (`create`, `poll`).
     pub fn lease(&self, channel: &str, kind: &str) -> String {
         format!("{}:{kind}", self.channel(channel).meta)

@@ -14,6 +14,7 @@ mod session;
 pub use session::{Limits, Registry};
 
 use super::{client_address, PeerAddr, Shared};
+use crate::engine::{RelayReply, RelayRequest};
 use crate::outbox::CloseReason;
 use crate::protocol::to_ascii_string;
 use axum::body::Body;
@@ -23,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The request form: the query string, with a POST body as `d`.
 struct Form(HashMap<String, String>);
@@ -159,7 +161,6 @@ async fn answer(
         }
     }
     let form = Form(form);
-    let csp = &app.csp;
     if endpoint == "handshake" {
         let remote = client_address(&headers, peer, &app.limits.trusted_proxies);
         let host = headers
@@ -168,7 +169,7 @@ async fn answer(
             .unwrap_or("");
         tracing::info!(target: "access", "Incoming CSP connection\t{remote}\t{}", crate::log::field(host));
         let cookie = app.limits.forwarded_cookie(&headers);
-        let session = match csp.create(app.hub.clone(), remote, cookie) {
+        let session = match app.csp.create(app.hub.clone(), remote, cookie) {
             Ok(s) => s,
             Err(refused) => {
                 return fail(StatusCode::SERVICE_UNAVAILABLE, None, &refused.to_string())
@@ -180,11 +181,31 @@ async fn answer(
         let body = vars.request_body(&to_ascii_string(&json!({"session": &*session.key})));
         return respond(StatusCode::OK, None, vars.ct, body);
     }
-    let Some(session) = form.get("s").and_then(|s| csp.get(&s)) else {
-        return session_not_found();
+    on_session(&app, &endpoint, form, true).await
+}
+
+/// A request for an existing session (`comet`, `send`, `close`). With several nodes, one for a
+/// session this node does not have goes to the node its key names (`may_relay`: not for a
+/// request that was itself relayed here), through the engine.
+async fn on_session(app: &Shared, endpoint: &str, form: Form, may_relay: bool) -> Response {
+    let key = form.get("s").unwrap_or_default();
+    let Some(session) = app.csp.get(&key) else {
+        let engine = app.hub.engine();
+        return match key.split_once('-') {
+            // Only a node id as this server makes them (16 hex digits) is asked for.
+            Some((node, _))
+                if may_relay
+                    && node.len() == 16
+                    && node.bytes().all(|b| b.is_ascii_hexdigit())
+                    && Some(node) != engine.node_id() =>
+            {
+                relay(app, node, endpoint, form).await
+            }
+            _ => session_not_found(),
+        };
     };
     let _request = session.begin_request(|k| form.get(k));
-    match endpoint.as_str() {
+    match endpoint {
         "comet" => {
             let reply = session.comet(app.limits.csp_poll_timeout).await;
             respond(StatusCode::OK, None, session.vars().ct, reply.into_body())
@@ -205,4 +226,73 @@ async fn answer(
             respond(StatusCode::OK, None, vars.ct, vars.request_body("\"OK\""))
         }
     }
+}
+
+/// How much longer than a comet's longest wait a relayed request may take (two hops through
+/// Redis).
+const RELAY_MARGIN: Duration = Duration::from_secs(10);
+
+/// Relays a session's request to `node`, which has the session; its answer is this request's.
+async fn relay(app: &Shared, node: &str, endpoint: &str, form: Form) -> Response {
+    let req = RelayRequest {
+        endpoint: endpoint.to_owned(),
+        form: form.0.into_iter().collect(),
+    };
+    let wait = app.limits.csp_poll_timeout + RELAY_MARGIN;
+    match app.hub.engine().relay(node, req, wait).await {
+        Ok(Some(reply)) => from_reply(reply),
+        // The node is gone (and its sessions with it), or did not answer.
+        Ok(None) => session_not_found(),
+        Err(e) => fail(StatusCode::SERVICE_UNAVAILABLE, None, &e.to_string()),
+    }
+}
+
+/// Runs a request another node relayed to this one (the app registers this with the engine).
+pub async fn answer_relayed(app: Arc<Shared>, req: RelayRequest) -> RelayReply {
+    let resp = if matches!(req.endpoint.as_str(), "comet" | "send" | "close") {
+        let form = Form(req.form.into_iter().collect());
+        on_session(&app, &req.endpoint, form, false).await
+    } else {
+        session_not_found()
+    };
+    to_reply(resp).await
+}
+
+/// A response as a relayed reply.
+async fn to_reply(resp: Response) -> RelayReply {
+    let (parts, body) = resp.into_parts();
+    let reason = parts
+        .extensions
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/html")
+        .to_owned();
+    // Bodies are what this node would have sent itself: bounded by the session's limits.
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    RelayReply {
+        status: parts.status.as_u16(),
+        reason,
+        content_type,
+        body,
+    }
+}
+
+/// A relayed reply as this node's response.
+fn from_reply(reply: RelayReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = respond(status, None, &reply.content_type, reply.body);
+    if let Some(reason) = reply
+        .reason
+        .and_then(|r| hyper::ext::ReasonPhrase::try_from(r.into_bytes()).ok())
+    {
+        resp.extensions_mut().insert(reason);
+    }
+    resp
 }

@@ -543,6 +543,13 @@ impl Registry {
             let key = sessions.oldest_unused(|_| true).ok_or(Refused::Full)?;
             evicted.extend(sessions.remove(&key));
         }
+        // With several nodes the key names this node, so that a request for the session that
+        // lands on another node is relayed here (`csp::relay`).
+        let key: Arc<str> = match hub.engine().node_id() {
+            Some(node) => format!("{node}-{}", crate::session::new_connection_id()),
+            None => crate::session::new_connection_id().to_string(),
+        }
+        .into();
         let outbox = Arc::new(Outbox::new(self.limits.outbox_bytes));
         let session = Session::new(
             hub,
@@ -555,7 +562,6 @@ impl Registry {
             self.limits.session,
         );
         let progress = session.progress();
-        let key = crate::session::new_connection_id();
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let now = Instant::now();
         let csp = Arc::new(CspSession {

@@ -5,6 +5,7 @@
 use crate::common;
 use common::cluster::Cluster;
 use common::csp::Csp;
+use common::sse::Sse;
 use common::{free_port, http_client, Client, GUARD};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -189,4 +190,44 @@ async fn three_nodes_behind_the_documented_nginx_act_as_one_server() {
         serde_json::from_value(info[1]["subscribers"].clone()).unwrap();
     subscribers.sort();
     assert_eq!(subscribers, ["alice", "bob", "carol", "dave", "erin"]);
+}
+
+/// An SSE stream through the documented nginx (round robin: no stickiness): the browser's
+/// reconnect with `Last-Event-ID` may reach another node, which recovers exactly what the
+/// stream missed from the shared history.
+#[tokio::test]
+async fn an_sse_reconnect_through_nginx_recovers_on_whichever_node_it_reaches() {
+    let c = Cluster::start(3).await;
+    c.web
+        .channel_options(json!({"moderated": false, "history_size": 10}));
+    // The channel outlives its last subscriber, so that there is something to recover.
+    c.web.set("destroy_channel", common::Reply::deny(json!({})));
+    let nginx = Nginx::start(&c);
+    let front = format!("http://127.0.0.1:{}", nginx.port);
+    let mut sse = Sse::open_proxied(&front, "channel=feed", &[("cookie", "user=ann")]).await;
+    sse.expect("CONNECTED").await;
+    sse.expect("SUBSCRIBE").await;
+    c.api_ok(0, "publish", &[("channel_name", "feed"), ("payload", "1")])
+        .await;
+    assert_eq!(sse.expect("PUBLISH").await["payload"], 1);
+    let last = sse.last_id.clone().expect("an id");
+    drop(sse);
+    for (node, n) in [(1, "2"), (2, "3")] {
+        c.api_ok(node, "publish", &[("channel_name", "feed"), ("payload", n)])
+            .await;
+    }
+    // Three reconnects, one per node under round robin: each recovers 2 and 3, once.
+    for _ in 0..3 {
+        let mut sse = Sse::open_proxied(
+            &front,
+            "channel=feed",
+            &[("cookie", "user=ann"), ("last-event-id", &last)],
+        )
+        .await;
+        sse.expect("CONNECTED").await;
+        let answer = sse.expect("SUBSCRIBE").await;
+        assert_eq!(answer["recovered"], true, "{answer:?}");
+        assert_eq!(sse.expect("PUBLISH").await["payload"], 2);
+        assert_eq!(sse.expect("PUBLISH").await["payload"], 3);
+    }
 }

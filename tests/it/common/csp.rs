@@ -333,7 +333,8 @@ impl Csp {
     }
 }
 
-/// Checks `prefix{"session": "<32 lowercase hex>"}suffix` and returns the key.
+/// Checks `prefix{"session": "<32 lowercase hex>"}suffix` (with several nodes, the node's id and a
+/// `-` in front) and returns the key.
 pub fn session_key(body: &str, prefix: &str, suffix: &str) -> String {
     let json = body
         .strip_prefix(prefix)
@@ -343,9 +344,18 @@ pub fn session_key(body: &str, prefix: &str, suffix: &str) -> String {
         .strip_prefix("{\"session\": \"")
         .and_then(|b| b.strip_suffix("\"}"))
         .unwrap_or_else(|| panic!("handshake body {body:?}"));
-    assert_eq!(key.len(), 32, "{body}");
+    // With several nodes the key starts with the node's id: `<16 hex>-<32 hex>`.
+    let id = match key.split_once('-') {
+        Some((node, id)) => {
+            assert_eq!(node.len(), 16, "{body}");
+            assert!(node.bytes().all(|b| b.is_ascii_hexdigit()), "{body}");
+            id
+        }
+        None => key,
+    };
+    assert_eq!(id.len(), 32, "{body}");
     assert!(
-        key.bytes()
+        id.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
         "{body}"
     );

@@ -74,6 +74,19 @@ impl Sse {
         }
     }
 
+    /// Opens a stream through a proxy (which consumes `X-Accel-Buffering` and sets its own
+    /// `Connection`): asserts only that it started.
+    pub async fn open_proxied(base: &str, query: &str, headers: &[(&str, &str)]) -> Sse {
+        let resp = request(base, query, headers).await;
+        assert_eq!(resp.status().as_u16(), 200, "stream refused");
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Sse {
+            resp,
+            buf: String::new(),
+            last_id: None,
+        }
+    }
+
     /// The next event or comment (or the end), within the hang guard.
     pub async fn next_item(&mut self) -> Item {
         loop {
