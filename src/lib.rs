@@ -3,11 +3,14 @@
 //! The data path, top to bottom:
 //!
 //! ```text
-//! browser frame ─► transport/ (WebSocket /ws) ─► protocol/ (RTJP decode) ─► session/ (per connection)
-//!     ─► webhook/ (ask the web app, cookies forwarded) ─► hub/ (channels, users, history, presence)
-//!     ─► fan-out: one encoded frame shared by every recipient ─► session outbox (byte-bounded)
-//!     ─► transport writer (drain everything queued, one message, one flush)
+//! browser frame ─► transport/ (driver.rs: WebSocket /ws, hixie-75; csp/; sse/)
+//!     ─► session/ (per connection: protocol/ decodes RTJP, typed frames)
+//!     ─► hub/ (HookBox's rules) ─► webhook/ (ask the web app, cookies forwarded)
+//!     ─► engine/ (channels, users, history, presence: memory/ or redis/)
+//!     ─► fan-out: one encoded frame shared by every recipient ─► outbox.rs (byte-bounded)
+//!     ─► the connection's task (drain everything queued, one message, one flush)
 //! web app ─► api/ (/web/<method>, security_token) ─► hub ─► same path
+//! net/ (Transport, address ranges) is the ground floor every layer may name.
 //! ```
 #![forbid(unsafe_code)]
 

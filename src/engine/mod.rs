@@ -12,6 +12,9 @@
 //! - [`memory::MemoryEngine`] (the default) keeps it all in this process, in sharded maps; a
 //!   publication is encoded once and pushed into the subscribers' outboxes under its channel's
 //!   lock.
+//! - [`redis::RedisEngine`] keeps it in Redis (a single server, a Redis Cluster, or the master
+//!   Redis Sentinel names): one Lua script per decision, the channel's events through pub/sub to
+//!   every node, and each node's local index delivering them to its connections.
 //!
 //! Frames are built once per event ([`frames`]) and shared by every recipient; the hub builds
 //! PUBLISH frames before calling, the engine the frames that depend on its data (own SUBSCRIBE,
