@@ -87,23 +87,38 @@ for _ in range(1000):
     break
 PY
 }
-start_redis() { # extra args...; prints the port it bound
+start_redis() { # [--sentinel-of MASTER_PORT] | extra args...; prints the port it bound
+  # With --sentinel-of, a Sentinel (redis-server --sentinel) that knows the master on that port
+  # as hookbox-test (tests/it/common/server.rs TEST_SENTINEL_MASTER).
+  local port pid dir ready sentinel_of=""
+  if [ "${1:-}" = --sentinel-of ]; then sentinel_of=$2; shift 2; fi
   # A free port can be taken between the probe and redis-server's bind, so try a few.
-  local port pid
   for _ in 1 2 3 4 5; do
     port=$(free_port)
-    mkdir -p "$redis_dir/$port"
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$redis_dir/$port" \
-      --logfile "$redis_dir/$port/redis.log" "$@" >&2 &
+    dir="$redis_dir/$port"
+    mkdir -p "$dir"
+    if [ -n "$sentinel_of" ]; then
+      printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor hookbox-test 127.0.0.1 %s 1\n' \
+        "$port" "$dir" "$sentinel_of" >"$dir/sentinel.conf"
+      redis-server "$dir/sentinel.conf" --sentinel --logfile "$dir/redis.log" >&2 &
+    else
+      redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+        --logfile "$dir/redis.log" "$@" >&2 &
+    fi
     pid=$!
-    echo "$pid" >"$redis_dir/$port/redis.pid"
+    echo "$pid" >"$dir/redis.pid"
     for _ in $(seq 300); do
-      if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then echo "$port"; return; fi
+      if [ -n "$sentinel_of" ]; then
+        ready=$(redis-cli -p "$port" sentinel get-master-addr-by-name hookbox-test 2>/dev/null | grep -c "^$sentinel_of\$" || true)
+      else
+        ready=$(redis-cli -p "$port" ping 2>/dev/null | grep -c PONG || true)
+      fi
+      if [ "$ready" = 1 ]; then echo "$port"; return; fi
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
     echo "redis-server on port $port did not start:" >&2
-    cat "$redis_dir/$port/redis.log" >&2 || true
+    cat "$dir/redis.log" >&2 || true
     kill "$pid" 2>/dev/null || true
   done
   exit 1
@@ -135,35 +150,11 @@ for _ in $(seq 100); do
 done
 export HOOKBOX_TEST_REDIS_CLUSTER
 HOOKBOX_TEST_REDIS_CLUSTER=$(IFS=,; echo "${cluster_urls[*]}")
-# A master with a replica, and a Sentinel (redis-server --sentinel) that knows the master as
-# hookbox-test (tests/it/common/server.rs TEST_SENTINEL_MASTER).
+# A master with a replica, and a Sentinel that knows the master.
 sentinel_master=$(start_redis)
 start_redis --replicaof 127.0.0.1 "$sentinel_master" >/dev/null
-start_sentinel() { # master port; prints the Sentinel's port
-  local port pid
-  for _ in 1 2 3 4 5; do
-    port=$(free_port)
-    mkdir -p "$redis_dir/$port"
-    printf 'port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor hookbox-test 127.0.0.1 %s 1\n' \
-      "$port" "$redis_dir/$port" "$1" >"$redis_dir/$port/sentinel.conf"
-    redis-server "$redis_dir/$port/sentinel.conf" --sentinel --logfile "$redis_dir/$port/redis.log" >&2 &
-    pid=$!
-    echo "$pid" >"$redis_dir/$port/redis.pid"
-    for _ in $(seq 300); do
-      if redis-cli -p "$port" sentinel get-master-addr-by-name hookbox-test 2>/dev/null | grep -q "$1"; then
-        echo "$port"; return
-      fi
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    echo "the Sentinel on port $port did not start:" >&2
-    cat "$redis_dir/$port/redis.log" >&2 || true
-    kill "$pid" 2>/dev/null || true
-  done
-  exit 1
-}
 export HOOKBOX_TEST_REDIS_SENTINEL
-HOOKBOX_TEST_REDIS_SENTINEL="redis://127.0.0.1:$(start_sentinel "$sentinel_master")"
+HOOKBOX_TEST_REDIS_SENTINEL="redis://127.0.0.1:$(start_redis --sentinel-of "$sentinel_master")"
 
 echo "==> cargo test (memory engine)"
 cargo test --all-targets --locked --no-fail-fast

@@ -5,9 +5,10 @@
 use crate::common;
 use common::binary::Running;
 use common::cluster::{redis_url, Cluster};
+use common::redis_proc::RedisProc;
 use common::{free_port, Client, WebApp, GUARD};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// The run's Redis Cluster, if it tests one, else the test Redis: (URLs, `--redis-cluster=…`).
 fn test_redis() -> (String, &'static str) {
@@ -215,47 +216,27 @@ async fn a_lost_leave_is_made_good_once_the_gap_shows() {
     bob.assert_quiet().await;
 }
 
-/// A private redis-server (this test stops and restarts it), persisting every write so that a
-/// restart keeps the data.
-struct OwnRedis {
-    dir: std::path::PathBuf,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16, dir: &std::path::Path) -> OwnRedis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (the test command installs it)");
-        OwnRedis {
-            dir: dir.to_owned(),
-            child,
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A private redis-server on `port` (this test stops and restarts it), persisting every write
+/// so that a restart keeps the data.
+fn own_redis(port: u16, dir: &std::path::Path) -> RedisProc {
+    let port = port.to_string();
+    let args = [
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+    ];
+    let more = ["--appendfsync", "always", "--save", "", "--dir"];
+    let dir_arg = dir.as_os_str();
+    RedisProc::spawn(
+        args.iter()
+            .chain(more.iter())
+            .map(std::ffi::OsStr::new)
+            .chain(std::iter::once(dir_arg)),
+        dir.to_owned(),
+    )
 }
 
 /// Retries `f` until it returns `Some` (each try is a request the server answers): a wait for
@@ -278,7 +259,7 @@ async fn redis_going_away_gives_clear_errors_then_the_cluster_recovers() {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("hookbox-redis-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = OwnRedis::start(port, &dir);
+    let mut redis = own_redis(port, &dir);
     let url = format!("redis://127.0.0.1:{port}");
     let cli = || {
         let mut c = Command::new("redis-cli");
@@ -339,7 +320,7 @@ async fn redis_going_away_gives_clear_errors_then_the_cluster_recovers() {
     );
 
     // Redis comes back (with its data): the nodes reconnect and resubscribe by themselves.
-    let _redis = OwnRedis::start(port, &dir);
+    let _redis = own_redis(port, &dir);
     until(|| async {
         let body = c
             .api(1, "publish", &[("channel_name", "room"), ("payload", "4")])

@@ -4,42 +4,16 @@
 
 use crate::common;
 use common::cluster::Cluster;
+use common::redis_proc::RedisProc;
 use common::{free_port, GUARD};
 use hookbox::config::{EngineConfig, RedisConfig};
 use serde_json::json;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const MASTER_NAME: &str = "hbtest";
-
-/// A redis-server process of this test, killed (and its directory removed) when dropped.
-struct Proc {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, dir: PathBuf) -> Proc {
-        let child = cmd
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (the test command installs it)");
-        Proc { child, dir }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn dir_for(port: u16) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hookbox-sentinel-test-{port}"));
@@ -49,20 +23,31 @@ fn dir_for(port: u16) -> PathBuf {
 }
 
 /// A Redis on `port`; `extra` arguments (e.g. `--replicaof`).
-fn redis(port: u16, extra: &[&str]) -> Proc {
+fn redis(port: u16, extra: &[&str]) -> RedisProc {
     let dir = dir_for(port);
-    let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(&dir)
-        .args(extra);
-    Proc::spawn(&mut cmd, dir)
+    let port = port.to_string();
+    let mut args: Vec<OsString> = [
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    args.push(dir.clone().into_os_string());
+    args.extend(extra.iter().map(OsString::from));
+    RedisProc::spawn(args, dir.clone())
 }
 
 /// A Sentinel on `port` watching the master on `master`; quick to call it down (one Sentinel is
 /// the quorum).
-fn sentinel(port: u16, master: u16) -> Proc {
+fn sentinel(port: u16, master: u16) -> RedisProc {
     let dir = dir_for(port);
     let conf = dir.join("sentinel.conf");
     std::fs::write(
@@ -76,9 +61,7 @@ fn sentinel(port: u16, master: u16) -> Proc {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new("redis-server");
-    cmd.arg(&conf).arg("--sentinel");
-    Proc::spawn(&mut cmd, dir)
+    RedisProc::spawn([conf.as_os_str(), OsStr::new("--sentinel")], dir.clone())
 }
 
 /// `redis-cli -p port args…`'s output ("" if it fails).

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod csp;
 mod flows;
 pub mod proxy;
+pub mod redis_proc;
 mod server;
 pub mod sse;
 mod webapp;
