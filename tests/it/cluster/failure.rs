@@ -287,12 +287,7 @@ async fn redis_going_away_gives_clear_errors_then_the_cluster_recovers() {
     })
     .await;
     c.web.channel_options(json!({"moderated": false}));
-    let mut alice = c.connected(0, "alice").await;
-    let mut bob = c.connected(1, "bob").await;
-    for cl in [&mut alice, &mut bob] {
-        cl.send("SUBSCRIBE", json!({"channel_name": "room"})).await;
-        cl.expect("SUBSCRIBE").await;
-    }
+    let (mut alice, mut bob) = c.alice_and_bob_in("room").await;
     c.api_ok(0, "publish", &[("channel_name", "room"), ("payload", "1")])
         .await;
     for cl in [&mut alice, &mut bob] {

@@ -121,12 +121,7 @@ async fn the_nodes_follow_a_failover_and_deliver_nothing_twice() {
     let prefix = format!("sentinel{:016x}", rand::random::<u64>());
     let c = Cluster::start_with(2, |config| config.engine = on_sentinel(&url, &prefix)).await;
     c.web.channel_options(json!({"moderated": false}));
-    let mut alice = c.connected(0, "alice").await;
-    let mut bob = c.connected(1, "bob").await;
-    for cl in [&mut alice, &mut bob] {
-        cl.send("SUBSCRIBE", json!({"channel_name": "room"})).await;
-        cl.expect("SUBSCRIBE").await;
-    }
+    let (mut alice, mut bob) = c.alice_and_bob_in("room").await;
     for n in ["1", "2"] {
         c.api_ok(0, "publish", &[("channel_name", "room"), ("payload", n)])
             .await;

@@ -108,6 +108,18 @@ impl Cluster {
         c
     }
 
+    /// alice on node 0 and bob on node 1, both subscribed to `channel` (which must need no
+    /// webhook: unmoderated).
+    pub async fn alice_and_bob_in(&self, channel: &str) -> (Client, Client) {
+        let mut alice = self.connected(0, "alice").await;
+        let mut bob = self.connected(1, "bob").await;
+        for cl in [&mut alice, &mut bob] {
+            cl.send("SUBSCRIBE", json!({"channel_name": channel})).await;
+            cl.expect("SUBSCRIBE").await;
+        }
+        (alice, bob)
+    }
+
     /// POSTs `/web/<method>` to node `i`; returns the body.
     pub async fn api(&self, i: usize, method: &str, params: &[(&str, &str)]) -> Value {
         let mut form: Vec<(&str, &str)> = vec![("security_token", "secret")];
