@@ -656,6 +656,31 @@ impl LocalIndex {
         false
     }
 
+    /// After a switch to a new master (Sentinel), `snap` is the channel there. A promoted replica
+    /// that had not received the last events is behind what this node delivered: their offsets
+    /// will be given again, to new events, which must not be taken as delivered. The channel's
+    /// position goes back to the snapshot's; the events rolled back are logged and counted as
+    /// lost (they are gone from Redis). True if it went back.
+    pub fn rewind(&self, channel: &str, snap: &Snapshot) -> bool {
+        let mut shard = self.shard(channel).lock();
+        let Some(lc) = shard.get_mut(channel) else {
+            return false;
+        };
+        if lc.epoch.as_deref() != Some(snap.epoch.as_str()) || snap.offset >= lc.last {
+            return false;
+        }
+        let back = lc.last - snap.offset;
+        crate::metrics::lost_events(back);
+        tracing::warn!(
+            "channel {channel} is {back} events behind on the new Redis master (they had not \
+             been replicated): its offsets {} to {} will be given again",
+            snap.offset + 1,
+            lc.last
+        );
+        lc.last = snap.offset;
+        true
+    }
+
     /// Whether this node delivers `channel` to anyone (so it must stay subscribed).
     pub fn has_channel(&self, channel: &str) -> bool {
         self.shard(channel).lock().contains_key(channel)
@@ -755,6 +780,27 @@ mod tests {
         assert!(matches!(followup, Some(Followup::Unsubscribe(ch)) if ch == "room"));
         assert_eq!(drained(&c)[0].0, "UNSUBSCRIBE");
         assert!(!index.has_channel("room"));
+    }
+
+    #[test]
+    fn a_master_that_is_behind_rewinds_the_channel_so_new_events_are_delivered() {
+        let keys = Keys::new("t");
+        let index = LocalIndex::new(keys.clone(), Arc::from("node"));
+        let events = keys.channel("room").events;
+        let ann = Arc::new(User::new(Arc::from("ann")));
+        let c = conn("c3");
+        let (added, _) = index.begin_catch_up("room", &ann, std::slice::from_ref(&c));
+        index.finish_catch_up("room", &ann, &added, &snapshot("e1", 3), None);
+        index.on_message(&events, &publication("e1", 4, 4));
+        index.on_message(&events, &publication("e1", 5, 5));
+        drained(&c);
+        // The new master has the channel at 4 (5 was not replicated): 5 is given again.
+        assert!(!index.rewind("room", &snapshot("e1", 5)));
+        assert!(index.rewind("room", &snapshot("e1", 4)));
+        index.on_message(&events, &publication("e1", 5, 50));
+        assert_eq!(drained(&c), [("PUBLISH".into(), Value::from(50))]);
+        // Another epoch is a replaced channel, not a rewind.
+        assert!(!index.rewind("room", &snapshot("e2", 1)));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! At startup the first Sentinel that answers names the master. Then every second this node asks
 //! again; when the Sentinels name another master (a failover), the node connects to it,
-//! subscribes the new pub/sub connection to every channel the old one had, and puts both new
-//! connections in place of the old ones. While no master answers, commands fail as when Redis is
+//! sends its commands there, rewinds the channels the new master has behind what this node
+//! delivered (events the old master never replicated), subscribes a new pub/sub connection to
+//! every channel the old one had, and puts it in place of the old one. While no master answers, commands fail as when Redis is
 //! away (the hub's errors and retries); nothing is accepted that is not written. Events published
 //! on the new master before this node subscribed there never reach it: the resynchronisation
 //! that follows (the one after a dropped pub/sub connection) counts them lost
@@ -13,7 +14,7 @@
 //! asked without credentials.
 
 use super::link::{self, Dispatcher, Link};
-use super::{unavailable, Inner};
+use super::{unavailable, Inner, Members};
 use crate::engine::EngineError;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
@@ -164,6 +165,15 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
         return Ok(());
     };
     let new_cmd = link::manager(master, None).await?;
+    cmd.replace(new_cmd);
+    // Before any event of the new master arrives: a channel the promoted replica has behind
+    // what this node delivered goes back (`LocalIndex::rewind`), or its next events would be
+    // taken as delivered.
+    for channel in inner.index.channels() {
+        if let Some(snap) = inner.snapshot(&channel, Members::ForPresence).await? {
+            inner.index.rewind(&channel, &snap);
+        }
+    }
     // The subscription set's lock is held throughout, so that no subscribe or unsubscribe
     // crosses the switch: the new connection gets every channel the old one had.
     let subscribed = inner.subscribed.lock().await;
@@ -172,7 +182,6 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
         new_pubsub.subscribe(chan).await.map_err(unavailable)?;
     }
     pubsub.replace(new_pubsub);
-    cmd.replace(new_cmd);
     drop(subscribed);
     // What was published meanwhile never came: the heartbeat's next beat resynchronises every
     // channel this node delivers, as after a dropped pub/sub connection.
