@@ -1,14 +1,14 @@
 //! Redis Sentinel (`--redis-sentinel NAME`, with `--redis-url` listing the Sentinels).
 //!
 //! At startup the first Sentinel that answers names the master. Then every second this node asks
-//! again; when the Sentinels name another master (a failover), the node connects to it,
-//! sends its commands there, rewinds the channels the new master has behind what this node
-//! delivered (events the old master never replicated), subscribes a new pub/sub connection to
-//! every channel the old one had, and puts it in place of the old one. While no master answers, commands fail as when Redis is
-//! away (the hub's errors and retries); nothing is accepted that is not written. Events published
-//! on the new master before this node subscribed there never reach it: the resynchronisation
-//! that follows (the one after a dropped pub/sub connection) counts them lost
-//! (`hookbox_engine_lost_events_total`), as it does today when Redis goes away.
+//! again; when the Sentinels name another master (a failover), the node connects to it, sends
+//! its commands there, rewinds the channels the new master has behind what this node delivered
+//! (events the old master never replicated), subscribes a new pub/sub connection to every
+//! channel the old one had, and puts it in place of the old one. While no master answers,
+//! commands fail as when Redis is away (the hub's errors and retries); nothing is accepted that
+//! is not written. Events published on the new master before this node subscribed there never
+//! reach it: the resynchronisation that follows (the one after a dropped pub/sub connection)
+//! counts them lost (`hookbox_engine_lost_events_total`), as when Redis goes away.
 //!
 //! The credentials and database of the first `--redis-url` are the master's; the Sentinels are
 //! asked without credentials.
