@@ -220,6 +220,16 @@ pub struct RelayReply {
     pub body: String,
 }
 
+/// How a relayed request ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relayed {
+    Reply(RelayReply),
+    /// No node listens under that id: it is gone (or there is no other node).
+    Gone,
+    /// The node listens but did not answer in time (it may be busy, or Redis slow).
+    NoAnswer,
+}
+
 /// Runs the requests other nodes relay to this one (registered by the app).
 pub type RelayHandler = Arc<
     dyn Fn(RelayRequest) -> std::pin::Pin<Box<dyn std::future::Future<Output = RelayReply> + Send>>
@@ -351,16 +361,16 @@ impl Engine {
         }
     }
 
-    /// Relays `req` to node `node` and waits (at most `wait`) for its reply; `None` if that
-    /// node is gone or did not answer in time. With one node there is no other to ask.
+    /// Relays `req` to node `node` and waits (at most `wait`) for its reply. With one node
+    /// there is no other to ask.
     pub async fn relay(
         &self,
         node: &str,
         req: RelayRequest,
         wait: std::time::Duration,
-    ) -> Result<Option<RelayReply>, EngineError> {
+    ) -> Result<Relayed, EngineError> {
         match self {
-            Engine::Memory(_) => Ok(None),
+            Engine::Memory(_) => Ok(Relayed::Gone),
             Engine::Redis(e) => e.relay(node, req, wait).await,
         }
     }

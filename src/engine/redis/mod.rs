@@ -345,7 +345,7 @@ impl RedisEngine {
         node: &str,
         req: super::RelayRequest,
         wait: Duration,
-    ) -> Result<Option<super::RelayReply>, EngineError> {
+    ) -> Result<super::Relayed, EngineError> {
         self.inner.relay(node, req, wait).await
     }
 

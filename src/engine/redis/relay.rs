@@ -8,7 +8,7 @@
 //! is answered at once with `None`, from the publish's count of receivers.
 
 use super::{unavailable, Inner};
-use crate::engine::{EngineError, RelayHandler, RelayReply, RelayRequest};
+use crate::engine::{EngineError, RelayHandler, RelayReply, RelayRequest, Relayed};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -64,15 +64,27 @@ impl Relays {
     }
 }
 
+/// A request's place among the waiting, given up however the request ends: answered, timed
+/// out, failed, or dropped with its client's HTTP request.
+struct Waiting<'a> {
+    relays: &'a Relays,
+    id: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.relays.waiting.lock().remove(&self.id);
+    }
+}
+
 impl Inner {
-    /// Relays `req` to `node`; its reply, or `None` if `node` does not listen (gone) or did
-    /// not answer within `wait`.
+    /// Relays `req` to `node` and waits (at most `wait`) for its reply.
     pub(super) async fn relay(
         &self,
         node: &str,
         req: RelayRequest,
         wait: Duration,
-    ) -> Result<Option<RelayReply>, EngineError> {
+    ) -> Result<Relayed, EngineError> {
         let id = self.relays.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -82,25 +94,22 @@ impl Inner {
             }
             waiting.insert(id, tx);
         }
+        let _waiting = Waiting {
+            relays: &self.relays,
+            id,
+        };
         let msg = Message::Request {
             q: id,
             from: self.node.to_string(),
             req,
         };
-        let sent = self.publish_to_node(node, &msg).await;
-        let reply = match sent {
-            Ok(0) => None,
-            Ok(_) => tokio::time::timeout(wait, rx)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(e) => {
-                self.relays.waiting.lock().remove(&id);
-                return Err(e);
-            }
-        };
-        self.relays.waiting.lock().remove(&id);
-        Ok(reply)
+        if self.publish_to_node(node, &msg).await? == 0 {
+            return Ok(Relayed::Gone);
+        }
+        Ok(match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(reply)) => Relayed::Reply(reply),
+            _ => Relayed::NoAnswer,
+        })
     }
 
     /// Runs a request relayed to this node and sends the reply back to `from`.

@@ -99,7 +99,13 @@ impl Sentinels {
         let mut url = self.template.clone();
         // The host is an address Sentinel reported; one it cannot set (none) leaves the
         // template's, which then fails to connect and is reported like any unreachable Redis.
-        let _ = url.set_host(Some(host));
+        // An IPv6 address goes in brackets.
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let _ = url.set_host(Some(&host));
         let _ = url.set_port(Some(port));
         url.to_string()
     }
@@ -201,4 +207,29 @@ fn address(url: &str) -> String {
             )
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_gets_the_first_urls_credentials_and_the_sentinels_none() {
+        let s = Sentinels::new(
+            &[
+                "redis://u:secret@127.0.0.1:26379/2".into(),
+                "redis://127.0.0.2:26379".into(),
+            ],
+            "m",
+        )
+        .unwrap();
+        assert_eq!(s.sentinels[0].as_str(), "redis://127.0.0.1:26379");
+        assert_eq!(
+            s.master_url("10.0.0.5", 6380),
+            "redis://u:secret@10.0.0.5:6380/2"
+        );
+        // An IPv6 master, as Sentinel reports it (without brackets).
+        assert_eq!(s.master_url("::1", 6380), "redis://u:secret@[::1]:6380/2");
+        assert!(Sentinels::new(&["not a url".into()], "m").is_err());
+    }
 }

@@ -14,7 +14,7 @@ mod session;
 pub use session::{Limits, Registry};
 
 use super::{client_address, PeerAddr, Shared};
-use crate::engine::{RelayReply, RelayRequest};
+use crate::engine::{RelayReply, RelayRequest, Relayed};
 use crate::outbox::CloseReason;
 use crate::protocol::to_ascii_string;
 use axum::body::Body;
@@ -229,8 +229,9 @@ async fn on_session(app: &Shared, endpoint: &str, form: Form, may_relay: bool) -
 }
 
 /// How much longer than a comet's longest wait a relayed request may take (two hops through
-/// Redis).
-const RELAY_MARGIN: Duration = Duration::from_secs(10);
+/// Redis): short enough that the answer comes before `hookbox.js` gives up on the request (10 s
+/// after the longest comet wait).
+const RELAY_MARGIN: Duration = Duration::from_secs(5);
 
 /// Relays a session's request to `node`, which has the session; its answer is this request's.
 async fn relay(app: &Shared, node: &str, endpoint: &str, form: Form) -> Response {
@@ -240,9 +241,15 @@ async fn relay(app: &Shared, node: &str, endpoint: &str, form: Form) -> Response
     };
     let wait = app.limits.csp_poll_timeout + RELAY_MARGIN;
     match app.hub.engine().relay(node, req, wait).await {
-        Ok(Some(reply)) => from_reply(reply),
-        // The node is gone (and its sessions with it), or did not answer.
-        Ok(None) => session_not_found(),
+        Ok(Relayed::Reply(reply)) => from_reply(reply),
+        // The node is gone, and its sessions with it: the client starts a new one.
+        Ok(Relayed::Gone) => session_not_found(),
+        // Not a 404, which ends the session: the client tries again.
+        Ok(Relayed::NoAnswer) => fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "The session's node did not answer in time",
+        ),
         Err(e) => fail(StatusCode::SERVICE_UNAVAILABLE, None, &e.to_string()),
     }
 }
