@@ -120,11 +120,9 @@ impl App {
             |_| config.interface.clone(),
             |a| format!("{}:{}", config.interface, a.port()),
         );
-        let engine = match &config.engine {
-            EngineConfig::Memory => {
-                Engine::Memory(Box::new(MemoryEngine::new(config.history_max_bytes)))
-            }
-            EngineConfig::Redis(redis) => Engine::Redis(
+        let engine: Engine = match &config.engine {
+            EngineConfig::Memory => Box::new(MemoryEngine::new(config.history_max_bytes)),
+            EngineConfig::Redis(redis) => Box::new(
                 RedisEngine::connect(redis, &address, config.history_max_bytes, shutdown.clone())
                     .await
                     .map_err(AppError::Engine)?,

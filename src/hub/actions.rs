@@ -7,7 +7,8 @@ use super::{Conn, Hooks, Hub, HubError, Leave, Origin};
 use crate::engine::frames::{self, PublishBody};
 use crate::engine::options::{want_names, UserOptions};
 use crate::engine::{
-    now_stamp, raw, EngineError, Entry, Joined, LeaseKind, Membership, Publication, Recipients,
+    now_stamp, raw, Attach, EngineError, Entry, Join, Joined, LeaseKind, Membership, Publication,
+    Recipients,
 };
 use crate::protocol::{args, to_ascii_string, OutFrame, Position, ResumeArg};
 use crate::webhook::{json_truthy, Decision, Hook};
@@ -137,7 +138,13 @@ impl Hub {
         connected: &Map<String, Value>,
     ) -> Result<(), HubError> {
         let connected = OutFrame::new("CONNECTED", connected);
-        if let Err(e) = self.engine.attach(conn, name, options, &connected).await {
+        let attach = Attach {
+            conn,
+            user: name,
+            options,
+            connected: &connected,
+        };
+        if let Err(e) = self.engine.attach(attach).await {
             if matches!(e, EngineError::Interrupted(_)) {
                 // Attached in part (CONNECTED may even be out): undo it like any close, in the
                 // background, since it waits for the engine.
@@ -333,9 +340,11 @@ impl Hub {
             .join(
                 channel,
                 user,
-                origin.conn_id(),
-                initial_data.as_ref(),
-                recover,
+                Join {
+                    conn: origin.conn_id(),
+                    initial_data: initial_data.as_ref(),
+                    recover,
+                },
             )
             .await?;
         match joined {

@@ -17,15 +17,23 @@ mod users;
 use super::frames::{self, history_room, Shown, SubscribeView};
 use super::history::{self, now_stamp, Entry, History};
 use super::options::{state_diff, ChannelSettings, ChannelUpdate, OptionError, Polling};
-use super::{Emptied, Flags, Joined, Left, Membership, Publication, Recipients, User};
+use super::{
+    Channels, Claim, Emptied, EngineError, Expiring, Flags, Join, Joined, LeaseKind, Left,
+    Membership, NodeInfo, Nodes, Publication, Reaped, Recipients, RelayHandler, RelayRequest,
+    Relayed, Subscribers, User,
+};
 use crate::engine::Conn;
 use crate::protocol::Position;
+use async_trait::async_trait;
 use indexmap::{IndexMap, IndexSet};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::time::Duration;
+
+type R<T> = Result<T, EngineError>;
 
 /// Number of channel shards. A power of two well above the core count keeps two publications on
 /// different channels from contending.
@@ -228,22 +236,6 @@ impl MemoryEngine {
         }
     }
 
-    pub fn claim_key(&self, key: &str, ttl: std::time::Duration) -> super::Claim {
-        self.idempotency.claim(key, ttl)
-    }
-
-    pub fn settle_key(&self, key: &str, answer: Option<&str>, ttl: std::time::Duration) {
-        self.idempotency.settle(key, answer, ttl)
-    }
-
-    pub fn revoke_tickets(&self, user: &str, at_ms: i64, keep: std::time::Duration) {
-        self.revoked.revoke(user, at_ms, keep)
-    }
-
-    pub fn tickets_revoked(&self, user: &str) -> Option<i64> {
-        self.revoked.revoked_at(user)
-    }
-
     fn shard(&self, channel: &str) -> &Shard {
         let i = self.hasher.hash_one(channel) as usize % SHARDS;
         &self.shards[i]
@@ -254,19 +246,126 @@ impl MemoryEngine {
         self.shard(name).lock().get_mut(name).map(f)
     }
 
-    pub fn channel_exists(&self, ch: &str) -> bool {
-        self.shard(ch).lock().contains_key(ch)
+    /// Drops what a removed channel registered: its server-presence watches.
+    fn forget(&self, c: Channel) {
+        if !c.watched.is_empty() {
+            let mut pw = self.presence_watch.lock();
+            for u in &c.watched {
+                if let Some(list) = pw.get_mut(u.as_str()) {
+                    list.retain(|n| **n != *c.name);
+                    if list.is_empty() {
+                        pw.remove(u.as_str());
+                    }
+                }
+            }
+        }
+        tracing::debug!("destroyed channel {}", c.name);
     }
 
-    pub fn flags(&self, ch: &str) -> Option<Flags> {
-        self.with_channel(ch, |c| Flags::of(&c.settings))
+    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
+    fn server_presence(&self, user: &str, online: bool) {
+        let channels = match self.presence_watch.lock().get(user) {
+            Some(chs) => chs.clone(),
+            None => return,
+        };
+        for channel in channels {
+            self.with_channel(&channel, |c| {
+                if c.state.get(user) != Some(&Value::Bool(online)) {
+                    c.state.insert(user.to_owned(), Value::Bool(online));
+                    let mut updates = Map::new();
+                    updates.insert(user.to_owned(), Value::Bool(online));
+                    c.broadcast_state(updates, Vec::new());
+                }
+            });
+        }
+    }
+}
+
+// The engine's calls never wait: each future is ready at once.
+
+#[async_trait]
+impl Nodes for MemoryEngine {
+    async fn lease(&self, _: LeaseKind, _: &str, _: Duration) -> R<bool> {
+        Ok(true)
     }
 
-    pub fn polling(&self, ch: &str) -> Option<Polling> {
-        self.with_channel(ch, |c| c.settings.polling.clone())
+    async fn release(&self, _: LeaseKind, _: &str) -> R<()> {
+        Ok(())
     }
 
-    pub fn create_channel(&self, name: &str, update: ChannelUpdate) -> bool {
+    /// Users with a connection, and channels (what `/metrics` reports).
+    fn counts(&self) -> (usize, usize) {
+        let channels = self.shards.iter().map(|s| s.lock().len()).sum();
+        (self.users.lock().len(), channels)
+    }
+
+    async fn nodes(&self, local: NodeInfo) -> R<Vec<NodeInfo>> {
+        let connections = self.conns.lock().len();
+        Ok(vec![NodeInfo {
+            connections,
+            ..local
+        }])
+    }
+
+    async fn ping(&self) -> R<()> {
+        Ok(())
+    }
+
+    fn node_id(&self) -> Option<&str> {
+        None
+    }
+
+    async fn relay(&self, _: &str, _: RelayRequest, _: Duration) -> R<Relayed> {
+        Ok(Relayed::Gone)
+    }
+
+    fn serve_relays(&self, _: RelayHandler) {}
+
+    fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Reaped>> {
+        None
+    }
+}
+
+#[async_trait]
+impl Expiring for MemoryEngine {
+    async fn claim_key(&self, key: &str, ttl: Duration) -> R<Claim> {
+        Ok(self.idempotency.claim(key, ttl))
+    }
+
+    async fn settle_key(&self, key: &str, answer: Option<&str>, ttl: Duration) -> R<()> {
+        self.idempotency.settle(key, answer, ttl);
+        Ok(())
+    }
+
+    async fn revoke_tickets(&self, user: &str, at_ms: i64, keep: Duration) -> R<()> {
+        self.revoked.revoke(user, at_ms, keep);
+        Ok(())
+    }
+
+    async fn tickets_revoked(&self, user: &str) -> R<Option<i64>> {
+        Ok(self.revoked.revoked_at(user))
+    }
+}
+
+#[async_trait]
+impl Channels for MemoryEngine {
+    async fn channel_exists(&self, ch: &str) -> R<bool> {
+        Ok(self.shard(ch).lock().contains_key(ch))
+    }
+
+    async fn flags(&self, ch: &str) -> R<Option<Flags>> {
+        Ok(self.with_channel(ch, |c| Flags::of(&c.settings)))
+    }
+
+    async fn polling(&self, ch: &str) -> R<Option<Polling>> {
+        Ok(self.with_channel(ch, |c| c.settings.polling.clone()))
+    }
+
+    async fn polling_channels(&self) -> R<Vec<String>> {
+        Ok(Vec::new()) // one node: no dead node's pollers to adopt
+    }
+
+    async fn create_channel(&self, name: &str, update: ChannelUpdate) -> R<bool> {
         let name: Arc<str> = Arc::from(name);
         let mut history = History::default();
         history.set_max_bytes(self.history_max_bytes);
@@ -286,7 +385,7 @@ impl MemoryEngine {
         }
         let mut shard = self.shard(&name).lock();
         if shard.contains_key(&name) {
-            return false;
+            return Ok(false);
         }
         // Server presence: register the watch before reading who is online, both under the shard
         // lock, so a user arriving or leaving meanwhile is applied after the insert.
@@ -306,76 +405,70 @@ impl MemoryEngine {
         }
         shard.insert(name.clone(), ch);
         tracing::debug!("created channel {name}");
-        true
+        Ok(true)
     }
 
-    pub fn update_channel(
+    async fn update_channel(
         &self,
         ch: &str,
         opts: &Map<String, Value>,
-    ) -> Option<Result<bool, OptionError>> {
-        self.with_channel(ch, |c| {
+    ) -> R<Option<Result<bool, OptionError>>> {
+        Ok(self.with_channel(ch, |c| {
             let update = c.settings.update(opts)?;
             let polling_changed = update.polling_changed;
             if let Some((updates, deletes)) = c.apply(update) {
                 c.broadcast_state(updates, deletes);
             }
             Ok(polling_changed)
-        })
+        }))
     }
 
-    pub fn channel_info(&self, ch: &str) -> Option<Value> {
-        self.with_channel(ch, |c| {
+    async fn channel_info(&self, ch: &str) -> R<Option<Value>> {
+        Ok(self.with_channel(ch, |c| {
             json!({
                 "name": &*c.name,
                 "options": c.settings.to_json(c.history.to_json(), &c.state),
                 "subscribers": c.members.iter().map(|Member(u)| &*u.name).collect::<Vec<_>>(),
             })
-        })
+        }))
     }
 
-    /// Users with a connection, and channels (what `/metrics` reports).
-    pub fn counts(&self) -> (usize, usize) {
-        let channels = self.shards.iter().map(|s| s.lock().len()).sum();
-        (self.users.lock().len(), channels)
-    }
-
-    pub fn channel_names(&self) -> Vec<Value> {
+    async fn channel_names(&self) -> R<Vec<Value>> {
         let mut names = Vec::new();
         for shard in self.shards.iter() {
             names.extend(shard.lock().keys().map(|k| Value::from(&**k)));
         }
-        names
+        Ok(names)
     }
 
-    pub fn members(&self, ch: &str) -> Option<Vec<Arc<str>>> {
-        self.with_channel(ch, |c| {
+    async fn members(&self, ch: &str) -> R<Option<Vec<Arc<str>>>> {
+        Ok(self.with_channel(ch, |c| {
             c.members.iter().map(|Member(u)| u.name.clone()).collect()
-        })
+        }))
     }
 
-    pub fn set_state(&self, ch: &str, key: &str, val: Value) -> bool {
-        self.with_channel(ch, |c| {
+    async fn set_state(&self, ch: &str, key: &str, val: Value) -> R<bool> {
+        let found = self.with_channel(ch, |c| {
             if c.state.get(key) != Some(&val) {
                 c.state.insert(key.to_owned(), val.clone());
                 let mut updates = Map::new();
                 updates.insert(key.to_owned(), val);
                 c.broadcast_state(updates, Vec::new());
             }
-        })
-        .is_some()
+        });
+        Ok(found.is_some())
     }
 
-    pub fn delete_state(&self, ch: &str, key: &str) -> bool {
-        self.with_channel(ch, |c| {
+    async fn delete_state(&self, ch: &str, key: &str) -> R<bool> {
+        let found = self.with_channel(ch, |c| {
             if c.state.shift_remove(key).is_some() {
                 c.broadcast_state(Map::new(), vec![key.to_owned()]);
             }
-        })
-        .is_some()
+        });
+        Ok(found.is_some())
     }
 
-    pub fn destroy_if_empty(&self, ch: &str) -> bool {
+    async fn destroy_if_empty(&self, ch: &str) -> R<bool> {
         // Checked and removed under one lock, so nobody can join in between.
         let taken = {
             let mut shard = self.shard(ch).lock();
@@ -384,13 +477,13 @@ impl MemoryEngine {
                 _ => None,
             }
         };
-        taken.map(|c| self.forget(c)).is_some()
+        Ok(taken.map(|c| self.forget(c)).is_some())
     }
 
-    pub fn destroy_channel(&self, ch: &str) -> bool {
+    async fn destroy_channel(&self, ch: &str) -> R<bool> {
         // Taken out under its lock: whoever subscribed until now is unsubscribed, nobody after.
         let Some(c) = self.shard(ch).lock().remove(ch) else {
-            return false;
+            return Ok(false);
         };
         let stamp = now_stamp();
         for Member(user) in &c.members {
@@ -400,26 +493,13 @@ impl MemoryEngine {
             st.channels.shift_remove(&*c.name);
         }
         self.forget(c);
-        true
+        Ok(true)
     }
+}
 
-    /// Drops what a removed channel registered: its server-presence watches.
-    fn forget(&self, c: Channel) {
-        if !c.watched.is_empty() {
-            let mut pw = self.presence_watch.lock();
-            for u in &c.watched {
-                if let Some(list) = pw.get_mut(u.as_str()) {
-                    list.retain(|n| **n != *c.name);
-                    if list.is_empty() {
-                        pw.remove(u.as_str());
-                    }
-                }
-            }
-        }
-        tracing::debug!("destroyed channel {}", c.name);
-    }
-
-    pub fn membership(&self, ch: &str, user: &str, conn: Option<&Arc<str>>) -> Membership {
+#[async_trait]
+impl Subscribers for MemoryEngine {
+    async fn membership(&self, ch: &str, user: &str, conn: Option<&Arc<str>>) -> R<Membership> {
         let found = self.with_channel(ch, |c| match c.members.get(user) {
             Some(Member(u)) => {
                 u.state.lock().record(&c.name, conn);
@@ -427,13 +507,51 @@ impl MemoryEngine {
             }
             None => Membership::NotMember(Flags::of(&c.settings)),
         });
-        found.unwrap_or(Membership::NoChannel)
+        Ok(found.unwrap_or(Membership::NoChannel))
     }
 
-    /// A member's connection gave a position: it gets its own SUBSCRIBE with `recovered` and
-    /// what it missed. False without such a channel, member or connection.
-    pub fn recover(&self, ch: &str, user: &str, conn_id: &str, pos: &Position) -> bool {
-        self.with_channel(ch, |c| {
+    async fn member_flags(&self, ch: &str, user: &str) -> R<Option<Flags>> {
+        let flags = self.with_channel(ch, |c| c.is_member(user).then(|| Flags::of(&c.settings)));
+        Ok(flags.flatten())
+    }
+
+    async fn join(&self, ch: &str, name: &str, join: Join<'_>) -> R<Joined> {
+        let mut shard = self.shard(ch).lock();
+        let Some(c) = shard.get_mut(ch) else {
+            return Ok(Joined::NoChannel);
+        };
+        let Some(user) = self.users.lock().get(name).cloned() else {
+            return Ok(Joined::UserGone);
+        };
+        {
+            let mut st = user.state.lock();
+            if st.gone || st.conns.is_empty() {
+                // The user's last connection closed meanwhile: its cascade owns the user.
+                return Ok(Joined::UserGone);
+            }
+            st.record(&c.name, join.conn);
+        }
+        if c.is_member(name) {
+            return Ok(Joined::AlreadyMember);
+        }
+        c.members.insert(Member(user.clone()));
+        let offset = c.next_offset();
+        let stamp = now_stamp();
+        if c.settings.presenceful {
+            let presence = frames::membership("SUBSCRIBE", &c.name, name, &stamp);
+            c.broadcast(&presence, Some(name), None);
+        }
+        let asking = join.conn.map(|id| &**id).zip(join.recover);
+        c.send_own_subscribe(&user, join.initial_data, asking);
+        if !c.settings.history_publish_only {
+            let body = json!({"user": name, "datetime": stamp});
+            c.record(Entry::new("SUBSCRIBE", &body, &stamp), offset);
+        }
+        Ok(Joined::Joined)
+    }
+
+    async fn recover(&self, ch: &str, user: &str, conn_id: &Arc<str>, pos: &Position) -> R<bool> {
+        let recovered = self.with_channel(ch, |c| {
             let Some(Member(u)) = c.members.get(user) else {
                 return false;
             };
@@ -445,59 +563,12 @@ impl MemoryEngine {
                 }
                 None => false,
             }
-        })
-        .unwrap_or(false)
+        });
+        Ok(recovered.unwrap_or(false))
     }
 
-    pub fn member_flags(&self, ch: &str, user: &str) -> Option<Flags> {
-        self.with_channel(ch, |c| c.is_member(user).then(|| Flags::of(&c.settings)))
-            .flatten()
-    }
-
-    pub fn join(
-        &self,
-        ch: &str,
-        name: &str,
-        conn: Option<&Arc<str>>,
-        initial_data: Option<&Value>,
-        recover: Option<&Position>,
-    ) -> Joined {
-        let mut shard = self.shard(ch).lock();
-        let Some(c) = shard.get_mut(ch) else {
-            return Joined::NoChannel;
-        };
-        let Some(user) = self.users.lock().get(name).cloned() else {
-            return Joined::UserGone;
-        };
-        {
-            let mut st = user.state.lock();
-            if st.gone || st.conns.is_empty() {
-                // The user's last connection closed meanwhile: its cascade owns the user.
-                return Joined::UserGone;
-            }
-            st.record(&c.name, conn);
-        }
-        if c.is_member(name) {
-            return Joined::AlreadyMember;
-        }
-        c.members.insert(Member(user.clone()));
-        let offset = c.next_offset();
-        let stamp = now_stamp();
-        if c.settings.presenceful {
-            let presence = frames::membership("SUBSCRIBE", &c.name, name, &stamp);
-            c.broadcast(&presence, Some(name), None);
-        }
-        let asking = conn.map(|id| &**id).zip(recover);
-        c.send_own_subscribe(&user, initial_data, asking);
-        if !c.settings.history_publish_only {
-            let body = json!({"user": name, "datetime": stamp});
-            c.record(Entry::new("SUBSCRIBE", &body, &stamp), offset);
-        }
-        Joined::Joined
-    }
-
-    pub fn leave(&self, ch: &str, name: &str) -> Left {
-        self.with_channel(ch, |c| {
+    async fn leave(&self, ch: &str, name: &str) -> R<Left> {
+        let left = self.with_channel(ch, |c| {
             let Member(user) = c.members.shift_take(name)?;
             let offset = c.next_offset();
             let stamp = now_stamp();
@@ -515,18 +586,18 @@ impl MemoryEngine {
                 c.record(Entry::new("UNSUBSCRIBE", &body, &stamp), offset);
             }
             Some(Emptied(c.members.is_empty()))
-        })
-        .flatten()
+        });
+        Ok(left.flatten())
     }
 
-    pub fn publish(&self, ch: &str, p: Publication<'_>) -> bool {
+    async fn publish(&self, ch: &str, p: Publication<'_>) -> R<bool> {
         // The publisher's user, for only_to_sender, looked up before the channel lock (the lock
         // order puts `users` after a shard, and this needs no shard).
         let sender = match p.to {
             Recipients::User(n) => self.users.lock().get(n).cloned(),
             _ => None,
         };
-        self.with_channel(ch, |c| {
+        let found = self.with_channel(ch, |c| {
             let offset = c.next_offset();
             let frame = p.frame.at_offset(offset);
             let skip = if c.settings.reflective {
@@ -545,25 +616,7 @@ impl MemoryEngine {
                 Some(entry) => c.record(entry, offset),
                 None => c.history.skip(offset),
             }
-        })
-        .is_some()
-    }
-
-    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
-    fn server_presence(&self, user: &str, online: bool) {
-        let channels = match self.presence_watch.lock().get(user) {
-            Some(chs) => chs.clone(),
-            None => return,
-        };
-        for channel in channels {
-            self.with_channel(&channel, |c| {
-                if c.state.get(user) != Some(&Value::Bool(online)) {
-                    c.state.insert(user.to_owned(), Value::Bool(online));
-                    let mut updates = Map::new();
-                    updates.insert(user.to_owned(), Value::Bool(online));
-                    c.broadcast_state(updates, Vec::new());
-                }
-            });
-        }
+        });
+        Ok(found.is_some())
     }
 }

@@ -4,27 +4,49 @@
 use super::MemoryEngine;
 use crate::engine::frames::{self, history_room};
 use crate::engine::options::{OptionError, UserOptions};
-use crate::engine::{Conn, ConnInfo, Detached, User};
+use crate::engine::{Attach, Conn, ConnInfo, Detached, EngineError, User, Users};
 use crate::outbox::CloseReason;
 use crate::protocol::OutFrame;
+use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+
+type R<T> = Result<T, EngineError>;
 
 impl MemoryEngine {
     fn user(&self, name: &str) -> Option<Arc<User>> {
         self.users.lock().get(name).cloned()
     }
 
-    pub fn attach(
-        &self,
-        conn: &Arc<Conn>,
-        name: &str,
-        options: UserOptions,
-        connected: &OutFrame,
-    ) -> bool {
+    /// Sends `conn` an own-SUBSCRIBE frame (without initial_data) for each channel `user` is in,
+    /// except those in `skip`; returns the channels covered.
+    fn replay(&self, user: &Arc<User>, conn: &Conn, skip: &[Arc<str>]) -> Vec<Arc<str>> {
+        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
+        for channel in channels.iter().filter(|c| !skip.contains(c)) {
+            self.with_channel(channel, |c| {
+                // This very user object: one that left and came back is a new one.
+                if c.members
+                    .get(&*user.name)
+                    .is_some_and(|m| Arc::ptr_eq(&m.0, user))
+                {
+                    let view = c.view(history_room(&conn.outbox));
+                    let shown = frames::Shown::to(&conn.outbox, None);
+                    let frame = frames::own_subscribe(&c.name, &user.name, view, None, shown);
+                    conn.outbox.push(&frame);
+                }
+            });
+        }
+        channels
+    }
+}
+
+#[async_trait]
+impl Users for MemoryEngine {
+    async fn attach(&self, a: Attach<'_>) -> R<bool> {
+        let (conn, name) = (a.conn, a.user);
         // CONNECTED is queued before the connection joins its user, so that no frame for the
         // user's connections can overtake it.
-        conn.send(connected);
+        conn.send(a.connected);
         // Other tabs of this user: the new connection hears about every channel already joined
         // before it is attached, so that no traffic of those channels can overtake the frames.
         let replayed = match self.user(name) {
@@ -49,7 +71,7 @@ impl MemoryEngine {
                 // Lost a race with the user's removal: take a fresh user.
                 continue;
             }
-            st.options = options.clone();
+            st.options = a.options.clone();
             st.conns.push(conn.clone());
             drop(st);
             break (user, created);
@@ -59,34 +81,13 @@ impl MemoryEngine {
         }
         // Channels joined by another tab in the meantime.
         self.replay(&user, conn, &replayed);
-        created
+        Ok(created)
     }
 
-    /// Sends `conn` an own-SUBSCRIBE frame (without initial_data) for each channel `user` is in,
-    /// except those in `skip`; returns the channels covered.
-    fn replay(&self, user: &Arc<User>, conn: &Conn, skip: &[Arc<str>]) -> Vec<Arc<str>> {
-        let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
-        for channel in channels.iter().filter(|c| !skip.contains(c)) {
-            self.with_channel(channel, |c| {
-                // This very user object: one that left and came back is a new one.
-                if c.members
-                    .get(&*user.name)
-                    .is_some_and(|m| Arc::ptr_eq(&m.0, user))
-                {
-                    let view = c.view(history_room(&conn.outbox));
-                    let shown = frames::Shown::to(&conn.outbox, None);
-                    let frame = frames::own_subscribe(&c.name, &user.name, view, None, shown);
-                    conn.outbox.push(&frame);
-                }
-            });
-        }
-        channels
-    }
-
-    pub fn detach(&self, name: &str, conn: &Arc<Conn>) -> Detached {
+    async fn detach(&self, name: &str, conn: &Arc<Conn>) -> R<Detached> {
         self.conns.lock().swap_remove(&conn.id);
         let Some(user) = self.user(name) else {
-            return Detached::default();
+            return Ok(Detached::default());
         };
         let mut st = user.state.lock();
         st.conns.retain(|c| !Arc::ptr_eq(c, conn));
@@ -110,124 +111,124 @@ impl MemoryEngine {
         if last {
             st.temp_cookie = conn.cookie.clone();
         }
-        Detached { emptied, last }
+        Ok(Detached { emptied, last })
     }
 
-    pub fn user_channels(&self, name: &str) -> Vec<Arc<str>> {
-        self.user(name)
+    async fn user_channels(&self, name: &str) -> R<Vec<Arc<str>>> {
+        Ok(self
+            .user(name)
             .map(|u| u.state.lock().channels.keys().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
-    pub fn has_connections(&self, name: &str) -> bool {
-        self.user(name)
-            .is_some_and(|u| !u.state.lock().conns.is_empty())
+    async fn has_connections(&self, name: &str) -> R<bool> {
+        Ok(self
+            .user(name)
+            .is_some_and(|u| !u.state.lock().conns.is_empty()))
     }
 
-    pub fn remove_user(&self, name: &str) -> bool {
+    async fn remove_user(&self, name: &str) -> R<bool> {
         {
             let mut users = self.users.lock();
             let Some(user) = users.get(name).cloned() else {
-                return false;
+                return Ok(false);
             };
             let mut st = user.state.lock();
             if !st.conns.is_empty() || st.gone {
-                return false; // a new tab attached, or another cascade already removed the user
+                return Ok(false); // a new tab attached, or another cascade removed the user
             }
             st.gone = true;
             users.remove(name);
         }
         self.server_presence(name, false);
-        true
+        Ok(true)
     }
 
-    pub fn user_exists(&self, name: &str) -> bool {
-        self.users.lock().contains_key(name)
+    async fn user_exists(&self, name: &str) -> R<bool> {
+        Ok(self.users.lock().contains_key(name))
     }
 
-    pub fn user_options(&self, name: &str) -> Option<UserOptions> {
-        self.user(name).map(|u| u.state.lock().options.clone())
+    async fn user_options(&self, name: &str) -> R<Option<UserOptions>> {
+        Ok(self.user(name).map(|u| u.state.lock().options.clone()))
     }
 
-    pub fn set_user_options(
+    async fn set_user_options(
         &self,
         name: &str,
         opts: &Map<String, Value>,
-    ) -> Option<Result<(), OptionError>> {
-        self.user(name)
-            .map(|u| u.state.lock().options.apply(opts, true))
+    ) -> R<Option<Result<(), OptionError>>> {
+        Ok(self
+            .user(name)
+            .map(|u| u.state.lock().options.apply(opts, true)))
     }
 
-    pub fn temp_cookie(&self, name: &str) -> Option<String> {
-        self.user(name).map(|u| u.state.lock().temp_cookie.clone())
+    async fn temp_cookie(&self, name: &str) -> R<Option<String>> {
+        Ok(self.user(name).map(|u| u.state.lock().temp_cookie.clone()))
     }
 
-    pub fn user_info(&self, name: &str) -> Option<Value> {
-        let user = self.user(name)?;
+    async fn user_info(&self, name: &str) -> R<Option<Value>> {
+        let Some(user) = self.user(name) else {
+            return Ok(None);
+        };
         let st = user.state.lock();
-        Some(json!({
+        Ok(Some(json!({
             "name": &*user.name,
             "channels": st.channels.keys().map(|c| &**c).collect::<Vec<_>>(),
             "connections": st.conns.iter().map(|c| &*c.id).collect::<Vec<_>>(),
             "options": st.options.to_json(),
-        }))
+        })))
     }
 
-    pub fn send_to_user(&self, name: &str, frame: &OutFrame) -> bool {
-        match self.user(name) {
-            Some(u) => {
-                u.state.lock().send_all(frame);
-                true
-            }
-            None => false,
-        }
+    async fn send_to_user(&self, name: &str, frame: &OutFrame) -> R<bool> {
+        let Some(u) = self.user(name) else {
+            return Ok(false);
+        };
+        u.state.lock().send_all(frame);
+        Ok(true)
     }
 
     /// Closes every connection of the user. Each transport then ends and the usual close
     /// handling (unsubscribes, destroy attempts, disconnect webhook) follows.
-    pub fn kick(&self, name: &str) -> Option<usize> {
-        let user = self.user(name)?;
+    async fn kick(&self, name: &str) -> R<Option<usize>> {
+        let Some(user) = self.user(name) else {
+            return Ok(None);
+        };
         let st = user.state.lock();
         for conn in &st.conns {
             conn.outbox.close(CloseReason::Kicked);
         }
-        Some(st.conns.len())
+        Ok(Some(st.conns.len()))
     }
 
-    pub fn connection_count(&self) -> usize {
-        self.conns.lock().len()
-    }
-
-    pub fn user_names(&self, limit: usize) -> (Vec<String>, bool) {
+    async fn user_names(&self, limit: usize) -> R<(Vec<String>, bool)> {
         let mut names: Vec<String> = self.users.lock().keys().map(|k| k.to_string()).collect();
         names.sort();
         let more = names.len() > limit;
         names.truncate(limit);
-        (names, more)
+        Ok((names, more))
     }
 
-    pub fn connections_of(&self, user: &str) -> Option<Vec<ConnInfo>> {
-        let user = self.users.lock().get(user).cloned()?;
+    async fn connections_of(&self, user: &str) -> R<Option<Vec<ConnInfo>>> {
+        let Some(user) = self.user(user) else {
+            return Ok(None);
+        };
         let st = user.state.lock();
-        Some(
-            st.conns
-                .iter()
-                .map(|c| ConnInfo {
-                    id: c.id.to_string(),
-                    transport: Some(c.transport.name()),
-                    address: c.remote_addr.clone(),
-                    since: c.since_ms,
-                    node: "local".to_owned(),
-                })
-                .collect(),
-        )
+        let conns = st.conns.iter().map(|c| ConnInfo {
+            id: c.id.to_string(),
+            transport: Some(c.transport.name()),
+            address: c.remote_addr.clone(),
+            since: c.since_ms,
+            node: "local".to_owned(),
+        });
+        Ok(Some(conns.collect()))
     }
 
-    pub fn connection_ids(&self) -> Vec<Value> {
-        self.conns
+    async fn connection_ids(&self) -> R<Vec<Value>> {
+        Ok(self
+            .conns
             .lock()
             .keys()
             .map(|k| Value::from(&**k))
-            .collect()
+            .collect())
     }
 }

@@ -4,7 +4,10 @@ use super::replies::{DestroyReply, StateReply};
 use super::wire::now_secs;
 use super::{scripts, wire, Members, RedisEngine};
 use crate::engine::options::{state_diff, ChannelUpdate, OptionError, Polling};
-use crate::engine::{frames, now_stamp, random_id, ChannelSettings, EngineError, Flags};
+use crate::engine::{
+    frames, now_stamp, random_id, ChannelSettings, Channels, EngineError, Flags, Users,
+};
+use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -25,8 +28,84 @@ fn state_and_history_args(
 }
 
 impl RedisEngine {
+    async fn settings(&self, ch: &str) -> Result<Option<ChannelSettings>, EngineError> {
+        let s: Option<String> = self
+            .inner
+            .query(redis::cmd("HGET").arg(self.k().channel(ch).meta).arg("s"))
+            .await?;
+        Ok(s.map(|s| wire::parse_settings(&s)))
+    }
+
+    async fn state_change(
+        &self,
+        ch: &str,
+        key: &str,
+        val: Option<Value>,
+    ) -> Result<bool, EngineError> {
+        let k = self.k().channel(ch);
+        let frame = match &val {
+            Some(v) => {
+                let mut updates = Map::new();
+                updates.insert(key.to_owned(), v.clone());
+                frames::state_update(ch, updates, Vec::new())
+            }
+            None => frames::state_update(ch, Map::new(), vec![key.to_owned()]),
+        };
+        let reply: StateReply = self
+            .inner
+            .invoke(
+                scripts::STATE
+                    .key(&k.meta)
+                    .key(&k.state)
+                    .arg(key)
+                    .arg(val.as_ref().map(Value::to_string).unwrap_or_default())
+                    .arg(if val.is_some() { "1" } else { "0" })
+                    .arg(&k.events)
+                    .arg(self.inner.pub_cmd())
+                    .arg(frame.tail()),
+            )
+            .await?;
+        Ok(!matches!(reply, StateReply::NoChannel))
+    }
+
+    /// Runs `DESTROY`; the members it had if removed.
+    async fn destroy(
+        &self,
+        ch: &str,
+        empty_only: bool,
+    ) -> Result<Option<Vec<String>>, EngineError> {
+        let k = self.k().channel(ch);
+        let reply: DestroyReply = self
+            .inner
+            .invoke(
+                scripts::DESTROY
+                    .key(&k.meta)
+                    .key(&k.history)
+                    .key(&k.members)
+                    .key(&k.state)
+                    .arg(&k.events)
+                    .arg(self.inner.pub_cmd())
+                    .arg(if empty_only { "1" } else { "0" })
+                    .arg(now_stamp()),
+            )
+            .await?;
+        let DestroyReply::Destroyed { members } = reply else {
+            return Ok(None);
+        };
+        let mut cmds = vec![redis::Cmd::srem(self.k().channel_names(), ch)];
+        for m in &members {
+            cmds.push(redis::Cmd::zrem(self.k().user(m).channels, ch));
+        }
+        self.inner.run_all(cmds).await?;
+        tracing::debug!("destroyed channel {ch}");
+        Ok(Some(members))
+    }
+}
+
+#[async_trait]
+impl Channels for RedisEngine {
     /// Channels whose settings poll, for adopting a dead node's pollers.
-    pub async fn polling_channels(&self) -> Result<Vec<String>, EngineError> {
+    async fn polling_channels(&self) -> Result<Vec<String>, EngineError> {
         let mut out = Vec::new();
         for name in self.channel_names().await? {
             let Some(name) = name.as_str().map(str::to_owned) else {
@@ -39,33 +118,21 @@ impl RedisEngine {
         Ok(out)
     }
 
-    pub async fn channel_exists(&self, ch: &str) -> Result<bool, EngineError> {
+    async fn channel_exists(&self, ch: &str) -> Result<bool, EngineError> {
         self.inner
             .query(redis::cmd("EXISTS").arg(self.k().channel(ch).meta))
             .await
     }
 
-    async fn settings(&self, ch: &str) -> Result<Option<ChannelSettings>, EngineError> {
-        let s: Option<String> = self
-            .inner
-            .query(redis::cmd("HGET").arg(self.k().channel(ch).meta).arg("s"))
-            .await?;
-        Ok(s.map(|s| wire::parse_settings(&s)))
-    }
-
-    pub async fn flags(&self, ch: &str) -> Result<Option<Flags>, EngineError> {
+    async fn flags(&self, ch: &str) -> Result<Option<Flags>, EngineError> {
         Ok(self.settings(ch).await?.map(|s| Flags::of(&s)))
     }
 
-    pub async fn polling(&self, ch: &str) -> Result<Option<Polling>, EngineError> {
+    async fn polling(&self, ch: &str) -> Result<Option<Polling>, EngineError> {
         Ok(self.settings(ch).await?.map(|s| s.polling))
     }
 
-    pub async fn create_channel(
-        &self,
-        name: &str,
-        update: ChannelUpdate,
-    ) -> Result<bool, EngineError> {
+    async fn create_channel(&self, name: &str, update: ChannelUpdate) -> Result<bool, EngineError> {
         let k = self.k().channel(name);
         let settings = update.settings;
         let mut state = update.state.unwrap_or_default();
@@ -100,7 +167,7 @@ impl RedisEngine {
         Ok(created)
     }
 
-    pub async fn update_channel(
+    async fn update_channel(
         &self,
         name: &str,
         opts: &Map<String, Value>,
@@ -144,7 +211,7 @@ impl RedisEngine {
         Ok(updated.then_some(Ok(update.polling_changed)))
     }
 
-    pub async fn channel_info(&self, ch: &str) -> Result<Option<Value>, EngineError> {
+    async fn channel_info(&self, ch: &str) -> Result<Option<Value>, EngineError> {
         Ok(self.inner.snapshot(ch, Members::All).await?.map(|s| {
             json!({
                 "name": ch,
@@ -154,7 +221,7 @@ impl RedisEngine {
         }))
     }
 
-    pub async fn channel_names(&self) -> Result<Vec<Value>, EngineError> {
+    async fn channel_names(&self) -> Result<Vec<Value>, EngineError> {
         let names: Vec<String> = self
             .inner
             .query(redis::cmd("SMEMBERS").arg(self.k().channel_names()))
@@ -162,7 +229,7 @@ impl RedisEngine {
         Ok(names.into_iter().map(Value::from).collect())
     }
 
-    pub async fn members(&self, ch: &str) -> Result<Option<Vec<Arc<str>>>, EngineError> {
+    async fn members(&self, ch: &str) -> Result<Option<Vec<Arc<str>>>, EngineError> {
         if !self.channel_exists(ch).await? {
             return Ok(None);
         }
@@ -178,84 +245,19 @@ impl RedisEngine {
         Ok(Some(m.into_iter().map(Arc::from).collect()))
     }
 
-    async fn state_change(
-        &self,
-        ch: &str,
-        key: &str,
-        val: Option<Value>,
-    ) -> Result<bool, EngineError> {
-        let k = self.k().channel(ch);
-        let frame = match &val {
-            Some(v) => {
-                let mut updates = Map::new();
-                updates.insert(key.to_owned(), v.clone());
-                frames::state_update(ch, updates, Vec::new())
-            }
-            None => frames::state_update(ch, Map::new(), vec![key.to_owned()]),
-        };
-        let reply: StateReply = self
-            .inner
-            .invoke(
-                scripts::STATE
-                    .key(&k.meta)
-                    .key(&k.state)
-                    .arg(key)
-                    .arg(val.as_ref().map(Value::to_string).unwrap_or_default())
-                    .arg(if val.is_some() { "1" } else { "0" })
-                    .arg(&k.events)
-                    .arg(self.inner.pub_cmd())
-                    .arg(frame.tail()),
-            )
-            .await?;
-        Ok(!matches!(reply, StateReply::NoChannel))
-    }
-
-    pub async fn set_state(&self, ch: &str, key: &str, val: Value) -> Result<bool, EngineError> {
+    async fn set_state(&self, ch: &str, key: &str, val: Value) -> Result<bool, EngineError> {
         self.state_change(ch, key, Some(val)).await
     }
 
-    pub async fn delete_state(&self, ch: &str, key: &str) -> Result<bool, EngineError> {
+    async fn delete_state(&self, ch: &str, key: &str) -> Result<bool, EngineError> {
         self.state_change(ch, key, None).await
     }
 
-    /// Runs `DESTROY`; the members it had if removed.
-    async fn destroy(
-        &self,
-        ch: &str,
-        empty_only: bool,
-    ) -> Result<Option<Vec<String>>, EngineError> {
-        let k = self.k().channel(ch);
-        let reply: DestroyReply = self
-            .inner
-            .invoke(
-                scripts::DESTROY
-                    .key(&k.meta)
-                    .key(&k.history)
-                    .key(&k.members)
-                    .key(&k.state)
-                    .arg(&k.events)
-                    .arg(self.inner.pub_cmd())
-                    .arg(if empty_only { "1" } else { "0" })
-                    .arg(now_stamp()),
-            )
-            .await?;
-        let DestroyReply::Destroyed { members } = reply else {
-            return Ok(None);
-        };
-        let mut cmds = vec![redis::Cmd::srem(self.k().channel_names(), ch)];
-        for m in &members {
-            cmds.push(redis::Cmd::zrem(self.k().user(m).channels, ch));
-        }
-        self.inner.run_all(cmds).await?;
-        tracing::debug!("destroyed channel {ch}");
-        Ok(Some(members))
-    }
-
-    pub async fn destroy_if_empty(&self, ch: &str) -> Result<bool, EngineError> {
+    async fn destroy_if_empty(&self, ch: &str) -> Result<bool, EngineError> {
         Ok(self.destroy(ch, true).await?.is_some())
     }
 
-    pub async fn destroy_channel(&self, ch: &str) -> Result<bool, EngineError> {
+    async fn destroy_channel(&self, ch: &str) -> Result<bool, EngineError> {
         Ok(self.destroy(ch, false).await?.is_some())
     }
 }

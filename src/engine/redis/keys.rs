@@ -7,7 +7,8 @@
 //!   longer count, kept as long as a ticket can live.
 
 use super::RedisEngine;
-use crate::engine::{Claim, EngineError};
+use crate::engine::{Claim, EngineError, Expiring};
+use async_trait::async_trait;
 use std::time::Duration;
 
 /// The value of a key whose call is still running (answers are JSON objects: they never start
@@ -19,7 +20,14 @@ impl RedisEngine {
         format!("{}:idem:{key}", self.k().prefix())
     }
 
-    pub async fn claim_key(&self, key: &str, ttl: Duration) -> Result<Claim, EngineError> {
+    fn revoked_key(&self, user: &str) -> String {
+        format!("{}:revoked:{user}", self.k().prefix())
+    }
+}
+
+#[async_trait]
+impl Expiring for RedisEngine {
+    async fn claim_key(&self, key: &str, ttl: Duration) -> Result<Claim, EngineError> {
         let rkey = self.idempotency_key(key);
         let ttl_ms = ttl.as_millis().max(1) as u64;
         // Twice at most: a key that expires between the SET and the GET is claimed again.
@@ -48,7 +56,7 @@ impl RedisEngine {
         Ok(Claim::Pending)
     }
 
-    pub async fn settle_key(
+    async fn settle_key(
         &self,
         key: &str,
         answer: Option<&str>,
@@ -74,14 +82,8 @@ impl RedisEngine {
         }
         Ok(())
     }
-}
 
-impl RedisEngine {
-    fn revoked_key(&self, user: &str) -> String {
-        format!("{}:revoked:{user}", self.k().prefix())
-    }
-
-    pub async fn revoke_tickets(
+    async fn revoke_tickets(
         &self,
         user: &str,
         at_ms: i64,
@@ -105,7 +107,7 @@ impl RedisEngine {
         Ok(())
     }
 
-    pub async fn tickets_revoked(&self, user: &str) -> Result<Option<i64>, EngineError> {
+    async fn tickets_revoked(&self, user: &str) -> Result<Option<i64>, EngineError> {
         self.inner
             .query(redis::cmd("GET").arg(self.revoked_key(user)))
             .await

@@ -4,12 +4,13 @@
 use super::replies::{JoinReply, OrMissing};
 use super::{scripts, unavailable, wire, Members, RedisEngine};
 use crate::engine::{
-    frames, now_stamp, ChannelSettings, Conn, Emptied, EngineError, Flags, Joined, Left,
-    Membership, Publication, Recipients,
+    frames, now_stamp, ChannelSettings, Conn, Emptied, EngineError, Flags, Join, Joined, Left,
+    Membership, Publication, Recipients, Subscribers, Users,
 };
 use crate::protocol::Position;
+use async_trait::async_trait;
 use redis::Value as RValue;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use wire::now_secs;
@@ -45,7 +46,27 @@ impl RedisEngine {
         Ok(())
     }
 
-    pub async fn membership(
+    /// Whether `user` is a member, and the channel's settings (`None`: no such channel), in
+    /// one pipeline.
+    async fn membership_read(
+        &self,
+        ch: &str,
+        user: &str,
+    ) -> Result<(bool, Option<ChannelSettings>), EngineError> {
+        let k = self.k().channel(ch);
+        let (score, settings): (Option<f64>, Option<String>) = redis::pipe()
+            .zscore(&k.members, user)
+            .hget(&k.meta, "s")
+            .query_async(&mut self.inner.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok((score.is_some(), settings.map(|s| wire::parse_settings(&s))))
+    }
+}
+
+#[async_trait]
+impl Subscribers for RedisEngine {
+    async fn membership(
         &self,
         ch: &str,
         user: &str,
@@ -61,7 +82,7 @@ impl RedisEngine {
         }
     }
 
-    pub async fn recover(
+    async fn recover(
         &self,
         ch: &str,
         user: &str,
@@ -94,38 +115,19 @@ impl RedisEngine {
         }
     }
 
-    pub async fn member_flags(&self, ch: &str, user: &str) -> Result<Option<Flags>, EngineError> {
+    async fn member_flags(&self, ch: &str, user: &str) -> Result<Option<Flags>, EngineError> {
         Ok(match self.membership_read(ch, user).await? {
             (true, Some(s)) => Some(Flags::of(&s)),
             _ => None,
         })
     }
 
-    /// Whether `user` is a member, and the channel's settings (`None`: no such channel), in
-    /// one pipeline.
-    async fn membership_read(
-        &self,
-        ch: &str,
-        user: &str,
-    ) -> Result<(bool, Option<ChannelSettings>), EngineError> {
-        let k = self.k().channel(ch);
-        let (score, settings): (Option<f64>, Option<String>) = redis::pipe()
-            .zscore(&k.members, user)
-            .hget(&k.meta, "s")
-            .query_async(&mut self.inner.conn())
-            .await
-            .map_err(unavailable)?;
-        Ok((score.is_some(), settings.map(|s| wire::parse_settings(&s))))
-    }
-
-    pub async fn join(
-        &self,
-        ch: &str,
-        user: &str,
-        conn: Option<&Arc<str>>,
-        initial_data: Option<&Value>,
-        recover: Option<&Position>,
-    ) -> Result<Joined, EngineError> {
+    async fn join(&self, ch: &str, user: &str, join: Join<'_>) -> Result<Joined, EngineError> {
+        let Join {
+            conn,
+            initial_data,
+            recover,
+        } = join;
         if !self.has_connections(user).await? {
             return Ok(Joined::UserGone);
         }
@@ -238,7 +240,7 @@ impl RedisEngine {
         }
     }
 
-    pub async fn leave(&self, ch: &str, user: &str) -> Result<Left, EngineError> {
+    async fn leave(&self, ch: &str, user: &str) -> Result<Left, EngineError> {
         let k = self.k().channel(ch);
         let stamp = now_stamp();
         let frame = frames::membership("UNSUBSCRIBE", ch, user, &stamp);
@@ -276,7 +278,7 @@ impl RedisEngine {
         Ok(Some(Emptied(members_left == 0)))
     }
 
-    pub async fn publish(&self, ch: &str, p: Publication<'_>) -> Result<bool, EngineError> {
+    async fn publish(&self, ch: &str, p: Publication<'_>) -> Result<bool, EngineError> {
         let k = self.k().channel(ch);
         let to = match p.to {
             Recipients::Subscribers => "*".to_owned(),

@@ -33,7 +33,10 @@ mod subscriptions;
 mod users;
 mod wire;
 
-use crate::engine::{Conn, EngineError};
+use crate::engine::{
+    Conn, EngineError, LeaseKind, NodeInfo, Nodes, Reaped, RelayHandler, RelayRequest, Relayed,
+};
+use async_trait::async_trait;
 use link::{Dispatcher, Link};
 use local::{Followup, LocalIndex};
 use parking_lot::Mutex;
@@ -73,10 +76,10 @@ enum Members {
     ForPresence,
 }
 
-fn lease_kind(kind: super::LeaseKind) -> &'static str {
+fn lease_kind(kind: LeaseKind) -> &'static str {
     match kind {
-        super::LeaseKind::Create => "create",
-        super::LeaseKind::Poll => "poll",
+        LeaseKind::Create => "create",
+        LeaseKind::Poll => "poll",
     }
 }
 
@@ -283,13 +286,11 @@ impl RedisEngine {
     fn k(&self) -> &Keys {
         &self.inner.keys
     }
+}
 
-    pub async fn lease(
-        &self,
-        kind: super::LeaseKind,
-        name: &str,
-        ttl: Duration,
-    ) -> Result<bool, EngineError> {
+#[async_trait]
+impl Nodes for RedisEngine {
+    async fn lease(&self, kind: LeaseKind, name: &str, ttl: Duration) -> Result<bool, EngineError> {
         let held: bool = self
             .inner
             .invoke(
@@ -302,7 +303,7 @@ impl RedisEngine {
         Ok(held)
     }
 
-    pub async fn release(&self, kind: super::LeaseKind, name: &str) -> Result<(), EngineError> {
+    async fn release(&self, kind: LeaseKind, name: &str) -> Result<(), EngineError> {
         let _: i64 = self
             .inner
             .invoke(
@@ -314,16 +315,17 @@ impl RedisEngine {
         Ok(())
     }
 
-    pub fn counts(&self) -> (usize, usize) {
+    fn counts(&self) -> (usize, usize) {
         self.inner.index.counts()
     }
 
-    pub async fn nodes(&self) -> Result<Vec<super::NodeInfo>, EngineError> {
+    /// Every node's heartbeat record (`local` is in them).
+    async fn nodes(&self, _local: NodeInfo) -> Result<Vec<NodeInfo>, EngineError> {
         node::nodes(&self.inner).await
     }
 
     /// Whether Redis answers a PING within a second.
-    pub async fn ping(&self) -> Result<(), EngineError> {
+    async fn ping(&self) -> Result<(), EngineError> {
         let ping = redis::cmd("PING");
         match tokio::time::timeout(Duration::from_secs(1), self.inner.query::<String>(&ping)).await
         {
@@ -334,27 +336,25 @@ impl RedisEngine {
         }
     }
 
-    /// This node's id among the nodes.
-    pub fn node_id(&self) -> &str {
-        &self.inner.node
+    fn node_id(&self) -> Option<&str> {
+        Some(&self.inner.node)
     }
 
     /// Relays `req` to node `node` (see `relay`).
-    pub async fn relay(
+    async fn relay(
         &self,
         node: &str,
-        req: super::RelayRequest,
+        req: RelayRequest,
         wait: Duration,
-    ) -> Result<super::Relayed, EngineError> {
+    ) -> Result<Relayed, EngineError> {
         self.inner.relay(node, req, wait).await
     }
 
-    /// What runs the requests other nodes relay to this one.
-    pub fn serve_relays(&self, handler: super::RelayHandler) {
+    fn serve_relays(&self, handler: RelayHandler) {
         self.inner.relays.serve(handler);
     }
 
-    pub fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<super::Reaped>> {
+    fn take_reaped(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Reaped>> {
         self.inner.reaped.lock().take()
     }
 }

@@ -3,39 +3,25 @@
 use super::local::Followup;
 use super::replies::{FlagAndNames, OrMissing};
 use super::wire::ConnRecord;
-use super::{scripts, unavailable, RedisEngine};
+use super::{node, scripts, unavailable, RedisEngine};
 use crate::engine::options::{OptionError, UserOptions};
-use crate::engine::{Conn, ConnInfo, Detached, EngineError, User};
+use crate::engine::{Attach, Channels, Conn, ConnInfo, Detached, EngineError, User, Users};
 use crate::net::Transport;
 use crate::protocol::OutFrame;
+use async_trait::async_trait;
 use redis::Value as RValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 impl RedisEngine {
-    pub async fn attach(
-        &self,
-        conn: &Arc<Conn>,
-        name: &str,
-        options: UserOptions,
-        connected: &OutFrame,
-    ) -> Result<bool, EngineError> {
-        // Listening to the user's events (MESSAGE, kick) before the user exists with this
-        // connection: nothing meant for it after its CONNECTED is missed.
-        self.inner.subscribe(&self.k().user(name).events).await?;
-        self.attach_subscribed(conn, name, options, connected)
-            .await
-            .map_err(EngineError::interrupted)
-    }
-
     /// The part of `attach` that writes: any failure here may leave the connection attached.
-    async fn attach_subscribed(
-        &self,
-        conn: &Arc<Conn>,
-        name: &str,
-        options: UserOptions,
-        connected: &OutFrame,
-    ) -> Result<bool, EngineError> {
+    async fn attach_subscribed(&self, a: Attach<'_>) -> Result<bool, EngineError> {
+        let Attach {
+            conn,
+            user: name,
+            options,
+            connected,
+        } = a;
         let inner = &self.inner;
         let uk = self.k().user(name);
         let opts = options.to_json();
@@ -94,7 +80,64 @@ impl RedisEngine {
         Ok(created)
     }
 
-    pub async fn detach(&self, name: &str, conn: &Arc<Conn>) -> Result<Detached, EngineError> {
+    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
+    async fn server_presence(&self, user: &str, online: bool) -> Result<(), EngineError> {
+        let watchers: Vec<String> = self
+            .inner
+            .query(redis::cmd("SMEMBERS").arg(self.k().user(user).watchers))
+            .await?;
+        for channel in watchers {
+            if !self.set_state(&channel, user, Value::Bool(online)).await? {
+                // The channel is gone: forget the watch.
+                let _: i64 = self
+                    .inner
+                    .query(
+                        redis::cmd("SREM")
+                            .arg(self.k().user(user).watchers)
+                            .arg(&channel),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn user_field(&self, name: &str, field: &str) -> Result<Option<String>, EngineError> {
+        self.inner
+            .query(redis::cmd("HGET").arg(self.k().user(name).meta).arg(field))
+            .await
+    }
+
+    /// Publishes a user event if the user exists: how many connections it has (`None`: no
+    /// such user).
+    async fn user_event(&self, name: &str, msg: Vec<u8>) -> Result<Option<usize>, EngineError> {
+        let uk = self.k().user(name);
+        self.inner
+            .invoke(
+                scripts::USER_EVENT
+                    .key(&uk.meta)
+                    .key(&uk.conns)
+                    .arg(&uk.events)
+                    .arg(self.inner.pub_cmd())
+                    .arg(msg),
+            )
+            .await
+            .map(|OrMissing(n)| n.map(|n| n as usize))
+    }
+}
+
+#[async_trait]
+impl Users for RedisEngine {
+    async fn attach(&self, a: Attach<'_>) -> Result<bool, EngineError> {
+        // Listening to the user's events (MESSAGE, kick) before the user exists with this
+        // connection: nothing meant for it after its CONNECTED is missed.
+        self.inner.subscribe(&self.k().user(a.user).events).await?;
+        self.attach_subscribed(a)
+            .await
+            .map_err(EngineError::interrupted)
+    }
+
+    async fn detach(&self, name: &str, conn: &Arc<Conn>) -> Result<Detached, EngineError> {
         let inner = &self.inner;
         let uk = self.k().user(name);
         if let Some(user) = inner.index.user(name) {
@@ -146,7 +189,7 @@ impl RedisEngine {
         })
     }
 
-    pub async fn user_channels(&self, name: &str) -> Result<Vec<Arc<str>>, EngineError> {
+    async fn user_channels(&self, name: &str) -> Result<Vec<Arc<str>>, EngineError> {
         let chans: Vec<String> = self
             .inner
             .query(
@@ -159,7 +202,7 @@ impl RedisEngine {
         Ok(chans.into_iter().map(Arc::from).collect())
     }
 
-    pub async fn has_connections(&self, name: &str) -> Result<bool, EngineError> {
+    async fn has_connections(&self, name: &str) -> Result<bool, EngineError> {
         let n: i64 = self
             .inner
             .query(redis::cmd("HLEN").arg(self.k().user(name).conns))
@@ -167,7 +210,7 @@ impl RedisEngine {
         Ok(n > 0)
     }
 
-    pub async fn remove_user(&self, name: &str) -> Result<bool, EngineError> {
+    async fn remove_user(&self, name: &str) -> Result<bool, EngineError> {
         let uk = self.k().user(name);
         let removed: bool = self
             .inner
@@ -185,41 +228,13 @@ impl RedisEngine {
         Ok(removed)
     }
 
-    /// Sets a server-presence flag on every channel that watches `user` (§9.3).
-    async fn server_presence(&self, user: &str, online: bool) -> Result<(), EngineError> {
-        let watchers: Vec<String> = self
-            .inner
-            .query(redis::cmd("SMEMBERS").arg(self.k().user(user).watchers))
-            .await?;
-        for channel in watchers {
-            if !self.set_state(&channel, user, Value::Bool(online)).await? {
-                // The channel is gone: forget the watch.
-                let _: i64 = self
-                    .inner
-                    .query(
-                        redis::cmd("SREM")
-                            .arg(self.k().user(user).watchers)
-                            .arg(&channel),
-                    )
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn user_exists(&self, name: &str) -> Result<bool, EngineError> {
+    async fn user_exists(&self, name: &str) -> Result<bool, EngineError> {
         self.inner
             .query(redis::cmd("EXISTS").arg(self.k().user(name).meta))
             .await
     }
 
-    async fn user_field(&self, name: &str, field: &str) -> Result<Option<String>, EngineError> {
-        self.inner
-            .query(redis::cmd("HGET").arg(self.k().user(name).meta).arg(field))
-            .await
-    }
-
-    pub async fn user_options(&self, name: &str) -> Result<Option<UserOptions>, EngineError> {
+    async fn user_options(&self, name: &str) -> Result<Option<UserOptions>, EngineError> {
         Ok(self.user_field(name, "opts").await?.map(|text| {
             let mut o = UserOptions::default();
             if let Ok(Value::Object(m)) = serde_json::from_str(&text) {
@@ -229,7 +244,7 @@ impl RedisEngine {
         }))
     }
 
-    pub async fn set_user_options(
+    async fn set_user_options(
         &self,
         name: &str,
         opts: &Map<String, Value>,
@@ -255,7 +270,7 @@ impl RedisEngine {
         Ok(Some(Ok(())))
     }
 
-    pub async fn temp_cookie(&self, name: &str) -> Result<Option<String>, EngineError> {
+    async fn temp_cookie(&self, name: &str) -> Result<Option<String>, EngineError> {
         if !self.user_exists(name).await? {
             return Ok(None);
         }
@@ -264,7 +279,7 @@ impl RedisEngine {
         ))
     }
 
-    pub async fn user_info(&self, name: &str) -> Result<Option<Value>, EngineError> {
+    async fn user_info(&self, name: &str) -> Result<Option<Value>, EngineError> {
         let Some(options) = self.user_options(name).await? else {
             return Ok(None);
         };
@@ -283,37 +298,20 @@ impl RedisEngine {
         })))
     }
 
-    /// Publishes a user event if the user exists: how many connections it has (`None`: no
-    /// such user).
-    async fn user_event(&self, name: &str, msg: Vec<u8>) -> Result<Option<usize>, EngineError> {
-        let uk = self.k().user(name);
-        self.inner
-            .invoke(
-                scripts::USER_EVENT
-                    .key(&uk.meta)
-                    .key(&uk.conns)
-                    .arg(&uk.events)
-                    .arg(self.inner.pub_cmd())
-                    .arg(msg),
-            )
-            .await
-            .map(|OrMissing(n)| n.map(|n| n as usize))
-    }
-
-    pub async fn send_to_user(&self, name: &str, frame: &OutFrame) -> Result<bool, EngineError> {
+    async fn send_to_user(&self, name: &str, frame: &OutFrame) -> Result<bool, EngineError> {
         let mut msg = b"[\"M\"]\n".to_vec();
         msg.extend_from_slice(frame.tail());
         Ok(self.user_event(name, msg).await?.is_some())
     }
 
-    pub async fn kick(&self, name: &str) -> Result<Option<usize>, EngineError> {
+    async fn kick(&self, name: &str) -> Result<Option<usize>, EngineError> {
         self.user_event(name, b"[\"K\"]\n".to_vec()).await
     }
 
     /// Users with a connection on any node (read from every node's connection records).
-    pub async fn user_names(&self, limit: usize) -> Result<(Vec<String>, bool), EngineError> {
+    async fn user_names(&self, limit: usize) -> Result<(Vec<String>, bool), EngineError> {
         let mut names = std::collections::BTreeSet::new();
-        for node in self.nodes().await? {
+        for node in node::nodes(&self.inner).await? {
             let records: Vec<String> = self
                 .inner
                 .query(redis::cmd("HVALS").arg(self.k().node_conns(&node.id)))
@@ -330,7 +328,7 @@ impl RedisEngine {
     }
 
     /// A user's connections on every node, from the nodes' connection records.
-    pub async fn connections_of(&self, name: &str) -> Result<Option<Vec<ConnInfo>>, EngineError> {
+    async fn connections_of(&self, name: &str) -> Result<Option<Vec<ConnInfo>>, EngineError> {
         if !self.user_exists(name).await? {
             return Ok(None);
         }
@@ -357,7 +355,7 @@ impl RedisEngine {
         Ok(Some(out))
     }
 
-    pub async fn connection_ids(&self) -> Result<Vec<Value>, EngineError> {
+    async fn connection_ids(&self) -> Result<Vec<Value>, EngineError> {
         let ids: Vec<RValue> = self
             .inner
             .query(

@@ -2,7 +2,9 @@
 
 use super::{attach, create, engines, redis_engine, Sink};
 use hookbox::engine::frames::{self, PublishBody};
-use hookbox::engine::{Engine, Entry, Joined, LeaseKind, Membership, Publication, Recipients};
+use hookbox::engine::{
+    Engine, Entry, Join, Joined, LeaseKind, Membership, Publication, Recipients,
+};
 use serde_json::{json, value::RawValue, Value};
 use std::time::Duration;
 
@@ -30,9 +32,11 @@ async fn publish(
 }
 
 async fn join(e: &Engine, ch: &str, user: &str, sink: &Sink) -> Joined {
-    e.join(ch, user, Some(&sink.conn.id), None, None)
-        .await
-        .unwrap()
+    let how = Join {
+        conn: Some(&sink.conn.id),
+        ..Join::default()
+    };
+    e.join(ch, user, how).await.unwrap()
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::common::{self, GUARD};
 use hookbox::config::EngineConfig;
 use hookbox::engine::memory::MemoryEngine;
 use hookbox::engine::redis::RedisEngine;
-use hookbox::engine::{ChannelSettings, Conn, Engine, UserOptions};
+use hookbox::engine::{Attach, ChannelSettings, Conn, Engine, UserOptions};
 use hookbox::net::Transport;
 use hookbox::outbox::Outbox;
 use hookbox::protocol::OutFrame;
@@ -47,7 +47,7 @@ pub async fn redis_engine(prefix: &str) -> Under {
         .expect("the test Redis answers");
     Under {
         name: "redis",
-        engine: Engine::Redis(engine),
+        engine: Box::new(engine),
         stop,
     }
 }
@@ -56,7 +56,7 @@ pub async fn redis_engine(prefix: &str) -> Under {
 pub async fn engines() -> Vec<Under> {
     let mut out = vec![Under {
         name: "memory",
-        engine: Engine::Memory(Box::new(MemoryEngine::new(HISTORY_MAX_BYTES))),
+        engine: Box::new(MemoryEngine::new(HISTORY_MAX_BYTES)),
         stop: CancellationToken::new(),
     }];
     if std::env::var("HOOKBOX_TEST_REDIS_URL").is_ok() {
@@ -125,9 +125,13 @@ impl Sink {
 /// Attaches `sink`'s connection to user `name`; it gets `CONNECTED` first.
 pub async fn attach(e: &Engine, sink: &mut Sink, name: &str) {
     let connected = OutFrame::new("CONNECTED", &json!({"name": name}));
-    e.attach(&sink.conn, name, UserOptions::default(), &connected)
-        .await
-        .unwrap();
+    let a = Attach {
+        conn: &sink.conn,
+        user: name,
+        options: UserOptions::default(),
+        connected: &connected,
+    };
+    e.attach(a).await.unwrap();
     assert_eq!(sink.expect("CONNECTED").await["name"], name);
 }
 

@@ -528,7 +528,7 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
         queue_timeout: GUARD,
     };
     let webhooks = WebhookClient::new(Default::default(), Vec::new(), limits);
-    let engine = Engine::Memory(Box::new(MemoryEngine::new(256 * 1024)));
+    let engine: Engine = Box::new(MemoryEngine::new(256 * 1024));
     let api = Arc::new(ApiState {
         hub: Hub::new(engine, webhooks, Default::default(), shutdown.clone()),
         token: Some("secret".to_owned()).into(),
