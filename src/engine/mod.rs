@@ -230,6 +230,8 @@ pub enum Relayed {
     Gone,
     /// The node listens but did not answer in time (it may be busy, or Redis slow).
     NoAnswer,
+    /// The node runs too many relayed requests to take another.
+    Busy,
 }
 
 /// Runs the requests other nodes relay to this one (registered by the app).

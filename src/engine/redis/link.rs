@@ -96,14 +96,9 @@ impl AsyncPushSender for Dispatcher {
         if matches!(info.kind, PushKind::Message | PushKind::SMessage) {
             if let [RValue::BulkString(chan), RValue::BulkString(msg), ..] = info.data.as_slice() {
                 let chan = String::from_utf8_lossy(chan);
-                let followup = if *chan == *self.relay_channel {
-                    self.relays
-                        .on_message(msg)
-                        .map(|(q, from, req)| Followup::Relay { q, from, req })
-                } else {
-                    self.index.on_message(&chan, msg)
-                };
-                if let Some(f) = followup {
+                if *chan == *self.relay_channel {
+                    self.relays.on_message(msg);
+                } else if let Some(f) = self.index.on_message(&chan, msg) {
                     let _ = self.followups.send(f);
                 }
             }

@@ -164,12 +164,6 @@ pub enum Followup {
     /// Events of `channel` were lost (logged and counted): its members here are checked against
     /// a fresh snapshot, since a lost leave or destroy would leave them receiving it.
     Lost(String),
-    /// A request relayed to this node by node `from` (`relay`), to run and answer.
-    Relay {
-        q: u64,
-        from: String,
-        req: crate::engine::RelayRequest,
-    },
 }
 
 pub struct LocalIndex {

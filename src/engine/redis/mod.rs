@@ -134,7 +134,8 @@ impl RedisEngine {
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
         // Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
         let pubsub_lost = Arc::new(AtomicBool::new(false));
-        let relays = Arc::new(Relays::default());
+        let (relays, relays_asked) = Relays::new(relay::MAX_RUNNING);
+        let relays = Arc::new(relays);
         let dispatch = Dispatcher {
             index: index.clone(),
             relays: relays.clone(),
@@ -149,6 +150,7 @@ impl RedisEngine {
             let sentinels = Sentinels::new(&config.urls, name)?;
             let master = sentinels.master().await?;
             let links = link::followed(&master, dispatch.clone()).await?;
+            sentinel::is_master(&mut links.0.clone(), &master).await?;
             followed = Some((sentinels, master, dispatch));
             links
         } else {
@@ -199,12 +201,10 @@ impl RedisEngine {
                     Followup::Lost(channel) => {
                         tokio::spawn(async move { inner.resync(&channel).await });
                     }
-                    Followup::Relay { q, from, req } => {
-                        tokio::spawn(async move { inner.answer_relay(q, &from, req).await });
-                    }
                 }
             }
         });
+        relay::run(Arc::downgrade(&inner), relays_asked);
         if let Some((sentinels, master, dispatch)) = followed {
             sentinel::follow(
                 Arc::downgrade(&inner),

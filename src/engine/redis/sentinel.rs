@@ -130,6 +130,10 @@ pub(super) fn follow(
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
+            // The engine is gone (its start failed after this task began): nothing to follow.
+            if inner.strong_count() == 0 {
+                return;
+            }
             let master = match sentinels.master().await {
                 Ok(master) => {
                     failing = false;
@@ -170,7 +174,10 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
     let (Link::Followed(cmd), Link::Followed(pubsub)) = (&inner.cmd, &inner.pubsub) else {
         return Ok(());
     };
-    let new_cmd = link::manager(master, None).await?;
+    let mut new_cmd = link::manager(master, None).await?;
+    // A Sentinel that lags (or was cut off) may still name a master that is now a replica:
+    // the server itself must say it is the master.
+    is_master(&mut new_cmd, master).await?;
     cmd.replace(new_cmd);
     // Before any event of the new master arrives: a channel the promoted replica has behind
     // what this node delivered goes back (`LocalIndex::rewind`), or its next events would be
@@ -193,6 +200,28 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
     // channel this node delivers, as after a dropped pub/sub connection.
     inner.pubsub_lost.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether the server at `url` says it is a master (`ROLE`); an error if it does not.
+pub(super) async fn is_master(
+    conn: &mut impl redis::aio::ConnectionLike,
+    url: &str,
+) -> Result<(), EngineError> {
+    let role: redis::Value = redis::cmd("ROLE")
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    let first = match &role {
+        redis::Value::Array(items) => items.first(),
+        _ => None,
+    };
+    match first {
+        Some(redis::Value::BulkString(b)) if b.as_slice() == b"master" => Ok(()),
+        _ => Err(EngineError::Unavailable(format!(
+            "the Redis Sentinel names {} as the master, but it is not one (yet)",
+            address(url)
+        ))),
+    }
 }
 
 /// `host:port` of a Redis URL, for the log (never its credentials).

@@ -245,6 +245,11 @@ async fn relay(app: &Shared, node: &str, endpoint: &str, form: Form) -> Response
         // The node is gone, and its sessions with it: the client starts a new one.
         Ok(Relayed::Gone) => session_not_found(),
         // Not a 404, which ends the session: the client tries again.
+        Ok(Relayed::Busy) => fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "The session's node is busy",
+        ),
         Ok(Relayed::NoAnswer) => fail(
             StatusCode::SERVICE_UNAVAILABLE,
             None,

@@ -5,13 +5,16 @@
 use crate::common;
 use common::cluster::Cluster;
 use common::redis_proc::RedisProc;
-use common::{free_port, GUARD};
+use common::{free_port, test_config, WebApp, GUARD};
+use hookbox::app::App;
 use hookbox::config::{EngineConfig, RedisConfig};
 use serde_json::json;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 
 const MASTER_NAME: &str = "hbtest";
 
@@ -173,4 +176,69 @@ async fn the_nodes_follow_a_failover_and_deliver_nothing_twice() {
         .await;
     assert_eq!(info["subscribers"], json!(["alice", "bob"]));
     drop((replica, sentinel));
+}
+
+/// A Sentinel that names `port` as the master whatever the truth, as one that lags behind a
+/// failover (or was cut off from the others) does. It speaks just enough RESP: each command is
+/// an array of bulk strings; `SENTINEL …` gets the address, anything else `+OK`.
+async fn stale_sentinel(port: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = sock.into_split();
+                let mut lines = BufReader::new(r).lines();
+                while let Ok(Some(head)) = lines.next_line().await {
+                    let n: usize = head.trim_start_matches('*').parse().unwrap_or(0);
+                    let mut words = Vec::new();
+                    for _ in 0..n {
+                        let _len = lines.next_line().await;
+                        words.push(lines.next_line().await.ok().flatten().unwrap_or_default());
+                    }
+                    let port = port.to_string();
+                    let reply = match words.first() {
+                        Some(w) if w.eq_ignore_ascii_case("SENTINEL") => {
+                            format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len())
+                        }
+                        _ => "+OK\r\n".to_owned(),
+                    };
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    own
+}
+
+#[tokio::test]
+async fn a_node_does_not_take_a_replica_for_the_master() {
+    let (m, r) = (free_port(), free_port());
+    let _master = redis(m, &[]);
+    let _replica = redis(r, &["--replicaof", "127.0.0.1", &m.to_string()]);
+    until("the replica is up", || {
+        cli(r, &["ROLE"]).lines().next() == Some("slave")
+    })
+    .await;
+    let web = WebApp::start().await;
+    let mut config = test_config(&web);
+    let stale = stale_sentinel(r).await;
+    config.engine = on_sentinel(&format!("redis://127.0.0.1:{stale}"), "stale");
+    let err = App::bind(config, Default::default())
+        .await
+        .err()
+        .expect("a startup error");
+    assert!(
+        err.to_string().contains(&format!(
+            "the Redis Sentinel names 127.0.0.1:{r} as the master, but it is not one"
+        )),
+        "{err}"
+    );
+    // The same Sentinel naming the master: the node starts.
+    let mut config = test_config(&web);
+    let honest = stale_sentinel(m).await;
+    config.engine = on_sentinel(&format!("redis://127.0.0.1:{honest}"), "stale");
+    assert!(App::bind(config, Default::default()).await.is_ok());
 }
