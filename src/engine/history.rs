@@ -47,6 +47,15 @@ impl Entry {
         }
     }
 
+    /// A join's or a leave's entry (`SUBSCRIBE` or `UNSUBSCRIBE`: the user, the time).
+    pub fn membership(kind: &str, user: &str, stamp: &str) -> Entry {
+        Entry::new(
+            kind,
+            &serde_json::json!({"user": user, "datetime": stamp}),
+            stamp,
+        )
+    }
+
     /// An entry given as a value (a preset `history` option).
     pub fn from_value(v: &Value) -> Entry {
         let stamp = v

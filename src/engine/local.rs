@@ -4,6 +4,7 @@
 //! can share one user. Subscriptions belong to the user; each channel also records which of the
 //! user's connections asked for it (used by `per_connection_subscriptions`).
 
+use super::frames;
 use super::options::UserOptions;
 use crate::net::Transport;
 use crate::outbox::Outbox;
@@ -60,6 +61,23 @@ impl User {
             state: Mutex::new(UserState::default()),
         }
     }
+
+    /// The user is a member of `channel` no more: each of its connections gets `frame` (the
+    /// UNSUBSCRIBE its leave sent the others too), and the channel is forgotten.
+    pub fn left(&self, channel: &str, frame: &OutFrame) {
+        let mut st = self.state.lock();
+        st.send_all(frame);
+        st.channels.shift_remove(channel);
+    }
+
+    /// The user was taken out of `channel` (destroyed, or replaced): its own UNSUBSCRIBE, made
+    /// at `stamp`, and the channel forgotten.
+    pub fn removed_from(&self, channel: &str, stamp: &str) {
+        self.left(
+            channel,
+            &frames::membership("UNSUBSCRIBE", channel, &self.name, stamp),
+        );
+    }
 }
 
 impl UserState {
@@ -77,6 +95,18 @@ impl UserState {
         channel: &str,
         skip_conn: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Arc<Conn>> + 'a {
+        let receives = self.receives(channel, skip_conn);
+        self.conns.iter().filter(move |conn| receives(conn))
+    }
+
+    /// Whether a connection of the user receives `channel`'s traffic: every one normally, only
+    /// the recorded ones with `per_connection_subscriptions`; never `skip_conn`. (The one
+    /// recipient filter of both engines' fan-outs.)
+    pub fn receives<'a>(
+        &'a self,
+        channel: &str,
+        skip_conn: Option<&'a str>,
+    ) -> impl Fn(&Conn) -> bool + 'a {
         // The recorded connections matter only in per-connection mode: skip the lookup otherwise
         // (this runs once per recipient of every publication).
         let recorded = if self.options.per_connection_subscriptions {
@@ -84,9 +114,9 @@ impl UserState {
         } else {
             None
         };
-        self.conns.iter().filter(move |conn| {
+        move |conn: &Conn| {
             skip_conn != Some(&*conn.id) && recorded.is_none_or(|ids| ids.contains(&conn.id))
-        })
+        }
     }
 
     /// Sends a channel's frame to the connections that receive that channel's traffic.

@@ -487,10 +487,7 @@ impl Channels for MemoryEngine {
         };
         let stamp = now_stamp();
         for Member(user) in &c.members {
-            let frame = frames::membership("UNSUBSCRIBE", &c.name, &user.name, &stamp);
-            let mut st = user.state.lock();
-            st.send_all(&frame);
-            st.channels.shift_remove(&*c.name);
+            user.removed_from(&c.name, &stamp);
         }
         self.forget(c);
         Ok(true)
@@ -544,8 +541,7 @@ impl Subscribers for MemoryEngine {
         let asking = join.conn.map(|id| &**id).zip(join.recover);
         c.send_own_subscribe(&user, join.initial_data, asking);
         if !c.settings.history_publish_only {
-            let body = json!({"user": name, "datetime": stamp});
-            c.record(Entry::new("SUBSCRIBE", &body, &stamp), offset);
+            c.record(Entry::membership("SUBSCRIBE", name, &stamp), offset);
         }
         Ok(Joined::Joined)
     }
@@ -576,14 +572,9 @@ impl Subscribers for MemoryEngine {
             if c.settings.presenceful {
                 c.broadcast(&frame, Some(name), None);
             }
-            {
-                let mut st = user.state.lock();
-                st.send_all(&frame);
-                st.channels.shift_remove(&*c.name);
-            }
+            user.left(&c.name, &frame);
             if !c.settings.history_publish_only {
-                let body = json!({"user": name, "datetime": stamp});
-                c.record(Entry::new("UNSUBSCRIBE", &body, &stamp), offset);
+                c.record(Entry::membership("UNSUBSCRIBE", name, &stamp), offset);
             }
             Some(Emptied(c.members.is_empty()))
         });

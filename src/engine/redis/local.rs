@@ -122,15 +122,9 @@ impl LocalChannel {
                 continue;
             }
             let st = m.user.state.lock();
-            // Per-connection subscriptions: only the connections recorded for the channel.
-            let recorded = st
-                .options
-                .per_connection_subscriptions
-                .then(|| st.channels.get(channel).map_or(&[][..], Vec::as_slice));
+            let receives = st.receives(channel, skip_conn);
             for slot in m.slots.iter_mut() {
-                if skip_conn == Some(&*slot.conn.id)
-                    || recorded.is_some_and(|ids| !ids.contains(&slot.conn.id))
-                {
+                if !receives(&slot.conn) {
                     continue;
                 }
                 match &mut slot.pending {
@@ -271,9 +265,7 @@ impl LocalIndex {
                     lc.deliver(channel, ev.offset, &frame, Some(&user), None, None);
                 }
                 if let Some(u) = self.user(&user) {
-                    let mut st = u.state.lock();
-                    st.send_all(&frame);
-                    st.channels.shift_remove(channel);
+                    u.left(channel, &frame);
                 }
                 lc.members.shift_remove(&*user);
                 if lc.members.is_empty() {
@@ -284,10 +276,7 @@ impl LocalIndex {
             Kind::Destroy { stamp } => {
                 let lc = shard.remove(channel)?;
                 for m in lc.members.into_values() {
-                    let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
-                    let mut st = m.user.state.lock();
-                    st.send_all(&frame);
-                    st.channels.shift_remove(channel);
+                    m.user.removed_from(channel, &stamp);
                 }
                 return Some(Followup::Unsubscribe(channel.to_owned()));
             }
@@ -637,10 +626,7 @@ impl LocalIndex {
             if pending || members.contains(&*m.user.name) {
                 return true;
             }
-            let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
-            let mut st = m.user.state.lock();
-            st.send_all(&frame);
-            st.channels.shift_remove(channel);
+            m.user.removed_from(channel, &stamp);
             false
         });
         if lc.members.is_empty() {

@@ -4,8 +4,8 @@
 use super::replies::{JoinReply, OrMissing};
 use super::{scripts, unavailable, wire, Members, RedisEngine};
 use crate::engine::{
-    frames, now_stamp, ChannelSettings, Conn, Emptied, EngineError, Flags, Join, Joined, Left,
-    Membership, Publication, Recipients, Subscribers, Users,
+    frames, now_stamp, ChannelSettings, Conn, Emptied, EngineError, Entry, Flags, Join, Joined,
+    Left, Membership, Publication, Recipients, Subscribers, Users,
 };
 use crate::protocol::Position;
 use async_trait::async_trait;
@@ -159,9 +159,7 @@ impl Subscribers for RedisEngine {
         }
         let stamp = now_stamp();
         let presence = frames::membership("SUBSCRIBE", ch, user, &stamp);
-        let entry = crate::protocol::to_ascii_string(
-            &json!(["SUBSCRIBE", {"user": user, "datetime": stamp}]),
-        );
+        let entry = Entry::membership("SUBSCRIBE", user, &stamp);
         let reply: Result<JoinReply, EngineError> = self
             .inner
             .invoke(
@@ -175,7 +173,7 @@ impl Subscribers for RedisEngine {
                     .arg(&k.events)
                     .arg(self.inner.pub_cmd())
                     .arg(presence.tail())
-                    .arg(entry)
+                    .arg(entry.json())
                     .arg(now_secs())
                     .arg(now_secs()),
             )
@@ -244,9 +242,7 @@ impl Subscribers for RedisEngine {
         let k = self.k().channel(ch);
         let stamp = now_stamp();
         let frame = frames::membership("UNSUBSCRIBE", ch, user, &stamp);
-        let entry = crate::protocol::to_ascii_string(
-            &json!(["UNSUBSCRIBE", {"user": user, "datetime": stamp}]),
-        );
+        let entry = Entry::membership("UNSUBSCRIBE", user, &stamp);
         let left: OrMissing = self
             .inner
             .invoke(
@@ -258,7 +254,7 @@ impl Subscribers for RedisEngine {
                     .arg(&k.events)
                     .arg(self.inner.pub_cmd())
                     .arg(frame.tail())
-                    .arg(entry)
+                    .arg(entry.json())
                     .arg(now_secs())
                     .arg(now_secs()),
             )
