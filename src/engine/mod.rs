@@ -22,6 +22,7 @@
 //! presence, STATE_UPDATE).
 
 pub mod broker;
+pub mod delivery;
 pub mod frames;
 pub mod history;
 pub mod local;

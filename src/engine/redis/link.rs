@@ -2,9 +2,10 @@
 //! Redis Sentinel names (replaced after a failover), or to a Redis Cluster; and the dispatcher
 //! that hands the pub/sub connection's messages to this node's local index.
 
-use super::local::{Followup, LocalIndex};
 use super::relay::Relays;
 use super::unavailable;
+use super::wire::{self, Keys};
+use crate::engine::delivery::{Followup, LocalIndex};
 use crate::engine::EngineError;
 use parking_lot::RwLock;
 use redis::aio::{
@@ -83,12 +84,26 @@ impl ConnectionLike for Link {
 #[derive(Clone)]
 pub(super) struct Dispatcher {
     pub index: Arc<LocalIndex>,
+    pub keys: Keys,
     pub relays: Arc<Relays>,
     /// This node's relay channel.
     pub relay_channel: Arc<str>,
     pub followups: tokio::sync::mpsc::UnboundedSender<Followup>,
     /// Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
     pub pubsub_lost: Arc<AtomicBool>,
+}
+
+impl Dispatcher {
+    /// A message on a channel's or a user's pub/sub channel, parsed and handed to the index.
+    fn on_event(&self, chan: &str, msg: &[u8]) -> Option<Followup> {
+        let name = Keys::untag(chan)?;
+        if self.keys.is_channel_events(chan) {
+            self.index.on_channel_event(&name, wire::parse_event(msg)?)
+        } else {
+            self.index
+                .on_user_event(&name, wire::parse_user_event(msg)?)
+        }
+    }
 }
 
 impl AsyncPushSender for Dispatcher {
@@ -98,7 +113,7 @@ impl AsyncPushSender for Dispatcher {
                 let chan = String::from_utf8_lossy(chan);
                 if *chan == *self.relay_channel {
                     self.relays.on_message(msg);
-                } else if let Some(f) = self.index.on_message(&chan, msg) {
+                } else if let Some(f) = self.on_event(&chan, msg) {
                     let _ = self.followups.send(f);
                 }
             }

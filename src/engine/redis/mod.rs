@@ -8,21 +8,21 @@
 //! - Each channel's events are published by those same scripts, in the order of the changes,
 //!   on the channel's pub/sub channel. Each node subscribes (one pub/sub connection per node,
 //!   subscriptions reference-counted by local interest) to the channels its connections are in,
-//!   and to the user channels of its users, and delivers locally ([`local`]): one encode per
+//!   and to the user channels of its users, parses their messages into the events of
+//!   [`crate::engine::delivery`] and hands them to this node's local index: one encode per
 //!   publication for the whole cluster.
 //! - Commands go through one multiplexed connection (pipelined by the client library).
 //!
 //! Files: this one holds the connections and the cluster-wide leases; `channels` (existence,
 //! settings, state, destroy), `membership` (join, leave, recovery, publish), `users` (users
 //! across nodes), `subscriptions` (this node's pub/sub subscriptions, catch-ups,
-//! resynchronisations), `local` (this node's index and the dispatcher of events), `node`
+//! resynchronisations), `link` (the connections, and the dispatcher of pub/sub messages), `node`
 //! (heartbeat and reaper), `scripts` with `lua/` and `replies` (the Lua and its typed answers),
 //! `wire` and `keys` (formats and key names).
 
 mod channels;
 mod keys;
 mod link;
-mod local;
 mod membership;
 mod node;
 mod relay;
@@ -33,12 +33,12 @@ mod subscriptions;
 mod users;
 mod wire;
 
+use crate::engine::delivery::{Followup, LocalIndex};
 use crate::engine::{
     Conn, EngineError, LeaseKind, NodeInfo, Nodes, Reaped, RelayHandler, RelayRequest, Relayed,
 };
 use async_trait::async_trait;
 use link::{Dispatcher, Link};
-use local::{Followup, LocalIndex};
 use parking_lot::Mutex;
 use redis::{Cmd, Value as RValue};
 use relay::Relays;
@@ -130,7 +130,7 @@ impl RedisEngine {
     ) -> Result<RedisEngine, EngineError> {
         let keys = Keys::new(&config.prefix);
         let node: Arc<str> = super::random_id().into();
-        let index = Arc::new(LocalIndex::new(keys.clone(), node.clone()));
+        let index = Arc::new(LocalIndex::new(node.clone()));
         let (followups, mut followups_rx) = tokio::sync::mpsc::unbounded_channel::<Followup>();
         // Set when the pub/sub connection drops; the heartbeat resynchronises once it is back.
         let pubsub_lost = Arc::new(AtomicBool::new(false));
@@ -138,6 +138,7 @@ impl RedisEngine {
         let relays = Arc::new(relays);
         let dispatch = Dispatcher {
             index: index.clone(),
+            keys: keys.clone(),
             relays: relays.clone(),
             relay_channel: keys.relay(&node).into(),
             followups: followups.clone(),

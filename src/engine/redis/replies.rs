@@ -2,7 +2,7 @@
 //! magic numbers where it is called. A reply of another shape is an error (a script and the
 //! node that runs it disagree), reported as the engine being unavailable.
 
-use super::wire::Snapshot;
+use crate::engine::delivery::Snapshot;
 use redis::{FromRedisValue, ParsingError, Value as RValue};
 
 fn int(v: &RValue) -> Option<i64> {

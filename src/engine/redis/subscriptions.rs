@@ -2,8 +2,8 @@
 //! catch-ups of joining connections, resynchronisations after lost events, abandoned joins.
 
 use super::replies::SnapshotReply;
-use super::wire::Snapshot;
 use super::{scripts, unavailable, Inner, Link, Members};
+use crate::engine::delivery::Snapshot;
 use crate::engine::{Conn, EngineError, User};
 use serde_json::Value;
 use std::sync::Arc;

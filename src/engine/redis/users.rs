@@ -1,9 +1,9 @@
 //! The Redis engine's users: one user across every node, its connections wherever they are.
 
-use super::local::Followup;
 use super::replies::{FlagAndNames, OrMissing};
 use super::wire::ConnRecord;
 use super::{node, scripts, unavailable, RedisEngine};
+use crate::engine::delivery::Followup;
 use crate::engine::options::{OptionError, UserOptions};
 use crate::engine::{Attach, Channels, Conn, ConnInfo, Detached, EngineError, User, Users};
 use crate::net::Transport;

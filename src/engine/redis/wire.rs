@@ -1,10 +1,13 @@
 //! What the Redis engine writes to and reads from Redis: key names, history entries, channel
 //! snapshots and event messages.
 
+use crate::engine::delivery::{Event, Kind, Snapshot, UserEvent};
 use crate::engine::history::{Entry, History};
 use crate::engine::options::ChannelSettings;
 use crate::engine::Conn;
 use crate::net::Transport;
+use crate::protocol::OutFrame;
+use bytes::Bytes;
 use redis::Value as RValue;
 use serde_json::{Map, Value};
 
@@ -231,19 +234,6 @@ impl ConnRecord {
     }
 }
 
-/// A channel read atomically: its epoch and offset, settings, history, state and members.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub epoch: String,
-    pub offset: u64,
-    /// The highest offset of a publication no longer in (or never in) the history.
-    pub floor: u64,
-    pub settings: ChannelSettings,
-    pub history: History,
-    pub state: Map<String, Value>,
-    pub members: Vec<String>,
-}
-
 fn text(v: &RValue) -> String {
     match v {
         RValue::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
@@ -312,32 +302,7 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
     })
 }
 
-/// A channel event as published by the scripts: a JSON header line, then a frame.
-#[derive(Debug)]
-pub struct Event<'a> {
-    pub epoch: String,
-    pub offset: u64,
-    pub kind: Kind,
-    pub frame: &'a [u8],
-}
-
-#[derive(Debug, PartialEq)]
-pub enum Kind {
-    /// A publication: the connection to skip (`""` none) and the recipients (`*`, `u:<name>`,
-    /// `-`).
-    Publish { skip_conn: String, to: String },
-    /// A frame for every member but `skip_user` (`""` none): STATE_UPDATE.
-    Broadcast { skip_user: String },
-    /// `user` joined at the request of `node`; the frame (if any) is the presence SUBSCRIBE
-    /// for the others.
-    Join { user: String },
-    /// `user` left; the frame is the UNSUBSCRIBE, for the others too when `presence`.
-    Leave { user: String, presence: bool },
-    /// The channel was removed; members (if any) get an UNSUBSCRIBE stamped `stamp`.
-    Destroy { stamp: String },
-}
-
-/// Parses a channel event message.
+/// Parses a channel event message: a JSON header line, then the frame.
 pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
     let nl = msg.iter().position(|b| *b == b'\n')?;
     let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
@@ -372,6 +337,27 @@ pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
     })
 }
 
+/// Parses a user event message: a JSON header line (`["M"]`, `["K"]`, `["O", options]`,
+/// `["J", channel, node]`), then a frame for `M`.
+pub fn parse_user_event(msg: &[u8]) -> Option<UserEvent> {
+    let nl = msg.iter().position(|b| *b == b'\n')?;
+    let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
+    Some(match header.first()?.as_str()? {
+        "M" => UserEvent::Frame(OutFrame::from_bytes(Bytes::copy_from_slice(&msg[nl + 1..]))),
+        "K" => UserEvent::Kick,
+        "O" => UserEvent::Options(header.get(1)?.clone()),
+        "J" => UserEvent::Joined {
+            channel: header.get(1)?.as_str()?.to_owned(),
+            node: header
+                .get(2)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        },
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +385,22 @@ mod tests {
         );
         assert_eq!(e.frame, b", \"PUBLISH\", {}]\r\n");
         assert!(parse_event(b"nonsense").is_none());
+    }
+
+    #[test]
+    fn user_events_parse() {
+        let frame = parse_user_event(b"[\"M\"]\n, \"MESSAGE\", {}]\r\n").unwrap();
+        assert!(matches!(frame, UserEvent::Frame(f) if f.tail() == b", \"MESSAGE\", {}]\r\n"));
+        assert!(matches!(
+            parse_user_event(b"[\"K\"]\n"),
+            Some(UserEvent::Kick)
+        ));
+        let joined = parse_user_event(b"[\"J\", \"room\", \"n1\"]\n").unwrap();
+        assert!(
+            matches!(joined, UserEvent::Joined { channel, node } if channel == "room" && node == "n1")
+        );
+        assert!(parse_user_event(b"[\"Z\"]\n").is_none());
+        assert!(parse_user_event(b"no header").is_none());
     }
 
     #[test]

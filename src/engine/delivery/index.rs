@@ -1,8 +1,8 @@
-//! This node's side of the Redis engine: which local connections receive which channel, and the
-//! dispatcher that turns the events arriving from Redis into frames in their outboxes.
+//! The local index: which of this node's connections receive which channel, and the delivery of
+//! the events a broker hands over into their outboxes.
 //!
-//! The dispatcher runs in the pub/sub connection's reader, once per message, synchronously: it
-//! pushes frames into outboxes and never waits, like the memory engine's fan-out. Every channel's
+//! A broker hands events over in its reader, once per message, synchronously: the index pushes
+//! frames into outboxes and never waits, like the memory engine's fan-out. Every channel's
 //! events carry consecutive offsets, so a gap (events lost while Redis was unreachable) is seen
 //! and counted.
 //!
@@ -11,7 +11,7 @@
 //! meanwhile are kept in the slot; then the own SUBSCRIBE goes out, followed by the kept frames
 //! newer than S, and the slot delivers everything newer than S from then on.
 
-use super::wire::{self, Event, Keys, Kind, Snapshot};
+use super::{Event, Followup, Kind, Snapshot, UserEvent};
 use crate::engine::frames::{self, history_room, Shown, SubscribeView};
 use crate::engine::{Conn, User};
 use crate::outbox::CloseReason;
@@ -137,31 +137,7 @@ impl LocalChannel {
     }
 }
 
-/// What a user event carries.
-enum UserEvent {
-    /// A frame for every connection of the user (MESSAGE).
-    Frame,
-    /// Close every connection of the user (`/web/disconnect`).
-    Kick,
-    /// The user's options changed (a connect or `set_user_options` on some node).
-    Options(Value),
-    /// The user joined a channel through another node: this node's connections catch up.
-    Joined(String),
-}
-
-/// Something the dispatcher cannot do itself because it must wait (on Redis).
-pub enum Followup {
-    /// This node's connections of `user` must catch up with `channel`.
-    CatchUp { channel: String, user: Arc<User> },
-    /// `channel` has no local member left: its pub/sub subscription can go.
-    Unsubscribe(String),
-    /// Events of `channel` were lost (logged and counted): its members here are checked against
-    /// a fresh snapshot, since a lost leave or destroy would leave them receiving it.
-    Lost(String),
-}
-
 pub struct LocalIndex {
-    keys: Keys,
     /// This node's id (its own user events need no follow-up).
     node: Arc<str>,
     shards: Box<[Shard]>,
@@ -173,9 +149,8 @@ pub struct LocalIndex {
 }
 
 impl LocalIndex {
-    pub fn new(keys: Keys, node: Arc<str>) -> LocalIndex {
+    pub fn new(node: Arc<str>) -> LocalIndex {
         LocalIndex {
-            keys,
             node,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
@@ -192,19 +167,14 @@ impl LocalIndex {
         self.users.lock().get(name).cloned()
     }
 
-    /// Handles one pub/sub message; what needs waiting is returned to the caller to spawn.
-    pub fn on_message(&self, chan: &str, msg: &[u8]) -> Option<Followup> {
-        let name = Keys::untag(chan)?;
-        if self.keys.is_channel_events(chan) {
-            let followup = self.on_channel_event(&name, wire::parse_event(msg)?);
-            self.delivered.notify_waiters();
-            followup
-        } else {
-            self.on_user_event(&name, msg)
-        }
+    /// Delivers one event of `channel`; what needs waiting is returned to the caller to spawn.
+    pub fn on_channel_event(&self, channel: &str, ev: Event<'_>) -> Option<Followup> {
+        let followup = self.deliver_event(channel, ev);
+        self.delivered.notify_waiters();
+        followup
     }
 
-    fn on_channel_event(&self, channel: &str, ev: Event<'_>) -> Option<Followup> {
+    fn deliver_event(&self, channel: &str, ev: Event<'_>) -> Option<Followup> {
         let frame =
             (!ev.frame.is_empty()).then(|| OutFrame::from_bytes(Bytes::copy_from_slice(ev.frame)));
         let mut shard = self.shard(channel).lock();
@@ -284,24 +254,15 @@ impl LocalIndex {
         followup
     }
 
-    fn on_user_event(&self, user: &str, msg: &[u8]) -> Option<Followup> {
-        let nl = msg.iter().position(|b| *b == b'\n')?;
-        let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
-        let event = match header.first()?.as_str()? {
-            "M" => UserEvent::Frame,
-            "K" => UserEvent::Kick,
-            "O" => UserEvent::Options(header.get(1)?.clone()),
-            // A join this node asked for: its connections are already in.
-            "J" if header.get(2).and_then(Value::as_str) == Some(&*self.node) => return None,
-            "J" => UserEvent::Joined(header.get(1)?.as_str()?.to_owned()),
-            _ => return None,
-        };
+    /// Applies one event of `user` to its connections on this node.
+    pub fn on_user_event(&self, user: &str, event: UserEvent) -> Option<Followup> {
+        // A join this node asked for: its connections are already in.
+        if matches!(&event, UserEvent::Joined { node, .. } if *node == *self.node) {
+            return None;
+        }
         let u = self.user(user)?;
         match event {
-            UserEvent::Frame => {
-                let frame = OutFrame::from_bytes(Bytes::copy_from_slice(&msg[nl + 1..]));
-                u.state.lock().send_all(&frame);
-            }
+            UserEvent::Frame(frame) => u.state.lock().send_all(&frame),
             UserEvent::Kick => {
                 for c in u.state.lock().conns.iter() {
                     c.outbox.close(CloseReason::Kicked);
@@ -316,7 +277,7 @@ impl LocalIndex {
                     }
                 }
             }
-            UserEvent::Joined(channel) => {
+            UserEvent::Joined { channel, .. } => {
                 return Some(Followup::CatchUp { channel, user: u });
             }
         }
@@ -685,15 +646,20 @@ mod tests {
         })
     }
 
-    /// A publication event as the PUBLISH script sends it.
-    fn publication(epoch: &str, offset: u64, payload: u64) -> Vec<u8> {
+    /// Hands `index` a publication of `payload` at `offset` in `epoch` of "room", as a broker
+    /// would.
+    fn publish(index: &LocalIndex, epoch: &str, offset: u64, payload: u64) -> Option<Followup> {
         let frame = OutFrame::new("PUBLISH", &serde_json::json!({"payload": payload}));
-        let mut msg = serde_json::json!([epoch, offset, "P", "", "*"])
-            .to_string()
-            .into_bytes();
-        msg.push(b'\n');
-        msg.extend_from_slice(frame.tail());
-        msg
+        let ev = Event {
+            epoch: epoch.into(),
+            offset,
+            kind: Kind::Publish {
+                skip_conn: String::new(),
+                to: "*".into(),
+            },
+            frame: frame.tail(),
+        };
+        index.on_channel_event("room", ev)
     }
 
     /// The frame names and payloads in `conn`'s outbox.
@@ -723,21 +689,15 @@ mod tests {
 
     #[test]
     fn a_joining_connection_gets_its_subscribe_then_only_newer_events_once_and_gaps_are_seen() {
-        let keys = Keys::new("t");
-        let index = LocalIndex::new(keys.clone(), Arc::from("node"));
-        let events = keys.channel("room").events;
+        let index = LocalIndex::new(Arc::from("node"));
         let ann = Arc::new(User::new(Arc::from("ann")));
         let c = conn("c1");
         ann.state.lock().conns.push(c.clone());
         let (added, new) = index.begin_catch_up("room", &ann, std::slice::from_ref(&c));
         assert!(new);
         // Events arriving before the snapshot is known wait in the slot.
-        assert!(index
-            .on_message(&events, &publication("e1", 5, 5))
-            .is_none());
-        assert!(index
-            .on_message(&events, &publication("e1", 6, 6))
-            .is_none());
+        assert!(publish(&index, "e1", 5, 5).is_none());
+        assert!(publish(&index, "e1", 6, 6).is_none());
         assert!(drained(&c).is_empty());
         // The snapshot is at 5: its own SUBSCRIBE, then only 6.
         index.finish_catch_up("room", &ann, &added, &snapshot("e1", 5), None);
@@ -745,18 +705,16 @@ mod tests {
         assert_eq!(got[0].0, "SUBSCRIBE");
         assert_eq!(got[1..], [("PUBLISH".into(), Value::from(6))]);
         // A repeated offset is not delivered again.
-        assert!(index
-            .on_message(&events, &publication("e1", 6, 6))
-            .is_none());
+        assert!(publish(&index, "e1", 6, 6).is_none());
         assert!(drained(&c).is_empty());
         // A gap: the event is delivered and the channel is to be checked.
-        let followup = index.on_message(&events, &publication("e1", 9, 9));
+        let followup = publish(&index, "e1", 9, 9);
         assert!(matches!(followup, Some(Followup::Lost(ch)) if ch == "room"));
         assert_eq!(drained(&c), [("PUBLISH".into(), Value::from(9))]);
         assert_eq!(index.position("room"), Some((Some("e1".into()), 9)));
         // Another epoch: the channel was destroyed and created again unseen. Its members here
         // are members no more: their UNSUBSCRIBE, and the channel is dropped here.
-        let followup = index.on_message(&events, &publication("e2", 1, 1));
+        let followup = publish(&index, "e2", 1, 1);
         assert!(matches!(followup, Some(Followup::Unsubscribe(ch)) if ch == "room"));
         assert_eq!(drained(&c)[0].0, "UNSUBSCRIBE");
         assert!(!index.has_channel("room"));
@@ -764,20 +722,18 @@ mod tests {
 
     #[test]
     fn a_master_that_is_behind_rewinds_the_channel_so_new_events_are_delivered() {
-        let keys = Keys::new("t");
-        let index = LocalIndex::new(keys.clone(), Arc::from("node"));
-        let events = keys.channel("room").events;
+        let index = LocalIndex::new(Arc::from("node"));
         let ann = Arc::new(User::new(Arc::from("ann")));
         let c = conn("c3");
         let (added, _) = index.begin_catch_up("room", &ann, std::slice::from_ref(&c));
         index.finish_catch_up("room", &ann, &added, &snapshot("e1", 3), None);
-        index.on_message(&events, &publication("e1", 4, 4));
-        index.on_message(&events, &publication("e1", 5, 5));
+        publish(&index, "e1", 4, 4);
+        publish(&index, "e1", 5, 5);
         drained(&c);
         // The new master has the channel at 4 (5 was not replicated): 5 is given again.
         assert!(!index.rewind("room", &snapshot("e1", 5)));
         assert!(index.rewind("room", &snapshot("e1", 4)));
-        index.on_message(&events, &publication("e1", 5, 50));
+        publish(&index, "e1", 5, 50);
         assert_eq!(drained(&c), [("PUBLISH".into(), Value::from(50))]);
         // Another epoch is a replaced channel, not a rewind.
         assert!(!index.rewind("room", &snapshot("e2", 1)));
@@ -785,8 +741,7 @@ mod tests {
 
     #[test]
     fn a_reconcile_drops_members_the_snapshot_lacks() {
-        let keys = Keys::new("t");
-        let index = LocalIndex::new(keys.clone(), Arc::from("node"));
+        let index = LocalIndex::new(Arc::from("node"));
         let bob = Arc::new(User::new(Arc::from("bob")));
         let c = conn("c2");
         bob.state.lock().conns.push(c.clone());

@@ -1,0 +1,83 @@
+//! This node's delivery: which local connections receive which channel, fed by the events a
+//! broker hands over ([`Event`], [`UserEvent`]) and the snapshots it reads ([`Snapshot`]).
+//!
+//! The index ([`LocalIndex`]) knows nothing of how the events travel: the Redis engine parses
+//! its pub/sub messages into these types (`engine/redis/wire.rs`) and hands them over in the
+//! pub/sub reader; another broker would do the same from its own wire. What needs waiting on
+//! the broker comes back as a [`Followup`]. (The memory engine, one node, delivers under its
+//! channels' locks and needs no index.)
+
+mod index;
+
+pub use index::LocalIndex;
+
+use crate::engine::history::History;
+use crate::engine::options::ChannelSettings;
+use crate::engine::User;
+use crate::protocol::OutFrame;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A channel read atomically: its epoch and offset, settings, history, state and members.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub epoch: String,
+    pub offset: u64,
+    /// The highest offset of a publication no longer in (or never in) the history.
+    pub floor: u64,
+    pub settings: ChannelSettings,
+    pub history: History,
+    pub state: Map<String, Value>,
+    pub members: Vec<String>,
+}
+
+/// A channel event, as a broker hands it over: the channel's epoch, the event's offset in it
+/// (consecutive: a gap means events were lost), what happened, and its frame (encoded once).
+#[derive(Debug)]
+pub struct Event<'a> {
+    pub epoch: String,
+    pub offset: u64,
+    pub kind: Kind,
+    pub frame: &'a [u8],
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Kind {
+    /// A publication: the connection to skip (`""` none) and the recipients (`*`, `u:<name>`,
+    /// `-`).
+    Publish { skip_conn: String, to: String },
+    /// A frame for every member but `skip_user` (`""` none): STATE_UPDATE.
+    Broadcast { skip_user: String },
+    /// `user` joined at the request of `node`; the frame (if any) is the presence SUBSCRIBE
+    /// for the others.
+    Join { user: String },
+    /// `user` left; the frame is the UNSUBSCRIBE, for the others too when `presence`.
+    Leave { user: String, presence: bool },
+    /// The channel was removed; members (if any) get an UNSUBSCRIBE stamped `stamp`.
+    Destroy { stamp: String },
+}
+
+/// An event of one user, for its connections on this node.
+#[derive(Debug)]
+pub enum UserEvent {
+    /// A frame for every connection of the user (MESSAGE).
+    Frame(OutFrame),
+    /// Close every connection of the user (`/web/disconnect`).
+    Kick,
+    /// The user's options changed (a connect or `set_user_options` on some node).
+    Options(Value),
+    /// The user joined `channel` through `node`: this node's connections catch up (unless it
+    /// is this node, whose connections are in already).
+    Joined { channel: String, node: String },
+}
+
+/// Something the index cannot do itself because it must wait (on the broker).
+pub enum Followup {
+    /// This node's connections of `user` must catch up with `channel`.
+    CatchUp { channel: String, user: Arc<User> },
+    /// `channel` has no local member left: the broker may stop sending its events here.
+    Unsubscribe(String),
+    /// Events of `channel` were lost (logged and counted): its members here are checked against
+    /// a fresh snapshot, since a lost leave or destroy would leave them receiving it.
+    Lost(String),
+}
