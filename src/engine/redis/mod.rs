@@ -151,7 +151,6 @@ impl RedisEngine {
             let sentinels = Sentinels::new(&config.urls, name)?;
             let master = sentinels.master().await?;
             let links = link::followed(&master, dispatch.clone()).await?;
-            sentinel::is_master(&mut links.0.clone(), &master).await?;
             followed = Some((sentinels, master, dispatch));
             links
         } else {

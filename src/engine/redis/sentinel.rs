@@ -1,6 +1,7 @@
 //! Redis Sentinel (`--redis-sentinel NAME`, with `--redis-url` listing the Sentinels).
 //!
-//! At startup the first Sentinel that answers names the master. Then every second this node asks
+//! At startup every Sentinel is asked; the master most of them name (that says it is the master:
+//! `ROLE`) is taken, and the next one if it does not. Then every second this node asks
 //! again; when the Sentinels name another master (a failover), the node connects to it, sends
 //! its commands there, rewinds the channels the new master has behind what this node delivered
 //! (events the old master never replicated), subscribes a new pub/sub connection to every
@@ -61,20 +62,52 @@ impl Sentinels {
         })
     }
 
-    /// The master's URL, as the first Sentinel that answers names it.
-    pub async fn master(&self) -> Result<String, EngineError> {
+    /// The masters the Sentinels name (every Sentinel is asked, at once), the one most of them
+    /// name first; equal counts keep the Sentinels' order. An error if none names one.
+    pub async fn named(&self) -> Result<Vec<String>, EngineError> {
+        let asked = self.sentinels.iter().map(|s| self.ask(s));
+        let answers = futures_util::future::join_all(asked).await;
+        let mut votes: Vec<(String, usize)> = Vec::new();
         let mut why = String::from("no Sentinel given");
-        for sentinel in &self.sentinels {
-            match self.ask(sentinel).await {
-                Ok(Some((host, port))) => return Ok(self.master_url(&host, port)),
+        for (sentinel, answer) in self.sentinels.iter().zip(answers) {
+            match answer {
+                Ok(Some((host, port))) => {
+                    let url = self.master_url(&host, port);
+                    match votes.iter_mut().find(|(u, _)| *u == url) {
+                        Some((_, n)) => *n += 1,
+                        None => votes.push((url, 1)),
+                    }
+                }
                 Ok(None) => why = format!("{sentinel} knows no master named {}", self.name),
                 Err(e) => why = format!("{sentinel}: {e}"),
             }
         }
-        Err(EngineError::Unavailable(format!(
-            "no Sentinel named the master {}: {why}",
-            self.name
-        )))
+        if votes.is_empty() {
+            return Err(EngineError::Unavailable(format!(
+                "no Sentinel named the master {}: {why}",
+                self.name
+            )));
+        }
+        // A stable sort: equal counts stay in the Sentinels' order.
+        votes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        Ok(votes.into_iter().map(|(url, _)| url).collect())
+    }
+
+    /// At startup: the first master named (see [`Sentinels::named`]) that may be taken for the
+    /// master (see [`confirm_master`]).
+    pub async fn master(&self) -> Result<String, EngineError> {
+        let mut refused = None;
+        for url in self.named().await? {
+            let checked = match link::manager(&url, None).await {
+                Ok(mut conn) => confirm_master(&mut conn, &url).await,
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(()) => return Ok(url),
+                Err(e) => refused = Some(e),
+            }
+        }
+        Err(refused.unwrap_or_else(|| EngineError::Unavailable("no master named".into())))
     }
 
     /// `SENTINEL get-master-addr-by-name` on one Sentinel, on a connection of its own (so a
@@ -125,6 +158,8 @@ pub(super) fn follow(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Whether the last question went unanswered: logged once, not every second.
         let mut failing = false;
+        // The last master named that could not be switched to (see below).
+        let mut refused: Option<String> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -134,10 +169,10 @@ pub(super) fn follow(
             if inner.strong_count() == 0 {
                 return;
             }
-            let master = match sentinels.master().await {
-                Ok(master) => {
+            let named = match sentinels.named().await {
+                Ok(named) => {
                     failing = false;
-                    master
+                    named
                 }
                 Err(e) => {
                     if !failing {
@@ -147,23 +182,40 @@ pub(super) fn follow(
                     continue;
                 }
             };
-            if master == current {
+            if named.first() == Some(&current) {
+                refused = None;
                 continue;
             }
             let Some(inner) = inner.upgrade() else { return };
-            tracing::warn!(
-                "Redis Sentinel names a new master for {}: {} (was {}); switching to it",
-                sentinels.name,
-                address(&master),
-                address(&current)
-            );
-            match switch(&inner, &master, &dispatch).await {
-                Ok(()) => {
-                    crate::metrics::redis_master_switch();
-                    current = master;
+            for master in named {
+                // The rest are named by no more Sentinels than the master in use.
+                if master == current {
+                    break;
                 }
-                // Tried again at the next question.
-                Err(e) => tracing::warn!("switching to the new Redis master failed: {e}"),
+                // A master refused is tried again each second, but logged once.
+                let quiet = refused.as_deref() == Some(master.as_str());
+                if !quiet {
+                    tracing::warn!(
+                        "Redis Sentinel names a new master for {}: {} (was {}); switching to it",
+                        sentinels.name,
+                        address(&master),
+                        address(&current)
+                    );
+                }
+                match switch(&inner, &master, &dispatch).await {
+                    Ok(()) => {
+                        crate::metrics::redis_master_switch();
+                        current = master;
+                        refused = None;
+                        break;
+                    }
+                    Err(e) => {
+                        if !quiet {
+                            tracing::warn!("switching to the new Redis master failed: {e}");
+                        }
+                        refused = Some(master);
+                    }
+                }
             }
         }
     });
@@ -177,7 +229,7 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
     let mut new_cmd = link::manager(master, None).await?;
     // A Sentinel that lags (or was cut off) may still name a master that is now a replica:
     // the server itself must say it is the master.
-    is_master(&mut new_cmd, master).await?;
+    confirm_master(&mut new_cmd, master).await?;
     cmd.replace(new_cmd);
     // Before any event of the new master arrives: a channel the promoted replica has behind
     // what this node delivered goes back (`LocalIndex::rewind`), or its next events would be
@@ -202,25 +254,32 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
     Ok(())
 }
 
-/// Whether the server at `url` says it is a master (`ROLE`); an error if it does not.
-pub(super) async fn is_master(
+/// Whether the server at `url` may be taken for the master: it says it is (`ROLE`), or it
+/// cannot say (an ACL without `+role`, a renamed command: the Sentinels' word then stands, with
+/// a warning). An error if it says it is not (a Sentinel that lags behind a failover may still
+/// name an old master that came back as a replica), or does not answer.
+async fn confirm_master(
     conn: &mut impl redis::aio::ConnectionLike,
     url: &str,
 ) -> Result<(), EngineError> {
-    let role: redis::Value = redis::cmd("ROLE")
-        .query_async(conn)
-        .await
-        .map_err(unavailable)?;
-    let first = match &role {
-        redis::Value::Array(items) => items.first(),
-        _ => None,
-    };
-    match first {
-        Some(redis::Value::BulkString(b)) if b.as_slice() == b"master" => Ok(()),
-        _ => Err(EngineError::Unavailable(format!(
+    let role = redis::cmd("ROLE").query_async::<redis::Value>(conn).await;
+    match role {
+        Ok(redis::Value::Array(items)) if matches!(items.first(), Some(redis::Value::BulkString(b)) if b.as_slice() == b"master") => {
+            Ok(())
+        }
+        Ok(_) => Err(EngineError::Unavailable(format!(
             "the Redis Sentinel names {} as the master, but it is not one (yet)",
             address(url)
         ))),
+        // A refusal by the server itself (NOPERM, unknown command) has a code.
+        Err(e) if e.code().is_some() => {
+            tracing::warn!(
+                "cannot ask {} whether it is the master ({e}): taking the Sentinels' word",
+                address(url)
+            );
+            Ok(())
+        }
+        Err(e) => Err(unavailable(e)),
     }
 }
 

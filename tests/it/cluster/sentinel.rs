@@ -213,32 +213,67 @@ async fn stale_sentinel(port: u16) -> u16 {
     own
 }
 
+/// Starts a node on the master the Sentinels at `ports` name.
+async fn start_on(web: &WebApp, ports: &[u16]) -> Result<App, String> {
+    let mut config = test_config(web);
+    config.engine = EngineConfig::Redis(RedisConfig {
+        urls: ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect(),
+        cluster: false,
+        sentinel: Some(MASTER_NAME.to_owned()),
+        prefix: "stale".to_owned(),
+        node_timeout: Duration::from_secs(2),
+    });
+    App::bind(config, Default::default())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[tokio::test]
 async fn a_node_does_not_take_a_replica_for_the_master() {
-    let (m, r) = (free_port(), free_port());
+    let (m, r, acl) = (free_port(), free_port(), free_port());
     let _master = redis(m, &[]);
     let _replica = redis(r, &["--replicaof", "127.0.0.1", &m.to_string()]);
+    // A master whose only user may not run ROLE.
+    let _locked = redis(
+        acl,
+        &[
+            "--user", "default", "on", "nopass", "~*", "&*", "+@all", "-role",
+        ],
+    );
     until("the replica is up", || {
         cli(r, &["ROLE"]).lines().next() == Some("slave")
     })
     .await;
+    until("the locked master is up", || {
+        cli(acl, &["ROLE"]).contains("NOPERM")
+    })
+    .await;
     let web = WebApp::start().await;
-    let mut config = test_config(&web);
-    let stale = stale_sentinel(r).await;
-    config.engine = on_sentinel(&format!("redis://127.0.0.1:{stale}"), "stale");
-    let err = App::bind(config, Default::default())
+    let (stale, honest, locked) = (
+        stale_sentinel(r).await,
+        stale_sentinel(m).await,
+        stale_sentinel(acl).await,
+    );
+    // Only a replica named: the node refuses to start.
+    let err = start_on(&web, &[stale])
         .await
         .err()
         .expect("a startup error");
     assert!(
-        err.to_string().contains(&format!(
+        err.contains(&format!(
             "the Redis Sentinel names 127.0.0.1:{r} as the master, but it is not one"
         )),
         "{err}"
     );
-    // The same Sentinel naming the master: the node starts.
-    let mut config = test_config(&web);
-    let honest = stale_sentinel(m).await;
-    config.engine = on_sentinel(&format!("redis://127.0.0.1:{honest}"), "stale");
-    assert!(App::bind(config, Default::default()).await.is_ok());
+    // A stale Sentinel listed first, an honest one after: the node takes the master.
+    if let Err(e) = start_on(&web, &[stale, honest]).await {
+        panic!("not started on the master: {e}");
+    }
+    // A master that may not say what it is: the Sentinels' word stands.
+    if let Err(e) = start_on(&web, &[locked]).await {
+        panic!("not started on the locked master: {e}");
+    }
 }
