@@ -21,7 +21,7 @@ use crate::hub::{Hub, HubError};
 use crate::protocol::to_ascii_string;
 use crate::transport::PeerAddr;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
@@ -184,7 +184,7 @@ fn reply(ok: bool, body: Value) -> Response {
 }
 
 /// One Web API request as the handlers receive it.
-struct ApiRequest {
+pub struct ApiRequest {
     peer: PeerAddr,
     headers: HeaderMap,
     method: Method,
@@ -192,23 +192,37 @@ struct ApiRequest {
     body: Bytes,
 }
 
+impl<S: Send + Sync> FromRequest<S> for ApiRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<ApiRequest, Response> {
+        let (mut parts, body) = req.into_parts();
+        let ConnectInfo(peer) = ConnectInfo::<PeerAddr>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let method = parts.method.clone();
+        let query = parts.uri.query().map(str::to_owned);
+        // The body last: its extractor applies the router's body limit.
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(ApiRequest {
+            peer,
+            headers,
+            method,
+            query,
+            body,
+        })
+    }
+}
+
 /// `/web/{method}` (and `/{method}` on a separate API listener).
 pub async fn handle_web(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
-    headers: HeaderMap,
-    method: Method,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    req: ApiRequest,
 ) -> Response {
-    let req = ApiRequest {
-        peer,
-        headers,
-        method,
-        query,
-        body,
-    };
     handle(Dialect::Web, api, &name, req).await
 }
 
@@ -216,19 +230,8 @@ pub async fn handle_web(
 pub async fn handle_rest(
     State(api): State<Arc<ApiState>>,
     Path(name): Path<String>,
-    ConnectInfo(peer): ConnectInfo<PeerAddr>,
-    headers: HeaderMap,
-    method: Method,
-    RawQuery(query): RawQuery,
-    body: Bytes,
+    req: ApiRequest,
 ) -> Response {
-    let req = ApiRequest {
-        peer,
-        headers,
-        method,
-        query,
-        body,
-    };
     handle(Dialect::Rest, api, &name, req).await
 }
 

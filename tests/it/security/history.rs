@@ -512,7 +512,8 @@ async fn publish_multi_over_the_cap_is_refused_without_publishing() {
 /// channels that have a subscriber.
 #[tokio::test]
 async fn publish_multi_yields_to_other_tasks_between_channels() {
-    use hookbox::api::{handle_web, ApiState};
+    use axum::extract::FromRequest;
+    use hookbox::api::{handle_web, ApiRequest, ApiState};
     use hookbox::engine::{memory::MemoryEngine, Engine};
     use hookbox::hub::Hub;
     use hookbox::webhook::WebhookClient;
@@ -546,14 +547,16 @@ async fn publish_multi_yields_to_other_tasks_between_channels() {
         async move {
             let peer =
                 hookbox::transport::PeerAddr("127.0.0.1:1".parse().unwrap(), Default::default());
+            let mut req = axum::http::Request::post(format!("/web/{method}"))
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            let req = ApiRequest::from_request(req, &()).await.unwrap();
             let resp = handle_web(
                 axum::extract::State(api),
                 axum::extract::Path(method.to_owned()),
-                axum::extract::ConnectInfo(peer),
-                Default::default(),
-                axum::http::Method::POST,
-                axum::extract::RawQuery(None),
-                body.into(),
+                req,
             )
             .await;
             let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
