@@ -8,6 +8,8 @@
 //! channels' locks and needs no index.)
 
 mod index;
+#[cfg(test)]
+mod tests;
 
 pub use index::LocalIndex;
 
