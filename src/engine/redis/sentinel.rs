@@ -16,7 +16,9 @@
 
 use super::link::{self, Dispatcher, Link};
 use super::{unavailable, Inner, Members};
+use crate::engine::delivery::Snapshot;
 use crate::engine::EngineError;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
@@ -25,6 +27,8 @@ use url::Url;
 
 /// How often the Sentinels are asked for the master.
 const ASK_EVERY: Duration = Duration::from_secs(1);
+/// Channels whose snapshots a switch reads at once (see `switch`).
+const SNAPSHOTS_AT_ONCE: usize = 64;
 /// How long one Sentinel may take to connect and to answer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
@@ -234,8 +238,21 @@ async fn switch(inner: &Inner, master: &str, dispatch: &Dispatcher) -> Result<()
     // Before any event of the new master arrives: a channel the promoted replica has behind
     // what this node delivered goes back (`LocalIndex::rewind`), or its next events would be
     // taken as delivered.
-    for channel in inner.index.channels() {
-        if let Some(snap) = inner.snapshot(&channel, Members::ForPresence).await? {
+    // The snapshots are read SNAPSHOTS_AT_ONCE at a time (pipelined on the one connection): a
+    // node with many channels switches in a few round trips' time per batch, not one per channel.
+    let mut channels = inner.index.channels().into_iter();
+    let mut reading = FuturesUnordered::new();
+    loop {
+        while reading.len() < SNAPSHOTS_AT_ONCE {
+            let Some(channel) = channels.next() else {
+                break;
+            };
+            reading.push(snapshot_of(inner, channel));
+        }
+        let Some((channel, snap)) = reading.next().await else {
+            break;
+        };
+        if let Some(snap) = snap? {
             inner.index.rewind(&channel, &snap);
         }
     }
@@ -281,6 +298,15 @@ async fn confirm_master(
         }
         Err(e) => Err(unavailable(e)),
     }
+}
+
+/// A channel's snapshot on the master, with the channel's name.
+async fn snapshot_of(
+    inner: &Inner,
+    channel: String,
+) -> (String, Result<Option<Snapshot>, EngineError>) {
+    let snap = inner.snapshot(&channel, Members::ForPresence).await;
+    (channel, snap)
 }
 
 /// `host:port` of a Redis URL, for the log (never its credentials).
