@@ -11,12 +11,11 @@
 //! meanwhile are kept in the slot; then the own SUBSCRIBE goes out, followed by the kept frames
 //! newer than S, and the slot delivers everything newer than S from then on.
 
-use super::{Event, Followup, Kind, Snapshot, UserEvent};
+use super::{Event, Followup, Kind, Snapshot, SnapshotView, UserEvent};
 use crate::engine::frames::{self, history_room, Shown, SubscribeView};
 use crate::engine::{Conn, User};
 use crate::outbox::CloseReason;
 use crate::protocol::{OutFrame, Position};
-use bytes::Bytes;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -175,10 +174,14 @@ impl LocalIndex {
     }
 
     fn deliver_event(&self, channel: &str, ev: Event<'_>) -> Option<Followup> {
-        let frame =
-            (!ev.frame.is_empty()).then(|| OutFrame::from_bytes(Bytes::copy_from_slice(ev.frame)));
+        let frame = ev.frame;
         let mut shard = self.shard(channel).lock();
-        let lc = shard.get_mut(channel)?;
+        let Some(lc) = shard.get_mut(channel) else {
+            // No connection here receives the channel; a user of this node may still be
+            // concerned with its connections that never did (per-connection subscriptions).
+            self.deliver_unslotted(channel, ev.offset, &ev.kind, frame);
+            return None;
+        };
         if lc.adopt_epoch(channel, &ev.epoch) {
             crate::metrics::replaced_channel();
             tracing::warn!("channel {channel} was replaced without this node seeing it go");
@@ -254,6 +257,34 @@ impl LocalIndex {
         followup
     }
 
+    /// An event of a channel no connection here receives: a leaving user's own UNSUBSCRIBE
+    /// (and the channel forgotten), an `only_to_sender` publication to a publisher that is not
+    /// subscribed (all its connections).
+    fn deliver_unslotted(&self, channel: &str, offset: u64, kind: &Kind, frame: Option<OutFrame>) {
+        let Some(frame) = frame else {
+            return;
+        };
+        match kind {
+            Kind::Leave { user, .. } => {
+                if let Some(u) = self.user(user) {
+                    u.left(channel, &frame);
+                }
+            }
+            Kind::Publish { skip_conn, to } => {
+                let Some(u) = to.strip_prefix("u:").and_then(|name| self.user(name)) else {
+                    return;
+                };
+                let frame = frame.at_offset(offset);
+                for c in u.state.lock().conns.iter() {
+                    if *c.id != **skip_conn {
+                        c.send(&frame);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Applies one event of `user` to its connections on this node.
     pub fn on_user_event(&self, user: &str, event: UserEvent) -> Option<Followup> {
         // A join this node asked for: its connections are already in.
@@ -325,22 +356,17 @@ impl LocalIndex {
         channel: &str,
         user: &Arc<User>,
         conns: &[Arc<Conn>],
-        snap: &Snapshot,
+        snap: &SnapshotView<'_>,
         initial_data: Option<&Value>,
     ) {
         let mut shard = self.shard(channel).lock();
         let Some(lc) = shard.get_mut(channel) else {
             return; // destroyed meanwhile
         };
-        if lc.adopt_epoch(channel, &snap.epoch) {
+        if lc.adopt_epoch(channel, snap.epoch) {
             crate::metrics::replaced_channel();
             tracing::warn!("channel {channel} was replaced without this node seeing it go");
         }
-        let presence: Vec<&str> = if snap.settings.presenceful {
-            snap.members.iter().map(String::as_str).collect()
-        } else {
-            Vec::new()
-        };
         let Some(m) = lc.member(&user.name) else {
             return; // left meanwhile
         };
@@ -362,13 +388,13 @@ impl LocalIndex {
                 None => history_room(&slot.conn.outbox),
             };
             let view = SubscribeView {
-                epoch: &snap.epoch,
+                epoch: snap.epoch,
                 offset: snap.offset,
                 history: snap.history.newest_within(room),
                 history_size: snap.settings.history_size,
                 history_duration: snap.settings.history_duration,
-                state: &snap.state,
-                presence: presence.clone(),
+                state: snap.state,
+                presence: snap.presence.clone(),
             };
             // A connection that gave a position gets `recovered` and what it missed up to the
             // snapshot; the kept frames newer than it follow.
@@ -376,7 +402,7 @@ impl LocalIndex {
             match slot.recover.take() {
                 Some(pos) => {
                     let missed = snap.history.missed(
-                        (&snap.epoch, snap.offset),
+                        (snap.epoch, snap.offset),
                         snap.floor,
                         &pos,
                         room,

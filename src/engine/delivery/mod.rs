@@ -18,6 +18,7 @@ use crate::engine::options::ChannelSettings;
 use crate::engine::User;
 use crate::protocol::OutFrame;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A channel read atomically: its epoch and offset, settings, history, state and members.
@@ -37,10 +38,12 @@ pub struct Snapshot {
 /// (consecutive: a gap means events were lost), what happened, and its frame (encoded once).
 #[derive(Debug)]
 pub struct Event<'a> {
-    pub epoch: String,
+    /// Borrowed from a broker that keeps it, owned by one that parsed it.
+    pub epoch: Cow<'a, str>,
     pub offset: u64,
     pub kind: Kind,
-    pub frame: &'a [u8],
+    /// `None` for an event that carries none (a destroy; a join without presence).
+    pub frame: Option<OutFrame>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -57,6 +60,40 @@ pub enum Kind {
     Leave { user: String, presence: bool },
     /// The channel was removed; members (if any) get an UNSUBSCRIBE stamped `stamp`.
     Destroy { stamp: String },
+}
+
+impl Snapshot {
+    /// The snapshot as a catch-up reads it.
+    pub fn view(&self) -> SnapshotView<'_> {
+        SnapshotView {
+            epoch: &self.epoch,
+            offset: self.offset,
+            floor: self.floor,
+            settings: &self.settings,
+            history: &self.history,
+            state: &self.state,
+            presence: if self.settings.presenceful {
+                self.members.iter().map(String::as_str).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// A channel as a catch-up shows it, borrowed: from a [`Snapshot`] read from a broker, or from
+/// the channel itself where the broker keeps it (no copy of its history or state).
+#[derive(Debug)]
+pub struct SnapshotView<'a> {
+    pub epoch: &'a str,
+    pub offset: u64,
+    /// The highest offset of a publication no longer in (or never in) the history.
+    pub floor: u64,
+    pub settings: &'a ChannelSettings,
+    pub history: &'a History,
+    pub state: &'a Map<String, Value>,
+    /// The members an own SUBSCRIBE shows: a presence channel's, else none.
+    pub presence: Vec<&'a str>,
 }
 
 /// An event of one user, for its connections on this node.

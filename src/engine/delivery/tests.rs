@@ -32,7 +32,7 @@ fn publish(index: &LocalIndex, epoch: &str, offset: u64, payload: u64) -> Option
             skip_conn: String::new(),
             to: "*".into(),
         },
-        frame: frame.tail(),
+        frame: Some(frame.clone()),
     };
     index.on_channel_event("room", ev)
 }
@@ -75,7 +75,7 @@ fn a_joining_connection_gets_its_subscribe_then_only_newer_events_once_and_gaps_
     assert!(publish(&index, "e1", 6, 6).is_none());
     assert!(drained(&c).is_empty());
     // The snapshot is at 5: its own SUBSCRIBE, then only 6.
-    index.finish_catch_up("room", &ann, &added, &snapshot("e1", 5), None);
+    index.finish_catch_up("room", &ann, &added, &snapshot("e1", 5).view(), None);
     let got = drained(&c);
     assert_eq!(got[0].0, "SUBSCRIBE");
     assert_eq!(got[1..], [("PUBLISH".into(), Value::from(6))]);
@@ -101,7 +101,7 @@ fn a_master_that_is_behind_rewinds_the_channel_so_new_events_are_delivered() {
     let ann = Arc::new(User::new(Arc::from("ann")));
     let c = conn("c3");
     let (added, _) = index.begin_catch_up("room", &ann, std::slice::from_ref(&c));
-    index.finish_catch_up("room", &ann, &added, &snapshot("e1", 3), None);
+    index.finish_catch_up("room", &ann, &added, &snapshot("e1", 3).view(), None);
     publish(&index, "e1", 4, 4);
     publish(&index, "e1", 5, 5);
     drained(&c);
@@ -121,7 +121,7 @@ fn a_reconcile_drops_members_the_snapshot_lacks() {
     let c = conn("c2");
     bob.state.lock().conns.push(c.clone());
     let (added, _) = index.begin_catch_up("room", &bob, std::slice::from_ref(&c));
-    index.finish_catch_up("room", &bob, &added, &snapshot("e1", 3), None);
+    index.finish_catch_up("room", &bob, &added, &snapshot("e1", 3).view(), None);
     drained(&c);
     // bob's leave was among lost events: the snapshot has only ann.
     assert!(index.reconcile("room", Some(&snapshot("e1", 4))));
@@ -141,7 +141,7 @@ fn member_of_room(index: &LocalIndex, name: &str, ids: &[&str]) -> (Arc<User>, V
     }
     index.users.lock().insert(user.name.clone(), user.clone());
     let (added, _) = index.begin_catch_up("room", &user, &conns);
-    index.finish_catch_up("room", &user, &added, &snapshot("e1", 3), None);
+    index.finish_catch_up("room", &user, &added, &snapshot("e1", 3).view(), None);
     for c in &conns {
         assert_eq!(drained(c)[0].0, "SUBSCRIBE");
     }
@@ -154,7 +154,7 @@ fn event(index: &LocalIndex, offset: u64, kind: Kind, frame: &OutFrame) -> Optio
         epoch: "e1".into(),
         offset,
         kind,
-        frame: frame.tail(),
+        frame: Some(frame.clone()),
     };
     index.on_channel_event("room", ev)
 }
@@ -177,7 +177,7 @@ fn a_recovery_keeps_what_arrives_until_its_answer_or_its_cancellation() {
         "room",
         &ann,
         std::slice::from_ref(c),
-        &snapshot("e1", 3),
+        &snapshot("e1", 3).view(),
         None,
     );
     let got = drained(c);

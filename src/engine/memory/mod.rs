@@ -1,29 +1,29 @@
 //! The in-memory engine: one node, everything in this process.
 //!
 //! Channels live in [`SHARDS`] independently locked maps, so no global lock is taken per message:
-//! a publication locks only its channel's shard, then each subscriber's user lock for a few
-//! pointer moves. Each channel's frames are pushed into the outboxes under that shard lock, which
-//! is what gives every subscriber the same order. Users and connections are in their own maps,
-//! touched only on connect and disconnect.
+//! a publication locks only its channel's shard. Each decision (join, leave, publish, state,
+//! destroy) is made under that lock, and its event handed at once, still under it, to this
+//! node's delivery index ([`LocalIndex`], the one fan-out every engine uses): the lock is what
+//! gives every subscriber the same order. The index's users are the engine's users.
 //!
-//! Lock order, to stay deadlock-free: a channel shard, then `presence_watch` or `users`, then one
-//! user's state, then an outbox. Never two shards, never two users' states at once, and no lock is
-//! held across an `.await` (nothing here awaits).
+//! Lock order, to stay deadlock-free: a channel shard, then `presence_watch`, the index's users
+//! or an index shard, then one user's state, then an outbox. Never two channel shards, never two
+//! users' states at once, and no lock is held across an `.await` (nothing here awaits).
 
 mod keys;
 mod revoked;
 mod users;
 
-use super::frames::{self, history_room, Shown, SubscribeView};
+use super::delivery::{Event, Kind, LocalIndex, SnapshotView};
 use super::history::{self, now_stamp, Entry, History};
 use super::options::{state_diff, ChannelSettings, ChannelUpdate, OptionError, Polling};
 use super::{
-    Channels, Claim, Emptied, EngineError, Expiring, Flags, Join, Joined, LeaseKind, Left,
+    frames, Channels, Claim, Emptied, EngineError, Expiring, Flags, Join, Joined, LeaseKind, Left,
     Membership, NodeInfo, Nodes, Publication, Reaped, Recipients, RelayHandler, RelayRequest,
     Relayed, Subscribers, User,
 };
 use crate::engine::Conn;
-use crate::protocol::Position;
+use crate::protocol::{OutFrame, Position};
 use async_trait::async_trait;
 use indexmap::{IndexMap, IndexSet};
 use parking_lot::Mutex;
@@ -39,7 +39,7 @@ type R<T> = Result<T, EngineError>;
 /// different channels from contending.
 const SHARDS: usize = 32;
 
-/// One channel: settings, data, and its subscribers (users in join order).
+/// One channel: settings, data, and its members (users' names in join order).
 struct Channel {
     name: Arc<str>,
     settings: ChannelSettings,
@@ -47,7 +47,7 @@ struct Channel {
     state: Map<String, Value>,
     /// Found by name: a storm of 5,000 returning users in one channel looked each one up, and a
     /// list made that quadratic (14 % of the storm's CPU). Kept in join order (`shift_remove`).
-    members: IndexSet<Member>,
+    members: IndexSet<Arc<str>>,
     /// Position in the channel's stream of events: each publication, join, leave and state
     /// change takes the next one. History entries keep theirs.
     offset: u64,
@@ -58,63 +58,37 @@ struct Channel {
     watched: Vec<String>,
 }
 
-/// A channel's member, hashed and compared by its user's name, so that the channel's set finds
-/// it by name.
-struct Member(Arc<User>);
-
-impl PartialEq for Member {
-    fn eq(&self, other: &Member) -> bool {
-        self.0.name == other.0.name
-    }
-}
-
-impl Eq for Member {}
-
-impl std::hash::Hash for Member {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As `str` hashes: `Borrow<str>` requires the same hash.
-        (*self.0.name).hash(state);
-    }
-}
-
-impl std::borrow::Borrow<str> for Member {
-    fn borrow(&self) -> &str {
-        &self.0.name
-    }
-}
-
 impl Channel {
-    fn is_member(&self, user: &str) -> bool {
-        self.members.contains(user)
-    }
-
     fn next_offset(&mut self) -> u64 {
         self.offset += 1;
         self.offset
     }
 
-    /// Sends a frame to every subscriber's connections for this channel.
-    fn broadcast(
-        &self,
-        frame: &crate::protocol::OutFrame,
-        skip_user: Option<&str>,
-        skip_conn: Option<&str>,
-    ) {
-        for Member(user) in &self.members {
-            if skip_user == Some(&*user.name) {
-                continue;
-            }
-            user.state.lock().send_channel(&self.name, frame, skip_conn);
-        }
+    /// The channel's next event, with its frame, handed to this node's delivery.
+    fn emit(&mut self, index: &LocalIndex, kind: Kind, frame: Option<OutFrame>) -> u64 {
+        let offset = self.next_offset();
+        let ev = Event {
+            epoch: (&*self.epoch).into(),
+            offset,
+            kind,
+            frame,
+        };
+        // One node: nothing the index hands back needs doing (no subscription to keep).
+        let _ = index.on_channel_event(&self.name, ev);
+        offset
     }
 
-    fn broadcast_state(&mut self, updates: Map<String, Value>, deletes: Vec<String>) {
-        self.next_offset();
-        self.broadcast(
-            &frames::state_update(&self.name, updates, deletes),
-            None,
-            None,
-        );
+    fn broadcast_state(
+        &mut self,
+        index: &LocalIndex,
+        updates: Map<String, Value>,
+        deletes: Vec<String>,
+    ) {
+        let frame = frames::state_update(&self.name, updates, deletes);
+        let kind = Kind::Broadcast {
+            skip_user: String::new(),
+        };
+        self.emit(index, kind, Some(frame));
     }
 
     /// Records an event of the channel in its history (with its offset), if it keeps history.
@@ -123,66 +97,42 @@ impl Channel {
         history::record(&mut self.history, &self.settings, entry);
     }
 
-    /// Sends `user` its own-SUBSCRIBE frame on every connection that receives this channel,
-    /// its history sized for the fullest of them (the frames count against the outbox budget like
-    /// any other). The connection that gave a position (`asking`) gets its recovery instead.
-    fn send_own_subscribe(
-        &self,
-        user: &User,
-        initial_data: Option<&Value>,
-        asking: Option<(&str, &Position)>,
-    ) {
-        let st = user.state.lock();
-        let room = st
-            .channel_conns(&self.name, None)
-            .map(|c| history_room(&c.outbox))
-            .min()
-            .unwrap_or(0);
-        // At most two encodings: with positions and without.
-        let mut frames: [Option<crate::protocol::OutFrame>; 2] = [None, None];
-        for conn in st.channel_conns(&self.name, None) {
-            if let Some((_, pos)) = asking.filter(|(id, _)| *id == &*conn.id) {
-                self.send_recovery(&user.name, conn, pos, initial_data);
-                continue;
-            }
-            let shown = Shown::to(&conn.outbox, None);
-            let frame = frames[usize::from(shown != Shown::Nothing)].get_or_insert_with(|| {
-                frames::own_subscribe(&self.name, &user.name, self.view(room), initial_data, shown)
-            });
-            conn.outbox.push(frame);
-        }
-    }
-
-    /// Sends `conn` its own SUBSCRIBE with `recovered`, followed (if recovered) by the
-    /// publications it missed after `pos`, oldest first. The history in the frame and the missed
-    /// publications each take at most a quarter of the connection's room.
-    fn send_recovery(&self, user: &str, conn: &Conn, pos: &Position, initial_data: Option<&Value>) {
-        let quarter = frames::recovery_room(&conn.outbox);
-        let missed = self.history.missed(
-            (&self.epoch, self.offset),
-            self.history.floor(),
-            pos,
-            quarter,
-            frames::replay_overhead(&self.name),
-        );
-        let view = self.view(quarter);
-        frames::push_recovery(&conn.outbox, &self.name, user, view, initial_data, missed);
-    }
-
-    fn view(&self, history_room: usize) -> SubscribeView<'_> {
-        SubscribeView {
+    /// The channel as a catch-up shows it, as it is now.
+    fn view(&self) -> SnapshotView<'_> {
+        SnapshotView {
             epoch: &self.epoch,
             offset: self.offset,
-            history: self.history.newest_within(history_room),
-            history_size: self.settings.history_size,
-            history_duration: self.settings.history_duration,
+            floor: self.history.floor(),
+            settings: &self.settings,
+            history: &self.history,
             state: &self.state,
             presence: if self.settings.presenceful {
-                self.members.iter().map(|Member(u)| &*u.name).collect()
+                self.members.iter().map(|m| &**m).collect()
             } else {
                 Vec::new()
             },
         }
+    }
+
+    /// `conns` of member `user` get their place in the channel, starting with their own
+    /// SUBSCRIBE (history sized for each); `asking`, the connection that gave a position, gets
+    /// its recovery instead.
+    fn catch_up(
+        &self,
+        index: &LocalIndex,
+        user: &Arc<User>,
+        conns: &[Arc<Conn>],
+        initial_data: Option<&Value>,
+        asking: Option<(&Arc<Conn>, &Position)>,
+    ) {
+        let (mut added, _) = index.begin_catch_up(&self.name, user, conns);
+        if let Some((conn, pos)) = asking {
+            let repended = index.request_recovery(&self.name, &user.name, conn, pos);
+            if repended == Some(true) && !added.iter().any(|c| Arc::ptr_eq(c, conn)) {
+                added.push(conn.clone());
+            }
+        }
+        index.finish_catch_up(&self.name, user, &added, &self.view(), initial_data);
     }
 
     /// Applies a validated update; returns the state diff to broadcast, if any.
@@ -209,7 +159,8 @@ type Shard = Mutex<HashMap<Arc<str>, Channel>>;
 pub struct MemoryEngine {
     shards: Box<[Shard]>,
     hasher: RandomState,
-    users: Mutex<HashMap<Arc<str>, Arc<User>>>,
+    /// This node's delivery, and its users (`index.users`).
+    index: LocalIndex,
     /// Connected connections by id, in connection order (`/web/get_server_info`).
     conns: Mutex<IndexMap<Arc<str>, Arc<Conn>>>,
     /// Server presence (§9.3): user name → channels that track whether that user is online.
@@ -227,7 +178,7 @@ impl MemoryEngine {
         MemoryEngine {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
-            users: Mutex::new(HashMap::new()),
+            index: LocalIndex::new(Arc::from("memory")),
             conns: Mutex::new(IndexMap::new()),
             presence_watch: Mutex::new(HashMap::new()),
             history_max_bytes,
@@ -274,7 +225,7 @@ impl MemoryEngine {
                     c.state.insert(user.to_owned(), Value::Bool(online));
                     let mut updates = Map::new();
                     updates.insert(user.to_owned(), Value::Bool(online));
-                    c.broadcast_state(updates, Vec::new());
+                    c.broadcast_state(&self.index, updates, Vec::new());
                 }
             });
         }
@@ -296,7 +247,7 @@ impl Nodes for MemoryEngine {
     /// Users with a connection, and channels (what `/metrics` reports).
     fn counts(&self) -> (usize, usize) {
         let channels = self.shards.iter().map(|s| s.lock().len()).sum();
-        (self.users.lock().len(), channels)
+        (self.index.users.lock().len(), channels)
     }
 
     async fn nodes(&self, local: NodeInfo) -> R<Vec<NodeInfo>> {
@@ -397,7 +348,7 @@ impl Channels for MemoryEngine {
                     .push(name.clone());
             }
             drop(pw);
-            let users = self.users.lock();
+            let users = self.index.users.lock();
             for u in &ch.watched {
                 let online = users.contains_key(u.as_str());
                 ch.state.insert(u.clone(), Value::Bool(online));
@@ -417,7 +368,7 @@ impl Channels for MemoryEngine {
             let update = c.settings.update(opts)?;
             let polling_changed = update.polling_changed;
             if let Some((updates, deletes)) = c.apply(update) {
-                c.broadcast_state(updates, deletes);
+                c.broadcast_state(&self.index, updates, deletes);
             }
             Ok(polling_changed)
         }))
@@ -428,7 +379,7 @@ impl Channels for MemoryEngine {
             json!({
                 "name": &*c.name,
                 "options": c.settings.to_json(c.history.to_json(), &c.state),
-                "subscribers": c.members.iter().map(|Member(u)| &*u.name).collect::<Vec<_>>(),
+                "subscribers": c.members.iter().map(|m| &**m).collect::<Vec<_>>(),
             })
         }))
     }
@@ -442,9 +393,7 @@ impl Channels for MemoryEngine {
     }
 
     async fn members(&self, ch: &str) -> R<Option<Vec<Arc<str>>>> {
-        Ok(self.with_channel(ch, |c| {
-            c.members.iter().map(|Member(u)| u.name.clone()).collect()
-        }))
+        Ok(self.with_channel(ch, |c| c.members.iter().cloned().collect()))
     }
 
     async fn set_state(&self, ch: &str, key: &str, val: Value) -> R<bool> {
@@ -453,7 +402,7 @@ impl Channels for MemoryEngine {
                 c.state.insert(key.to_owned(), val.clone());
                 let mut updates = Map::new();
                 updates.insert(key.to_owned(), val);
-                c.broadcast_state(updates, Vec::new());
+                c.broadcast_state(&self.index, updates, Vec::new());
             }
         });
         Ok(found.is_some())
@@ -462,7 +411,7 @@ impl Channels for MemoryEngine {
     async fn delete_state(&self, ch: &str, key: &str) -> R<bool> {
         let found = self.with_channel(ch, |c| {
             if c.state.shift_remove(key).is_some() {
-                c.broadcast_state(Map::new(), vec![key.to_owned()]);
+                c.broadcast_state(&self.index, Map::new(), vec![key.to_owned()]);
             }
         });
         Ok(found.is_some())
@@ -482,12 +431,22 @@ impl Channels for MemoryEngine {
 
     async fn destroy_channel(&self, ch: &str) -> R<bool> {
         // Taken out under its lock: whoever subscribed until now is unsubscribed, nobody after.
-        let Some(c) = self.shard(ch).lock().remove(ch) else {
+        let mut shard = self.shard(ch).lock();
+        let Some(mut c) = shard.remove(ch) else {
             return Ok(false);
         };
         let stamp = now_stamp();
-        for Member(user) in &c.members {
-            user.removed_from(&c.name, &stamp);
+        let kind = Kind::Destroy {
+            stamp: stamp.clone(),
+        };
+        c.emit(&self.index, kind, None);
+        drop(shard);
+        // A member none of whose connections receives the channel (none left, or none recorded
+        // for it) forgets it too.
+        for name in &c.members {
+            if let Some(u) = self.index.user(name) {
+                u.state.lock().channels.shift_remove(&*c.name);
+            }
         }
         self.forget(c);
         Ok(true)
@@ -497,18 +456,30 @@ impl Channels for MemoryEngine {
 #[async_trait]
 impl Subscribers for MemoryEngine {
     async fn membership(&self, ch: &str, user: &str, conn: Option<&Arc<str>>) -> R<Membership> {
-        let found = self.with_channel(ch, |c| match c.members.get(user) {
-            Some(Member(u)) => {
-                u.state.lock().record(&c.name, conn);
-                Membership::Member
+        let found = self.with_channel(ch, |c| {
+            if !c.members.contains(user) {
+                return Membership::NotMember(Flags::of(&c.settings));
             }
-            None => Membership::NotMember(Flags::of(&c.settings)),
+            if let Some(u) = self.index.user(user) {
+                let recorded = {
+                    let mut st = u.state.lock();
+                    st.record(&c.name, conn);
+                    conn.and_then(|id| st.conn(id))
+                };
+                // A tab recorded for the channel receives it from now on (no own SUBSCRIBE).
+                if let Some(recorded) = recorded {
+                    self.index.add_slot(&c.name, user, &recorded);
+                }
+            }
+            Membership::Member
         });
         Ok(found.unwrap_or(Membership::NoChannel))
     }
 
     async fn member_flags(&self, ch: &str, user: &str) -> R<Option<Flags>> {
-        let flags = self.with_channel(ch, |c| c.is_member(user).then(|| Flags::of(&c.settings)));
+        let flags = self.with_channel(ch, |c| {
+            c.members.contains(user).then(|| Flags::of(&c.settings))
+        });
         Ok(flags.flatten())
     }
 
@@ -517,29 +488,47 @@ impl Subscribers for MemoryEngine {
         let Some(c) = shard.get_mut(ch) else {
             return Ok(Joined::NoChannel);
         };
-        let Some(user) = self.users.lock().get(name).cloned() else {
+        let Some(user) = self.index.user(name) else {
             return Ok(Joined::UserGone);
         };
-        {
+        // The connections that get the own SUBSCRIBE (in per-connection mode only the recorded
+        // ones), and the others, which still receive the channel should they be recorded later.
+        let (receiving, others, asking) = {
             let mut st = user.state.lock();
             if st.gone || st.conns.is_empty() {
                 // The user's last connection closed meanwhile: its cascade owns the user.
                 return Ok(Joined::UserGone);
             }
             st.record(&c.name, join.conn);
-        }
-        if c.is_member(name) {
+            let receiving: Vec<Arc<Conn>> = st.channel_conns(&c.name, None).cloned().collect();
+            let others: Vec<Arc<Conn>> = st
+                .conns
+                .iter()
+                .filter(|x| !receiving.iter().any(|r| Arc::ptr_eq(r, x)))
+                .cloned()
+                .collect();
+            let asking = join.conn.and_then(|id| st.conn(id));
+            (receiving, others, asking)
+        };
+        if c.members.contains(name) {
             return Ok(Joined::AlreadyMember);
         }
-        c.members.insert(Member(user.clone()));
-        let offset = c.next_offset();
+        c.members.insert(user.name.clone());
         let stamp = now_stamp();
-        if c.settings.presenceful {
-            let presence = frames::membership("SUBSCRIBE", &c.name, name, &stamp);
-            c.broadcast(&presence, Some(name), None);
+        // The others see the join (on a presence channel).
+        let presence = c
+            .settings
+            .presenceful
+            .then(|| frames::membership("SUBSCRIBE", &c.name, name, &stamp));
+        let kind = Kind::Join {
+            user: name.to_owned(),
+        };
+        let offset = c.emit(&self.index, kind, presence);
+        let asking = asking.as_ref().zip(join.recover);
+        c.catch_up(&self.index, &user, &receiving, join.initial_data, asking);
+        for other in &others {
+            self.index.add_slot(&c.name, name, other);
         }
-        let asking = join.conn.map(|id| &**id).zip(join.recover);
-        c.send_own_subscribe(&user, join.initial_data, asking);
         if !c.settings.history_publish_only {
             c.record(Entry::membership("SUBSCRIBE", name, &stamp), offset);
         }
@@ -548,13 +537,19 @@ impl Subscribers for MemoryEngine {
 
     async fn recover(&self, ch: &str, user: &str, conn_id: &Arc<str>, pos: &Position) -> R<bool> {
         let recovered = self.with_channel(ch, |c| {
-            let Some(Member(u)) = c.members.get(user) else {
+            if !c.members.contains(user) {
+                return false;
+            }
+            let Some(u) = self.index.user(user) else {
                 return false;
             };
-            let conn = u.state.lock().conn(conn_id);
-            match conn {
-                Some(conn) => {
-                    c.send_recovery(user, &conn, pos, None);
+            let Some(conn) = u.state.lock().conn(conn_id) else {
+                return false;
+            };
+            match self.index.request_recovery(&c.name, user, &conn, pos) {
+                Some(_) => {
+                    self.index
+                        .finish_catch_up(&c.name, &u, &[conn], &c.view(), None);
                     true
                 }
                 None => false,
@@ -565,14 +560,17 @@ impl Subscribers for MemoryEngine {
 
     async fn leave(&self, ch: &str, name: &str) -> R<Left> {
         let left = self.with_channel(ch, |c| {
-            let Member(user) = c.members.shift_take(name)?;
-            let offset = c.next_offset();
-            let stamp = now_stamp();
-            let frame = frames::membership("UNSUBSCRIBE", &c.name, name, &stamp);
-            if c.settings.presenceful {
-                c.broadcast(&frame, Some(name), None);
+            if !c.members.shift_remove(name) {
+                return None;
             }
-            user.left(&c.name, &frame);
+            let stamp = now_stamp();
+            // To the others on a presence channel; to the user's connections in any case.
+            let frame = frames::membership("UNSUBSCRIBE", &c.name, name, &stamp);
+            let kind = Kind::Leave {
+                user: name.to_owned(),
+                presence: c.settings.presenceful,
+            };
+            let offset = c.emit(&self.index, kind, Some(frame));
             if !c.settings.history_publish_only {
                 c.record(Entry::membership("UNSUBSCRIBE", name, &stamp), offset);
             }
@@ -582,27 +580,22 @@ impl Subscribers for MemoryEngine {
     }
 
     async fn publish(&self, ch: &str, p: Publication<'_>) -> R<bool> {
-        // The publisher's user, for only_to_sender, looked up before the channel lock (the lock
-        // order puts `users` after a shard, and this needs no shard).
-        let sender = match p.to {
-            Recipients::User(n) => self.users.lock().get(n).cloned(),
-            _ => None,
+        let to = match p.to {
+            Recipients::Subscribers => "*".to_owned(),
+            Recipients::User(n) => format!("u:{n}"),
+            Recipients::Nobody => "-".to_owned(),
         };
         let found = self.with_channel(ch, |c| {
-            let offset = c.next_offset();
-            let frame = p.frame.at_offset(offset);
             let skip = if c.settings.reflective {
                 None
             } else {
                 p.skip_conn
             };
-            match (p.to, &sender) {
-                (Recipients::Subscribers, _) => c.broadcast(&frame, None, skip),
-                (Recipients::User(_), Some(user)) => {
-                    user.state.lock().send_channel_or_all(&c.name, &frame, skip)
-                }
-                (Recipients::User(_), None) | (Recipients::Nobody, _) => {}
-            }
+            let kind = Kind::Publish {
+                skip_conn: skip.unwrap_or("").to_owned(),
+                to,
+            };
+            let offset = c.emit(&self.index, kind, Some(p.frame));
             match p.entry {
                 Some(entry) => c.record(entry, offset),
                 None => c.history.skip(offset),

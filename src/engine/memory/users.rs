@@ -2,7 +2,6 @@
 //! and delivery to a user's connections.
 
 use super::MemoryEngine;
-use crate::engine::frames::{self, history_room};
 use crate::engine::options::{OptionError, UserOptions};
 use crate::engine::{Attach, Conn, ConnInfo, Detached, EngineError, User, Users};
 use crate::outbox::CloseReason;
@@ -15,24 +14,19 @@ type R<T> = Result<T, EngineError>;
 
 impl MemoryEngine {
     fn user(&self, name: &str) -> Option<Arc<User>> {
-        self.users.lock().get(name).cloned()
+        self.index.user(name)
     }
 
-    /// Sends `conn` an own-SUBSCRIBE frame (without initial_data) for each channel `user` is in,
-    /// except those in `skip`; returns the channels covered.
-    fn replay(&self, user: &Arc<User>, conn: &Conn, skip: &[Arc<str>]) -> Vec<Arc<str>> {
+    /// `conn` catches up with each channel `user` is in, except those in `skip`: its own
+    /// SUBSCRIBE (without initial_data), then the channel's traffic. Returns the channels
+    /// covered.
+    fn replay(&self, user: &Arc<User>, conn: &Arc<Conn>, skip: &[Arc<str>]) -> Vec<Arc<str>> {
         let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
+        let conns = std::slice::from_ref(conn);
         for channel in channels.iter().filter(|c| !skip.contains(c)) {
             self.with_channel(channel, |c| {
-                // This very user object: one that left and came back is a new one.
-                if c.members
-                    .get(&*user.name)
-                    .is_some_and(|m| Arc::ptr_eq(&m.0, user))
-                {
-                    let view = c.view(history_room(&conn.outbox));
-                    let shown = frames::Shown::to(&conn.outbox, None);
-                    let frame = frames::own_subscribe(&c.name, &user.name, view, None, shown);
-                    conn.outbox.push(&frame);
+                if c.members.contains(&*user.name) {
+                    c.catch_up(&self.index, user, conns, None, None);
                 }
             });
         }
@@ -56,7 +50,7 @@ impl Users for MemoryEngine {
         self.conns.lock().insert(conn.id.clone(), conn.clone());
         let (user, created) = loop {
             let (user, created) = {
-                let mut users = self.users.lock();
+                let mut users = self.index.users.lock();
                 match users.get(name) {
                     Some(u) => (u.clone(), false),
                     None => {
@@ -111,6 +105,9 @@ impl Users for MemoryEngine {
         if last {
             st.temp_cookie = conn.cookie.clone();
         }
+        drop(st);
+        // Its places in the channels go (one node: no subscription to give up).
+        let _ = self.index.drop_connection(&user, conn);
         Ok(Detached { emptied, last })
     }
 
@@ -129,7 +126,7 @@ impl Users for MemoryEngine {
 
     async fn remove_user(&self, name: &str) -> R<bool> {
         {
-            let mut users = self.users.lock();
+            let mut users = self.index.users.lock();
             let Some(user) = users.get(name).cloned() else {
                 return Ok(false);
             };
@@ -145,7 +142,7 @@ impl Users for MemoryEngine {
     }
 
     async fn user_exists(&self, name: &str) -> R<bool> {
-        Ok(self.users.lock().contains_key(name))
+        Ok(self.index.users.lock().contains_key(name))
     }
 
     async fn user_options(&self, name: &str) -> R<Option<UserOptions>> {
@@ -201,7 +198,13 @@ impl Users for MemoryEngine {
     }
 
     async fn user_names(&self, limit: usize) -> R<(Vec<String>, bool)> {
-        let mut names: Vec<String> = self.users.lock().keys().map(|k| k.to_string()).collect();
+        let mut names: Vec<String> = self
+            .index
+            .users
+            .lock()
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
         names.sort();
         let more = names.len() > limit;
         names.truncate(limit);

@@ -100,7 +100,9 @@ impl Subscribers for RedisEngine {
             Some(false) => Ok(true), // the catch-up under way answers it
             Some(true) => match self.inner.snapshot(ch, Members::ForPresence).await {
                 Ok(Some(snap)) => {
-                    self.inner.index.finish_catch_up(ch, &u, &[c], &snap, None);
+                    self.inner
+                        .index
+                        .finish_catch_up(ch, &u, &[c], &snap.view(), None);
                     Ok(true)
                 }
                 Ok(None) => {
@@ -213,7 +215,7 @@ impl Subscribers for RedisEngine {
                 if let Some(u) = &local {
                     self.inner
                         .index
-                        .finish_catch_up(ch, u, &pending, &snap, initial_data);
+                        .finish_catch_up(ch, u, &pending, &snap.view(), initial_data);
                 }
                 self.record(ch, user, conn).await?;
                 let _: RValue = self

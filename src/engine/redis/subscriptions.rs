@@ -97,7 +97,7 @@ impl Inner {
         match result {
             Ok(Some(snap)) => {
                 self.index
-                    .finish_catch_up(channel, user, &added, &snap, initial_data);
+                    .finish_catch_up(channel, user, &added, &snap.view(), initial_data);
                 Ok(())
             }
             Ok(None) => {

@@ -330,10 +330,12 @@ pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
         _ => return None,
     };
     Some(Event {
-        epoch,
+        epoch: epoch.into(),
         offset,
         kind,
-        frame: &msg[nl + 1..],
+        frame: Some(&msg[nl + 1..])
+            .filter(|f| !f.is_empty())
+            .map(|f| OutFrame::from_bytes(Bytes::copy_from_slice(f))),
     })
 }
 
@@ -375,7 +377,7 @@ mod tests {
     #[test]
     fn events_parse() {
         let e = parse_event(b"[\"ep\", 7, \"P\", \"c1\", \"*\"]\n, \"PUBLISH\", {}]\r\n").unwrap();
-        assert_eq!((e.epoch.as_str(), e.offset), ("ep", 7));
+        assert_eq!((&*e.epoch, e.offset), ("ep", 7));
         assert_eq!(
             e.kind,
             Kind::Publish {
@@ -383,7 +385,7 @@ mod tests {
                 to: "*".into()
             }
         );
-        assert_eq!(e.frame, b", \"PUBLISH\", {}]\r\n");
+        assert_eq!(e.frame.unwrap().tail(), b", \"PUBLISH\", {}]\r\n");
         assert!(parse_event(b"nonsense").is_none());
     }
 
