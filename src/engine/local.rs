@@ -1,4 +1,5 @@
-//! Users and their connections on this node, and delivery to them.
+//! Users and their connections on this node, and which of them receive a channel (the delivery
+//! itself is the local index's, `engine/delivery/`).
 //!
 //! A user exists while at least one connection is attached; several connections (browser tabs)
 //! can share one user. Subscriptions belong to the user; each channel also records which of the
@@ -100,8 +101,8 @@ impl UserState {
     }
 
     /// Whether a connection of the user receives `channel`'s traffic: every one normally, only
-    /// the recorded ones with `per_connection_subscriptions`; never `skip_conn`. (The one
-    /// recipient filter of both engines' fan-outs.)
+    /// the recorded ones with `per_connection_subscriptions`; never `skip_conn`. (The local
+    /// index's recipient filter.)
     pub fn receives<'a>(
         &'a self,
         channel: &str,
@@ -116,24 +117,6 @@ impl UserState {
         };
         move |conn: &Conn| {
             skip_conn != Some(&*conn.id) && recorded.is_none_or(|ids| ids.contains(&conn.id))
-        }
-    }
-
-    /// Sends a channel's frame to the connections that receive that channel's traffic.
-    pub fn send_channel(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
-        for conn in self.channel_conns(channel, skip_conn) {
-            conn.send(frame);
-        }
-    }
-
-    /// `only_to_sender`: the publisher's connections for this channel if subscribed, else all.
-    pub fn send_channel_or_all(&self, channel: &str, frame: &OutFrame, skip_conn: Option<&str>) {
-        if self.channels.contains_key(channel) {
-            self.send_channel(channel, frame, skip_conn);
-        } else {
-            for conn in self.conns.iter().filter(|c| Some(&*c.id) != skip_conn) {
-                conn.send(frame);
-            }
         }
     }
 

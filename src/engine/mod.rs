@@ -10,12 +10,14 @@
 //! connection, a destroy whether the channel was still empty. So decisions that must happen once
 //! (and fire their webhook once) happen once, whichever node asks.
 //!
-//! - [`memory::MemoryEngine`] (the default) keeps it all in this process, in sharded maps; a
-//!   publication is encoded once and pushed into the subscribers' outboxes under its channel's
-//!   lock.
+//! - [`memory::MemoryEngine`] (the default) keeps it all in this process, in sharded maps; each
+//!   decision's event goes, under its channel's lock, to this node's local index.
 //! - [`redis::RedisEngine`] keeps it in Redis (a single server, a Redis Cluster, or the master
 //!   Redis Sentinel names): one Lua script per decision, the channel's events through pub/sub to
 //!   every node, and each node's local index delivering them to its connections.
+//!
+//! Both deliver through [`delivery::LocalIndex`], one fan-out: a new broker brings its shared
+//! state (one folder implementing [`Broker`]) and hands the index its events.
 //!
 //! Frames are built once per event ([`frames`]) and shared by every recipient; the hub builds
 //! PUBLISH frames before calling, the engine the frames that depend on its data (own SUBSCRIBE,

@@ -1,10 +1,10 @@
 //! The local index: which of this node's connections receive which channel, and the delivery of
 //! the events a broker hands over into their outboxes.
 //!
-//! A broker hands events over in its reader, once per message, synchronously: the index pushes
-//! frames into outboxes and never waits, like the memory engine's fan-out. Every channel's
-//! events carry consecutive offsets, so a gap (events lost while Redis was unreachable) is seen
-//! and counted.
+//! A broker hands events over synchronously, once per event (the Redis engine in its pub/sub
+//! reader, the memory engine under the channel's lock): the index pushes frames into outboxes
+//! and never waits. Every channel's events carry consecutive offsets, so a gap (events lost
+//! while Redis was unreachable) is seen and counted.
 //!
 //! A connection starts receiving a channel only after its own SUBSCRIBE: it gets a *slot* in the
 //! channel, pending until a snapshot of the channel (at offset S) is known; frames arriving
@@ -19,6 +19,7 @@ use crate::protocol::{OutFrame, Position};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -33,8 +34,10 @@ struct Slot {
     conn: Arc<Conn>,
     /// Events up to this offset are already in the connection's own SUBSCRIBE.
     after: u64,
-    /// Until the own SUBSCRIBE is out: the frames that arrived meanwhile, with their offsets.
-    pending: Option<Vec<(u64, OutFrame)>>,
+    /// Until the own SUBSCRIBE is out: the frames that arrived meanwhile, with their offsets
+    /// (boxed: 8 bytes in every slot instead of 24; a catch-up is short, and slots are many).
+    #[allow(clippy::box_collection)]
+    pending: Option<Box<Vec<(u64, OutFrame)>>>,
     /// The position the connection asked to recover from, for its coming own SUBSCRIBE (boxed:
     /// rare, and slots are many).
     recover: Option<Box<Position>>,
@@ -43,7 +46,8 @@ struct Slot {
 /// A local user that is a member of a channel, with its connections' slots.
 struct Member {
     user: Arc<User>,
-    slots: Vec<Slot>,
+    /// Nearly always one (a tab): kept inline, one allocation less per member.
+    slots: SmallVec<[Slot; 1]>,
 }
 
 #[derive(Default)]
@@ -79,7 +83,7 @@ impl LocalChannel {
             let before = m.slots.len();
             m.slots.retain(|s| s.pending.is_some());
             for s in &mut m.slots {
-                s.pending = Some(Vec::new());
+                s.pending = Some(Box::default());
             }
             if m.slots.len() < before {
                 let frame = frames::membership("UNSUBSCRIBE", channel, &m.user.name, &stamp);
@@ -332,7 +336,7 @@ impl LocalIndex {
             .entry(user.name.clone())
             .or_insert_with(|| Member {
                 user: user.clone(),
-                slots: Vec::new(),
+                slots: SmallVec::new(),
             });
         let mut added = Vec::new();
         for c in conns {
@@ -340,7 +344,7 @@ impl LocalIndex {
                 m.slots.push(Slot {
                     conn: c.clone(),
                     after: 0,
-                    pending: Some(Vec::new()),
+                    pending: Some(Box::default()),
                     recover: None,
                 });
                 added.push(c.clone());
@@ -416,7 +420,7 @@ impl LocalIndex {
                     outbox.push(&own);
                 }
             }
-            for (offset, frame) in kept {
+            for (offset, frame) in *kept {
                 if offset > snap.offset {
                     slot.conn.send(&frame);
                 }
@@ -447,7 +451,7 @@ impl LocalIndex {
         if slot.pending.is_some() {
             return Some(false);
         }
-        slot.pending = Some(Vec::new());
+        slot.pending = Some(Box::default());
         Some(true)
     }
 
@@ -460,7 +464,7 @@ impl LocalIndex {
         };
         if let Some(slot) = m.slots.iter_mut().find(|s| Arc::ptr_eq(&s.conn, conn)) {
             slot.recover = None;
-            for (_, frame) in slot.pending.take().into_iter().flatten() {
+            for (_, frame) in slot.pending.take().map(|kept| *kept).unwrap_or_default() {
                 slot.conn.send(&frame);
             }
         }

@@ -1,11 +1,13 @@
-//! This node's delivery: which local connections receive which channel, fed by the events a
-//! broker hands over ([`Event`], [`UserEvent`]) and the snapshots it reads ([`Snapshot`]).
+//! This node's delivery, the one fan-out of every engine: which local connections receive which
+//! channel, fed by the events a broker hands over ([`Event`], [`UserEvent`]) and the channel as
+//! it stands ([`SnapshotView`], of a [`Snapshot`] read from the broker or of the broker's own
+//! channel).
 //!
 //! The index ([`LocalIndex`]) knows nothing of how the events travel: the Redis engine parses
 //! its pub/sub messages into these types (`engine/redis/wire.rs`) and hands them over in the
-//! pub/sub reader; another broker would do the same from its own wire. What needs waiting on
-//! the broker comes back as a [`Followup`]. (The memory engine, one node, delivers under its
-//! channels' locks and needs no index.)
+//! pub/sub reader; the memory engine hands each over under its channel's lock, as it decides
+//! it; another broker would do the same from its own wire. What needs waiting on the broker
+//! comes back as a [`Followup`] (the memory engine has none to do).
 
 mod index;
 #[cfg(test)]
