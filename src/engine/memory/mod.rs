@@ -6,9 +6,10 @@
 //! node's delivery index ([`LocalIndex`], the one fan-out every engine uses): the lock is what
 //! gives every subscriber the same order. The index's users are the engine's users.
 //!
-//! Lock order, to stay deadlock-free: a channel shard, then `presence_watch`, the index's users
-//! or an index shard, then one user's state, then an outbox. Never two channel shards, never two
-//! users' states at once, and no lock is held across an `.await` (nothing here awaits).
+//! Lock order, to stay deadlock-free: a channel shard, then `presence_watch` or an index shard,
+//! then the index's users, then one user's state, then an outbox. Never two shards of one kind,
+//! never two users' states at once, and no lock is held across an `.await` (nothing here
+//! awaits).
 
 mod keys;
 mod revoked;
@@ -440,14 +441,15 @@ impl Channels for MemoryEngine {
             stamp: stamp.clone(),
         };
         c.emit(&self.index, kind, None);
-        drop(shard);
         // A member none of whose connections receives the channel (none left, or none recorded
-        // for it) forgets it too.
+        // for it) forgets it too; under the lock, so a channel created again meanwhile keeps
+        // its members.
         for name in &c.members {
             if let Some(u) = self.index.user(name) {
                 u.state.lock().channels.shift_remove(&*c.name);
             }
         }
+        drop(shard);
         self.forget(c);
         Ok(true)
     }
@@ -469,6 +471,7 @@ impl Subscribers for MemoryEngine {
                 // A tab recorded for the channel receives it from now on (no own SUBSCRIBE).
                 if let Some(recorded) = recorded {
                     self.index.add_slot(&c.name, user, &recorded);
+                    self.drop_closed(&u, std::slice::from_ref(&recorded));
                 }
             }
             Membership::Member
@@ -529,6 +532,8 @@ impl Subscribers for MemoryEngine {
         for other in &others {
             self.index.add_slot(&c.name, name, other);
         }
+        self.drop_closed(&user, &receiving);
+        self.drop_closed(&user, &others);
         if !c.settings.history_publish_only {
             c.record(Entry::membership("SUBSCRIBE", name, &stamp), offset);
         }

@@ -17,20 +17,34 @@ impl MemoryEngine {
         self.index.user(name)
     }
 
-    /// `conn` catches up with each channel `user` is in, except those in `skip`: its own
-    /// SUBSCRIBE (without initial_data), then the channel's traffic. Returns the channels
-    /// covered.
-    fn replay(&self, user: &Arc<User>, conn: &Arc<Conn>, skip: &[Arc<str>]) -> Vec<Arc<str>> {
+    /// `conn` catches up with each channel `user` is in where it has no place yet: its own
+    /// SUBSCRIBE (without initial_data), then the channel's traffic.
+    fn replay(&self, user: &Arc<User>, conn: &Arc<Conn>) {
         let channels: Vec<Arc<str>> = user.state.lock().channels.keys().cloned().collect();
         let conns = std::slice::from_ref(conn);
-        for channel in channels.iter().filter(|c| !skip.contains(c)) {
+        for channel in &channels {
             self.with_channel(channel, |c| {
                 if c.members.contains(&*user.name) {
                     c.catch_up(&self.index, user, conns, None, None);
                 }
             });
         }
-        channels
+    }
+
+    /// Those of `conns` that closed meanwhile (a detach ran between the caller's read of the
+    /// user's connections and their slots) give their places up again.
+    pub(super) fn drop_closed(&self, user: &Arc<User>, conns: &[Arc<Conn>]) {
+        let closed: Vec<Arc<Conn>> = {
+            let st = user.state.lock();
+            conns
+                .iter()
+                .filter(|c| !st.conns.iter().any(|x| Arc::ptr_eq(x, c)))
+                .cloned()
+                .collect()
+        };
+        for conn in &closed {
+            let _ = self.index.drop_connection(user, conn);
+        }
     }
 }
 
@@ -43,10 +57,9 @@ impl Users for MemoryEngine {
         conn.send(a.connected);
         // Other tabs of this user: the new connection hears about every channel already joined
         // before it is attached, so that no traffic of those channels can overtake the frames.
-        let replayed = match self.user(name) {
-            Some(existing) => self.replay(&existing, conn, &[]),
-            None => Vec::new(),
-        };
+        if let Some(existing) = self.user(name) {
+            self.replay(&existing, conn);
+        }
         self.conns.lock().insert(conn.id.clone(), conn.clone());
         let (user, created) = loop {
             let (user, created) = {
@@ -73,8 +86,9 @@ impl Users for MemoryEngine {
         if created {
             self.server_presence(name, true);
         }
-        // Channels joined by another tab in the meantime.
-        self.replay(&user, conn, &replayed);
+        // Channels joined by another tab in the meantime, or left and joined again (the leave
+        // took the connection's place away before it was attached).
+        self.replay(&user, conn);
         Ok(created)
     }
 
