@@ -216,13 +216,8 @@ impl LocalIndex {
                         let user = user.strip_prefix("u:").unwrap_or(user);
                         if lc.member(user).is_some() {
                             lc.deliver(channel, ev.offset, &frame, None, skip, Some(user));
-                        } else if let Some(u) = self.user(user) {
-                            // only_to_sender to a publisher that is not subscribed: all its tabs.
-                            for c in u.state.lock().conns.iter() {
-                                if Some(&*c.id) != skip {
-                                    c.send(&frame);
-                                }
-                            }
+                        } else {
+                            self.to_every_tab(user, &frame, skip);
                         }
                     }
                 }
@@ -275,17 +270,24 @@ impl LocalIndex {
                 }
             }
             Kind::Publish { skip_conn, to } => {
-                let Some(u) = to.strip_prefix("u:").and_then(|name| self.user(name)) else {
-                    return;
-                };
-                let frame = frame.at_offset(offset);
-                for c in u.state.lock().conns.iter() {
-                    if *c.id != **skip_conn {
-                        c.send(&frame);
-                    }
+                if let Some(user) = to.strip_prefix("u:") {
+                    let skip = (!skip_conn.is_empty()).then_some(skip_conn.as_str());
+                    self.to_every_tab(user, &frame.at_offset(offset), skip);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `only_to_sender` to a publisher that is not subscribed: all its connections here but
+    /// `skip`.
+    fn to_every_tab(&self, user: &str, frame: &OutFrame, skip: Option<&str>) {
+        if let Some(u) = self.user(user) {
+            for c in u.state.lock().conns.iter() {
+                if Some(&*c.id) != skip {
+                    c.send(frame);
+                }
+            }
         }
     }
 

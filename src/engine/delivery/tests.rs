@@ -25,16 +25,11 @@ fn conn(id: &str) -> Arc<Conn> {
 /// would.
 fn publish(index: &LocalIndex, epoch: &str, offset: u64, payload: u64) -> Option<Followup> {
     let frame = OutFrame::new("PUBLISH", &serde_json::json!({"payload": payload}));
-    let ev = Event {
-        epoch: epoch.into(),
-        offset,
-        kind: Kind::Publish {
-            skip_conn: String::new(),
-            to: "*".into(),
-        },
-        frame: Some(frame.clone()),
+    let kind = Kind::Publish {
+        skip_conn: String::new(),
+        to: "*".into(),
     };
-    index.on_channel_event("room", ev)
+    event_in(index, epoch, offset, kind, &frame)
 }
 
 /// The frame names and payloads in `conn`'s outbox.
@@ -150,8 +145,19 @@ fn member_of_room(index: &LocalIndex, name: &str, ids: &[&str]) -> (Arc<User>, V
 
 /// Hands `index` an event of "room" at `offset` of epoch "e1" with `frame`.
 fn event(index: &LocalIndex, offset: u64, kind: Kind, frame: &OutFrame) -> Option<Followup> {
+    event_in(index, "e1", offset, kind, frame)
+}
+
+/// Hands `index` an event of "room" at `offset` of `epoch` with `frame`, as a broker would.
+fn event_in(
+    index: &LocalIndex,
+    epoch: &str,
+    offset: u64,
+    kind: Kind,
+    frame: &OutFrame,
+) -> Option<Followup> {
     let ev = Event {
-        epoch: "e1".into(),
+        epoch: epoch.into(),
         offset,
         kind,
         frame: Some(frame.clone()),

@@ -494,28 +494,26 @@ impl Subscribers for MemoryEngine {
         let Some(user) = self.index.user(name) else {
             return Ok(Joined::UserGone);
         };
-        // The connections that get the own SUBSCRIBE (in per-connection mode only the recorded
-        // ones), and the others, which still receive the channel should they be recorded later.
-        let (receiving, others, asking) = {
+        {
             let mut st = user.state.lock();
             if st.gone || st.conns.is_empty() {
                 // The user's last connection closed meanwhile: its cascade owns the user.
                 return Ok(Joined::UserGone);
             }
             st.record(&c.name, join.conn);
-            let receiving: Vec<Arc<Conn>> = st.channel_conns(&c.name, None).cloned().collect();
-            let others: Vec<Arc<Conn>> = st
-                .conns
-                .iter()
-                .filter(|x| !receiving.iter().any(|r| Arc::ptr_eq(r, x)))
-                .cloned()
-                .collect();
-            let asking = join.conn.and_then(|id| st.conn(id));
-            (receiving, others, asking)
-        };
+        }
         if c.members.contains(name) {
             return Ok(Joined::AlreadyMember);
         }
+        // All the user's connections, those that get the own SUBSCRIBE (in per-connection mode
+        // only the recorded ones; the others still receive the channel should they be recorded
+        // later), and the one that asked.
+        let (conns, receiving, asking) = {
+            let st = user.state.lock();
+            let receiving: Vec<Arc<Conn>> = st.channel_conns(&c.name, None).cloned().collect();
+            let asking = join.conn.and_then(|id| st.conn(id));
+            (st.conns.clone(), receiving, asking)
+        };
         c.members.insert(user.name.clone());
         let stamp = now_stamp();
         // The others see the join (on a presence channel).
@@ -529,11 +527,13 @@ impl Subscribers for MemoryEngine {
         let offset = c.emit(&self.index, kind, presence);
         let asking = asking.as_ref().zip(join.recover);
         c.catch_up(&self.index, &user, &receiving, join.initial_data, asking);
-        for other in &others {
+        for other in conns
+            .iter()
+            .filter(|x| !receiving.iter().any(|r| Arc::ptr_eq(r, x)))
+        {
             self.index.add_slot(&c.name, name, other);
         }
-        self.drop_closed(&user, &receiving);
-        self.drop_closed(&user, &others);
+        self.drop_closed(&user, &conns);
         if !c.settings.history_publish_only {
             c.record(Entry::membership("SUBSCRIBE", name, &stamp), offset);
         }
