@@ -238,6 +238,11 @@ pub fn drained(by_kind: &[u32; ServerFrame::ALL.len()], bytes: usize) {
     c.bytes.increment(bytes as u64);
 }
 
+/// Bytes a transport that frames the drained frames itself (SSE) wrote of them.
+pub fn bytes_out(bytes: usize) {
+    DRAIN.bytes.increment(bytes as u64);
+}
+
 pub fn publication() {
     counter!(PUBLISHES).increment(1);
 }

@@ -88,12 +88,16 @@ impl Pending {
         }
     }
 
-    /// Everything, in order; the queue is left empty, with no room kept.
-    fn take(&mut self) -> impl Iterator<Item = OutFrame> {
-        self.first
-            .take()
-            .into_iter()
-            .chain(std::mem::take(&mut self.more))
+    fn iter(&self) -> impl Iterator<Item = &OutFrame> {
+        self.first.iter().chain(&self.more)
+    }
+
+    fn into_vec(self) -> Vec<OutFrame> {
+        let mut all = self.more;
+        if let Some(first) = self.first {
+            all.insert(0, first);
+        }
+        all
     }
 }
 
@@ -128,6 +132,25 @@ pub struct Drained {
     pub data: Vec<u8>,
     pub frames: usize,
     pub close: Option<CloseReason>,
+}
+
+/// What a drain of frames produced: the frames in order, whether the connection is shown
+/// offsets, and whether to close afterwards.
+#[derive(Debug, Default)]
+pub struct DrainedFrames {
+    pub frames: Vec<OutFrame>,
+    pub positions: bool,
+    pub close: Option<CloseReason>,
+}
+
+/// What `Outbox::take` took.
+struct Taken {
+    queue: Pending,
+    first_id: u64,
+    /// What the queue counted against the budget: about what RTJP writes of it.
+    bytes: usize,
+    positions: bool,
+    close: Option<CloseReason>,
 }
 
 #[derive(Debug)]
@@ -247,30 +270,60 @@ impl Outbox {
         matches!(self.inner.lock().closed, Some(CloseReason::Kicked))
     }
 
-    /// Takes everything queued, numbering the frames. Empty when nothing is pending. What it
-    /// hands over is counted (frames by name, bytes), once per drain.
-    pub fn drain(&self) -> Drained {
-        let mut by_kind = [0u32; ServerFrame::ALL.len()];
+    /// Takes everything queued (out of the lock: the writing is the transport's).
+    fn take(&self) -> Taken {
         let mut inner = self.inner.lock();
-        let mut out = Drained {
-            data: Vec::with_capacity(inner.bytes),
-            frames: inner.queue.len(),
+        let queue = std::mem::take(&mut inner.queue);
+        let first_id = inner.next_id;
+        inner.next_id += queue.len() as u64;
+        Taken {
+            queue,
+            first_id,
+            bytes: std::mem::take(&mut inner.bytes),
+            positions: inner.positions,
             close: inner.closed.clone(),
+        }
+    }
+
+    /// Takes everything queued, written as RTJP frames numbered in order. Empty when nothing is
+    /// pending. What it hands over is counted (frames by name, bytes), once per drain.
+    pub fn drain(&self) -> Drained {
+        let taken = self.take();
+        let mut out = Drained {
+            data: Vec::new(),
+            frames: taken.queue.len(),
+            close: taken.close,
         };
-        let mut id = inner.next_id;
-        let positions = inner.positions;
-        for frame in inner.queue.take() {
-            frame.write_with_id(id, positions, &mut out.data);
+        if out.frames == 0 {
+            return out;
+        }
+        let mut by_kind = [0u32; ServerFrame::ALL.len()];
+        out.data.reserve_exact(taken.bytes);
+        for (id, frame) in (taken.first_id..).zip(taken.queue.iter()) {
+            frame.write_rtjp(id, taken.positions, &mut out.data);
             by_kind[frame.kind().index()] += 1;
-            id += 1;
         }
-        inner.next_id = id;
-        inner.bytes = 0;
-        drop(inner);
-        if out.frames > 0 {
-            crate::metrics::drained(&by_kind, out.data.len());
-        }
+        crate::metrics::drained(&by_kind, out.data.len());
         out
+    }
+
+    /// Takes everything queued as frames, for a transport that frames them itself (SSE). They
+    /// are counted by name; the transport counts the bytes it writes.
+    pub fn drain_frames(&self) -> DrainedFrames {
+        let taken = self.take();
+        let mut by_kind = [0u32; ServerFrame::ALL.len()];
+        let frames: Vec<OutFrame> = taken.queue.into_vec();
+        for frame in &frames {
+            by_kind[frame.kind().index()] += 1;
+        }
+        if !frames.is_empty() {
+            crate::metrics::drained(&by_kind, 0);
+        }
+        DrainedFrames {
+            frames,
+            positions: taken.positions,
+            close: taken.close,
+        }
     }
 
     /// Waits until frames are queued or the outbox is closed.
@@ -303,7 +356,7 @@ mod tests {
     #[test]
     fn the_inline_first_frame_and_those_after_it_drain_in_order() {
         let ob = Outbox::new(1 << 20);
-        let frame = |n: &str| OutFrame::new(n, &args([("a", json!(1))]));
+        let frame = |n: &'static str| OutFrame::new(n, &args([("a", json!(1))]));
         for name in ["A", "B", "C"] {
             ob.push(&frame(name));
         }

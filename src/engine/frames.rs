@@ -3,7 +3,7 @@
 
 use super::history::{Entry, Tail};
 use crate::outbox::Outbox;
-use crate::protocol::{args, OutFrame};
+use crate::protocol::{args, About, OutFrame, Placed};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -81,7 +81,22 @@ pub fn own_subscribe(
         recovered: Option<bool>,
     }
     let positioned = shown != Shown::Nothing;
-    OutFrame::new(
+    let recovered = match shown {
+        Shown::Recovery(r) => Some(r),
+        _ => None,
+    };
+    let about = About::Member {
+        channel: channel.into(),
+        user: user.into(),
+        position: positioned.then(|| {
+            Box::new(Placed {
+                epoch: view.epoch.into(),
+                offset: view.offset,
+                recovered,
+            })
+        }),
+    };
+    OutFrame::with(
         "SUBSCRIBE",
         &OwnSubscribe {
             channel_name: channel,
@@ -94,11 +109,9 @@ pub fn own_subscribe(
             initial_data,
             epoch: positioned.then_some(view.epoch),
             offset: positioned.then_some(view.offset),
-            recovered: match shown {
-                Shown::Recovery(r) => Some(r),
-                _ => None,
-            },
+            recovered,
         },
+        about,
     )
 }
 
@@ -153,18 +166,26 @@ pub fn replayed(channel: &str, entry: &Entry) -> Option<OutFrame> {
     }
     text.push('}');
     let args: &RawValue = serde_json::from_str(&text).ok()?;
-    Some(OutFrame::new("PUBLISH", args).at_offset(entry.offset))
+    let about = About::Publish {
+        channel: channel.into(),
+    };
+    Some(OutFrame::with("PUBLISH", args, about).at_offset(entry.offset))
 }
 
 /// A membership frame, `SUBSCRIBE` (presence) or `UNSUBSCRIBE`: `{channel_name, user, datetime}`.
-pub fn membership(kind: &str, channel: &str, user: &str, stamp: &str) -> OutFrame {
-    OutFrame::new(
+pub fn membership(kind: &'static str, channel: &str, user: &str, stamp: &str) -> OutFrame {
+    OutFrame::with(
         kind,
         &args([
             ("channel_name", json!(channel)),
             ("user", json!(user)),
             ("datetime", json!(stamp)),
         ]),
+        About::Member {
+            channel: channel.into(),
+            user: user.into(),
+            position: None,
+        },
     )
 }
 
@@ -198,11 +219,14 @@ pub fn publish(channel: &str, body: &PublishBody<'_>) -> OutFrame {
         #[serde(flatten)]
         body: &'a PublishBody<'a>,
     }
-    OutFrame::new(
+    OutFrame::with(
         "PUBLISH",
         &PublishArgs {
             channel_name: channel,
             body,
+        },
+        About::Publish {
+            channel: channel.into(),
         },
     )
 }

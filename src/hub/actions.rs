@@ -10,7 +10,7 @@ use crate::engine::{
     now_stamp, raw, Attach, EngineError, Entry, Join, Joined, LeaseKind, Membership, Publication,
     Recipients,
 };
-use crate::protocol::{args, to_ascii_string, OutFrame, Position, ResumeArg};
+use crate::protocol::{args, to_ascii_string, About, OutFrame, Position, ResumeArg};
 use crate::webhook::{json_truthy, Decision, Hook};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
@@ -137,7 +137,10 @@ impl Hub {
         options: UserOptions,
         connected: &Map<String, Value>,
     ) -> Result<(), HubError> {
-        let connected = OutFrame::new("CONNECTED", connected);
+        let about = About::Connected {
+            user: (**name).into(),
+        };
+        let connected = OutFrame::with("CONNECTED", connected, about);
         let attach = Attach {
             conn,
             user: name,
@@ -509,7 +512,7 @@ impl Hub {
         };
         if self.engine.publish(p.channel, publication).await? {
             crate::metrics::publication();
-            self.observe(p.channel, || watched.text().to_owned());
+            self.observe(p.channel, || watched.text());
             Ok(())
         } else {
             Err(HubError::NoChannel(p.channel.to_owned()))

@@ -9,7 +9,7 @@ use crate::hub::{raw, Conn, Hooks, Hub, HubError, Leave, Origin, Publish, Resuma
 use crate::net::Transport;
 use crate::outbox::{CloseReason, Mark, Outbox};
 use crate::protocol::{
-    args, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
+    args, About, ArgError, ClientFrame, FrameDecoder, FrameKind, FrameTooLarge, InFrame, OutFrame,
     ResumeArg,
 };
 use serde_json::json;
@@ -333,11 +333,16 @@ impl Session {
 
     /// An ERROR frame; `retry_after` (seconds) when the server was too busy to act now.
     fn error_with(&self, id: Option<i64>, msg: &str, retry_after: Option<u32>) {
-        let mut error = args([("id", json!(id)), ("msg", json!(cut(msg, MAX_ERROR_MSG)))]);
+        let msg = cut(msg, MAX_ERROR_MSG);
+        let mut error = args([("id", json!(id)), ("msg", json!(msg))]);
         if let Some(secs) = retry_after {
             error.insert("retry_after".to_owned(), json!(secs));
         }
-        self.outbox.push(&OutFrame::new("ERROR", &error));
+        let about = About::Error {
+            answers: id,
+            msg: (*msg).into(),
+        };
+        self.outbox.push(&OutFrame::with("ERROR", &error, about));
     }
 
     async fn handle(&mut self, frame: InFrame, kind: Option<FrameKind>) -> Result<(), FrameFault> {

@@ -249,7 +249,7 @@ fn a_leave_and_a_destroy_unsubscribe_the_members_and_drop_the_channel() {
         &index,
         5,
         Kind::Destroy { stamp: "t".into() },
-        &OutFrame::from_bytes(Default::default()),
+        &OutFrame::new("UNUSED", &serde_json::json!({})),
     );
     assert!(matches!(followup, Some(Followup::Unsubscribe(ch)) if ch == "room"));
     assert_eq!(drained(&ann_conns[0])[0].0, "UNSUBSCRIBE");

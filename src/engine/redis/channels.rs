@@ -62,7 +62,7 @@ impl RedisEngine {
                     .arg(if val.is_some() { "1" } else { "0" })
                     .arg(&k.events)
                     .arg(self.inner.pub_cmd())
-                    .arg(frame.tail()),
+                    .arg(frame.args()),
             )
             .await?;
         Ok(!matches!(reply, StateReply::NoChannel))
@@ -185,7 +185,7 @@ impl Channels for RedisEngine {
                 if updates.is_empty() && deletes.is_empty() {
                     Vec::new()
                 } else {
-                    frames::state_update(name, updates, deletes).tail().to_vec()
+                    frames::state_update(name, updates, deletes).args().to_vec()
                 }
             }
             None => Vec::new(),

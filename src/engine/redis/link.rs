@@ -98,7 +98,8 @@ impl Dispatcher {
     fn on_event(&self, chan: &str, msg: &[u8]) -> Option<Followup> {
         let name = Keys::untag(chan)?;
         if self.keys.is_channel_events(chan) {
-            self.index.on_channel_event(&name, wire::parse_event(msg)?)
+            self.index
+                .on_channel_event(&name, wire::parse_event(&name, msg)?)
         } else {
             self.index
                 .on_user_event(&name, wire::parse_user_event(msg)?)

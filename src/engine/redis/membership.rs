@@ -174,7 +174,7 @@ impl Subscribers for RedisEngine {
                     .arg(&*self.inner.node)
                     .arg(&k.events)
                     .arg(self.inner.pub_cmd())
-                    .arg(presence.tail())
+                    .arg(presence.args())
                     .arg(entry.json())
                     .arg(now_secs())
                     .arg(now_secs()),
@@ -255,7 +255,7 @@ impl Subscribers for RedisEngine {
                     .arg(user)
                     .arg(&k.events)
                     .arg(self.inner.pub_cmd())
-                    .arg(frame.tail())
+                    .arg(frame.args())
                     .arg(entry.json())
                     .arg(now_secs())
                     .arg(now_secs()),
@@ -294,7 +294,7 @@ impl Subscribers for RedisEngine {
                     .arg(self.inner.pub_cmd())
                     .arg(p.skip_conn.unwrap_or(""))
                     .arg(to)
-                    .arg(p.frame.tail())
+                    .arg(p.frame.args())
                     .arg(entry)
                     .arg(now_secs())
                     .arg(now_secs()),

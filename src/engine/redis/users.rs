@@ -300,7 +300,7 @@ impl Users for RedisEngine {
 
     async fn send_to_user(&self, name: &str, frame: &OutFrame) -> Result<bool, EngineError> {
         let mut msg = b"[\"M\"]\n".to_vec();
-        msg.extend_from_slice(frame.tail());
+        msg.extend_from_slice(frame.args());
         Ok(self.user_event(name, msg).await?.is_some())
     }
 

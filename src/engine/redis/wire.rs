@@ -6,8 +6,7 @@ use crate::engine::history::{Entry, History};
 use crate::engine::options::ChannelSettings;
 use crate::engine::Conn;
 use crate::net::Transport;
-use crate::protocol::OutFrame;
-use bytes::Bytes;
+use crate::protocol::{About, OutFrame};
 use redis::Value as RValue;
 use serde_json::{Map, Value};
 
@@ -302,8 +301,9 @@ pub fn parse_snapshot(items: &[RValue], history_max_bytes: usize) -> Option<Snap
     })
 }
 
-/// Parses a channel event message: a JSON header line, then the frame.
-pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
+/// Parses an event message of `channel`: a JSON header line, then the frame's args (the frame's
+/// name and what it is about follow from the event).
+pub fn parse_event<'m>(channel: &str, msg: &'m [u8]) -> Option<Event<'m>> {
     let nl = msg.iter().position(|b| *b == b'\n')?;
     let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
     let s = |i: usize| {
@@ -329,23 +329,46 @@ pub fn parse_event(msg: &[u8]) -> Option<Event<'_>> {
         "X" => Kind::Destroy { stamp: s(3) },
         _ => return None,
     };
+    let args = &msg[nl + 1..];
+    let member = |user: &str| About::Member {
+        channel: channel.into(),
+        user: user.into(),
+        position: None,
+    };
+    let frame = match &kind {
+        _ if args.is_empty() => None,
+        Kind::Publish { .. } => Some((
+            "PUBLISH",
+            About::Publish {
+                channel: channel.into(),
+            },
+        )),
+        Kind::Broadcast { .. } => Some(("STATE_UPDATE", About::Nothing)),
+        Kind::Join { user } => Some(("SUBSCRIBE", member(user))),
+        Kind::Leave { user, .. } => Some(("UNSUBSCRIBE", member(user))),
+        // A destroy carries none: each member's UNSUBSCRIBE is made where it is delivered.
+        Kind::Destroy { .. } => None,
+    }
+    .map(|(name, about)| OutFrame::encoded(name, args.into(), about));
     Some(Event {
         epoch: epoch.into(),
         offset,
         kind,
-        frame: Some(&msg[nl + 1..])
-            .filter(|f| !f.is_empty())
-            .map(|f| OutFrame::from_bytes(Bytes::copy_from_slice(f))),
+        frame,
     })
 }
 
 /// Parses a user event message: a JSON header line (`["M"]`, `["K"]`, `["O", options]`,
-/// `["J", channel, node]`), then a frame for `M`.
+/// `["J", channel, node]`), then the MESSAGE's args for `M`.
 pub fn parse_user_event(msg: &[u8]) -> Option<UserEvent> {
     let nl = msg.iter().position(|b| *b == b'\n')?;
     let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
     Some(match header.first()?.as_str()? {
-        "M" => UserEvent::Frame(OutFrame::from_bytes(Bytes::copy_from_slice(&msg[nl + 1..]))),
+        "M" => UserEvent::Frame(OutFrame::encoded(
+            "MESSAGE",
+            msg[nl + 1..].into(),
+            About::Nothing,
+        )),
         "K" => UserEvent::Kick,
         "O" => UserEvent::Options(header.get(1)?.clone()),
         "J" => UserEvent::Joined {
@@ -376,7 +399,11 @@ mod tests {
 
     #[test]
     fn events_parse() {
-        let e = parse_event(b"[\"ep\", 7, \"P\", \"c1\", \"*\"]\n, \"PUBLISH\", {}]\r\n").unwrap();
+        let e = parse_event(
+            "room",
+            b"[\"ep\", 7, \"P\", \"c1\", \"*\"]\n{\"payload\": 1}",
+        )
+        .unwrap();
         assert_eq!((&*e.epoch, e.offset), ("ep", 7));
         assert_eq!(
             e.kind,
@@ -385,14 +412,31 @@ mod tests {
                 to: "*".into()
             }
         );
-        assert_eq!(e.frame.unwrap().tail(), b", \"PUBLISH\", {}]\r\n");
-        assert!(parse_event(b"nonsense").is_none());
+        let frame = e.frame.unwrap();
+        assert_eq!(frame.text(), "\"PUBLISH\", {\"payload\": 1}");
+        assert_eq!(
+            frame.about(),
+            &About::Publish {
+                channel: "room".into()
+            }
+        );
+        let left = parse_event("room", b"[\"ep\", 8, \"L\", \"ann\", 1]\n{}").unwrap();
+        let frame = left.frame.unwrap();
+        assert_eq!(frame.name(), "UNSUBSCRIBE");
+        assert!(matches!(frame.about(), About::Member { user, .. } if &**user == "ann"));
+        assert!(parse_event("room", b"[\"ep\", 9, \"X\", \"now\"]\n")
+            .unwrap()
+            .frame
+            .is_none());
+        assert!(parse_event("room", b"nonsense").is_none());
     }
 
     #[test]
     fn user_events_parse() {
-        let frame = parse_user_event(b"[\"M\"]\n, \"MESSAGE\", {}]\r\n").unwrap();
-        assert!(matches!(frame, UserEvent::Frame(f) if f.tail() == b", \"MESSAGE\", {}]\r\n"));
+        let frame = parse_user_event(b"[\"M\"]\n{\"payload\": 2}").unwrap();
+        assert!(
+            matches!(frame, UserEvent::Frame(f) if f.text() == "\"MESSAGE\", {\"payload\": 2}")
+        );
         assert!(matches!(
             parse_user_event(b"[\"K\"]\n"),
             Some(UserEvent::Kick)

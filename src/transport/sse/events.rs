@@ -1,16 +1,15 @@
-//! RTJP frames as server-sent events, and the stream's channel positions.
+//! Server frames as server-sent events, and the stream's channel positions.
 //!
-//! Each frame becomes `event: NAME` + `data: {args}`. The positions of the stream's channels
+//! Each frame becomes `event: NAME` + `data: {args}`, from the frame's name and encoded args; the
+//! positions follow what each frame is about ([`About`]), typed, so nothing here parses JSON but a
+//! `Last-Event-ID`. The positions of the stream's channels
 //! (epoch and offset of each, as the frames show them) travel as the event `id`, which the
 //! browser sends back as `Last-Event-ID` when it reconnects: the new stream then recovers every
 //! channel from there. While a channel's recovery is pending, its live PUBLISH frames (which the
 //! answer replays) and its plain replayed own SUBSCRIBE are held back, so that an EventSource
 //! page sees each publication once without any logic of its own.
 
-use crate::protocol::{Position, MAX_EPOCH_LEN};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use std::borrow::Cow;
+use crate::protocol::{About, OutFrame, Placed, Position, ServerFrame, MAX_EPOCH_LEN};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A channel's place: its epoch and the offset of the last event the stream accounted for.
@@ -30,22 +29,6 @@ pub struct Positions {
     /// Channel → the id of the SUBSCRIBE frame that asked to recover it (an ERROR with that id
     /// ends the wait) and the offset it asked from.
     pending: HashMap<String, (i64, u64)>,
-}
-
-/// The args of a frame that matter to positions.
-#[derive(Deserialize)]
-struct Args<'a> {
-    #[serde(borrow)]
-    channel_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    user: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    epoch: Option<Cow<'a, str>>,
-    offset: Option<u64>,
-    recovered: Option<bool>,
-    id: Option<i64>,
 }
 
 /// What one frame does to the stream.
@@ -88,145 +71,144 @@ impl Positions {
             .insert(channel.to_owned(), (from.epoch.clone(), from.offset));
     }
 
-    /// Appends the events for the frames at the start of `data` (as the outbox drains them:
-    /// `[id, "NAME", {args}]` lines) to `out`, stopping at a frame boundary once `out` holds
-    /// `max` bytes. Returns how many bytes of `data` it used. (Each event may carry an id of
-    /// several kilobytes: the caller writes a bounded piece at a time rather than the whole
-    /// drain's events at once.)
-    pub fn write_events(&mut self, data: &[u8], out: &mut Vec<u8>, max: usize) -> usize {
+    /// Appends the events for the first of `frames` (as the outbox drained them; `positions`:
+    /// the stream is shown offsets) to `out`, stopping once `out` holds `max` bytes. Returns how
+    /// many frames it used. (Each event may carry an id of several kilobytes: the caller writes
+    /// a bounded piece at a time rather than the whole drain's events at once.)
+    pub fn write_events(
+        &mut self,
+        frames: &[OutFrame],
+        positions: bool,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> usize {
         let mut used = 0;
-        for line in data.split_inclusive(|&b| b == b'\n') {
+        for frame in frames {
             if out.len() >= max {
                 break;
             }
-            used += line.len();
-            let line = line.strip_suffix(b"\n").unwrap_or(line);
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                continue;
-            }
-            // Frames come from our own encoder; one that does not parse would be a bug, and is
-            // skipped rather than breaking the stream.
-            let Ok((_, name, args)) =
-                serde_json::from_slice::<(serde::de::IgnoredAny, Cow<str>, &RawValue)>(line)
-            else {
-                tracing::error!("unparsable outgoing frame skipped on an SSE stream");
-                continue;
-            };
-            let moved = match self.apply(&name, args.get()) {
+            used += 1;
+            let moved = match self.apply(frame, positions) {
                 Effect::Hide => continue,
                 Effect::Show { moved } => moved,
             };
             out.extend_from_slice(b"event: ");
-            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(frame.name().as_bytes());
             if moved {
                 out.extend_from_slice(b"\nid: ");
                 crate::protocol::write_ascii(out, &self.places);
             }
             out.extend_from_slice(b"\ndata: ");
-            // Our JSON has no raw line breaks (strings escape them); any whitespace break would
-            // end the data line, and a space means the same in JSON.
-            out.extend(args.get().bytes().map(|b| match b {
-                b'\n' | b'\r' => b' ',
-                b => b,
-            }));
+            let data = out.len();
+            frame.write_args(positions, out);
+            // Strings escape line breaks, but a payload keeps the whitespace it was sent with,
+            // and a break would end the data line: a space means the same in JSON.
+            for b in &mut out[data..] {
+                if matches!(*b, b'\n' | b'\r') {
+                    *b = b' ';
+                }
+            }
             out.extend_from_slice(b"\n\n");
         }
         used
     }
 
     /// Updates the positions for one frame and says whether to show it.
-    fn apply(&mut self, name: &str, args: &str) -> Effect {
-        if !matches!(
-            name,
-            "PUBLISH" | "SUBSCRIBE" | "UNSUBSCRIBE" | "ERROR" | "CONNECTED"
-        ) {
-            return Effect::Show { moved: false };
-        }
-        let Ok(a) = serde_json::from_str::<Args>(args) else {
-            return Effect::Show { moved: false };
-        };
-        if name == "CONNECTED" {
-            self.me = a.name.map(Cow::into_owned);
-            return Effect::Show { moved: false };
-        }
-        if name == "ERROR" {
-            // A refused SUBSCRIBE with recover: nothing is coming for that channel.
-            if let Some(id) = a.id {
-                self.pending.retain(|_, (asked, _)| *asked != id);
+    fn apply(&mut self, frame: &OutFrame, positions: bool) -> Effect {
+        const NOT_MOVED: Effect = Effect::Show { moved: false };
+        let (channel, user, placed) = match frame.about() {
+            About::Nothing => return NOT_MOVED,
+            About::Connected { user } => {
+                self.me = Some(user.to_string());
+                return NOT_MOVED;
             }
-            return Effect::Show { moved: false };
-        }
-        let Some(channel) = a.channel_name else {
-            return Effect::Show { moved: false };
-        };
-        if !self.named.contains(&*channel) {
-            return Effect::Show { moved: false };
-        }
-        let pending = self.pending.contains_key(&*channel);
-        match name {
-            // Another member leaving (presence) moves nothing.
-            "UNSUBSCRIBE" if a.user.as_deref() != self.me.as_deref() => {
-                Effect::Show { moved: false }
+            About::Error { answers, .. } => {
+                // A refused SUBSCRIBE with recover: nothing is coming for that channel.
+                if let Some(id) = answers {
+                    self.pending.retain(|_, (asked, _)| asked != id);
+                }
+                return NOT_MOVED;
             }
-            "UNSUBSCRIBE" => {
-                self.pending.remove(&*channel);
-                let moved = self.places.remove(&*channel).is_some();
+            About::Publish { channel } => (channel, None, None),
+            About::Member {
+                channel,
+                user,
+                position,
+            } => (channel, Some(user), position.as_deref()),
+        };
+        if !self.named.contains(&**channel) {
+            return NOT_MOVED;
+        }
+        match (frame.kind(), user) {
+            (ServerFrame::Unsubscribe, Some(user)) => {
+                // Another member leaving (presence) moves nothing.
+                if self.me.as_deref() != Some(&**user) {
+                    return NOT_MOVED;
+                }
+                self.pending.remove(&**channel);
+                let moved = self.places.remove(&**channel).is_some();
                 Effect::Show { moved }
             }
-            // Own SUBSCRIBEs carry the epoch; others' (presence) do not.
-            "SUBSCRIBE" => match (a.epoch, a.offset) {
-                (Some(epoch), Some(mut offset)) => {
-                    let asked = self.pending.get(&*channel).map(|&(_, from)| from);
-                    match (a.recovered, asked) {
-                        // The replay follows: until each replayed publication moves it, the
-                        // position stays where the stream asked from, so that a stream cut
-                        // during the replay asks for the rest again.
-                        (Some(true), Some(from)) => offset = from,
-                        (Some(_), _) => {}
-                        (None, Some(_)) => return Effect::Hide,
-                        (None, None) => {}
-                    }
-                    if a.recovered.is_some() {
-                        self.pending.remove(&*channel);
-                    }
-                    self.places
-                        .insert(channel.into_owned(), (epoch.into_owned(), offset));
-                    Effect::Show { moved: true }
-                }
-                _ => Effect::Show { moved: false },
+            // Own SUBSCRIBEs carry the position; others' (presence) do not.
+            (ServerFrame::Subscribe, _) => match placed {
+                Some(placed) => self.subscribed(channel, placed),
+                None => NOT_MOVED,
             },
-            _ => {
-                if pending {
+            (ServerFrame::Publish, None) => {
+                if self.pending.contains_key(&**channel) {
                     return Effect::Hide;
                 }
-                let Some(offset) = a.offset else {
-                    return Effect::Show { moved: false };
-                };
-                match self.places.get_mut(&*channel) {
+                let offset = frame.offset();
+                if !positions || offset == 0 {
+                    return NOT_MOVED;
+                }
+                match self.places.get_mut(&**channel) {
                     // Replayed publications may be older than the answer's offset, which already
                     // accounts for them: a position never goes back.
                     Some(place) if offset > place.1 => {
                         place.1 = offset;
                         Effect::Show { moved: true }
                     }
-                    _ => Effect::Show { moved: false },
+                    _ => NOT_MOVED,
                 }
             }
+            _ => NOT_MOVED,
         }
+    }
+
+    /// The stream's own SUBSCRIBE to `channel`, at `placed`.
+    fn subscribed(&mut self, channel: &str, placed: &Placed) -> Effect {
+        let asked = self.pending.get(channel).map(|&(_, from)| from);
+        let offset = match (placed.recovered, asked) {
+            // The replay follows: until each replayed publication moves it, the position stays
+            // where the stream asked from, so that a stream cut during the replay asks for the
+            // rest again.
+            (Some(true), Some(from)) => from,
+            // A plain own SUBSCRIBE (replayed as the user's other tab joins, say) while the
+            // answer is awaited: the answer follows.
+            (None, Some(_)) => return Effect::Hide,
+            _ => placed.offset,
+        };
+        if placed.recovered.is_some() {
+            self.pending.remove(channel);
+        }
+        self.places
+            .insert(channel.to_owned(), (placed.epoch.to_string(), offset));
+        Effect::Show { moved: true }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::frames;
+    use serde_json::json;
 
-    fn events(p: &mut Positions, frames: &[&str]) -> String {
-        let data: String = frames.iter().map(|f| format!("{f}\r\n")).collect();
+    fn events(p: &mut Positions, frames: &[OutFrame]) -> String {
         let mut out = Vec::new();
         assert_eq!(
-            p.write_events(data.as_bytes(), &mut out, usize::MAX),
-            data.len()
+            p.write_events(frames, true, &mut out, usize::MAX),
+            frames.len()
         );
         String::from_utf8(out).unwrap()
     }
@@ -238,24 +220,64 @@ mod tests {
         }
     }
 
+    fn connected(user: &str) -> OutFrame {
+        let about = About::Connected { user: user.into() };
+        OutFrame::with("CONNECTED", &json!({"name": user, "payload": null}), about)
+    }
+
+    /// An own SUBSCRIBE at `epoch`/`offset`, answering a recovery if `recovered` says.
+    fn own(channel: &str, epoch: &str, offset: u64, recovered: Option<bool>) -> OutFrame {
+        let mut args = json!({"channel_name": channel, "epoch": epoch, "offset": offset});
+        if let Some(r) = recovered {
+            args["recovered"] = json!(r);
+        }
+        let position = Some(Box::new(Placed {
+            epoch: epoch.into(),
+            offset,
+            recovered,
+        }));
+        let about = About::Member {
+            channel: channel.into(),
+            user: "ann".into(),
+            position,
+        };
+        OutFrame::with("SUBSCRIBE", &args, about)
+    }
+
+    fn publish(channel: &str, payload: serde_json::Value, offset: u64) -> OutFrame {
+        let about = About::Publish {
+            channel: channel.into(),
+        };
+        let args = json!({"channel_name": channel, "payload": payload});
+        OutFrame::with("PUBLISH", &args, about).at_offset(offset)
+    }
+
+    fn error(answers: i64) -> OutFrame {
+        let about = About::Error {
+            answers: Some(answers),
+            msg: "no".into(),
+        };
+        OutFrame::with("ERROR", &json!({"id": answers, "msg": "no"}), about)
+    }
+
     #[test]
     fn frames_become_events_and_positions_the_id() {
         let mut p = Positions::new(["a"]);
         let out = events(
             &mut p,
             &[
-                r#"[1, "CONNECTED", {"name": "ann", "payload": null}]"#,
-                r#"[2, "SUBSCRIBE", {"channel_name": "a", "history": [], "epoch": "e1", "offset": 4}]"#,
-                r#"[3, "PUBLISH", {"channel_name": "a", "payload": {"t": "x\ny"}, "offset": 5}]"#,
-                r#"[4, "SUBSCRIBE", {"channel_name": "a", "user": "bob"}]"#,
+                connected("ann"),
+                own("a", "e1", 4, None),
+                publish("a", json!({"t": "x\ny"}), 5),
+                frames::membership("SUBSCRIBE", "a", "bob", "t"),
             ],
         );
         assert_eq!(
             out,
             "event: CONNECTED\ndata: {\"name\": \"ann\", \"payload\": null}\n\n\
-             event: SUBSCRIBE\nid: {\"a\": [\"e1\", 4]}\ndata: {\"channel_name\": \"a\", \"history\": [], \"epoch\": \"e1\", \"offset\": 4}\n\n\
+             event: SUBSCRIBE\nid: {\"a\": [\"e1\", 4]}\ndata: {\"channel_name\": \"a\", \"epoch\": \"e1\", \"offset\": 4}\n\n\
              event: PUBLISH\nid: {\"a\": [\"e1\", 5]}\ndata: {\"channel_name\": \"a\", \"payload\": {\"t\": \"x\\ny\"}, \"offset\": 5}\n\n\
-             event: SUBSCRIBE\ndata: {\"channel_name\": \"a\", \"user\": \"bob\"}\n\n"
+             event: SUBSCRIBE\ndata: {\"channel_name\": \"a\", \"user\": \"bob\", \"datetime\": \"t\"}\n\n"
         );
         let back = Positions::parse_id("{\"a\": [\"e1\", 5]}");
         assert_eq!(back["a"].epoch, "e1");
@@ -267,19 +289,31 @@ mod tests {
     }
 
     #[test]
+    fn a_payloads_own_line_breaks_stay_on_the_data_line() {
+        #[derive(serde::Serialize)]
+        struct Args<'a> {
+            payload: &'a serde_json::value::RawValue,
+        }
+        let payload = serde_json::from_str("{\"a\":\r\n1}").unwrap();
+        let frame = OutFrame::with("PUBLISH", &Args { payload }, About::Nothing);
+        let out = events(&mut Positions::new(["a"]), &[frame]);
+        assert_eq!(out, "event: PUBLISH\ndata: {\"payload\": {\"a\":  1}}\n\n");
+    }
+
+    #[test]
     fn a_pending_recovery_hides_live_frames_until_its_answer() {
         let mut p = Positions::new(["a"]);
         p.expect_recovery("a", 2, &at("e1", 7));
         let out = events(
             &mut p,
             &[
-                // A member's replayed SUBSCRIBE and a live publication, both before the answer.
-                r#"[2, "SUBSCRIBE", {"channel_name": "a", "epoch": "e1", "offset": 9}]"#,
-                r#"[3, "PUBLISH", {"channel_name": "a", "payload": 9, "offset": 9}]"#,
-                r#"[4, "SUBSCRIBE", {"channel_name": "a", "epoch": "e1", "offset": 9, "recovered": true}]"#,
-                r#"[5, "PUBLISH", {"channel_name": "a", "payload": 8, "offset": 8}]"#,
-                r#"[6, "PUBLISH", {"channel_name": "a", "payload": 9, "offset": 9}]"#,
-                r#"[7, "PUBLISH", {"channel_name": "a", "payload": 10, "offset": 10}]"#,
+                // A plain own SUBSCRIBE and a live publication, both before the answer.
+                own("a", "e1", 9, None),
+                publish("a", json!(9), 9),
+                own("a", "e1", 9, Some(true)),
+                publish("a", json!(8), 8),
+                publish("a", json!(9), 9),
+                publish("a", json!(10), 10),
             ],
         );
         let payloads: Vec<&str> = out
@@ -307,14 +341,15 @@ mod tests {
     fn an_error_for_the_recovering_subscribe_ends_the_wait() {
         let mut p = Positions::new(["a"]);
         p.expect_recovery("a", 2, &at("e1", 0));
-        let out = events(
-            &mut p,
-            &[
-                r#"[1, "ERROR", {"id": 2, "msg": "no"}]"#,
-                r#"[2, "PUBLISH", {"channel_name": "a", "payload": 1, "offset": 3}]"#,
-            ],
-        );
+        let out = events(&mut p, &[error(2), publish("a", json!(1), 3)]);
         assert!(out.contains("event: PUBLISH"), "{out}");
+        let mut p = Positions::new(["a"]);
+        p.expect_recovery("a", 2, &at("e1", 0));
+        let out = events(&mut p, &[error(3), publish("a", json!(1), 3)]);
+        assert!(
+            !out.contains("event: PUBLISH"),
+            "another frame's error: {out}"
+        );
     }
 
     #[test]
@@ -324,13 +359,13 @@ mod tests {
         let out = events(
             &mut p,
             &[
-                r#"[1, "CONNECTED", {"name": "ann", "payload": null}]"#,
-                r#"[2, "SUBSCRIBE", {"channel_name": "a", "epoch": "ea", "offset": 1}]"#,
+                connected("ann"),
+                own("a", "ea", 1, None),
                 // A channel the request did not name (another tab's subscription).
-                r#"[3, "SUBSCRIBE", {"channel_name": "z", "epoch": "ez", "offset": 1}]"#,
-                r#"[4, "UNSUBSCRIBE", {"channel_name": "a", "user": "bob"}]"#,
-                r#"[5, "PUBLISH", {"channel_name": "a", "payload": 1, "offset": 2}]"#,
-                r#"[6, "UNSUBSCRIBE", {"channel_name": "a", "user": "ann"}]"#,
+                own("z", "ez", 1, None),
+                frames::membership("UNSUBSCRIBE", "a", "bob", "t"),
+                publish("a", json!(1), 2),
+                frames::membership("UNSUBSCRIBE", "a", "ann", "t"),
             ],
         );
         let ids: Vec<&str> = out.lines().filter(|l| l.starts_with("id: ")).collect();
@@ -349,11 +384,9 @@ mod tests {
     #[test]
     fn events_are_written_a_bounded_piece_at_a_time() {
         let mut p = Positions::new(["a"]);
-        let frame = r#"[1, "PUBLISH", {"channel_name": "a", "payload": 1, "offset": 2}]"#;
-        let data = format!("{frame}\r\n{frame}\r\n{frame}\r\n");
+        let frames = vec![publish("a", json!(1), 2); 3];
         let mut out = Vec::new();
-        let used = p.write_events(data.as_bytes(), &mut out, 1);
-        assert_eq!(used, frame.len() + 2);
+        assert_eq!(p.write_events(&frames, true, &mut out, 1), 1);
         assert_eq!(
             String::from_utf8(out).unwrap().matches("event: ").count(),
             1

@@ -22,7 +22,7 @@ use super::{client_address, PeerAddr, Shared};
 use crate::metrics::OpenConnection;
 use crate::net::Transport;
 use crate::outbox::{CloseReason, Outbox};
-use crate::protocol::{ClientFrame, Position};
+use crate::protocol::{About, ClientFrame, OutFrame, Position};
 use crate::session::{Peer, Session, Stage};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -30,7 +30,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use events::Positions;
 use indexmap::IndexSet;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -192,6 +192,7 @@ pub async fn handle(
         coalesce: app.limits.write_coalesce,
         backlog: Vec::new(),
         at: 0,
+        shows_offsets: true,
         closing: None,
         done: false,
         _guard: guard,
@@ -362,17 +363,18 @@ async fn run(
 /// Why the CONNECT failed, from what the session queued: its ERROR text, or the engine's
 /// close.
 fn refusal_of(outbox: &Outbox) -> Refusal {
-    let drained = outbox.drain();
+    let drained = outbox.drain_frames();
     if let Some(reason @ (CloseReason::Unavailable | CloseReason::Throttled { .. })) = drained.close
     {
         return Refusal::Unavailable(reason.text());
     }
     let msg = drained
-        .data
-        .split(|&b| b == b'\n')
-        .filter_map(|line| serde_json::from_slice::<(Value, String, Value)>(line).ok())
-        .find(|(_, name, _)| name == "ERROR")
-        .and_then(|(_, _, args)| args["msg"].as_str().map(str::to_owned))
+        .frames
+        .iter()
+        .find_map(|frame| match frame.about() {
+            About::Error { msg, .. } => Some(msg.to_string()),
+            _ => None,
+        })
         .unwrap_or_else(|| "Unauthorized".to_owned());
     Refusal::Denied(msg)
 }
@@ -398,9 +400,10 @@ struct Writer {
     positions: Positions,
     ping: PingTimer,
     coalesce: std::time::Duration,
-    /// Drained frames not yet written as events, from `at`.
-    backlog: Vec<u8>,
+    /// Drained frames not yet written as events, from `at`, and whether they show offsets.
+    backlog: Vec<OutFrame>,
     at: usize,
+    shows_offsets: bool,
     /// The close that came with the backlog: its event goes after it.
     closing: Option<CloseReason>,
     done: bool,
@@ -415,16 +418,22 @@ impl Writer {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
             if self.at < self.backlog.len() {
-                let mut out = Vec::with_capacity(CHUNK.min(2 * (self.backlog.len() - self.at)));
-                self.at += self
-                    .positions
-                    .write_events(&self.backlog[self.at..], &mut out, CHUNK);
+                let left = &self.backlog[self.at..];
+                let size: usize = left.iter().map(|f| 2 * f.wire_len(true)).sum();
+                let mut out = Vec::with_capacity(CHUNK.min(size));
+                self.at += self.positions.write_events(
+                    &self.backlog[self.at..],
+                    self.shows_offsets,
+                    &mut out,
+                    CHUNK,
+                );
                 if self.at >= self.backlog.len() {
                     // Gives a burst's room back, as the outbox does.
                     self.backlog = Vec::new();
                     self.at = 0;
                 }
                 if !out.is_empty() {
+                    crate::metrics::bytes_out(out.len());
                     return Some(out.into());
                 }
                 continue;
@@ -444,8 +453,9 @@ impl Writer {
                 _ = self.ping.due() => return Some(Bytes::from_static(b": ping\n\n")),
             }
             gather(&self.outbox, self.coalesce).await;
-            let drained = self.outbox.drain();
-            self.backlog = drained.data;
+            let drained = self.outbox.drain_frames();
+            self.backlog = drained.frames;
+            self.shows_offsets = drained.positions;
             self.at = 0;
             self.closing = drained.close;
         }

@@ -137,9 +137,9 @@ async fn channel_events_a_node_missed_are_noticed_and_logged() {
     let meta = format!("{prefix}:c:{{room}}");
     let offset = redis_cli(&["HINCRBY", &meta, "off", "3"]);
     let epoch = redis_cli(&["HGET", &meta, "epoch"]);
-    let tail = r#", "PUBLISH", {"channel_name": "room", "payload": "third", "user": null, "datetime": "x"}]"#;
+    let args = r#"{"channel_name": "room", "payload": "third", "user": null, "datetime": "x"}"#;
     let event = format!(
-        "[\"{}\",{},\"P\",\"\",\"*\"]\n{tail}\r\n",
+        "[\"{}\",{},\"P\",\"\",\"*\"]\n{args}",
         epoch.trim(),
         offset.trim()
     );
