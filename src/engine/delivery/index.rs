@@ -183,7 +183,7 @@ impl LocalIndex {
         let Some(lc) = shard.get_mut(channel) else {
             // No connection here receives the channel; a user of this node may still be
             // concerned with its connections that never did (per-connection subscriptions).
-            self.deliver_unslotted(channel, ev.offset, &ev.kind, frame);
+            self.deliver_unslotted(channel, &ev.kind, frame);
             return None;
         };
         if lc.adopt_epoch(channel, &ev.epoch) {
@@ -212,13 +212,11 @@ impl LocalIndex {
                 match to.as_str() {
                     "*" => lc.deliver(channel, ev.offset, &frame, None, skip, None),
                     "-" => {}
+                    // only_to_sender to a member (a publisher that is not one gets it through its
+                    // own events: `UserEvent::Publication`).
                     user => {
                         let user = user.strip_prefix("u:").unwrap_or(user);
-                        if lc.member(user).is_some() {
-                            lc.deliver(channel, ev.offset, &frame, None, skip, Some(user));
-                        } else {
-                            self.to_every_tab(user, &frame, skip);
-                        }
+                        lc.deliver(channel, ev.offset, &frame, None, skip, Some(user));
                     }
                 }
             }
@@ -257,36 +255,11 @@ impl LocalIndex {
     }
 
     /// An event of a channel no connection here receives: a leaving user's own UNSUBSCRIBE
-    /// (and the channel forgotten), an `only_to_sender` publication to a publisher that is not
-    /// subscribed (all its connections).
-    fn deliver_unslotted(&self, channel: &str, offset: u64, kind: &Kind, frame: Option<OutFrame>) {
-        let Some(frame) = frame else {
-            return;
-        };
-        match kind {
-            Kind::Leave { user, .. } => {
-                if let Some(u) = self.user(user) {
-                    u.left(channel, &frame);
-                }
-            }
-            Kind::Publish { skip_conn, to } => {
-                if let Some(user) = to.strip_prefix("u:") {
-                    let skip = (!skip_conn.is_empty()).then_some(skip_conn.as_str());
-                    self.to_every_tab(user, &frame.at_offset(offset), skip);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// `only_to_sender` to a publisher that is not subscribed: all its connections here but
-    /// `skip`.
-    fn to_every_tab(&self, user: &str, frame: &OutFrame, skip: Option<&str>) {
-        if let Some(u) = self.user(user) {
-            for c in u.state.lock().conns.iter() {
-                if Some(&*c.id) != skip {
-                    c.send(frame);
-                }
+    /// (and the channel forgotten).
+    fn deliver_unslotted(&self, channel: &str, kind: &Kind, frame: Option<OutFrame>) {
+        if let (Kind::Leave { user, .. }, Some(frame)) = (kind, frame) {
+            if let Some(u) = self.user(user) {
+                u.left(channel, &frame);
             }
         }
     }
@@ -300,6 +273,13 @@ impl LocalIndex {
         let u = self.user(user)?;
         match event {
             UserEvent::Frame(frame) => u.state.lock().send_all(&frame),
+            UserEvent::Publication { frame, skip_conn } => {
+                for c in u.state.lock().conns.iter() {
+                    if Some(&*c.id) != skip_conn.as_deref() {
+                        c.send(&frame);
+                    }
+                }
+            }
             UserEvent::Kick => {
                 for c in u.state.lock().conns.iter() {
                     c.outbox.close(CloseReason::Kicked);

@@ -103,6 +103,12 @@ pub struct SnapshotView<'a> {
 pub enum UserEvent {
     /// A frame for every connection of the user (MESSAGE).
     Frame(OutFrame),
+    /// An `only_to_sender` publication of a channel the user is not in (which its connections
+    /// may not receive): to every connection of the user but `skip_conn`.
+    Publication {
+        frame: OutFrame,
+        skip_conn: Option<String>,
+    },
     /// Close every connection of the user (`/web/disconnect`).
     Kick,
     /// The user's options changed (a connect or `set_user_options` on some node).

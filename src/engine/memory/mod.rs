@@ -15,7 +15,7 @@ mod keys;
 mod revoked;
 mod users;
 
-use super::delivery::{Event, Kind, LocalIndex, SnapshotView};
+use super::delivery::{Event, Kind, LocalIndex, SnapshotView, UserEvent};
 use super::history::{self, now_stamp, Entry, History};
 use super::options::{state_diff, ChannelSettings, ChannelUpdate, OptionError, Polling};
 use super::{
@@ -585,22 +585,36 @@ impl Subscribers for MemoryEngine {
     }
 
     async fn publish(&self, ch: &str, p: Publication<'_>) -> R<bool> {
-        let to = match p.to {
-            Recipients::Subscribers => "*".to_owned(),
-            Recipients::User(n) => format!("u:{n}"),
-            Recipients::Nobody => "-".to_owned(),
-        };
         let found = self.with_channel(ch, |c| {
             let skip = if c.settings.reflective {
                 None
             } else {
                 p.skip_conn
             };
+            // only_to_sender to a publisher that is not a member: through its own events, as
+            // every broker does (its connections do not receive the channel).
+            let sender = match p.to {
+                Recipients::User(n) if !c.members.contains(n) => Some(n),
+                _ => None,
+            };
+            let to = match p.to {
+                Recipients::Subscribers => "*".to_owned(),
+                Recipients::User(n) if sender.is_none() => format!("u:{n}"),
+                Recipients::User(_) | Recipients::Nobody => "-".to_owned(),
+            };
             let kind = Kind::Publish {
                 skip_conn: skip.unwrap_or("").to_owned(),
                 to,
             };
+            let to_sender = sender.map(|n| (n, p.frame.clone()));
             let offset = c.emit(&self.index, kind, Some(p.frame));
+            if let Some((sender, frame)) = to_sender {
+                let event = UserEvent::Publication {
+                    frame: frame.at_offset(offset),
+                    skip_conn: skip.map(str::to_owned),
+                };
+                self.index.on_user_event(sender, event);
+            }
             match p.entry {
                 Some(entry) => c.record(entry, offset),
                 None => c.history.skip(offset),

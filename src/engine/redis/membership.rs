@@ -1,7 +1,7 @@
 //! Membership and publication: join (with the catch-up of the joining connections), leave,
 //! recovery, publish.
 
-use super::replies::{JoinReply, OrMissing};
+use super::replies::{JoinReply, OrMissing, PublishReply};
 use super::{scripts, unavailable, wire, Members, RedisEngine};
 use crate::engine::{
     frames, now_stamp, ChannelSettings, Conn, Emptied, EngineError, Entry, Flags, Join, Joined,
@@ -284,12 +284,13 @@ impl Subscribers for RedisEngine {
             Recipients::Nobody => "-".to_owned(),
         };
         let entry = p.entry.as_ref().map(|e| e.json()).unwrap_or_default();
-        let reply: OrMissing = self
+        let reply: PublishReply = self
             .inner
             .invoke(
                 scripts::PUBLISH
                     .key(&k.meta)
                     .key(&k.history)
+                    .key(&k.members)
                     .arg(&k.events)
                     .arg(self.inner.pub_cmd())
                     .arg(p.skip_conn.unwrap_or(""))
@@ -300,9 +301,17 @@ impl Subscribers for RedisEngine {
                     .arg(now_secs()),
             )
             .await?;
-        let OrMissing(Some(offset)) = reply else {
+        let PublishReply::Published { offset, to_sender } = reply else {
             return Ok(false);
         };
+        if let Some((sender, skip)) = to_sender {
+            // After the channel event: the publication is accepted and its offset taken.
+            let mut msg = Vec::with_capacity(p.frame.args().len() + ch.len() + 32);
+            crate::protocol::write_ascii(&mut msg, &("P", ch, offset, skip));
+            msg.push(b'\n');
+            msg.extend_from_slice(p.frame.args());
+            self.user_event(&sender, msg).await?;
+        }
         // Read your own writes: the answer comes once this node's subscribers have it.
         self.inner
             .index

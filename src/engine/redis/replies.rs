@@ -68,7 +68,41 @@ impl FromRedisValue for OrMissing {
         match int(&v) {
             Some(-1) => Ok(OrMissing(None)),
             Some(n) if n >= 0 => Ok(OrMissing(Some(n as u64))),
-            _ => Err(unexpected("LEAVE, PUBLISH or USER_EVENT", &v)),
+            _ => Err(unexpected("LEAVE or USER_EVENT", &v)),
+        }
+    }
+}
+
+/// `PUBLISH`.
+pub(super) enum PublishReply {
+    NoChannel,
+    Published {
+        offset: u64,
+        /// An `only_to_sender` publisher that is not a member, for its own events to reach, and
+        /// the connection to skip (`""`: none).
+        to_sender: Option<(String, String)>,
+    },
+}
+
+impl FromRedisValue for PublishReply {
+    fn from_redis_value(v: RValue) -> Result<Self, ParsingError> {
+        let items: Vec<RValue> = FromRedisValue::from_redis_value(v.clone())?;
+        let text = |i: usize| match items.get(i) {
+            Some(RValue::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        };
+        match items.first().and_then(int) {
+            Some(-1) => Ok(PublishReply::NoChannel),
+            Some(offset) if offset > 0 => {
+                let (Some(sender), Some(skip)) = (text(1), text(2)) else {
+                    return Err(unexpected("PUBLISH", &v));
+                };
+                Ok(PublishReply::Published {
+                    offset: offset as u64,
+                    to_sender: (!sender.is_empty()).then_some((sender, skip)),
+                })
+            }
+            _ => Err(unexpected("PUBLISH", &v)),
         }
     }
 }

@@ -110,7 +110,11 @@ impl RedisEngine {
 
     /// Publishes a user event if the user exists: how many connections it has (`None`: no
     /// such user).
-    async fn user_event(&self, name: &str, msg: Vec<u8>) -> Result<Option<usize>, EngineError> {
+    pub(super) async fn user_event(
+        &self,
+        name: &str,
+        msg: Vec<u8>,
+    ) -> Result<Option<usize>, EngineError> {
         let uk = self.k().user(name);
         self.inner
             .invoke(

@@ -359,7 +359,8 @@ pub fn parse_event<'m>(channel: &str, msg: &'m [u8]) -> Option<Event<'m>> {
 }
 
 /// Parses a user event message: a JSON header line (`["M"]`, `["K"]`, `["O", options]`,
-/// `["J", channel, node]`), then the MESSAGE's args for `M`.
+/// `["J", channel, node]`, `["P", channel, offset, skip_conn]`), then the MESSAGE's args for
+/// `M`, the PUBLISH's for `P`.
 pub fn parse_user_event(msg: &[u8]) -> Option<UserEvent> {
     let nl = msg.iter().position(|b| *b == b'\n')?;
     let header: Vec<Value> = serde_json::from_slice(&msg[..nl]).ok()?;
@@ -369,6 +370,19 @@ pub fn parse_user_event(msg: &[u8]) -> Option<UserEvent> {
             msg[nl + 1..].into(),
             About::Nothing,
         )),
+        "P" => {
+            let channel = header.get(1)?.as_str()?;
+            let about = About::Publish {
+                channel: channel.into(),
+            };
+            let frame = OutFrame::encoded("PUBLISH", msg[nl + 1..].into(), about)
+                .at_offset(header.get(2)?.as_u64()?);
+            let skip = header.get(3)?.as_str()?;
+            UserEvent::Publication {
+                frame,
+                skip_conn: (!skip.is_empty()).then(|| skip.to_owned()),
+            }
+        }
         "K" => UserEvent::Kick,
         "O" => UserEvent::Options(header.get(1)?.clone()),
         "J" => UserEvent::Joined {
@@ -437,6 +451,13 @@ mod tests {
         assert!(
             matches!(frame, UserEvent::Frame(f) if f.text() == "\"MESSAGE\", {\"payload\": 2}")
         );
+        let publication =
+            parse_user_event(b"[\"P\", \"room\", 7, \"c1\"]\n{\"payload\": 3}").unwrap();
+        assert!(matches!(
+            publication,
+            UserEvent::Publication { frame, skip_conn: Some(skip) }
+                if frame.offset() == 7 && skip == "c1" && frame.name() == "PUBLISH"
+        ));
         assert!(matches!(
             parse_user_event(b"[\"K\"]\n"),
             Some(UserEvent::Kick)

@@ -80,6 +80,55 @@ async fn every_subscriber_gets_every_publication_once_in_one_order() {
     }
 }
 
+/// `only_to_sender` by a publisher that is not in the channel: every connection of the
+/// publisher gets it but the one that published (the channel is not reflective), on every node,
+/// whether the node receives the channel or not; nobody else does.
+#[tokio::test]
+async fn only_to_sender_reaches_a_publisher_outside_the_channel_on_every_node() {
+    // (engine, the other node's engine: the same one without Redis).
+    let mut runs: Vec<(super::Under, Option<super::Under>)> = Vec::new();
+    for u in engines().await {
+        if u.name == "memory" {
+            runs.push((u, None));
+        }
+    }
+    if std::env::var("HOOKBOX_TEST_REDIS_URL").is_ok() {
+        let prefix = format!("sender{:016x}", rand::random::<u64>());
+        runs.push((
+            redis_engine(&prefix).await,
+            Some(redis_engine(&prefix).await),
+        ));
+    }
+    for (one, two) in &runs {
+        let (e1, name) = (&one.engine, one.name);
+        let e2 = two.as_ref().map_or(e1, |t| &t.engine);
+        let mut bob = Sink::new("bob-1");
+        let (mut carol_1, mut carol_2) = (Sink::new("carol-1"), Sink::new("carol-2"));
+        attach(e1, &mut bob, "bob").await;
+        attach(e1, &mut carol_1, "carol").await;
+        // Node two has no member of the channel: it does not even listen to its events.
+        attach(e2, &mut carol_2, "carol").await;
+        assert!(create(e1, "room", json!({"reflective": false})).await);
+        assert_eq!(join(e1, "room", "bob", &bob).await, Joined::Joined);
+        bob.expect("SUBSCRIBE").await;
+        let to_carol = Recipients::User("carol");
+        assert!(publish(e1, "room", "1", Some("carol-1"), to_carol).await);
+        assert!(publish(e2, "room", "2", None, Recipients::Subscribers).await);
+        let got = carol_2.expect("PUBLISH").await;
+        assert_eq!(
+            (&got["payload"], &got["channel_name"]),
+            (&json!(1), &json!("room")),
+            "{name}"
+        );
+        assert_eq!(bob.expect("PUBLISH").await["payload"], 2, "{name}");
+        // The publishing connection got nothing before a message sent after.
+        let message = hookbox::protocol::OutFrame::new("MESSAGE", &json!({"payload": 3}));
+        assert!(e1.send_to_user("carol", &message).await.unwrap());
+        assert_eq!(carol_1.expect("MESSAGE").await["payload"], 3, "{name}");
+        assert_eq!(carol_2.expect("MESSAGE").await["payload"], 3, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn each_decision_is_made_once() {
     for u in engines().await {
