@@ -411,6 +411,10 @@ pub struct Options {
     #[arg(long, value_name = "NAME", env = "HOOKBOX_REDIS_SENTINEL")]
     #[arg(help_heading = "Several nodes (Redis)")]
     pub redis_sentinel: Option<String>,
+    /// The password the Redis Sentinels ask for (their requirepass), if they ask for one; the master's goes in --redis-url
+    #[arg(long, value_name = "PASSWORD", env = "HOOKBOX_REDIS_SENTINEL_PASSWORD")]
+    #[arg(help_heading = "Several nodes (Redis)")]
+    pub redis_sentinel_password: Option<String>,
     /// Prefix of hookbox's Redis keys: the nodes of one server share it [default: hookbox]
     #[arg(long, value_name = "PREFIX", env = "HOOKBOX_REDIS_PREFIX")]
     #[arg(help_heading = "Several nodes (Redis)")]
@@ -465,7 +469,7 @@ impl Options {
             max_failed_connects_per_ip, max_wrong_tokens_per_ip, api_exempt_ips, max_header_bytes,
             max_http_connections_per_ip,
             history_max_bytes, publish_multi_max_channels, webhook_allow_hosts,
-            allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_sentinel, redis_prefix, node_timeout,
+            allow_set_config_webhooks, webhook_error_details, engine, redis_url, redis_cluster, redis_sentinel, redis_sentinel_password, redis_prefix, node_timeout,
             shutdown_timeout, demo, demo_port, resume_secret, leave_grace,
             webhook_queue, webhook_queue_timeout);
         self

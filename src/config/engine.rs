@@ -49,6 +49,7 @@ pub(super) fn from_options(
     redis_url: Option<&str>,
     cluster: bool,
     redis_sentinel: Option<String>,
+    redis_sentinel_password: Option<String>,
     redis_prefix: Option<String>,
     node_timeout: Duration,
 ) -> Result<EngineConfig, ConfigError> {
@@ -82,10 +83,18 @@ pub(super) fn from_options(
                     "cannot be used with --redis-cluster (a Redis Cluster fails over by itself)",
                 ));
             }
+            let sentinel_password = redis_sentinel_password.filter(|p| !p.is_empty());
+            if sentinel.is_none() && sentinel_password.is_some() {
+                return Err(invalid(
+                    "--redis-sentinel-password",
+                    "is for the Sentinels of --redis-sentinel (the master's password goes in --redis-url)",
+                ));
+            }
             EngineConfig::Redis(RedisConfig {
                 urls,
                 cluster,
                 sentinel,
+                sentinel_password,
                 prefix,
                 node_timeout,
             })

@@ -420,6 +420,7 @@ impl Config {
             o.redis_url.as_deref(),
             o.redis_cluster.unwrap_or(false),
             o.redis_sentinel,
+            o.redis_sentinel_password,
             o.redis_prefix,
             node_timeout,
         )?;
@@ -667,6 +668,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--redis-sentinel"), "{e}");
+        // The Sentinels' password: only for Sentinels, never shown.
+        let c = parse(&[
+            "--engine=redis",
+            "--redis-sentinel=mymaster",
+            "--redis-sentinel-password=s3cret",
+        ])
+        .unwrap();
+        assert!(!c.engine.describe().contains("s3cret"));
+        let EngineConfig::Redis(r) = &c.engine else {
+            panic!("a Redis engine")
+        };
+        assert_eq!(r.sentinel_password.as_deref(), Some("s3cret"));
+        let e = parse(&["--engine=redis", "--redis-sentinel-password=s3cret"]).unwrap_err();
+        assert!(e.to_string().contains("--redis-sentinel-password"), "{e}");
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct RedisConfig {
     /// The master's name in Redis Sentinel: `urls` are then the Sentinels, asked where the
     /// master is, and again after a failover (see `sentinel`).
     pub sentinel: Option<String>,
+    /// The password the Sentinels ask for (their `requirepass`), if any; the master's is in
+    /// the URL.
+    pub sentinel_password: Option<String>,
     /// Prefix of every key and pub/sub channel: servers sharing one Redis must differ.
     pub prefix: String,
     /// A node that has not refreshed its heartbeat for this long is dead; the others clean up
@@ -148,7 +151,8 @@ impl RedisEngine {
         let (cmd, pubsub) = if config.cluster {
             link::cluster(&config.urls, dispatch).await?
         } else if let Some(name) = &config.sentinel {
-            let sentinels = Sentinels::new(&config.urls, name)?;
+            let password = config.sentinel_password.as_deref();
+            let sentinels = Sentinels::new(&config.urls, name, password)?;
             let master = sentinels.master().await?;
             let links = link::followed(&master, dispatch.clone()).await?;
             followed = Some((sentinels, master, dispatch));

@@ -34,15 +34,21 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// The Sentinels of one master.
 pub(super) struct Sentinels {
-    /// Each Sentinel, without credentials or database.
+    /// Each Sentinel, without credentials or database (as errors name it).
     sentinels: Vec<Url>,
+    /// What the Sentinels ask for (`requirepass`), if anything: `--redis-sentinel-password`.
+    password: Option<String>,
     /// The first URL as given: the master's URL is this with the master's host and port.
     template: Url,
     name: String,
 }
 
 impl Sentinels {
-    pub fn new(urls: &[String], name: &str) -> Result<Sentinels, EngineError> {
+    pub fn new(
+        urls: &[String],
+        name: &str,
+        password: Option<&str>,
+    ) -> Result<Sentinels, EngineError> {
         let invalid = |u: &str| EngineError::Unavailable(format!("{u}: not a Sentinel's URL"));
         let mut sentinels = Vec::with_capacity(urls.len());
         for u in urls {
@@ -61,6 +67,7 @@ impl Sentinels {
             .ok_or_else(|| EngineError::Unavailable("no Sentinel given".into()))?;
         Ok(Sentinels {
             sentinels,
+            password: password.map(str::to_owned),
             template,
             name: name.to_owned(),
         })
@@ -117,7 +124,11 @@ impl Sentinels {
     /// `SENTINEL get-master-addr-by-name` on one Sentinel, on a connection of its own (so a
     /// Sentinel that restarted is simply asked again).
     async fn ask(&self, sentinel: &Url) -> Result<Option<(String, u16)>, String> {
-        let client = redis::Client::open(sentinel.as_str()).map_err(|e| e.to_string())?;
+        let mut url = sentinel.clone();
+        if self.password.is_some() {
+            let _ = url.set_password(self.password.as_deref());
+        }
+        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
         let asked = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
             redis::cmd("SENTINEL")
@@ -328,15 +339,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_master_gets_the_first_urls_credentials_and_the_sentinels_none() {
+    fn the_master_gets_the_first_urls_credentials_and_the_sentinels_their_own() {
         let s = Sentinels::new(
             &[
                 "redis://u:secret@127.0.0.1:26379/2".into(),
                 "redis://127.0.0.2:26379".into(),
             ],
             "m",
+            Some("sentinels"),
         )
         .unwrap();
+        // Errors name a Sentinel without any password.
         assert_eq!(s.sentinels[0].as_str(), "redis://127.0.0.1:26379");
         assert_eq!(
             s.master_url("10.0.0.5", 6380),
@@ -344,6 +357,7 @@ mod tests {
         );
         // An IPv6 master, as Sentinel reports it (without brackets).
         assert_eq!(s.master_url("::1", 6380), "redis://u:secret@[::1]:6380/2");
-        assert!(Sentinels::new(&["not a url".into()], "m").is_err());
+        assert_eq!(s.password.as_deref(), Some("sentinels"));
+        assert!(Sentinels::new(&["not a url".into()], "m", None).is_err());
     }
 }

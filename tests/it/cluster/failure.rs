@@ -281,6 +281,7 @@ async fn redis_going_away_gives_clear_errors_then_the_cluster_recovers() {
             urls: vec![url.clone()],
             cluster: false,
             sentinel: None,
+            sentinel_password: None,
             prefix: prefix.clone(),
             node_timeout: std::time::Duration::from_secs(2),
         })

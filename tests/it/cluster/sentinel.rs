@@ -49,8 +49,8 @@ fn redis(port: u16, extra: &[&str]) -> RedisProc {
 }
 
 /// A Sentinel on `port` watching the master on `master`; quick to call it down (one Sentinel is
-/// the quorum).
-fn sentinel(port: u16, master: u16) -> RedisProc {
+/// the quorum). `extra`: more lines of its configuration.
+fn sentinel(port: u16, master: u16, extra: &str) -> RedisProc {
     let dir = dir_for(port);
     let conf = dir.join("sentinel.conf");
     std::fs::write(
@@ -59,7 +59,7 @@ fn sentinel(port: u16, master: u16) -> RedisProc {
             "port {port}\nbind 127.0.0.1\ndir {}\n\
              sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 1\n\
              sentinel down-after-milliseconds {MASTER_NAME} 500\n\
-             sentinel failover-timeout {MASTER_NAME} 5000\n",
+             sentinel failover-timeout {MASTER_NAME} 5000\n{extra}",
             dir.display()
         ),
     )
@@ -91,6 +91,7 @@ fn on_sentinel(url: &str, prefix: &str) -> EngineConfig {
         urls: vec![url.to_owned()],
         cluster: false,
         sentinel: Some(MASTER_NAME.to_owned()),
+        sentinel_password: None,
         prefix: prefix.to_owned(),
         node_timeout: Duration::from_secs(2),
     })
@@ -113,7 +114,7 @@ async fn the_nodes_follow_a_failover_and_deliver_nothing_twice() {
         cli(r, &["INFO", "replication"]).contains("master_link_status:up")
     })
     .await;
-    let sentinel = sentinel(s, m);
+    let sentinel = sentinel(s, m, "");
     until("Sentinel knows the replica", || {
         cli(s, &["SENTINEL", "replicas", MASTER_NAME]).contains(&r.to_string())
     })
@@ -215,14 +216,22 @@ async fn stale_sentinel(port: u16) -> u16 {
 
 /// Starts a node on the master the Sentinels at `ports` name.
 async fn start_on(web: &WebApp, ports: &[u16]) -> Result<App, String> {
+    let urls = ports.iter().map(|p| format!("redis://127.0.0.1:{p}"));
+    start_with(web, urls.collect(), None).await
+}
+
+/// Starts a node on the master the Sentinels at `urls` name, giving them `password`.
+async fn start_with(
+    web: &WebApp,
+    urls: Vec<String>,
+    password: Option<&str>,
+) -> Result<App, String> {
     let mut config = test_config(web);
     config.engine = EngineConfig::Redis(RedisConfig {
-        urls: ports
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect(),
+        urls,
         cluster: false,
         sentinel: Some(MASTER_NAME.to_owned()),
+        sentinel_password: password.map(str::to_owned),
         prefix: "stale".to_owned(),
         node_timeout: Duration::from_secs(2),
     });
@@ -275,5 +284,47 @@ async fn a_node_does_not_take_a_replica_for_the_master() {
     // A master that may not say what it is: the Sentinels' word stands.
     if let Err(e) = start_on(&web, &[locked]).await {
         panic!("not started on the locked master: {e}");
+    }
+}
+
+/// Sentinels that ask for a password (`requirepass`) get
+/// `--redis-sentinel-password`; the master gets the password of the URL.
+#[tokio::test]
+async fn a_node_gives_sentinels_that_ask_for_one_their_password() {
+    let (m, s) = (free_port(), free_port());
+    let _master = redis(m, &["--requirepass", "master-pw"]);
+    let _sentinel = sentinel(
+        s,
+        m,
+        &format!("requirepass sentinel-pw\nsentinel auth-pass {MASTER_NAME} master-pw\n"),
+    );
+    until("the Sentinel answers with its password", || {
+        let named = cli(
+            s,
+            &[
+                "-a",
+                "sentinel-pw",
+                "--no-auth-warning",
+                "SENTINEL",
+                "get-master-addr-by-name",
+                MASTER_NAME,
+            ],
+        );
+        named.lines().nth(1).map(str::trim) == Some(&*m.to_string())
+    })
+    .await;
+    let web = WebApp::start().await;
+    let urls = vec![format!("redis://:master-pw@127.0.0.1:{s}")];
+    // Without the Sentinels' password: not started, and told why.
+    let err = start_with(&web, urls.clone(), None)
+        .await
+        .err()
+        .expect("a startup error");
+    assert!(err.contains("no Sentinel named the master"), "{err}");
+    assert!(err.contains("NOAUTH"), "{err}");
+    assert!(!err.contains("master-pw"), "a password in an error: {err}");
+    // With it: started on the master, which took the URL's password.
+    if let Err(e) = start_with(&web, urls, Some("sentinel-pw")).await {
+        panic!("not started through the Sentinel: {e}");
     }
 }

@@ -32,6 +32,7 @@ pub fn redis_engine(url: &str, prefix: &str) -> EngineConfig {
         urls,
         cluster,
         sentinel: sentinel.then(|| super::TEST_SENTINEL_MASTER.to_owned()),
+        sentinel_password: None,
         prefix: prefix.to_owned(),
         node_timeout: Duration::from_secs(2),
     })
