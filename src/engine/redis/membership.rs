@@ -305,12 +305,18 @@ impl Subscribers for RedisEngine {
             return Ok(false);
         };
         if let Some((sender, skip)) = to_sender {
-            // After the channel event: the publication is accepted and its offset taken.
+            // After the channel event: the publication is accepted (its offset taken, in the
+            // history), so a failure here is not the publisher's error: only these copies are
+            // lost, and said so.
             let mut msg = Vec::with_capacity(p.frame.args().len() + ch.len() + 32);
             crate::protocol::write_ascii(&mut msg, &("P", ch, offset, skip));
             msg.push(b'\n');
             msg.extend_from_slice(p.frame.args());
-            self.user_event(&sender, msg).await?;
+            if let Err(e) = self.user_event(&sender, msg).await {
+                tracing::warn!(
+                    "publication {offset} of channel {ch} not sent to its publisher {sender}: {e}"
+                );
+            }
         }
         // Read your own writes: the answer comes once this node's subscribers have it.
         self.inner

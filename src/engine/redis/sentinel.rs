@@ -124,11 +124,17 @@ impl Sentinels {
     /// `SENTINEL get-master-addr-by-name` on one Sentinel, on a connection of its own (so a
     /// Sentinel that restarted is simply asked again).
     async fn ask(&self, sentinel: &Url) -> Result<Option<(String, u16)>, String> {
-        let mut url = sentinel.clone();
-        if self.password.is_some() {
-            let _ = url.set_password(self.password.as_deref());
+        use redis::IntoConnectionInfo;
+        let mut info = sentinel
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| e.to_string())?;
+        if let Some(password) = &self.password {
+            // Set as given: through the URL, a `%41` in it would be decoded to `A`.
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+        let client = redis::Client::open(info).map_err(|e| e.to_string())?;
         let asked = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
             redis::cmd("SENTINEL")

@@ -419,7 +419,14 @@ impl Writer {
         loop {
             if self.at < self.backlog.len() {
                 let left = &self.backlog[self.at..];
-                let size: usize = left.iter().map(|f| 2 * f.wire_len(true)).sum();
+                // Room for about twice the frames' size, up to a chunk (counted no further).
+                let mut size = 0;
+                for frame in left {
+                    size += 2 * frame.wire_len(true);
+                    if size >= CHUNK {
+                        break;
+                    }
+                }
                 let mut out = Vec::with_capacity(CHUNK.min(size));
                 self.at += self.positions.write_events(
                     &self.backlog[self.at..],

@@ -296,14 +296,14 @@ async fn a_node_gives_sentinels_that_ask_for_one_their_password() {
     let _sentinel = sentinel(
         s,
         m,
-        &format!("requirepass sentinel-pw\nsentinel auth-pass {MASTER_NAME} master-pw\n"),
+        &format!("requirepass \"sentinel%41pw\"\nsentinel auth-pass {MASTER_NAME} master-pw\n"),
     );
     until("the Sentinel answers with its password", || {
         let named = cli(
             s,
             &[
                 "-a",
-                "sentinel-pw",
+                "sentinel%41pw",
                 "--no-auth-warning",
                 "SENTINEL",
                 "get-master-addr-by-name",
@@ -323,8 +323,8 @@ async fn a_node_gives_sentinels_that_ask_for_one_their_password() {
     assert!(err.contains("no Sentinel named the master"), "{err}");
     assert!(err.contains("NOAUTH"), "{err}");
     assert!(!err.contains("master-pw"), "a password in an error: {err}");
-    // With it: started on the master, which took the URL's password.
-    if let Err(e) = start_with(&web, urls, Some("sentinel-pw")).await {
+    // With it (as given, `%41` and all): started on the master, which took the URL's password.
+    if let Err(e) = start_with(&web, urls, Some("sentinel%41pw")).await {
         panic!("not started through the Sentinel: {e}");
     }
 }
