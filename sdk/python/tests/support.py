@@ -182,14 +182,16 @@ class WebApp:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 webhook = Webhook(self.path, self.headers, body, read_fields(body, self.headers))
                 reply = app.answer(webhook)
+                # Recorded before it is answered: once hookbox acts on the answer (a CONNECTED
+                # sent, say), the webhook is in the log, and ``forget`` drops it.
+                app.log.append(webhook)
+                app.calls.put(webhook)
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
-                app.log.append(webhook)
-                app.calls.put(webhook)
 
             def log_message(self, *args: Any) -> None:
                 pass
