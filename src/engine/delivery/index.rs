@@ -273,10 +273,29 @@ impl LocalIndex {
         let u = self.user(user)?;
         match event {
             UserEvent::Frame(frame) => u.state.lock().send_all(&frame),
-            UserEvent::Publication { frame, skip_conn } => {
+            UserEvent::Publication {
+                channel,
+                frame,
+                skip_conn,
+            } => {
+                // The user may have joined the channel since: a connection with a slot there
+                // takes it as the channel's traffic (kept while its own SUBSCRIBE is on the way,
+                // not again if that SUBSCRIBE's history has it). Lock order: index shard, then
+                // the user's state.
+                let mut shard = self.shard(&channel).lock();
+                let mut member = shard.get_mut(&*channel).and_then(|lc| lc.member(user));
+                let offset = frame.offset();
                 for c in u.state.lock().conns.iter() {
-                    if Some(&*c.id) != skip_conn.as_deref() {
-                        c.send(&frame);
+                    if Some(&*c.id) == skip_conn.as_deref() {
+                        continue;
+                    }
+                    let slot = member
+                        .as_mut()
+                        .and_then(|m| m.slots.iter_mut().find(|s| Arc::ptr_eq(&s.conn, c)));
+                    match slot.map(|s| (&mut s.pending, s.after)) {
+                        Some((Some(kept), _)) => kept.push((offset, frame.clone())),
+                        Some((None, after)) if offset <= after => {}
+                        _ => c.send(&frame),
                     }
                 }
             }

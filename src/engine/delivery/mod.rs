@@ -103,9 +103,11 @@ pub struct SnapshotView<'a> {
 pub enum UserEvent {
     /// A frame for every connection of the user (MESSAGE).
     Frame(OutFrame),
-    /// An `only_to_sender` publication of a channel the user is not in (which its connections
-    /// may not receive): to every connection of the user but `skip_conn`.
+    /// An `only_to_sender` publication of `channel`, which the user was not in (so its
+    /// connections may not receive the channel): to every connection of the user but
+    /// `skip_conn`. The frame carries its offset.
     Publication {
+        channel: String,
         frame: OutFrame,
         skip_conn: Option<String>,
     },

@@ -271,7 +271,7 @@ fn a_closed_connection_gives_up_its_slots() {
 #[test]
 fn user_events_reach_the_users_connections_here() {
     let index = LocalIndex::new(Arc::from("node"));
-    let (_ann, conns) = member_of_room(&index, "ann", &["c1"]);
+    let (ann, conns) = member_of_room(&index, "ann", &["c1"]);
     let message = OutFrame::new("MESSAGE", &serde_json::json!({"payload": 1}));
     assert!(index
         .on_user_event("ann", UserEvent::Frame(message))
@@ -287,6 +287,37 @@ fn user_events_reach_the_users_connections_here() {
         index.on_user_event("ann", joined("other")),
         Some(Followup::CatchUp { channel, .. }) if channel == "lobby"
     ));
+    // An only_to_sender publication of a channel the user joined since it was made: a slot
+    // still catching up keeps it, one whose own SUBSCRIBE showed it skips it, other
+    // connections get it, the skipped one does not.
+    let c3 = conn("c3");
+    ann.state.lock().conns.push(c3.clone());
+    let publication = |offset: u64, skip: Option<&str>| UserEvent::Publication {
+        channel: "room".into(),
+        frame: OutFrame::new("PUBLISH", &serde_json::json!({"payload": offset})).at_offset(offset),
+        skip_conn: skip.map(str::to_owned),
+    };
+    index.on_user_event("ann", publication(3, Some("c3")));
+    assert!(
+        drained(&conns[0]).is_empty(),
+        "in its own SUBSCRIBE already"
+    );
+    assert!(drained(&c3).is_empty(), "the publishing connection");
+    index.on_user_event("ann", publication(4, None));
+    assert_eq!(drained(&conns[0]), [("PUBLISH".into(), Value::from(4))]);
+    assert_eq!(drained(&c3), [("PUBLISH".into(), Value::from(4))]);
+    let c4 = conn("c4");
+    ann.state.lock().conns.push(c4.clone());
+    let (added, _) = index.begin_catch_up("room", &ann, std::slice::from_ref(&c4));
+    index.on_user_event("ann", publication(5, Some("c3")));
+    index.on_user_event("ann", publication(6, Some("c3")));
+    assert!(drained(&c4).is_empty(), "kept while catching up");
+    index.finish_catch_up("room", &ann, &added, &snapshot("e1", 5).view(), None);
+    let got = drained(&c4);
+    assert_eq!(got[0].0, "SUBSCRIBE");
+    assert_eq!(got[1..], [("PUBLISH".into(), Value::from(6))]);
+    let live = [5, 6].map(|n| ("PUBLISH".to_owned(), Value::from(n)));
+    assert_eq!(drained(&conns[0]), live);
     // Unknown users are nobody's business here.
     assert!(index.on_user_event("zed", joined("other")).is_none());
     index.on_user_event("ann", UserEvent::Kick);

@@ -610,6 +610,7 @@ impl Subscribers for MemoryEngine {
             let offset = c.emit(&self.index, kind, Some(p.frame));
             if let Some((sender, frame)) = to_sender {
                 let event = UserEvent::Publication {
+                    channel: ch.to_owned(),
                     frame: frame.at_offset(offset),
                     skip_conn: skip.map(str::to_owned),
                 };

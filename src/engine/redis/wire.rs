@@ -379,6 +379,7 @@ pub fn parse_user_event(msg: &[u8]) -> Option<UserEvent> {
                 .at_offset(header.get(2)?.as_u64()?);
             let skip = header.get(3)?.as_str()?;
             UserEvent::Publication {
+                channel: channel.to_owned(),
                 frame,
                 skip_conn: (!skip.is_empty()).then(|| skip.to_owned()),
             }
@@ -455,8 +456,8 @@ mod tests {
             parse_user_event(b"[\"P\", \"room\", 7, \"c1\"]\n{\"payload\": 3}").unwrap();
         assert!(matches!(
             publication,
-            UserEvent::Publication { frame, skip_conn: Some(skip) }
-                if frame.offset() == 7 && skip == "c1" && frame.name() == "PUBLISH"
+            UserEvent::Publication { channel, frame, skip_conn: Some(skip) }
+                if channel == "room" && frame.offset() == 7 && skip == "c1" && frame.name() == "PUBLISH"
         ));
         assert!(matches!(
             parse_user_event(b"[\"K\"]\n"),
