@@ -43,6 +43,18 @@ struct Slot {
     recover: Option<Box<Position>>,
 }
 
+impl Slot {
+    /// An event at `offset` for this connection: kept while its own SUBSCRIBE is on the way,
+    /// sent if that SUBSCRIBE did not already show it.
+    fn offer(&mut self, offset: u64, frame: &OutFrame) {
+        match &mut self.pending {
+            Some(kept) => kept.push((offset, frame.clone())),
+            None if offset > self.after => self.conn.send(frame),
+            None => {}
+        }
+    }
+}
+
 /// A local user that is a member of a channel, with its connections' slots.
 struct Member {
     user: Arc<User>,
@@ -127,13 +139,8 @@ impl LocalChannel {
             let st = m.user.state.lock();
             let receives = st.receives(channel, skip_conn);
             for slot in m.slots.iter_mut() {
-                if !receives(&slot.conn) {
-                    continue;
-                }
-                match &mut slot.pending {
-                    Some(kept) => kept.push((offset, frame.clone())),
-                    None if offset > slot.after => slot.conn.send(frame),
-                    None => {}
+                if receives(&slot.conn) {
+                    slot.offer(offset, frame);
                 }
             }
         }
@@ -292,10 +299,9 @@ impl LocalIndex {
                     let slot = member
                         .as_mut()
                         .and_then(|m| m.slots.iter_mut().find(|s| Arc::ptr_eq(&s.conn, c)));
-                    match slot.map(|s| (&mut s.pending, s.after)) {
-                        Some((Some(kept), _)) => kept.push((offset, frame.clone())),
-                        Some((None, after)) if offset <= after => {}
-                        _ => c.send(&frame),
+                    match slot {
+                        Some(slot) => slot.offer(offset, &frame),
+                        None => c.send(&frame),
                     }
                 }
             }

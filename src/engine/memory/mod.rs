@@ -606,9 +606,9 @@ impl Subscribers for MemoryEngine {
                 skip_conn: skip.unwrap_or("").to_owned(),
                 to,
             };
-            let to_sender = sender.map(|n| (n, p.frame.clone()));
+            let sender_frame = sender.map(|_| p.frame.clone());
             let offset = c.emit(&self.index, kind, Some(p.frame));
-            if let Some((sender, frame)) = to_sender {
+            if let (Some(sender), Some(frame)) = (sender, sender_frame) {
                 let event = UserEvent::Publication {
                     channel: ch.to_owned(),
                     frame: frame.at_offset(offset),
